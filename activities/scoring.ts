@@ -1,0 +1,175 @@
+// The scoring step of streamLoop: wait for a batch of frames, run the detector on it, route
+// uncertain detections under the stream's policy, and store everything in one transaction.
+// Score and route share one activity on purpose (TEMPORAL.md section 1: half the history).
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Db } from '../db/client.ts';
+import { getPolicy } from '../db/policies.ts';
+import {
+  boostedCameras,
+  hasNearDuplicateTask,
+  latestPolicyVersion,
+  nextFrames,
+  persistScoredBatch,
+  productionVersion,
+  streamCursor,
+  tasksRoutedToday,
+  type ScoredFrameRow,
+} from '../db/scoring.ts';
+import { routeBatch } from '../policies/route.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+
+/** What scoring needs from the model layer: the detector of one exact version. */
+export interface DetectorProvider {
+  detect(
+    modelVersion: string,
+    images: Buffer[],
+  ): Promise<{
+    frames: { detections: { className: string; score: number; x1: number; y1: number; x2: number; y2: number }[]; embedding: Float32Array }[];
+    timings: Record<string, number>;
+  }>;
+}
+
+export interface ScoringDeps {
+  db: Db;
+  store: BlobStore;
+  detectors: DetectorProvider;
+  /** Batch observer for metrics; called after the batch is stored. */
+  onBatch?: (batch: BatchReport) => void;
+  /** How long an empty stream keeps the activity waiting before it returns (default 20 s). */
+  idleWaitMs?: number;
+  pollIntervalMs?: number;
+  now?: () => Date;
+}
+
+export interface ScoreBatchInput {
+  streamId: string;
+  modelVersion: string;
+  policyVersion: number;
+  batchSize: number;
+  maxWaitMs: number;
+}
+
+export interface ScoreBatchResult {
+  framesScored: number;
+  predictions: number;
+  tasksRouted: number;
+}
+
+export interface BatchReport extends ScoreBatchResult {
+  streamId: string;
+  modelVersion: string;
+  policyVersion: number;
+  timings: Record<string, number>;
+  frames: ScoredFrameRow[];
+  tasks: { reason: string; className: string | null }[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function createScoringActivities(deps: ScoringDeps) {
+  const now = deps.now ?? (() => new Date());
+  const idleWaitMs = deps.idleWaitMs ?? 20_000;
+  const pollIntervalMs = deps.pollIntervalMs ?? 200;
+
+  /**
+   * Waits until `batchSize` frames are there, or until `maxWaitMs` has passed with at least one,
+   * or until the idle limit with none; heartbeats meanwhile so a pause can cancel the wait.
+   */
+  async function waitForFrames(input: ScoreBatchInput) {
+    const started = Date.now();
+    for (;;) {
+      const pending = await nextFrames(deps.db, input.streamId, input.batchSize);
+      const waited = Date.now() - started;
+      if (pending.length >= input.batchSize) return pending;
+      if (pending.length > 0 && waited >= input.maxWaitMs) return pending;
+      if (waited >= idleWaitMs) return pending;
+      Context.current().heartbeat({ waitingMs: waited, pending: pending.length });
+      await Promise.race([sleep(pollIntervalMs), Context.current().cancelled]);
+    }
+  }
+
+  return {
+    /** The production detector and the stream's newest policy, for a loop's first run. */
+    async resolveStreamConfig(input: { streamId: string }): Promise<{ modelVersion: string | null; policyVersion: number }> {
+      const cursor = await streamCursor(deps.db, input.streamId);
+      if (cursor === null) {
+        throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
+      }
+      return {
+        modelVersion: await productionVersion(deps.db, 'detection'),
+        policyVersion: (await latestPolicyVersion(deps.db, input.streamId)) ?? 1,
+      };
+    },
+
+    async scoreAndRouteBatch(input: ScoreBatchInput): Promise<ScoreBatchResult> {
+      const fromSeq = await streamCursor(deps.db, input.streamId);
+      if (fromSeq === null) throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
+      const pending = await waitForFrames(input);
+      if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0 };
+      // From here on the batch runs to the end: it is short, and storing it is all-or-nothing.
+
+      const t0 = performance.now();
+      const images = await Promise.all(pending.map((f) => deps.store.get(f.storageKey)));
+      const readMs = performance.now() - t0;
+      const scored = await deps.detectors.detect(input.modelVersion, images);
+
+      const frames: ScoredFrameRow[] = pending.map((f, i) => ({
+        frameId: f.id,
+        cameraId: f.cameraId,
+        embedding: Array.from(scored.frames[i].embedding),
+        detections: scored.frames[i].detections.map((d, rank) => ({ rank, ...d })),
+      }));
+
+      const t1 = performance.now();
+      const policy = await getPolicy(deps.db, input.streamId, input.policyVersion);
+      const at = now();
+      const boosts = await boostedCameras(deps.db, input.streamId, at);
+      const nearDuplicates = new Set<string>();
+      if (policy.diversityMinDistance > 0) {
+        for (const f of frames) {
+          if (await hasNearDuplicateTask(deps.db, input.streamId, f.embedding, policy.diversityMinDistance)) {
+            nearDuplicates.add(f.frameId);
+          }
+        }
+      }
+      const routedToday = policy.dailyBudget === null ? 0 : await tasksRoutedToday(deps.db, input.streamId, at);
+      const tasks = routeBatch(
+        frames,
+        {
+          policy,
+          budgetRemaining: policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday),
+          isBoosted: (cameraId) => boosts.has(null) || boosts.has(cameraId),
+          nearDuplicates,
+        },
+        input.policyVersion,
+      );
+      const routeMs = performance.now() - t1;
+
+      const t2 = performance.now();
+      const toSeq = Math.max(...pending.map((f) => f.seq));
+      const stored = await persistScoredBatch(deps.db, {
+        streamId: input.streamId,
+        modelVersion: input.modelVersion,
+        policyVersion: input.policyVersion,
+        fromSeq,
+        toSeq,
+        frames,
+        tasks,
+      });
+      const persistMs = performance.now() - t2;
+
+      const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted };
+      deps.onBatch?.({
+        ...result,
+        streamId: input.streamId,
+        modelVersion: input.modelVersion,
+        policyVersion: input.policyVersion,
+        timings: { read: readMs, ...scored.timings, route: routeMs, persist: persistMs },
+        frames,
+        tasks: tasks.map((t) => ({ reason: t.reason, className: t.className })),
+      });
+      return result;
+    },
+  };
+}

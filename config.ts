@@ -1,0 +1,43 @@
+// The one place environment variables meet their defaults (graphile-worker's src/config.ts shape).
+// Every other module imports `config` instead of reading process.env.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const repoRoot = path.dirname(fileURLToPath(import.meta.url));
+
+const int = (def: number) => z.coerce.number().int().positive().default(def);
+
+const envSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  PGLITE_DIR: z.string().default(path.join(repoRoot, 'data', 'pglite')),
+  STORE_DIR: z.string().default(path.join(repoRoot, 'data', 'store')),
+  TEMPORAL_ADDRESS: z.string().default('localhost:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_UI_URL: z.string().url().default('http://localhost:8233'),
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  MAX_FRAME_BYTES: int(10 * 1024 * 1024),
+  BATCH_SIZE: int(16),
+  BATCH_MAX_WAIT_MS: int(2000),
+  ORT_INTRA_OP_THREADS: int(2),
+  PREDICTION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.1),
+  LEASE_SECONDS: int(300),
+  INGEST_DIR: z.string().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Readonly<z.infer<typeof envSchema>>;
+
+/** Parses an environment; throws an error that names every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+export const config: Config = loadConfig();

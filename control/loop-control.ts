@@ -1,0 +1,100 @@
+// Starting and steering stream loops through the Temporal client. The API and the deploy step
+// use this; workflow code never signals other workflows itself (TEMPORAL.md section 8).
+import { Client, WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  deployModelUpdate,
+  pauseSignal,
+  resumeSignal,
+  SCORING_QUEUE,
+  setPolicyUpdate,
+  statusQuery,
+  StreamIdAttr,
+  streamWorkflowId,
+  type StreamLoopInput,
+  type StreamStatus,
+} from '../workflows/shared.ts';
+
+export interface LoopSettings {
+  batchSize: number;
+  maxWaitMs: number;
+}
+
+export interface LoopControl {
+  /** Starts the stream's loop unless it is already running (idempotent). */
+  ensureLoop(streamId: string): Promise<void>;
+  pause(streamId: string): Promise<void>;
+  resume(streamId: string): Promise<void>;
+  /** Tells a running loop to use a policy version from its next batch on. */
+  setPolicy(streamId: string, policyVersion: number): Promise<void>;
+  /** Tells a running loop to score its next batch with this model version. */
+  deployModel(streamId: string, modelVersion: string): Promise<void>;
+  status(streamId: string): Promise<StreamStatus | null>;
+  /** Ids of all streams whose loop is running. */
+  runningStreams(): Promise<string[]>;
+}
+
+export class TemporalLoopControl implements LoopControl {
+  constructor(
+    private readonly client: Client,
+    private readonly settings: LoopSettings,
+  ) {}
+
+  private startOptions(streamId: string) {
+    const input: StreamLoopInput = { streamId, batchSize: this.settings.batchSize, maxWaitMs: this.settings.maxWaitMs };
+    return {
+      workflowId: streamWorkflowId(streamId),
+      taskQueue: SCORING_QUEUE,
+      args: [input] as [StreamLoopInput],
+      workflowIdConflictPolicy: 'USE_EXISTING' as const,
+      typedSearchAttributes: [{ key: StreamIdAttr, value: streamId }],
+      staticSummary: `Stream loop for **${streamId}**`,
+      staticDetails: 'Scores frames in batches with the deployed detector and routes uncertain detections to review.',
+    };
+  }
+
+  async ensureLoop(streamId: string): Promise<void> {
+    await this.client.workflow.start('streamLoop', this.startOptions(streamId));
+  }
+
+  async pause(streamId: string): Promise<void> {
+    await this.client.workflow.getHandle(streamWorkflowId(streamId)).signal(pauseSignal);
+  }
+
+  async resume(streamId: string): Promise<void> {
+    await this.client.workflow.getHandle(streamWorkflowId(streamId)).signal(resumeSignal);
+  }
+
+  async setPolicy(streamId: string, policyVersion: number): Promise<void> {
+    // Update-with-start: a stream whose loop is not running yet gets one, already configured.
+    await this.client.workflow.executeUpdateWithStart(setPolicyUpdate, {
+      args: [{ policyVersion }],
+      updateId: `policy-${policyVersion}`,
+      startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
+    });
+  }
+
+  async deployModel(streamId: string, modelVersion: string): Promise<void> {
+    await this.client.workflow.executeUpdateWithStart(deployModelUpdate, {
+      args: [{ modelVersion }],
+      updateId: `deploy-${modelVersion}`,
+      startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
+    });
+  }
+
+  async status(streamId: string): Promise<StreamStatus | null> {
+    try {
+      return await this.client.workflow.getHandle(streamWorkflowId(streamId)).query(statusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  async runningStreams(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const wf of this.client.workflow.list({ query: `WorkflowType = 'streamLoop' AND ExecutionStatus = 'Running'` })) {
+      ids.push(wf.workflowId.replace(/^stream-/, ''));
+    }
+    return ids;
+  }
+}

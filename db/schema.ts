@@ -1,0 +1,256 @@
+// Every table of the data engine. drizzle-kit reads this file to generate migrations.
+// Columns are snake_case in SQL and camelCase in TypeScript.
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  real,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+  vector,
+} from 'drizzle-orm/pg-core';
+
+/** Frame-level embedding width of the detection contract (docs/contracts.md). */
+export const EMBEDDING_DIM = 128;
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  role: text('role', { enum: ['reviewer', 'lead', 'admin'] }).notNull(),
+  // sha256 of the bearer token: tokens are long random strings, so a fast hash is enough
+  // and lets a request be authenticated with one indexed lookup.
+  tokenHash: text('token_hash').notNull().unique(),
+  createdAt: createdAt(),
+});
+
+export const streams = pgTable('streams', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  // Sequence number of the last frame the loop has scored; advanced in the same transaction
+  // that stores a batch's predictions, so a retried batch never scores a frame twice.
+  scoredThroughSeq: integer('scored_through_seq').notNull().default(0),
+  createdAt: createdAt(),
+});
+
+export const frames = pgTable(
+  'frames',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // Arrival order within the whole table; the loop pulls frames of a stream by seq.
+    seq: bigserial('seq', { mode: 'number' }).notNull().unique(),
+    streamId: text('stream_id').notNull().references(() => streams.id),
+    cameraId: text('camera_id').notNull(),
+    capturedAt: timestamp('captured_at', { withTimezone: true }).notNull(),
+    contentHash: text('content_hash').notNull(),
+    storageKey: text('storage_key').notNull(),
+    mediaType: text('media_type').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    width: integer('width').notNull(),
+    height: integer('height').notNull(),
+    ingestedAt: timestamp('ingested_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('frames_stream_hash_uq').on(t.streamId, t.contentHash),
+    index('frames_stream_seq_idx').on(t.streamId, t.seq),
+    index('frames_stream_camera_captured_idx').on(t.streamId, t.cameraId, t.capturedAt),
+  ],
+);
+
+/** One row per (frame, model version) that was scored: the idempotency marker of scoring. */
+export const frameScores = pgTable(
+  'frame_scores',
+  {
+    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    modelVersion: text('model_version').notNull(),
+    streamId: text('stream_id').notNull(),
+    cameraId: text('camera_id').notNull(),
+    numDetections: integer('num_detections').notNull(),
+    embedding: vector('embedding', { dimensions: EMBEDDING_DIM }).notNull(),
+    scoredAt: timestamp('scored_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('frame_scores_pk').on(t.frameId, t.modelVersion),
+    index('frame_scores_stream_scored_idx').on(t.streamId, t.scoredAt),
+  ],
+);
+
+export const predictions = pgTable(
+  'predictions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    modelVersion: text('model_version').notNull(),
+    rank: integer('rank').notNull(),
+    className: text('class_name').notNull(),
+    score: real('score').notNull(),
+    // Box normalized to the frame (0..1), x1 y1 x2 y2.
+    x1: real('x1').notNull(),
+    y1: real('y1').notNull(),
+    x2: real('x2').notNull(),
+    y2: real('y2').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('predictions_frame_model_rank_uq').on(t.frameId, t.modelVersion, t.rank)],
+);
+
+export const samplingPolicies = pgTable(
+  'sampling_policies',
+  {
+    id: serial('id').primaryKey(),
+    streamId: text('stream_id').notNull().references(() => streams.id),
+    version: integer('version').notNull(),
+    policy: jsonb('policy').notNull(),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('sampling_policies_stream_version_uq').on(t.streamId, t.version)],
+);
+
+export const reviewTasks = pgTable(
+  'review_tasks',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // `${frameId}:${modelVersion}:${rank|random}`: a retried routing step hits this and adds nothing.
+    dedupeKey: text('dedupe_key').notNull().unique(),
+    streamId: text('stream_id').notNull().references(() => streams.id),
+    cameraId: text('camera_id').notNull(),
+    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    predictionId: uuid('prediction_id').references(() => predictions.id),
+    modelVersion: text('model_version').notNull(),
+    className: text('class_name'),
+    score: real('score'),
+    reason: text('reason', { enum: ['band', 'random', 'drift_boost'] }).notNull(),
+    policyVersion: integer('policy_version').notNull(),
+    priority: integer('priority').notNull().default(0),
+    status: text('status', { enum: ['pending', 'leased', 'done'] }).notNull().default('pending'),
+    leaseOwner: uuid('lease_owner').references(() => users.id),
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+    attempts: integer('attempts').notNull().default(0),
+    createdAt: createdAt(),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+  },
+  (t) => [
+    // The claim query: open tasks by priority, then age.
+    index('review_tasks_claim_idx').on(t.status, t.priority, t.createdAt),
+    index('review_tasks_stream_status_idx').on(t.streamId, t.status, t.className),
+    index('review_tasks_frame_idx').on(t.frameId),
+  ],
+);
+
+export const labels = pgTable(
+  'labels',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // One label per task: a resubmitted decision is refused, a retried one is a no-op.
+    taskId: uuid('task_id').references(() => reviewTasks.id).unique(),
+    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    streamId: text('stream_id').notNull(),
+    reviewerId: uuid('reviewer_id').references(() => users.id),
+    decision: text('decision', { enum: ['accept', 'reject', 'correct'] }).notNull(),
+    // [{ className, x1, y1, x2, y2 }] normalized to the frame.
+    boxes: jsonb('boxes').notNull(),
+    predictionId: uuid('prediction_id').references(() => predictions.id),
+    policyVersion: integer('policy_version'),
+    modelVersion: text('model_version'),
+    source: text('source', { enum: ['review', 'oracle', 'import'] }).notNull().default('review'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('labels_stream_created_idx').on(t.streamId, t.createdAt), index('labels_frame_idx').on(t.frameId)],
+);
+
+export const models = pgTable(
+  'models',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    kind: text('kind', { enum: ['detection', 'box'] }).notNull(),
+    version: text('version').notNull(),
+    artifactKey: text('artifact_key').notNull(),
+    sha256: text('sha256').notNull(),
+    // Contract metadata read from the ONNX file: class names, input size, embedding dim...
+    metadata: jsonb('metadata').notNull(),
+    metrics: jsonb('metrics').notNull().default({}),
+    trainingSnapshot: text('training_snapshot'),
+    parentVersion: text('parent_version'),
+    status: text('status', { enum: ['candidate', 'production', 'retired'] }).notNull().default('candidate'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('models_kind_version_uq').on(t.kind, t.version),
+    // At most one production model per kind: the pointer moves in one transaction.
+    uniqueIndex('models_one_production_uq').on(t.kind).where(sql`status = 'production'`),
+  ],
+);
+
+export const deployments = pgTable(
+  'deployments',
+  {
+    id: serial('id').primaryKey(),
+    kind: text('kind', { enum: ['detection', 'box'] }).notNull(),
+    version: text('version').notNull(),
+    previousVersion: text('previous_version'),
+    action: text('action', { enum: ['deploy', 'rollback'] }).notNull(),
+    triggeredBy: text('triggered_by').notNull(),
+    reason: text('reason'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('deployments_kind_created_idx').on(t.kind, t.createdAt)],
+);
+
+export const datasetSnapshots = pgTable('dataset_snapshots', {
+  id: text('id').primaryKey(),
+  datasetKey: text('dataset_key').notNull(),
+  numImages: integer('num_images').notNull(),
+  numAnnotations: integer('num_annotations').notNull(),
+  trigger: text('trigger').notNull(),
+  createdAt: createdAt(),
+});
+
+export const driftReports = pgTable(
+  'drift_reports',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    segmentType: text('segment_type', { enum: ['global', 'stream', 'camera'] }).notNull(),
+    segmentKey: text('segment_key').notNull(),
+    modelVersion: text('model_version').notNull(),
+    drift: boolean('drift').notNull(),
+    maxStatistic: real('max_statistic').notNull(),
+    minAdjustedP: real('min_adjusted_p').notNull(),
+    windowSize: integer('window_size').notNull(),
+    report: jsonb('report').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('drift_reports_segment_created_idx').on(t.segmentType, t.segmentKey, t.createdAt)],
+);
+
+/** A bounded period of boosted sampling for a stream (or one camera of it), set on drift. */
+export const driftBoosts = pgTable(
+  'drift_boosts',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    streamId: text('stream_id').notNull().references(() => streams.id),
+    // null: every camera of the stream.
+    cameraId: text('camera_id'),
+    reason: text('reason').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('drift_boosts_stream_expires_idx').on(t.streamId, t.expiresAt)],
+);
+
+export const auditLog = pgTable('audit_log', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  actor: text('actor').notNull(),
+  action: text('action').notNull(),
+  target: text('target').notNull(),
+  details: jsonb('details').notNull().default({}),
+  createdAt: createdAt(),
+});

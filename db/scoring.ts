@@ -1,0 +1,239 @@
+// Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
+// a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
+import { and, asc, count, desc, eq, gt, gte, notExists, or, sql } from 'drizzle-orm';
+import type { DbOrTx } from './client.ts';
+import {
+  driftBoosts,
+  frames,
+  frameScores,
+  models,
+  predictions,
+  reviewTasks,
+  samplingPolicies,
+  streams,
+} from './schema.ts';
+
+export interface PendingFrame {
+  id: string;
+  seq: number;
+  cameraId: string;
+  storageKey: string;
+  width: number;
+  height: number;
+}
+
+/**
+ * How far behind the cursor the loop still looks for unscored frames. Sequence numbers are
+ * handed out at insert, but with several API processes a frame with a lower seq can commit
+ * after one with a higher seq has already been scored; the look-back catches such stragglers
+ * without rescanning the whole stream each batch.
+ */
+const STRAGGLER_LOOKBACK = 10_000;
+
+/** The stream's unscored frames at or near its cursor, oldest first. */
+export async function nextFrames(db: DbOrTx, streamId: string, limit: number): Promise<PendingFrame[]> {
+  const cursor = db.select({ s: streams.scoredThroughSeq }).from(streams).where(eq(streams.id, streamId));
+  const scored = db.select({ one: sql`1` }).from(frameScores).where(eq(frameScores.frameId, frames.id));
+  return db
+    .select({
+      id: frames.id,
+      seq: frames.seq,
+      cameraId: frames.cameraId,
+      storageKey: frames.storageKey,
+      width: frames.width,
+      height: frames.height,
+    })
+    .from(frames)
+    .where(
+      and(
+        eq(frames.streamId, streamId),
+        gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`),
+        notExists(scored),
+      ),
+    )
+    .orderBy(asc(frames.seq))
+    .limit(limit);
+}
+
+export async function streamCursor(db: DbOrTx, streamId: string): Promise<number | null> {
+  const [row] = await db.select({ s: streams.scoredThroughSeq }).from(streams).where(eq(streams.id, streamId));
+  return row ? row.s : null;
+}
+
+export async function productionVersion(db: DbOrTx, kind: 'detection' | 'box'): Promise<string | null> {
+  const [row] = await db
+    .select({ version: models.version })
+    .from(models)
+    .where(and(eq(models.kind, kind), eq(models.status, 'production')));
+  return row?.version ?? null;
+}
+
+export async function latestPolicyVersion(db: DbOrTx, streamId: string): Promise<number | null> {
+  const [row] = await db
+    .select({ version: samplingPolicies.version })
+    .from(samplingPolicies)
+    .where(eq(samplingPolicies.streamId, streamId))
+    .orderBy(desc(samplingPolicies.version))
+    .limit(1);
+  return row?.version ?? null;
+}
+
+/** Tasks routed to a stream since the start of the current UTC day. */
+export async function tasksRoutedToday(db: DbOrTx, streamId: string, now: Date): Promise<number> {
+  const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  const [row] = await db
+    .select({ n: count() })
+    .from(reviewTasks)
+    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart)));
+  return row?.n ?? 0;
+}
+
+/** Cameras of a stream with an active drift boost; `null` in the set means every camera. */
+export async function boostedCameras(db: DbOrTx, streamId: string, now: Date): Promise<Set<string | null>> {
+  const rows = await db
+    .select({ cameraId: driftBoosts.cameraId })
+    .from(driftBoosts)
+    .where(and(eq(driftBoosts.streamId, streamId), gt(driftBoosts.expiresAt, now)));
+  return new Set(rows.map((r) => r.cameraId));
+}
+
+/**
+ * Whether a frame of the stream that already has a review task lies within `maxDistance`
+ * (pgvector cosine distance) of this embedding: the diversity filter of the sampling policy.
+ */
+export async function hasNearDuplicateTask(
+  db: DbOrTx,
+  streamId: string,
+  embedding: number[],
+  maxDistance: number,
+): Promise<boolean> {
+  const vec = JSON.stringify(embedding);
+  const rows = await db
+    .select({ one: sql<number>`1` })
+    .from(frameScores)
+    .innerJoin(reviewTasks, eq(reviewTasks.frameId, frameScores.frameId))
+    .where(and(eq(frameScores.streamId, streamId), sql`${frameScores.embedding} <=> ${vec}::vector < ${maxDistance}`))
+    .limit(1);
+  return rows.length > 0;
+}
+
+export interface ScoredDetection {
+  rank: number;
+  className: string;
+  score: number;
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+export interface ScoredFrameRow {
+  frameId: string;
+  cameraId: string;
+  embedding: number[];
+  detections: ScoredDetection[];
+}
+
+export interface TaskRow {
+  frameId: string;
+  cameraId: string;
+  rank: number | null;
+  className: string | null;
+  score: number | null;
+  reason: 'band' | 'random' | 'drift_boost';
+  priority: number;
+}
+
+export class CursorMovedError extends Error {
+  constructor(streamId: string) {
+    super(`The scoring cursor of stream ${streamId} moved while this batch was scored; the batch will be retried`);
+    this.name = 'CursorMovedError';
+  }
+}
+
+/**
+ * Stores a scored batch and advances the cursor, all in one transaction. Every insert is keyed
+ * (frame + model version [+ rank]) and skips rows that exist, so a retried batch adds nothing;
+ * the cursor moves only from the value the batch started at, so of two overlapping attempts
+ * only one commits.
+ */
+export async function persistScoredBatch(
+  db: DbOrTx,
+  args: {
+    streamId: string;
+    modelVersion: string;
+    policyVersion: number;
+    fromSeq: number;
+    toSeq: number;
+    frames: ScoredFrameRow[];
+    tasks: TaskRow[];
+  },
+): Promise<{ predictions: number; tasksRouted: number }> {
+  return db.transaction(async (tx) => {
+    const moved = await tx
+      .update(streams)
+      .set({ scoredThroughSeq: sql`greatest(${streams.scoredThroughSeq}, ${args.toSeq})` })
+      .where(and(eq(streams.id, args.streamId), eq(streams.scoredThroughSeq, args.fromSeq)))
+      .returning({ id: streams.id });
+    if (moved.length === 0) throw new CursorMovedError(args.streamId);
+
+    if (args.frames.length > 0) {
+      await tx
+        .insert(frameScores)
+        .values(
+          args.frames.map((f) => ({
+            frameId: f.frameId,
+            modelVersion: args.modelVersion,
+            streamId: args.streamId,
+            cameraId: f.cameraId,
+            numDetections: f.detections.length,
+            embedding: f.embedding,
+          })),
+        )
+        .onConflictDoNothing();
+    }
+    const predictionRows = args.frames.flatMap((f) =>
+      f.detections.map((d) => ({ frameId: f.frameId, modelVersion: args.modelVersion, ...d })),
+    );
+    if (predictionRows.length > 0) {
+      await tx.insert(predictions).values(predictionRows).onConflictDoNothing();
+    }
+
+    let tasksRouted = 0;
+    if (args.tasks.length > 0) {
+      const frameIds = [...new Set(args.tasks.map((t) => t.frameId))];
+      const ids = await tx
+        .select({ id: predictions.id, frameId: predictions.frameId, rank: predictions.rank })
+        .from(predictions)
+        .where(
+          and(
+            eq(predictions.modelVersion, args.modelVersion),
+            or(...frameIds.map((id) => eq(predictions.frameId, id))),
+          ),
+        );
+      const predictionId = new Map(ids.map((p) => [`${p.frameId}:${p.rank}`, p.id]));
+      const inserted = await tx
+        .insert(reviewTasks)
+        .values(
+          args.tasks.map((t) => ({
+            dedupeKey: `${t.frameId}:${args.modelVersion}:${t.rank ?? 'frame'}`,
+            streamId: args.streamId,
+            cameraId: t.cameraId,
+            frameId: t.frameId,
+            predictionId: t.rank === null ? null : (predictionId.get(`${t.frameId}:${t.rank}`) ?? null),
+            modelVersion: args.modelVersion,
+            className: t.className,
+            score: t.score,
+            reason: t.reason,
+            policyVersion: args.policyVersion,
+            priority: t.priority,
+          })),
+        )
+        .onConflictDoNothing()
+        .returning({ id: reviewTasks.id });
+      tasksRouted = inserted.length;
+    }
+    return { predictions: predictionRows.length, tasksRouted };
+  });
+}
+

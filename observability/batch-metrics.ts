@@ -1,0 +1,27 @@
+// Turns one scored batch's report into metric updates (called by the worker after each batch).
+import type { BatchReport } from '../activities/scoring.ts';
+import {
+  batchSize,
+  batchStageSeconds,
+  detectionsPerFrame,
+  framesScored,
+  predictionConfidence,
+  predictionsTotal,
+  tasksRouted,
+} from './metrics.ts';
+
+export function recordBatch(report: BatchReport): void {
+  framesScored.inc({ stream: report.streamId, model_version: report.modelVersion }, report.framesScored);
+  batchSize.observe(report.framesScored);
+  for (const [stage, ms] of Object.entries(report.timings)) batchStageSeconds.observe({ stage }, ms / 1000);
+  for (const frame of report.frames) {
+    detectionsPerFrame.observe({ stream: report.streamId }, frame.detections.length);
+    for (const d of frame.detections) {
+      predictionsTotal.inc({ stream: report.streamId, class: d.className, model_version: report.modelVersion });
+      predictionConfidence.observe({ class: d.className, model_version: report.modelVersion }, d.score);
+    }
+  }
+  for (const t of report.tasks) {
+    tasksRouted.inc({ stream: report.streamId, reason: t.reason, policy_version: String(report.policyVersion) });
+  }
+}

@@ -1,0 +1,73 @@
+// Prometheus metrics of every stage, all prefixed `dataengine_`. Labels are bounded sets
+// (stream, camera, class, model version, policy version, outcome) and never frame or task ids.
+// Dashboards and alert rules in dashboards/ use only the names defined here.
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'dataengine_process_' });
+
+const stageBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export const framesIngested = new client.Counter({
+  name: 'dataengine_frames_ingested_total',
+  help: 'Frames accepted by ingestion (duplicates excluded)',
+  labelNames: ['stream', 'camera', 'source'] as const,
+  registers: [registry],
+});
+export const bytesIngested = new client.Counter({
+  name: 'dataengine_frame_bytes_ingested_total',
+  help: 'Bytes of accepted frames',
+  labelNames: ['stream', 'camera'] as const,
+  registers: [registry],
+});
+export const ingestRejected = new client.Counter({
+  name: 'dataengine_frames_rejected_total',
+  help: 'Frames refused by ingestion, by reason',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+export const framesScored = new client.Counter({
+  name: 'dataengine_frames_scored_total',
+  help: 'Frames scored by the detector',
+  labelNames: ['stream', 'model_version'] as const,
+  registers: [registry],
+});
+export const batchStageSeconds = new client.Histogram({
+  name: 'dataengine_batch_stage_seconds',
+  help: 'Time per scoring batch, by stage (read, decode, preprocess, inference, postprocess, route, persist)',
+  labelNames: ['stage'] as const,
+  buckets: stageBuckets,
+  registers: [registry],
+});
+export const batchSize = new client.Histogram({
+  name: 'dataengine_batch_frames',
+  help: 'Frames per scoring batch',
+  buckets: [1, 2, 4, 8, 16, 32, 64],
+  registers: [registry],
+});
+export const predictionsTotal = new client.Counter({
+  name: 'dataengine_predictions_total',
+  help: 'Stored detections, by class',
+  labelNames: ['stream', 'class', 'model_version'] as const,
+  registers: [registry],
+});
+export const predictionConfidence = new client.Histogram({
+  name: 'dataengine_prediction_confidence',
+  help: 'Confidence of stored detections',
+  labelNames: ['class', 'model_version'] as const,
+  buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
+  registers: [registry],
+});
+export const detectionsPerFrame = new client.Histogram({
+  name: 'dataengine_detections_per_frame',
+  help: 'Detections stored per scored frame',
+  labelNames: ['stream'] as const,
+  buckets: [0, 1, 2, 3, 5, 8, 13, 21, 34],
+  registers: [registry],
+});
+export const tasksRouted = new client.Counter({
+  name: 'dataengine_tasks_routed_total',
+  help: 'Review tasks created, by routing reason and policy version',
+  labelNames: ['stream', 'reason', 'policy_version'] as const,
+  registers: [registry],
+});

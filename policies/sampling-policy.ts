@@ -1,0 +1,45 @@
+// The sampling policy an ML lead sets per stream (DESIGN.md "Sampling policy"). It is validated
+// at the API edge with this schema, stored versioned in `sampling_policies`, and read back by
+// the routing step with the same schema, so both sides agree on defaults.
+import { z } from 'zod';
+
+const probability = z.number().min(0).max(1);
+
+export const confidenceBand = z
+  .object({ low: probability, high: probability })
+  .refine((b) => b.low < b.high, { message: 'band.low must be below band.high', path: ['high'] });
+
+export const samplingPolicySchema = z
+  .object({
+    /** Detections with low <= confidence < high go to review. */
+    band: confidenceBand.default({ low: 0.3, high: 0.6 }),
+    /** Per-class bands replace `band` for that class. */
+    classBands: z.record(z.string().min(1), confidenceBand).default({}),
+    /** Tasks routed per stream per UTC day; null means no limit. */
+    dailyBudget: z.number().int().min(0).nullable().default(500),
+    /** At most this many tasks from one frame (the least confident first). */
+    maxTasksPerFrame: z.number().int().min(1).max(100).default(3),
+    /** Share of scored frames sent to review regardless of confidence, for unbiased evaluation. */
+    randomRate: probability.default(0.01),
+    /** Skip a frame whose embedding is within this cosine distance of a frame already queued or
+     * labeled in the same stream; 0 turns the diversity filter off. */
+    diversityMinDistance: z.number().min(0).max(2).default(0.02),
+    /** Base priority of tasks from this stream; higher is claimed first. */
+    priority: z.number().int().min(-1000).max(1000).default(0),
+    /** While a drift boost is active the band widens by `bandWiden` on each side and the random
+     * rate is multiplied by `randomRateFactor`. */
+    driftBoost: z
+      .object({ bandWiden: z.number().min(0).max(0.5).default(0.1), randomRateFactor: z.number().min(1).max(100).default(5) })
+      .default({ bandWiden: 0.1, randomRateFactor: 5 }),
+  })
+  .strict();
+
+export type SamplingPolicy = z.infer<typeof samplingPolicySchema>;
+export type SamplingPolicyInput = z.input<typeof samplingPolicySchema>;
+
+export const defaultSamplingPolicy: SamplingPolicy = samplingPolicySchema.parse({});
+
+/** The band that applies to one detection class, without drift boost. */
+export function bandFor(policy: SamplingPolicy, className: string): { low: number; high: number } {
+  return policy.classBands[className] ?? policy.band;
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Stops the server scripts/postgres-up.sh started and removes its files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state=.tools/postgres.env
+[ -f "$state" ] || { echo "no PostgreSQL recorded in $state" >&2; exit 0; }
+# shellcheck disable=SC1090
+source "$state"
+if [ "$(id -u)" = 0 ]; then
+  su postgres -s /bin/bash -c "'$PG_ROOT/site/pgserver/pginstall/bin/pg_ctl' -D '$PG_ROOT/data' -m fast -w stop" || true
+else
+  "$PG_ROOT/site/pgserver/pginstall/bin/pg_ctl" -D "$PG_ROOT/data" -m fast -w stop || true
+fi
+rm -rf "$PG_ROOT" "$state"
+echo "stopped PostgreSQL on port $PG_PORT"

@@ -1,0 +1,63 @@
+// Names and message definitions shared by workflows, the worker and the API. Importing this
+// module loads no workflow code, so `api/` can use it (samples-typescript early-return/shared.ts).
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Scoring and routing batches of frames. */
+export const SCORING_QUEUE = 'scoring';
+/** Control-plane work: registry, deploy notices, drift, retraining orchestration. */
+export const CONTROL_QUEUE = 'control';
+/** The Python trainer's queue (mirrored in trainer/dataengine_trainer/config.py). */
+export const TRAINING_QUEUE = 'training';
+
+export const streamWorkflowId = (streamId: string) => `stream-${streamId}`;
+
+export const StreamIdAttr = defineSearchAttributeKey('StreamId', SearchAttributeType.KEYWORD);
+export const StreamStateAttr = defineSearchAttributeKey('StreamState', SearchAttributeType.KEYWORD);
+export const ModelVersionAttr = defineSearchAttributeKey('ModelVersion', SearchAttributeType.KEYWORD);
+export const searchAttributes = [StreamIdAttr, StreamStateAttr, ModelVersionAttr];
+
+export interface StreamLoopInput {
+  streamId: string;
+  /** Frames per batch; a batch closes when it is full or `maxWaitMs` has passed. */
+  batchSize: number;
+  maxWaitMs: number;
+  /** Carried across continue-as-new; omitted on first start (then read from the registry). */
+  state?: StreamLoopState;
+  /** Test hook: continue-as-new after this many batches (the server suggestion still applies). */
+  maxBatchesPerRun?: number;
+}
+
+export interface StreamLoopState {
+  paused: boolean;
+  modelVersion: string | null;
+  policyVersion: number | null;
+  totals: { batches: number; framesScored: number; predictions: number; tasksRouted: number };
+  runs: number;
+  lastBatchAt: string | null;
+  /** Update ids already applied, so a replayed update after continue-as-new is a no-op. */
+  seenUpdateIds: string[];
+}
+
+export interface StreamStatus extends StreamLoopState {
+  streamId: string;
+  state: 'RUNNING' | 'PAUSED' | 'WAITING_FOR_MODEL';
+  /** A batch is being waited for or scored; a pause takes effect once it has finished. */
+  batchInFlight: boolean;
+  historyLength: number;
+}
+
+export interface SetPolicyRequest {
+  policyVersion: number;
+}
+export interface DeployModelRequest {
+  modelVersion: string;
+}
+
+/** Fire-and-forget controls: the caller needs no answer. */
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Tracked controls: the caller learns the version the loop now uses, or why it refused. */
+export const setPolicyUpdate = defineUpdate<SetPolicyRequest, [SetPolicyRequest]>('setPolicy');
+export const deployModelUpdate = defineUpdate<DeployModelRequest, [DeployModelRequest]>('deployModel');
+export const statusQuery = defineQuery<StreamStatus>('status');
