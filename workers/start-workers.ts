@@ -1,0 +1,72 @@
+// The TypeScript Temporal workers of one process: the scoring queue (stream loops and their
+// batch activity) and the control queue (drift, deploy and retraining orchestration). Both
+// `worker.ts` (a worker process of its own) and `scripts/up.ts` (everything in one process)
+// start them through this function, so there is one way to wire a worker.
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createScoringActivities, type DetectorProvider } from '../activities/scoring.ts';
+import type { Db } from '../db/client.ts';
+import { recordBatch } from '../observability/batch-metrics.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { CONTROL_QUEUE, SCORING_QUEUE } from '../workflows/shared.ts';
+import { workflowsPath } from '../workflows/workflows-path.ts';
+
+export interface WorkerDeps {
+  connection: NativeConnection;
+  namespace: string;
+  db: Db;
+  store: BlobStore;
+  detectors: DetectorProvider;
+  /** Activities of the control queue (drift, deploy, retraining), keyed by activity name. */
+  controlActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
+  /** A prebuilt workflow bundle (tests share one); by default the workers bundle workflows/. */
+  workflowBundle?: { code: string };
+  /** Queue names can be overridden so tests run isolated workers on one server. */
+  scoringQueue?: string;
+  controlQueue?: string;
+  idleWaitMs?: number;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  /** Resolves when every worker has stopped; rejects if one fails. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
+  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = deps.workflowBundle
+    ? { workflowBundle: deps.workflowBundle }
+    : { workflowsPath };
+  const scoring = createScoringActivities({
+    db: deps.db,
+    store: deps.store,
+    detectors: deps.detectors,
+    onBatch: recordBatch,
+    idleWaitMs: deps.idleWaitMs,
+  });
+  const common = { connection: deps.connection, namespace: deps.namespace, ...workflowSource };
+  const workers = [
+    await Worker.create({
+      ...common,
+      taskQueue: deps.scoringQueue ?? SCORING_QUEUE,
+      activities: scoring,
+      // Scoring is CPU-bound inference: one batch at a time per worker keeps latency predictable;
+      // scale out with more worker processes.
+      maxConcurrentActivityTaskExecutions: 2,
+    }),
+    await Worker.create({
+      ...common,
+      taskQueue: deps.controlQueue ?? CONTROL_QUEUE,
+      activities: deps.controlActivities ?? {},
+    }),
+  ];
+  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  return {
+    workers,
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}
