@@ -17,7 +17,7 @@ export const samplingPolicySchema = z
     classBands: z.record(z.string().min(1), confidenceBand).default({}),
     /** Tasks routed per stream per UTC day; null means no limit. */
     dailyBudget: z.number().int().min(0).nullable().default(500),
-    /** At most this many tasks from one frame (the least confident first). */
+    /** At most this many tasks from one frame (those nearest the middle of their band first). */
     maxTasksPerFrame: z.number().int().min(1).max(100).default(3),
     /** Share of scored frames sent to review regardless of confidence, for unbiased evaluation. */
     randomRate: probability.default(0.01),

@@ -1,0 +1,80 @@
+// The storage half of scoring: a batch is stored once, whatever retries happen.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { count, eq } from 'drizzle-orm';
+import type { DbHandle } from '../../db/client.ts';
+import { frames, frameScores, predictions, reviewTasks, streams } from '../../db/schema.ts';
+import { CursorMovedError, nextFrames, persistScoredBatch, streamCursor, type ScoredFrameRow } from '../../db/scoring.ts';
+import { createTestDb } from '../helpers/db.ts';
+
+let handle: DbHandle;
+beforeEach(async () => {
+  handle = await createTestDb();
+});
+afterEach(async () => {
+  await handle.close();
+});
+
+async function seedFrames(n: number, streamId = 's1') {
+  await handle.db.insert(streams).values({ id: streamId, name: streamId }).onConflictDoNothing();
+  const rows = Array.from({ length: n }, (_, i) => ({
+    streamId,
+    cameraId: i % 2 ? 'cam-b' : 'cam-a',
+    capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+    contentHash: `${streamId}-hash-${i}`,
+    storageKey: `frames/xx/${streamId}-${i}.png`,
+    mediaType: 'image/png',
+    sizeBytes: 100,
+    width: 320,
+    height: 240,
+  }));
+  return handle.db.insert(frames).values(rows).returning();
+}
+
+const scored = (frameId: string, cameraId: string, scores: number[]): ScoredFrameRow => ({
+  frameId,
+  cameraId,
+  embedding: Array.from({ length: 128 }, (_, i) => Math.sin(i + frameId.length)),
+  detections: scores.map((score, rank) => ({ rank, className: 'vehicle', score, x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.3 })),
+});
+
+const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores) =>
+  (await handle.db.select({ n: count() }).from(table))[0].n;
+
+describe('persistScoredBatch', () => {
+  it('stores a batch once: a replay of the same batch adds no prediction, embedding or task', async () => {
+    const rows = await seedFrames(4);
+    const batch = rows.map((f) => scored(f.id, f.cameraId, [0.9, 0.45]));
+    const tasks = rows.map((f) => ({ frameId: f.id, cameraId: f.cameraId, rank: 1, className: 'vehicle', score: 0.45, reason: 'band' as const, priority: 0 }));
+    const args = { streamId: 's1', modelVersion: 'm1', policyVersion: 1, fromSeq: 0, toSeq: Math.max(...rows.map((r) => r.seq)), frames: batch, tasks };
+
+    expect(await persistScoredBatch(handle.db, args)).toEqual({ predictions: 8, tasksRouted: 4 });
+    expect(await streamCursor(handle.db, 's1')).toBe(args.toSeq);
+    expect(await nextFrames(handle.db, 's1', 10)).toEqual([]);
+
+    // A second attempt that started from the old cursor (its first try committed, but the
+    // answer was lost) is refused as a whole...
+    await expect(persistScoredBatch(handle.db, args)).rejects.toBeInstanceOf(CursorMovedError);
+    // ...and one that re-read the cursor finds the rows already there and adds nothing.
+    expect(await persistScoredBatch(handle.db, { ...args, fromSeq: args.toSeq })).toEqual({ predictions: 8, tasksRouted: 0 });
+    expect(await total(predictions)).toBe(8);
+    expect(await total(frameScores)).toBe(4);
+    expect(await total(reviewTasks)).toBe(4);
+    const [task] = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.frameId, rows[0].id));
+    expect(task.predictionId).not.toBeNull();
+    expect(task.policyVersion).toBe(1);
+  });
+
+  it('hands out frames oldest first and picks up a straggler that committed behind the cursor', async () => {
+    const rows = await seedFrames(5);
+    const first = await nextFrames(handle.db, 's1', 3);
+    expect(first.map((f) => f.id)).toEqual(rows.slice(0, 3).map((r) => r.id));
+    // Frames 0, 1 and 3 are scored; frame 2 stays behind (as if it committed late).
+    const done = [rows[0], rows[1], rows[3]];
+    await persistScoredBatch(handle.db, {
+      streamId: 's1', modelVersion: 'm1', policyVersion: 1, fromSeq: 0, toSeq: rows[3].seq,
+      frames: done.map((f) => scored(f.id, f.cameraId, [])), tasks: [],
+    });
+    const next = await nextFrames(handle.db, 's1', 10);
+    expect(next.map((f) => f.id)).toEqual([rows[2].id, rows[4].id]);
+  });
+});
