@@ -17,6 +17,8 @@ import {
 export interface LoopSettings {
   batchSize: number;
   maxWaitMs: number;
+  /** Task queue of the loops (default `scoring`); tests give each run its own. */
+  taskQueue?: string;
 }
 
 export interface LoopControl {
@@ -43,7 +45,7 @@ export class TemporalLoopControl implements LoopControl {
     const input: StreamLoopInput = { streamId, batchSize: this.settings.batchSize, maxWaitMs: this.settings.maxWaitMs };
     return {
       workflowId: streamWorkflowId(streamId),
-      taskQueue: SCORING_QUEUE,
+      taskQueue: this.settings.taskQueue ?? SCORING_QUEUE,
       args: [input] as [StreamLoopInput],
       workflowIdConflictPolicy: 'USE_EXISTING' as const,
       typedSearchAttributes: [{ key: StreamIdAttr, value: streamId }],
@@ -92,7 +94,7 @@ export class TemporalLoopControl implements LoopControl {
 
   async runningStreams(): Promise<string[]> {
     const ids: string[] = [];
-    for await (const wf of this.client.workflow.list({ query: `WorkflowType = 'streamLoop' AND ExecutionStatus = 'Running'` })) {
+    for await (const wf of this.client.workflow.list({ query: `WorkflowType = 'streamLoop' AND ExecutionStatus = 'Running' AND TaskQueue = '${this.settings.taskQueue ?? SCORING_QUEUE}'` })) {
       ids.push(wf.workflowId.replace(/^stream-/, ''));
     }
     return ids;

@@ -41,8 +41,14 @@ export interface OpenDbOptions {
 }
 
 export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
-  const handle = opts.databaseUrl ? await openPostgres(opts.databaseUrl, opts.poolSize ?? 10) : await openPglite(opts.pgliteDir);
-  if (opts.migrate ?? true) await applyMigrations(handle);
+  if (opts.databaseUrl) {
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    if (opts.migrate ?? true) await migratePostgres(pool);
+    const db = drizzlePg({ client: pool, schema }) as unknown as Db;
+    return { db, kind: 'postgres', close: () => pool.end() };
+  }
+  const handle = await openPglite(opts.pgliteDir);
+  if (opts.migrate ?? true) await migratePglite(handle.db as never, { migrationsFolder });
   return handle;
 }
 
@@ -53,26 +59,22 @@ async function openPglite(dir: string | undefined): Promise<DbHandle> {
   return { db, kind: 'pglite', close: () => client.close() };
 }
 
-async function openPostgres(url: string, max: number): Promise<DbHandle> {
-  const pool = new pg.Pool({ connectionString: url, max });
-  const db = drizzlePg({ client: pool, schema }) as unknown as Db;
-  return { db, kind: 'postgres', close: () => pool.end() };
-}
-
 /**
- * Applies the committed migrations once. drizzle records applied files in
- * `drizzle.__drizzle_migrations`; on Postgres several processes may start together, so an
- * advisory lock makes the second wait and then find nothing left to apply.
+ * Migrations apply once: drizzle records applied files in `drizzle.__drizzle_migrations`; on
+ * Postgres several processes may start together, so an advisory lock makes the second wait and
+ * then find nothing left to apply.
  */
-export async function applyMigrations(handle: DbHandle): Promise<void> {
-  if (handle.kind === 'pglite') {
-    await migratePglite(handle.db as never, { migrationsFolder });
-    return;
-  }
-  await handle.db.execute(`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
+async function migratePostgres(pool: pg.Pool): Promise<void> {
+  // The advisory lock is held by one session, so lock, migrate and unlock share one connection.
+  const conn = await pool.connect();
   try {
-    await migratePg(handle.db as never, { migrationsFolder });
+    await conn.query(`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
+    try {
+      await migratePg(drizzlePg({ client: conn, schema }) as never, { migrationsFolder });
+    } finally {
+      await conn.query(`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
+    }
   } finally {
-    await handle.db.execute(`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
+    conn.release();
   }
 }

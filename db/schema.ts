@@ -25,7 +25,7 @@ const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull(
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
-  role: text('role', { enum: ['reviewer', 'lead', 'admin'] }).notNull(),
+  role: text('role', { enum: ['reviewer', 'lead', 'admin', 'camera'] }).notNull(),
   // sha256 of the bearer token: tokens are long random strings, so a fast hash is enough
   // and lets a request be authenticated with one indexed lookup.
   tokenHash: text('token_hash').notNull().unique(),

@@ -71,3 +71,16 @@ export const tasksRouted = new client.Counter({
   labelNames: ['stream', 'reason', 'policy_version'] as const,
   registers: [registry],
 });
+export const boxAssistSeconds = new client.Histogram({
+  name: 'dataengine_box_assist_seconds',
+  help: 'Box-assist request latency (server side), by box model version',
+  labelNames: ['model_version'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6],
+  registers: [registry],
+});
+export const boxAssistBytesDecoded = new client.Histogram({
+  name: 'dataengine_box_assist_decoded_bytes',
+  help: 'Bytes of pixels decoded per box-assist request (a region, not the frame)',
+  buckets: [1e3, 5e3, 2e4, 5e4, 1e5, 2.5e5, 1e6, 4e6],
+  registers: [registry],
+});

@@ -1,0 +1,22 @@
+// What every route module receives: the process's shared dependencies, and the Hono context
+// variables the auth middleware sets.
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config.ts';
+import type { LoopControl } from '../control/loop-control.ts';
+import type { Db } from '../db/client.ts';
+import type { User } from '../db/users.ts';
+import type { ModelCache } from '../models/model-cache.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+
+export interface ApiDeps {
+  db: Db;
+  store: BlobStore;
+  config: Config;
+  loopControl: LoopControl;
+  models: ModelCache;
+  temporal?: Client;
+}
+
+export interface AppEnv {
+  Variables: { user: User };
+}

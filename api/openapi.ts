@@ -1,0 +1,77 @@
+// The OpenAPI 3.1 description of the HTTP API, written by hand as data (the routes validate
+// with zod; @hono/zod-openapi would mean a second way to declare every route). A test checks
+// that every route the app serves is described here.
+const problem = { description: 'Problem details (RFC 9457)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
+const bearer = [{ bearer: [] }];
+const idParam = (name: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
+const kind = idParam('kind', '`detection` or `box`');
+
+type Op = { summary: string; roles?: string; params?: object[]; body?: object; responses?: Record<string, object> };
+const op = (o: Op) => ({
+  summary: o.summary,
+  ...(o.roles ? { description: `Roles: ${o.roles}.` } : {}),
+  security: bearer,
+  ...(o.params ? { parameters: o.params } : {}),
+  ...(o.body ? { requestBody: o.body } : {}),
+  responses: { ...(o.responses ?? { 200: ok('OK') }), 400: problem, 401: problem, 403: problem, 404: problem },
+});
+const json = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: { title: 'dataengine API', version: '0.1.0', description: 'Streams, ingestion, sampling policies, the review queue, labels, models and box assist.' },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    schemas: {
+      Problem: { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, code: { type: 'string' }, errors: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } } } },
+      SamplingPolicy: { type: 'object', description: 'See policies/sampling-policy.ts; unknown fields are refused.', properties: { band: { type: 'object', properties: { low: { type: 'number' }, high: { type: 'number' } } }, classBands: { type: 'object' }, dailyBudget: { type: ['integer', 'null'] }, maxTasksPerFrame: { type: 'integer' }, randomRate: { type: 'number' }, diversityMinDistance: { type: 'number' }, priority: { type: 'integer' }, driftBoost: { type: 'object' } } },
+      Box: { type: 'object', required: ['className', 'x1', 'y1', 'x2', 'y2'], properties: { className: { type: 'string' }, x1: { type: 'number' }, y1: { type: 'number' }, x2: { type: 'number' }, y2: { type: 'number' } } },
+    },
+  },
+  paths: {
+    '/healthz': { get: { summary: 'Liveness and database check', responses: { 200: ok('healthy') } } },
+    '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
+    '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI document') } } },
+    '/v1/me': { get: op({ summary: 'The authenticated user' }) },
+    '/v1/users': { post: op({ summary: 'Create a user; returns their token once', roles: 'admin', body: json({ type: 'object', properties: { name: { type: 'string' }, role: { enum: ['reviewer', 'lead', 'admin', 'camera'] } } }), responses: { 201: ok('created'), 409: problem } }) },
+    '/v1/users/{name}/token': { post: op({ summary: 'Rotate a user token', roles: 'admin', params: [idParam('name', 'user name')] }) },
+    '/v1/streams': {
+      get: op({ summary: 'Streams with frame counts, open tasks and loop status' }),
+      post: op({ summary: 'Create a stream (idempotent) and start its loop', roles: 'lead', body: json({ type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } } }), responses: { 201: ok('created'), 200: ok('existed') } }),
+    },
+    '/v1/streams/{id}': { get: op({ summary: 'One stream, its policy and loop status', params: [idParam('id', 'stream id')] }) },
+    '/v1/streams/{id}/pause': { post: op({ summary: 'Pause the loop after its current batch', roles: 'lead', params: [idParam('id', 'stream id')], responses: { 202: ok('requested') } }) },
+    '/v1/streams/{id}/resume': { post: op({ summary: 'Resume the loop', roles: 'lead', params: [idParam('id', 'stream id')], responses: { 202: ok('requested') } }) },
+    '/v1/streams/{id}/policy': {
+      get: op({ summary: 'Current sampling policy', params: [idParam('id', 'stream id')] }),
+      put: op({ summary: 'Store a new policy version; running loops switch at their next batch', roles: 'lead', params: [idParam('id', 'stream id')], body: json({ $ref: '#/components/schemas/SamplingPolicy' }), responses: { 201: ok('stored') } }),
+    },
+    '/v1/streams/{id}/policies': { get: op({ summary: 'All policy versions', params: [idParam('id', 'stream id')] }) },
+    '/v1/streams/{id}/frames': {
+      post: op({
+        summary: 'Ingest a frame (raw PNG or JPEG body)',
+        roles: 'camera, lead',
+        params: [idParam('id', 'stream id'), { name: 'cameraId', in: 'query', required: true, schema: { type: 'string' } }, { name: 'capturedAt', in: 'query', schema: { type: 'string', format: 'date-time' } }],
+        body: { required: true, content: { 'image/png': { schema: { type: 'string', format: 'binary' } }, 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } },
+        responses: { 201: ok('stored'), 200: ok('already stored (same image)'), 413: problem, 415: problem },
+      }),
+    },
+    '/v1/frames/{id}': { get: op({ summary: 'Frame metadata and its predictions', params: [idParam('id', 'frame id')] }) },
+    '/v1/frames/{id}/image': { get: op({ summary: 'The frame bytes', params: [idParam('id', 'frame id')], responses: { 200: { description: 'image/png or image/jpeg' } } }) },
+    '/v1/tasks/claim': { post: op({ summary: 'Lease the next task (or your current one)', roles: 'reviewer, lead', body: { content: { 'application/json': { schema: { type: 'object', properties: { streamId: { type: 'string' } } } } } }, responses: { 200: ok('task, frame and predictions'), 204: { description: 'queue empty' } } }) },
+    '/v1/tasks/{id}': { get: op({ summary: 'A task with its frame and predictions', roles: 'reviewer, lead', params: [idParam('id', 'task id')] }) },
+    '/v1/tasks/{id}/submit': { post: op({ summary: 'Submit a decision; stores a label', roles: 'reviewer, lead (lease holder)', params: [idParam('id', 'task id')], body: json({ type: 'object', required: ['decision'], properties: { decision: { enum: ['accept', 'reject', 'correct'] }, boxes: { type: 'array', items: { $ref: '#/components/schemas/Box' } } } }), responses: { 201: ok('label stored'), 200: ok('same decision replayed'), 409: problem, 410: problem } }) },
+    '/v1/tasks/{id}/release': { post: op({ summary: 'Give a leased task back to the queue', roles: 'reviewer, lead (lease holder)', params: [idParam('id', 'task id')], responses: { 200: ok('released'), 409: problem } }) },
+    '/v1/queue': { get: op({ summary: 'Open tasks per stream and class, with the oldest task time' }) },
+    '/v1/labels': { get: op({ summary: 'Recent labels with reviewer', roles: 'lead', params: [{ name: 'streamId', in: 'query', schema: { type: 'string' } }, { name: 'from', in: 'query', schema: { type: 'string', format: 'date-time' } }, { name: 'to', in: 'query', schema: { type: 'string', format: 'date-time' } }, { name: 'limit', in: 'query', schema: { type: 'integer' } }] }) },
+    '/v1/labels/export': { get: op({ summary: 'Labels as COCO JSON', roles: 'lead', params: [{ name: 'streamId', in: 'query', schema: { type: 'string' } }, { name: 'from', in: 'query', schema: { type: 'string', format: 'date-time' } }, { name: 'to', in: 'query', schema: { type: 'string', format: 'date-time' } }] }) },
+    '/v1/models': { get: op({ summary: 'Registered models', params: [{ name: 'kind', in: 'query', schema: { enum: ['detection', 'box'] } }] }) },
+    '/v1/models/{kind}': { post: op({ summary: 'Register an ONNX model (validated and probed; refused if it does not meet the contract)', roles: 'lead', params: [kind, { name: 'version', in: 'query', schema: { type: 'string' } }], body: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, responses: { 201: ok('registered'), 409: problem, 413: problem, 422: problem } }) },
+    '/v1/models/{kind}/{version}': { get: op({ summary: 'One model', params: [kind, idParam('version', 'model version')] }) },
+    '/v1/models/{kind}/{version}/deploy': { post: op({ summary: 'Make a version production and switch running loops at their next batch', roles: 'lead', params: [kind, idParam('version', 'model version')] }) },
+    '/v1/models/{kind}/rollback': { post: op({ summary: 'Roll back to the previous (or a given) version', roles: 'lead', params: [kind, { name: 'version', in: 'query', schema: { type: 'string' } }], responses: { 200: ok('rolled back'), 409: problem } }) },
+    '/v1/deployments': { get: op({ summary: 'Deployment history', params: [{ name: 'kind', in: 'query', schema: { enum: ['detection', 'box'] } }] }) },
+    '/v1/box-predictions': { post: op({ summary: 'Box assist: refine a rough region with the production box model', roles: 'reviewer, lead', body: json({ type: 'object', required: ['frameId', 'region'], properties: { frameId: { type: 'string' }, region: { type: 'object', properties: { x1: { type: 'number' }, y1: { type: 'number' }, x2: { type: 'number' }, y2: { type: 'number' } } } } }), responses: { 200: ok('refined box in frame pixels'), 503: problem } }) },
+  } as Record<string, Record<string, unknown>>,
+};

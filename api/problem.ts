@@ -1,0 +1,47 @@
+// Errors as RFC 9457 problem details. Every refusal says what was wrong and, for bad input,
+// which field: `errors: [{ field: 'band.high', message }]`.
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { z } from 'zod';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class ProblemError extends HTTPException {
+  constructor(
+    readonly problemStatus: ContentfulStatusCode,
+    readonly title: string,
+    readonly detail: string,
+    readonly errors?: FieldError[],
+    readonly code?: string,
+  ) {
+    super(problemStatus, { message: detail });
+  }
+}
+
+export function problemBody(status: number, title: string, detail: string, errors?: FieldError[], code?: string) {
+  return { type: code ? `https://dataengine.dev/problems/${code}` : 'about:blank', title, status, detail, ...(code ? { code } : {}), ...(errors ? { errors } : {}) };
+}
+
+export function problemResponse(c: Context, status: ContentfulStatusCode, title: string, detail: string, errors?: FieldError[], code?: string) {
+  return c.json(problemBody(status, title, detail, errors, code), status, { 'Content-Type': 'application/problem+json' });
+}
+
+export function fieldErrors(error: z.ZodError, prefix = ''): FieldError[] {
+  return error.issues.map((i) => ({ field: [prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(body)', message: i.message }));
+}
+
+/** Throws a 400 naming every invalid field. */
+export function badInput(error: z.ZodError, what: string, prefix = ''): never {
+  const errors = fieldErrors(error, prefix);
+  throw new ProblemError(400, 'Invalid input', `${what}: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, errors, 'invalid_input');
+}
+
+export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, what: string, prefix = ''): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) badInput(parsed.error, what, prefix);
+  return parsed.data;
+}

@@ -1,0 +1,112 @@
+// The model registry over HTTP, deploys and rollbacks, and box assist.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { eq } from 'drizzle-orm';
+import { z } from 'zod';
+import { deployVersion, rollbackVersion } from '../../control/deploy.ts';
+import { frames } from '../../db/schema.ts';
+import { boxAssistBytesDecoded, boxAssistSeconds } from '../../observability/metrics.ts';
+import { deploymentHistory, getModel, listModels, productionModel, registerModel, RegistryError } from '../../models/registry.ts';
+import { requireRole } from '../auth.ts';
+import type { ApiDeps, AppEnv } from '../env.ts';
+import { parseOrThrow, ProblemError } from '../problem.ts';
+
+const kindSchema = z.enum(['detection', 'box']);
+const MAX_MODEL_BYTES = 200 * 1024 * 1024;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const boxRequest = z
+  .object({
+    frameId: z.string().regex(UUID, 'frameId must be a frame id (uuid)'),
+    region: z
+      .object({ x1: z.number().finite(), y1: z.number().finite(), x2: z.number().finite(), y2: z.number().finite() })
+      .strict()
+      .refine((r) => r.x2 > r.x1 && r.y2 > r.y1, { message: 'the region has zero or negative size (x2 must exceed x1, y2 must exceed y1)', path: ['x2'] }),
+  })
+  .strict();
+
+function registryProblem(err: unknown): never {
+  if (err instanceof RegistryError) {
+    const status = { invalid_model: 422, version_conflict: 409, not_found: 404, no_previous_version: 409 }[err.code] as 404 | 409 | 422;
+    throw new ProblemError(status, 'Model refused', err.message, undefined, err.code);
+  }
+  throw err;
+}
+
+export function modelRoutes(deps: ApiDeps) {
+  const app = new Hono<AppEnv>();
+  const kindOf = (raw: string) => parseOrThrow(kindSchema, raw, 'invalid model kind', 'kind');
+  const deployDeps = { db: deps.db, loopControl: deps.loopControl, warm: (kind: 'detection' | 'box', v: string) => deps.models.warm(kind, v) };
+
+  app.get('/v1/models', async (c) => {
+    const kind = c.req.query('kind');
+    return c.json({ models: await listModels(deps.db, kind ? kindOf(kind) : undefined) });
+  });
+
+  app.get('/v1/models/:kind/:version', async (c) => {
+    const row = await getModel(deps.db, kindOf(c.req.param('kind')), c.req.param('version'));
+    if (!row) throw new ProblemError(404, 'Not found', `no ${c.req.param('kind')} model ${c.req.param('version')}`, undefined, 'not_found');
+    return c.json({ model: row });
+  });
+
+  // Upload an ONNX file (application/octet-stream). The version comes from ?version= or from
+  // the model's metadata; the file must meet the contract or nothing is stored.
+  app.post(
+    '/v1/models/:kind',
+    requireRole('lead'),
+    bodyLimit({ maxSize: MAX_MODEL_BYTES, onError: () => { throw new ProblemError(413, 'Payload too large', `model files are limited to ${MAX_MODEL_BYTES} bytes`, undefined, 'too_large'); } }),
+    async (c) => {
+      const kind = kindOf(c.req.param('kind'));
+      const bytes = new Uint8Array(await c.req.arrayBuffer());
+      if (bytes.length === 0) throw new ProblemError(400, 'Invalid input', 'send the ONNX file as the request body', [{ field: 'body', message: 'empty' }], 'invalid_input');
+      const row = await registerModel(deps.db, deps.store, { kind, bytes, version: c.req.query('version') || undefined }).catch(registryProblem);
+      return c.json({ model: row }, 201);
+    },
+  );
+
+  app.post('/v1/models/:kind/:version/deploy', requireRole('lead'), async (c) => {
+    const kind = kindOf(c.req.param('kind'));
+    const result = await deployVersion(deployDeps, kind, c.req.param('version'), { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual deploy' }).catch(registryProblem);
+    return c.json(result);
+  });
+
+  app.post('/v1/models/:kind/rollback', requireRole('lead'), async (c) => {
+    const kind = kindOf(c.req.param('kind'));
+    const to = c.req.query('version') || undefined;
+    const result = await rollbackVersion(deployDeps, kind, { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual rollback' }, to).catch(registryProblem);
+    return c.json(result);
+  });
+
+  app.get('/v1/deployments', async (c) => {
+    const kind = c.req.query('kind');
+    return c.json({ deployments: await deploymentHistory(deps.db, kind ? kindOf(kind) : undefined) });
+  });
+
+  // Box assist: stateless; reads only the part of the frame the crop needs.
+  app.post('/v1/box-predictions', requireRole('reviewer', 'lead'), async (c) => {
+    const started = performance.now();
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
+    }
+    const input = parseOrThrow(boxRequest, raw, 'invalid box request');
+    const [frame] = await deps.db.select({ storageKey: frames.storageKey, width: frames.width, height: frames.height }).from(frames).where(eq(frames.id, input.frameId));
+    if (!frame) throw new ProblemError(404, 'Not found', `frame ${input.frameId} does not exist`, [{ field: 'frameId', message: 'unknown frame' }], 'unknown_frame');
+    const r = input.region;
+    if (r.x1 < 0 || r.y1 < 0 || r.x2 > frame.width || r.y2 > frame.height) {
+      throw new ProblemError(400, 'Invalid input', `the region must lie inside the ${frame.width}x${frame.height} frame`, [{ field: 'region', message: 'outside the frame' }], 'invalid_input');
+    }
+    const model = await productionModel(deps.db, 'box');
+    if (!model) throw new ProblemError(503, 'No box model', 'no box model is in production yet', undefined, 'no_model');
+    const bytes = await deps.store.get(frame.storageKey);
+    const refined = await deps.models.refine(model.version, bytes, r);
+    const latencyMs = performance.now() - started;
+    boxAssistSeconds.observe({ model_version: model.version }, latencyMs / 1000);
+    boxAssistBytesDecoded.observe(refined.bytesDecoded);
+    return c.json({ box: refined.box, score: refined.score, modelVersion: model.version, bytesDecoded: refined.bytesDecoded, frameBytes: refined.frameBytes, latencyMs });
+  });
+
+  return app;
+}

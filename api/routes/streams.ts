@@ -1,0 +1,95 @@
+// Streams, their loops and their sampling policies.
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { getPolicy, currentPolicy, listPolicyVersions, savePolicy } from '../../db/policies.ts';
+import { auditLog } from '../../db/schema.ts';
+import { createStream, getStream, listStreams } from '../../db/streams.ts';
+import { samplingPolicySchema } from '../../policies/sampling-policy.ts';
+import { requireRole } from '../auth.ts';
+import type { ApiDeps, AppEnv } from '../env.ts';
+import { parseOrThrow, ProblemError } from '../problem.ts';
+
+const streamInput = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'id must be 1-63 lowercase letters, digits or "-", starting with a letter or digit'),
+    name: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+async function body(c: { req: { json(): Promise<unknown> } }): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch {
+    throw new ProblemError(400, 'Invalid JSON', 'the request body must be a JSON object', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
+  }
+}
+
+export function streamRoutes(deps: ApiDeps) {
+  const app = new Hono<AppEnv>();
+
+  async function mustExist(id: string) {
+    const stream = await getStream(deps.db, id);
+    if (!stream) throw new ProblemError(404, 'Not found', `stream ${JSON.stringify(id)} does not exist`, undefined, 'unknown_stream');
+    return stream;
+  }
+
+  app.post('/v1/streams', requireRole('lead'), async (c) => {
+    const input = parseOrThrow(streamInput, await body(c), 'invalid stream');
+    const { stream, created } = await createStream(deps.db, { id: input.id, name: input.name ?? input.id, createdBy: c.get('user').name });
+    await deps.loopControl.ensureLoop(stream.id);
+    if (created) await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'stream.create', target: stream.id });
+    return c.json({ stream }, created ? 201 : 200);
+  });
+
+  app.get('/v1/streams', async (c) => {
+    const streams = await listStreams(deps.db);
+    const withStatus = await Promise.all(
+      streams.map(async (s) => ({ ...s, loop: await deps.loopControl.status(s.id).catch(() => null) })),
+    );
+    return c.json({ streams: withStatus });
+  });
+
+  app.get('/v1/streams/:id', async (c) => {
+    const stream = await mustExist(c.req.param('id'));
+    const policy = await currentPolicy(deps.db, stream.id);
+    return c.json({ stream, policy, loop: await deps.loopControl.status(stream.id).catch(() => null) });
+  });
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post(`/v1/streams/:id/${action}`, requireRole('lead'), async (c) => {
+      const stream = await mustExist(c.req.param('id'));
+      await deps.loopControl[action](stream.id);
+      await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: `stream.${action}`, target: stream.id });
+      return c.json({ streamId: stream.id, requested: action }, 202);
+    });
+  }
+
+  app.get('/v1/streams/:id/policy', async (c) => {
+    const stream = await mustExist(c.req.param('id'));
+    const stored = await currentPolicy(deps.db, stream.id);
+    return c.json(stored ?? { streamId: stream.id, version: 1, policy: await getPolicy(deps.db, stream.id, 1) });
+  });
+
+  app.get('/v1/streams/:id/policies', async (c) => {
+    const stream = await mustExist(c.req.param('id'));
+    return c.json({ versions: await listPolicyVersions(deps.db, stream.id) });
+  });
+
+  app.put('/v1/streams/:id/policy', requireRole('lead'), async (c) => {
+    const stream = await mustExist(c.req.param('id'));
+    const policy = parseOrThrow(samplingPolicySchema, await body(c), 'invalid sampling policy');
+    const stored = await savePolicy(deps.db, stream.id, policy, c.get('user').name);
+    await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'policy.set', target: stream.id, details: { version: stored.version } });
+    // Running loops switch at their next batch; a loop that is not running reads the newest
+    // version when it starts.
+    let applied = true;
+    try {
+      await deps.loopControl.setPolicy(stream.id, stored.version);
+    } catch {
+      applied = false;
+    }
+    return c.json({ ...stored, appliedToLoop: applied }, 201);
+  });
+
+  return app;
+}

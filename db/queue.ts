@@ -1,0 +1,182 @@
+// The review queue: leases with FOR UPDATE SKIP LOCKED (no two reviewers get one task), decisions
+// stored as labels in the same transaction that closes the task, and expired leases returned to
+// the queue by the claim query itself, so no sweeper has to run for abandoned work to come back.
+import { and, asc, count, desc, eq, lt, min, or, sql } from 'drizzle-orm';
+import type { Db, DbOrTx } from './client.ts';
+import { frames, labels, predictions, reviewTasks } from './schema.ts';
+
+export type TaskRow = typeof reviewTasks.$inferSelect;
+export type LabelRow = typeof labels.$inferSelect;
+
+export interface LabelBox {
+  className: string;
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+export type Decision = 'accept' | 'reject' | 'correct';
+
+export class QueueError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'not_found' | 'held_by_other' | 'lease_expired' | 'not_leased' | 'already_decided' | 'invalid',
+  ) {
+    super(message);
+    this.name = 'QueueError';
+  }
+}
+
+const claimable = (now: Date) =>
+  or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.status, 'leased'), lt(reviewTasks.leaseExpiresAt, now)));
+
+/**
+ * The caller's current lease if they hold one, else the best open task (priority, then age),
+ * leased to them for `leaseSeconds`. Returns null when the queue is empty. `expired` says the
+ * task came back from someone's abandoned lease.
+ */
+export async function claimNext(
+  db: Db,
+  args: { userId: string; streamId?: string; leaseSeconds: number; now?: Date },
+): Promise<{ task: TaskRow; expired: boolean } | null> {
+  const now = args.now ?? new Date();
+  return db.transaction(async (tx) => {
+    const [own] = await tx
+      .select()
+      .from(reviewTasks)
+      .where(and(eq(reviewTasks.leaseOwner, args.userId), eq(reviewTasks.status, 'leased'), sql`${reviewTasks.leaseExpiresAt} > ${now}`))
+      .limit(1);
+    if (own) return { task: own, expired: false };
+    const [candidate] = await tx
+      .select({ id: reviewTasks.id, status: reviewTasks.status })
+      .from(reviewTasks)
+      .where(and(claimable(now), args.streamId ? eq(reviewTasks.streamId, args.streamId) : undefined))
+      .orderBy(desc(reviewTasks.priority), asc(reviewTasks.createdAt))
+      .limit(1)
+      .for('update', { skipLocked: true });
+    if (!candidate) return null;
+    const [task] = await tx
+      .update(reviewTasks)
+      .set({
+        status: 'leased',
+        leaseOwner: args.userId,
+        leaseExpiresAt: new Date(now.getTime() + args.leaseSeconds * 1000),
+        attempts: sql`${reviewTasks.attempts} + 1`,
+      })
+      .where(eq(reviewTasks.id, candidate.id))
+      .returning();
+    return { task, expired: candidate.status === 'leased' };
+  });
+}
+
+export async function getTask(db: DbOrTx, id: string): Promise<TaskRow | null> {
+  const [row] = await db.select().from(reviewTasks).where(eq(reviewTasks.id, id));
+  return row ?? null;
+}
+
+function sameBoxes(a: unknown, b: LabelBox[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Stores a reviewer's decision as a label and closes the task, in one transaction. The label's
+ * boxes are the ground truth of the task's frame as the reviewer saw it: `accept` keeps the
+ * prediction under review, `reject` says it is not an object, `correct` gives the boxes drawn.
+ * Submitting the same decision twice returns the first label (a retried request is harmless).
+ */
+export async function submitDecision(
+  db: Db,
+  args: { taskId: string; userId: string; decision: Decision; boxes?: LabelBox[]; now?: Date },
+): Promise<{ label: LabelRow; replayed: boolean }> {
+  const now = args.now ?? new Date();
+  return db.transaction(async (tx) => {
+    const [task] = await tx.select().from(reviewTasks).where(eq(reviewTasks.id, args.taskId)).for('update');
+    if (!task) throw new QueueError(`task ${args.taskId} does not exist`, 'not_found');
+    let boxes = args.boxes ?? [];
+    if (args.decision === 'accept' && args.boxes === undefined) {
+      if (!task.predictionId) throw new QueueError('accepting a whole-frame task needs the boxes of the frame', 'invalid');
+      const [p] = await tx.select().from(predictions).where(eq(predictions.id, task.predictionId));
+      boxes = [{ className: p.className, x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2 }];
+    }
+    if (args.decision === 'reject' && boxes.length > 0) throw new QueueError('a rejection carries no boxes; use "correct" to replace the prediction', 'invalid');
+    if (task.status === 'done') {
+      const [existing] = await tx.select().from(labels).where(eq(labels.taskId, task.id));
+      if (existing && existing.reviewerId === args.userId && existing.decision === args.decision && sameBoxes(existing.boxes, boxes)) {
+        return { label: existing, replayed: true };
+      }
+      throw new QueueError(`task ${task.id} was already decided`, 'already_decided');
+    }
+    if (task.status !== 'leased' || task.leaseOwner === null) throw new QueueError(`task ${task.id} is not leased; claim it first`, 'not_leased');
+    if (task.leaseOwner !== args.userId) throw new QueueError(`task ${task.id} is leased by another reviewer`, 'held_by_other');
+    if (task.leaseExpiresAt && task.leaseExpiresAt <= now) throw new QueueError(`your lease on task ${task.id} expired at ${task.leaseExpiresAt.toISOString()}; claim again`, 'lease_expired');
+    const [label] = await tx
+      .insert(labels)
+      .values({
+        taskId: task.id,
+        frameId: task.frameId,
+        streamId: task.streamId,
+        reviewerId: args.userId,
+        decision: args.decision,
+        boxes,
+        predictionId: task.predictionId,
+        policyVersion: task.policyVersion,
+        modelVersion: task.modelVersion,
+        source: 'review',
+      })
+      .returning();
+    await tx.update(reviewTasks).set({ status: 'done', completedAt: now, leaseExpiresAt: null }).where(eq(reviewTasks.id, task.id));
+    return { label, replayed: false };
+  });
+}
+
+/** Gives a leased task back to the queue (the reviewer skipped it). */
+export async function releaseTask(db: Db, args: { taskId: string; userId: string }): Promise<TaskRow> {
+  return db.transaction(async (tx) => {
+    const [task] = await tx.select().from(reviewTasks).where(eq(reviewTasks.id, args.taskId)).for('update');
+    if (!task) throw new QueueError(`task ${args.taskId} does not exist`, 'not_found');
+    if (task.status !== 'leased') throw new QueueError(`task ${task.id} is not leased`, 'not_leased');
+    if (task.leaseOwner !== args.userId) throw new QueueError(`task ${task.id} is leased by another reviewer`, 'held_by_other');
+    const [row] = await tx
+      .update(reviewTasks)
+      .set({ status: 'pending', leaseOwner: null, leaseExpiresAt: null })
+      .where(eq(reviewTasks.id, task.id))
+      .returning();
+    return row;
+  });
+}
+
+export interface QueueDepthRow {
+  streamId: string;
+  className: string | null;
+  open: number;
+  leased: number;
+  oldestCreatedAt: Date | null;
+}
+
+export async function queueDepth(db: DbOrTx): Promise<QueueDepthRow[]> {
+  const rows = await db
+    .select({
+      streamId: reviewTasks.streamId,
+      className: reviewTasks.className,
+      open: count(),
+      leased: sql<number>`count(*) filter (where ${reviewTasks.status} = 'leased')`,
+      oldestCreatedAt: min(reviewTasks.createdAt),
+    })
+    .from(reviewTasks)
+    .where(sql`${reviewTasks.status} <> 'done'`)
+    .groupBy(reviewTasks.streamId, reviewTasks.className)
+    .orderBy(reviewTasks.streamId, reviewTasks.className);
+  return rows.map((r) => ({ ...r, open: Number(r.open), leased: Number(r.leased), oldestCreatedAt: r.oldestCreatedAt ? new Date(r.oldestCreatedAt) : null }));
+}
+
+/** What a reviewer needs to decide a task: the task, its frame, and the frame's predictions. */
+export async function taskContext(db: DbOrTx, task: TaskRow) {
+  const [frame] = await db.select().from(frames).where(eq(frames.id, task.frameId));
+  const preds = await db
+    .select()
+    .from(predictions)
+    .where(and(eq(predictions.frameId, task.frameId), eq(predictions.modelVersion, task.modelVersion)))
+    .orderBy(asc(predictions.rank));
+  return { frame, predictions: preds };
+}

@@ -1,0 +1,43 @@
+// Streams: a named source of frames (one or more cameras) with its own loop and policy.
+import { count, eq, sql } from 'drizzle-orm';
+import { defaultSamplingPolicy } from '../policies/sampling-policy.ts';
+import type { Db, DbOrTx } from './client.ts';
+import { frames, reviewTasks, samplingPolicies, streams } from './schema.ts';
+
+export type StreamRow = typeof streams.$inferSelect;
+
+/** Creates the stream and its policy version 1 (the defaults); returns false if it existed. */
+export async function createStream(db: Db, input: { id: string; name: string; createdBy: string }): Promise<{ stream: StreamRow; created: boolean }> {
+  return db.transaction(async (tx) => {
+    const [inserted] = await tx.insert(streams).values({ id: input.id, name: input.name }).onConflictDoNothing().returning();
+    if (inserted) {
+      await tx.insert(samplingPolicies).values({ streamId: input.id, version: 1, policy: defaultSamplingPolicy, createdBy: input.createdBy });
+      return { stream: inserted, created: true };
+    }
+    const [existing] = await tx.select().from(streams).where(eq(streams.id, input.id));
+    return { stream: existing, created: false };
+  });
+}
+
+export async function getStream(db: DbOrTx, id: string): Promise<StreamRow | null> {
+  const [row] = await db.select().from(streams).where(eq(streams.id, id));
+  return row ?? null;
+}
+
+export interface StreamSummary extends StreamRow {
+  frames: number;
+  pendingTasks: number;
+}
+
+export async function listStreams(db: DbOrTx): Promise<StreamSummary[]> {
+  const rows = await db.select().from(streams).orderBy(streams.id);
+  const frameCounts = await db.select({ streamId: frames.streamId, n: count() }).from(frames).groupBy(frames.streamId);
+  const pending = await db
+    .select({ streamId: reviewTasks.streamId, n: count() })
+    .from(reviewTasks)
+    .where(sql`${reviewTasks.status} <> 'done'`)
+    .groupBy(reviewTasks.streamId);
+  const fc = new Map(frameCounts.map((r) => [r.streamId, Number(r.n)]));
+  const pc = new Map(pending.map((r) => [r.streamId, Number(r.n)]));
+  return rows.map((r) => ({ ...r, frames: fc.get(r.id) ?? 0, pendingTasks: pc.get(r.id) ?? 0 }));
+}

@@ -1,0 +1,133 @@
+// Ingestion of one frame, shared by the HTTP route and the directory source: check the type,
+// size and that the bytes decode, store them content-addressed, and add a row. Every check runs
+// before anything is written, so a refused frame leaves no trace; the same image twice is
+// stored once (the stream + content hash is unique).
+import { and, eq } from 'drizzle-orm';
+import sharp from 'sharp';
+import type { Db } from '../db/client.ts';
+import { frames, streams } from '../db/schema.ts';
+import { bytesIngested, framesIngested, ingestRejected } from '../observability/metrics.ts';
+import { frameKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
+
+export class IngestError extends Error {
+  constructor(
+    message: string,
+    readonly status: 400 | 404 | 413 | 415,
+    readonly reason: string,
+  ) {
+    super(message);
+    this.name = 'IngestError';
+  }
+}
+
+const MEDIA = {
+  'image/png': { ext: 'png', format: 'png', magic: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
+  'image/jpeg': { ext: 'jpg', format: 'jpeg', magic: [0xff, 0xd8, 0xff] },
+} as const;
+export type MediaType = keyof typeof MEDIA;
+export const SUPPORTED_MEDIA_TYPES = Object.keys(MEDIA) as MediaType[];
+
+export function mediaTypeOf(contentType: string | undefined | null): MediaType | null {
+  const base = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  return base in MEDIA ? (base as MediaType) : null;
+}
+
+export interface IngestInput {
+  streamId: string;
+  cameraId: string;
+  capturedAt: Date;
+  contentType: string | undefined | null;
+  bytes: Uint8Array;
+  source: 'http' | 'directory';
+}
+
+export interface IngestResult {
+  frameId: string;
+  created: boolean;
+  storageKey: string;
+  width: number;
+  height: number;
+}
+
+const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+
+export async function ingestFrame(deps: { db: Db; store: BlobStore; maxFrameBytes: number }, input: IngestInput): Promise<IngestResult> {
+  try {
+    return await ingest(deps, input);
+  } catch (err) {
+    if (err instanceof IngestError) ingestRejected.inc({ reason: err.reason });
+    throw err;
+  }
+}
+
+async function ingest(deps: { db: Db; store: BlobStore; maxFrameBytes: number }, input: IngestInput): Promise<IngestResult> {
+  const media = mediaTypeOf(input.contentType);
+  if (!media) {
+    throw new IngestError(`Content-Type must be one of ${SUPPORTED_MEDIA_TYPES.join(', ')}, got ${JSON.stringify(input.contentType ?? '')}`, 415, 'content_type');
+  }
+  if (!CAMERA_ID.test(input.cameraId)) {
+    throw new IngestError('cameraId must be 1-100 characters of letters, digits, ".", "_", ":" or "-"', 400, 'camera_id');
+  }
+  if (Number.isNaN(input.capturedAt.getTime())) throw new IngestError('capturedAt must be an ISO 8601 time', 400, 'captured_at');
+  if (input.bytes.length === 0) throw new IngestError('the body is empty; send the image bytes', 400, 'empty');
+  if (input.bytes.length > deps.maxFrameBytes) {
+    throw new IngestError(`the image is ${input.bytes.length} bytes; the limit is ${deps.maxFrameBytes}`, 413, 'too_large');
+  }
+  const spec = MEDIA[media];
+  if (!spec.magic.every((b, i) => input.bytes[i] === b)) {
+    throw new IngestError(`the body is not a ${spec.format.toUpperCase()} image (its first bytes do not match ${media})`, 400, 'type_mismatch');
+  }
+  let width: number;
+  let height: number;
+  try {
+    // A full decode, not just the header: a truncated or corrupt file must be refused here,
+    // not discovered by the scoring loop later.
+    const { info } = await sharp(input.bytes, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
+    width = info.width;
+    height = info.height;
+  } catch (err) {
+    throw new IngestError(`the image cannot be decoded: ${(err as Error).message}`, 400, 'corrupt');
+  }
+
+  const [stream] = await deps.db.select({ id: streams.id }).from(streams).where(eq(streams.id, input.streamId));
+  if (!stream) throw new IngestError(`stream ${JSON.stringify(input.streamId)} does not exist`, 404, 'unknown_stream');
+
+  const hash = sha256Hex(input.bytes);
+  const existing = await findFrame(deps.db, input.streamId, hash);
+  if (existing) return { frameId: existing.id, created: false, storageKey: existing.storageKey, width: existing.width, height: existing.height };
+
+  const key = frameKey(hash, spec.ext);
+  // Blob first, row second: a crash in between leaves an unreferenced blob that the next upload
+  // of the same image reuses, never a row pointing at nothing.
+  await deps.store.put(key, input.bytes);
+  const [row] = await deps.db
+    .insert(frames)
+    .values({
+      streamId: input.streamId,
+      cameraId: input.cameraId,
+      capturedAt: input.capturedAt,
+      contentHash: hash,
+      storageKey: key,
+      mediaType: media,
+      sizeBytes: input.bytes.length,
+      width,
+      height,
+    })
+    .onConflictDoNothing()
+    .returning({ id: frames.id });
+  if (!row) {
+    const raced = await findFrame(deps.db, input.streamId, hash);
+    return { frameId: raced!.id, created: false, storageKey: key, width, height };
+  }
+  framesIngested.inc({ stream: input.streamId, camera: input.cameraId, source: input.source });
+  bytesIngested.inc({ stream: input.streamId, camera: input.cameraId }, input.bytes.length);
+  return { frameId: row.id, created: true, storageKey: key, width, height };
+}
+
+async function findFrame(db: Db, streamId: string, hash: string) {
+  const [row] = await db
+    .select({ id: frames.id, storageKey: frames.storageKey, width: frames.width, height: frames.height })
+    .from(frames)
+    .where(and(eq(frames.streamId, streamId), eq(frames.contentHash, hash)));
+  return row;
+}

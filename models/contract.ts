@@ -1,0 +1,96 @@
+// The ONNX model contract (docs/contracts.md), checked once when a model is loaded or
+// registered: input and output names, and the metadata the platform relies on.
+import { readOnnxMetadata } from './onnx-metadata.ts';
+
+export type ModelKind = 'detection' | 'box';
+
+export interface DetectionMetadata {
+  kind: 'detection';
+  version: string;
+  classNames: string[];
+  inputSize: number;
+  embeddingDim: number;
+  maxDetections: number;
+  trainingSnapshot: string;
+  parentVersion: string | null;
+}
+
+export interface BoxMetadata {
+  kind: 'box';
+  version: string;
+  roiSize: number;
+  contextMargin: number;
+  trainingSnapshot: string;
+  parentVersion: string | null;
+}
+
+export type ModelMetadata = DetectionMetadata | BoxMetadata;
+
+export const SIGNATURES = {
+  detection: { inputs: ['images'], outputs: ['boxes', 'scores', 'class_ids', 'embedding'] },
+  box: { inputs: ['roi'], outputs: ['box', 'score'] },
+} as const;
+
+export class ModelContractError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelContractError';
+  }
+}
+
+function positiveInt(props: Record<string, string>, key: string): number {
+  const n = Number(props[key]);
+  if (!Number.isInteger(n) || n <= 0) throw new ModelContractError(`metadata_props.${key} must be a positive integer, got ${JSON.stringify(props[key])}`);
+  return n;
+}
+
+/** Parses and checks the contract metadata of an ONNX file. */
+export function parseModelMetadata(bytes: Uint8Array): ModelMetadata {
+  let props: Record<string, string>;
+  try {
+    props = readOnnxMetadata(bytes);
+  } catch (err) {
+    throw new ModelContractError(`not an ONNX model: ${(err as Error).message}`);
+  }
+  const kind = props.kind;
+  const version = props.version ?? '';
+  const common = { version, trainingSnapshot: props.training_snapshot ?? '', parentVersion: props.parent_version || null };
+  if (kind === 'detection') {
+    let classNames: unknown;
+    try {
+      classNames = JSON.parse(props.class_names ?? '');
+    } catch {
+      throw new ModelContractError('metadata_props.class_names must be a JSON array of class names');
+    }
+    if (!Array.isArray(classNames) || classNames.length === 0 || !classNames.every((c) => typeof c === 'string' && c.length > 0)) {
+      throw new ModelContractError('metadata_props.class_names must be a non-empty JSON array of class names');
+    }
+    return {
+      kind,
+      ...common,
+      classNames,
+      inputSize: positiveInt(props, 'input_size'),
+      embeddingDim: positiveInt(props, 'embedding_dim'),
+      maxDetections: positiveInt(props, 'max_detections'),
+    };
+  }
+  if (kind === 'box') {
+    const margin = Number(props.context_margin ?? '0.5');
+    if (!(margin >= 0)) throw new ModelContractError('metadata_props.context_margin must be a number >= 0');
+    return { kind, ...common, roiSize: positiveInt(props, 'roi_size'), contextMargin: margin };
+  }
+  throw new ModelContractError(`metadata_props.kind must be "detection" or "box", got ${JSON.stringify(kind)}`);
+}
+
+/** Checks a loaded session's input and output names against the contract of its kind. */
+export function checkSignature(kind: ModelKind, inputNames: readonly string[], outputNames: readonly string[]): void {
+  const want = SIGNATURES[kind];
+  const missingIn = want.inputs.filter((n) => !inputNames.includes(n));
+  const missingOut = want.outputs.filter((n) => !outputNames.includes(n));
+  if (missingIn.length || missingOut.length) {
+    const parts = [];
+    if (missingIn.length) parts.push(`inputs ${missingIn.join(', ')} missing (has ${inputNames.join(', ') || 'none'})`);
+    if (missingOut.length) parts.push(`outputs ${missingOut.join(', ')} missing (has ${outputNames.join(', ') || 'none'})`);
+    throw new ModelContractError(`${kind} model signature does not match the contract: ${parts.join('; ')}`);
+  }
+}

@@ -1,0 +1,90 @@
+// Sessions by model version, loaded from the blob store on first use and kept for the next
+// batches. A request resolves its session once and uses it to the end, so a new version
+// arriving mid-flight never mixes two versions in one answer; an evicted session is released
+// only after its last in-flight request has finished.
+import type { DetectorProvider } from '../activities/scoring.ts';
+import { modelKey, type BlobStore } from '../storage/blob-store.ts';
+import type { ModelKind } from './contract.ts';
+import { BoxModelSession, DetectorSession, type Region, type SessionOptions } from './sessions.ts';
+
+type AnySession = DetectorSession | BoxModelSession;
+
+interface Entry<S extends AnySession> {
+  session: Promise<S>;
+  inFlight: number;
+  evicted: boolean;
+  lastUsed: number;
+}
+
+export interface ModelCacheOptions extends SessionOptions {
+  /** Versions kept loaded per kind (the newest used). */
+  maxVersions?: number;
+}
+
+export class ModelCache implements DetectorProvider {
+  private readonly entries = { detection: new Map<string, Entry<DetectorSession>>(), box: new Map<string, Entry<BoxModelSession>>() };
+  private readonly maxVersions: number;
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly opts: ModelCacheOptions,
+  ) {
+    this.maxVersions = opts.maxVersions ?? 3;
+  }
+
+  private entry<K extends ModelKind>(kind: K, version: string): Entry<K extends 'detection' ? DetectorSession : BoxModelSession> {
+    const map = this.entries[kind] as Map<string, Entry<AnySession>>;
+    let e = map.get(version);
+    if (!e) {
+      const session: Promise<AnySession> = this.store
+        .get(modelKey(kind, version))
+        .then((bytes): Promise<AnySession> => (kind === 'detection' ? DetectorSession.load(bytes, this.opts) : BoxModelSession.load(bytes, this.opts)));
+      e = { session, inFlight: 0, evicted: false, lastUsed: Date.now() };
+      map.set(version, e);
+      // A version that fails to load is forgotten, so the next request tries again.
+      session.catch(() => map.get(version) === e && map.delete(version));
+      this.evict(kind);
+    }
+    return e as never;
+  }
+
+  private evict(kind: ModelKind): void {
+    const map = this.entries[kind] as Map<string, Entry<AnySession>>;
+    if (map.size <= this.maxVersions) return;
+    const oldest = [...map.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
+    map.delete(oldest[0]);
+    oldest[1].evicted = true;
+    if (oldest[1].inFlight === 0) void oldest[1].session.then((s) => s.release()).catch(() => undefined);
+  }
+
+  private async use<S extends AnySession, T>(e: Entry<S>, fn: (s: S) => Promise<T>): Promise<T> {
+    e.inFlight++;
+    e.lastUsed = Date.now();
+    try {
+      return await fn(await e.session);
+    } finally {
+      e.inFlight--;
+      if (e.evicted && e.inFlight === 0) void e.session.then((s) => s.release()).catch(() => undefined);
+    }
+  }
+
+  detect(modelVersion: string, images: Uint8Array[]) {
+    return this.use(this.entry('detection', modelVersion), (s) => s.detect(images));
+  }
+
+  refine(modelVersion: string, frame: Uint8Array, region: Region) {
+    return this.use(this.entry('box', modelVersion), (s) => s.refine(frame, region));
+  }
+
+  /** Loads a version ahead of its first request (a deploy warms the new model up before switching). */
+  async warm(kind: ModelKind, version: string): Promise<void> {
+    await this.entry(kind, version).session;
+  }
+
+  async close(): Promise<void> {
+    for (const map of Object.values(this.entries) as Map<string, Entry<AnySession>>[]) {
+      for (const e of map.values()) await e.session.then((s) => s.release()).catch(() => undefined);
+      map.clear();
+    }
+  }
+}

@@ -1,0 +1,143 @@
+// The model registry: artifacts in the blob store keyed by kind and version, a row per model,
+// and the production pointer. Registration proves a model meets the contract (signature,
+// metadata, one probe run) before anything is written, so a bad file leaves no trace.
+import { and, desc, eq } from 'drizzle-orm';
+import type { Db, DbOrTx } from '../db/client.ts';
+import { deployments, models } from '../db/schema.ts';
+import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
+import { ModelContractError, parseModelMetadata, type ModelKind } from './contract.ts';
+import { BoxModelSession, DetectorSession } from './sessions.ts';
+
+export type ModelRow = typeof models.$inferSelect;
+
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'invalid_model' | 'version_conflict' | 'not_found' | 'no_previous_version',
+  ) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}
+
+const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export interface RegisterInput {
+  kind: ModelKind;
+  bytes: Uint8Array;
+  /** Defaults to the version in the model's metadata. */
+  version?: string;
+  metrics?: Record<string, unknown>;
+  trainingSnapshot?: string | null;
+  parentVersion?: string | null;
+}
+
+/** Validates and probes a model without storing it; returns its contract metadata. */
+export async function validateModel(kind: ModelKind, bytes: Uint8Array) {
+  try {
+    const meta = parseModelMetadata(bytes);
+    if (meta.kind !== kind) throw new ModelContractError(`the file is a ${meta.kind} model, not a ${kind} model`);
+    const session = kind === 'detection' ? await DetectorSession.load(bytes, { intraOpThreads: 1, minScore: 1 }) : await BoxModelSession.load(bytes, { intraOpThreads: 1 });
+    await session.release();
+    return meta;
+  } catch (err) {
+    if (err instanceof ModelContractError) throw new RegistryError(`model refused: ${err.message}`, 'invalid_model');
+    throw err;
+  }
+}
+
+export async function registerModel(db: Db, store: BlobStore, input: RegisterInput): Promise<ModelRow> {
+  const meta = await validateModel(input.kind, input.bytes);
+  const version = input.version ?? meta.version;
+  if (!VERSION_PATTERN.test(version)) {
+    throw new RegistryError(`version ${JSON.stringify(version)} must be 1-100 characters of letters, digits, '.', '_' or '-'`, 'invalid_model');
+  }
+  const sha256 = sha256Hex(input.bytes);
+  const existing = await getModel(db, input.kind, version);
+  if (existing) {
+    if (existing.sha256 === sha256) return existing; // the same registration again: a no-op
+    throw new RegistryError(`${input.kind} model ${version} is already registered with different contents`, 'version_conflict');
+  }
+  const key = modelKey(input.kind, version);
+  // Trained models already sit at their key (the trainer wrote them); the bytes are the same.
+  await store.put(key, input.bytes);
+  const [row] = await db
+    .insert(models)
+    .values({
+      kind: input.kind,
+      version,
+      artifactKey: key,
+      sha256,
+      metadata: meta,
+      metrics: input.metrics ?? {},
+      trainingSnapshot: input.trainingSnapshot ?? (meta.trainingSnapshot || null),
+      parentVersion: input.parentVersion ?? meta.parentVersion,
+    })
+    .onConflictDoNothing()
+    .returning();
+  if (row) return row;
+  // A concurrent registration of the same version won the race; it must be the same file.
+  const winner = await getModel(db, input.kind, version);
+  if (winner?.sha256 === sha256) return winner;
+  throw new RegistryError(`${input.kind} model ${version} is already registered with different contents`, 'version_conflict');
+}
+
+export async function getModel(db: DbOrTx, kind: ModelKind, version: string): Promise<ModelRow | undefined> {
+  const [row] = await db.select().from(models).where(and(eq(models.kind, kind), eq(models.version, version)));
+  return row;
+}
+
+export async function listModels(db: DbOrTx, kind?: ModelKind): Promise<ModelRow[]> {
+  const q = db.select().from(models);
+  return (kind ? q.where(eq(models.kind, kind)) : q).orderBy(desc(models.createdAt));
+}
+
+export async function productionModel(db: DbOrTx, kind: ModelKind): Promise<ModelRow | undefined> {
+  const [row] = await db.select().from(models).where(and(eq(models.kind, kind), eq(models.status, 'production')));
+  return row;
+}
+
+export interface PointerMove {
+  triggeredBy: string;
+  reason?: string;
+  action?: 'deploy' | 'rollback';
+}
+
+/** Moves the production pointer of a kind to `version` in one transaction, with a deployments row. */
+export async function setProduction(db: Db, kind: ModelKind, version: string, move: PointerMove): Promise<{ previousVersion: string | null }> {
+  return db.transaction(async (tx) => {
+    const target = await getModel(tx, kind, version);
+    if (!target) throw new RegistryError(`${kind} model ${version} is not registered`, 'not_found');
+    const current = await productionModel(tx, kind);
+    if (current?.version === version) return { previousVersion: version };
+    if (current) await tx.update(models).set({ status: 'retired' }).where(eq(models.id, current.id));
+    await tx.update(models).set({ status: 'production' }).where(eq(models.id, target.id));
+    await tx.insert(deployments).values({
+      kind,
+      version,
+      previousVersion: current?.version ?? null,
+      action: move.action ?? 'deploy',
+      triggeredBy: move.triggeredBy,
+      reason: move.reason ?? null,
+    });
+    return { previousVersion: current?.version ?? null };
+  });
+}
+
+/** Rolls production back to `toVersion`, or to the version that served before the current one. */
+export async function rollback(db: Db, kind: ModelKind, move: Omit<PointerMove, 'action'>, toVersion?: string): Promise<{ version: string; previousVersion: string | null }> {
+  let target = toVersion;
+  if (!target) {
+    const current = await productionModel(db, kind);
+    const history = await db.select().from(deployments).where(eq(deployments.kind, kind)).orderBy(desc(deployments.id));
+    target = history.find((d) => d.version !== current?.version)?.version ?? history.find((d) => d.previousVersion && d.previousVersion !== current?.version)?.previousVersion ?? undefined;
+    if (!target) throw new RegistryError(`no earlier ${kind} version to roll back to`, 'no_previous_version');
+  }
+  const { previousVersion } = await setProduction(db, kind, target, { ...move, action: 'rollback' });
+  return { version: target, previousVersion };
+}
+
+export async function deploymentHistory(db: DbOrTx, kind?: ModelKind) {
+  const q = db.select().from(deployments);
+  return (kind ? q.where(eq(deployments.kind, kind)) : q).orderBy(desc(deployments.id));
+}

@@ -1,0 +1,194 @@
+// onnxruntime-node sessions of one model version each: the detector (batched frames in,
+// detections + embeddings out) and the box model (a region in, a refined box out).
+import * as ort from 'onnxruntime-node';
+import { checkSignature, ModelContractError, parseModelMetadata, type BoxMetadata, type DetectionMetadata } from './contract.ts';
+import { decodeRgb, letterboxInto, roiFromEncoded } from './preprocess.ts';
+
+export interface Detection {
+  className: string;
+  score: number;
+  /** Box normalized to the frame (0..1). */
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+export interface FrameResult {
+  detections: Detection[];
+  embedding: Float32Array;
+}
+
+export interface SessionOptions {
+  intraOpThreads: number;
+  minScore: number;
+}
+
+async function createSession(bytes: Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  } catch (err) {
+    throw new ModelContractError(`onnxruntime cannot load the model: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+export class DetectorSession {
+  private constructor(
+    readonly meta: DetectionMetadata,
+    private readonly session: ort.InferenceSession,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  /** Loads, checks the contract, and runs one warm-up batch so the first real batch is not slow. */
+  static async load(bytes: Uint8Array, opts: SessionOptions): Promise<DetectorSession> {
+    const meta = parseModelMetadata(bytes);
+    if (meta.kind !== 'detection') throw new ModelContractError(`expected a detection model, got kind "${meta.kind}"`);
+    const session = await createSession(bytes, opts.intraOpThreads);
+    checkSignature('detection', session.inputNames, session.outputNames);
+    const detector = new DetectorSession(meta, session, opts);
+    await detector.probe();
+    return detector;
+  }
+
+  /** One run on a blank input: proves the graph executes and has the promised output shapes. */
+  async probe(): Promise<void> {
+    const s = this.meta.inputSize;
+    const out = await this.run(new Float32Array(3 * s * s).fill(0.5), 1);
+    const k = this.meta.maxDetections;
+    const expect = (name: string, dims: number[]) => {
+      const got = out[name].dims;
+      if (got.length !== dims.length || got.some((d, i) => d !== dims[i])) {
+        throw new ModelContractError(`output ${name} has shape [${got.join(', ')}], the contract says [${dims.join(', ')}]`);
+      }
+    };
+    expect('boxes', [1, k, 4]);
+    expect('scores', [1, k]);
+    expect('class_ids', [1, k]);
+    expect('embedding', [1, this.meta.embeddingDim]);
+  }
+
+  private run(input: Float32Array, n: number) {
+    const s = this.meta.inputSize;
+    return this.session.run({ images: new ort.Tensor('float32', input, [n, 3, s, s]) });
+  }
+
+  /** Scores a batch of encoded frames (PNG/JPEG) in one session.run. */
+  async detect(images: Uint8Array[]): Promise<{ frames: FrameResult[]; timings: Record<string, number> }> {
+    const t0 = performance.now();
+    const decoded = await Promise.all(images.map((b) => decodeRgb(b)));
+    const t1 = performance.now();
+    const s = this.meta.inputSize;
+    const input = new Float32Array(images.length * 3 * s * s);
+    const scales = decoded.map((img, i) => letterboxInto(img, s, input, i * 3 * s * s).scale);
+    const t2 = performance.now();
+    const out = await this.run(input, images.length);
+    const t3 = performance.now();
+    const k = this.meta.maxDetections;
+    const boxes = out.boxes.data as Float32Array;
+    const scores = out.scores.data as Float32Array;
+    const classIds = out.class_ids.data as BigInt64Array;
+    const emb = out.embedding.data as Float32Array;
+    const d = this.meta.embeddingDim;
+    const frames = decoded.map((img, i) => {
+      const detections: Detection[] = [];
+      // Boxes are normalized to the letterboxed input; x_px = x * S / scale, then / frame size.
+      const fx = s / scales[i] / img.width;
+      const fy = s / scales[i] / img.height;
+      for (let j = 0; j < k; j++) {
+        const score = scores[i * k + j];
+        if (score < this.opts.minScore) break; // sorted descending
+        const b = (i * k + j) * 4;
+        const cls = Number(classIds[i * k + j]);
+        detections.push({
+          className: this.meta.classNames[cls] ?? `class_${cls}`,
+          score,
+          x1: Math.min(1, Math.max(0, boxes[b] * fx)),
+          y1: Math.min(1, Math.max(0, boxes[b + 1] * fy)),
+          x2: Math.min(1, Math.max(0, boxes[b + 2] * fx)),
+          y2: Math.min(1, Math.max(0, boxes[b + 3] * fy)),
+        });
+      }
+      return { detections, embedding: emb.slice(i * d, (i + 1) * d) };
+    });
+    const t4 = performance.now();
+    return { frames, timings: { decode: t1 - t0, preprocess: t2 - t1, inference: t3 - t2, postprocess: t4 - t3 } };
+  }
+
+  /** Bare session.run on a prepared tensor, for benchmarks against the wrapper. */
+  runRaw(input: Float32Array, n: number) {
+    return this.run(input, n);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+export interface Region {
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+export interface RefinedBox {
+  box: Region;
+  score: number;
+  bytesDecoded: number;
+  frameBytes: number;
+  timings: Record<string, number>;
+}
+
+export class BoxModelSession {
+  private constructor(
+    readonly meta: BoxMetadata,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async load(bytes: Uint8Array, opts: Pick<SessionOptions, 'intraOpThreads'>): Promise<BoxModelSession> {
+    const meta = parseModelMetadata(bytes);
+    if (meta.kind !== 'box') throw new ModelContractError(`expected a box model, got kind "${meta.kind}"`);
+    const session = await createSession(bytes, opts.intraOpThreads);
+    checkSignature('box', session.inputNames, session.outputNames);
+    const model = new BoxModelSession(meta, session);
+    await model.probe();
+    return model;
+  }
+
+  async probe(): Promise<void> {
+    const r = this.meta.roiSize;
+    const out = await this.runRaw(new Float32Array(3 * r * r).fill(0.5), 1);
+    if (out.box.dims.join(',') !== '1,4' || out.score.dims.join(',') !== '1') {
+      throw new ModelContractError(`box model outputs have shapes box [${out.box.dims}] and score [${out.score.dims}]; the contract says [1, 4] and [1]`);
+    }
+  }
+
+  runRaw(input: Float32Array, n: number) {
+    const r = this.meta.roiSize;
+    return this.session.run({ roi: new ort.Tensor('float32', input, [n, 3, r, r]) });
+  }
+
+  /** Refines a rough region (frame pixels) of an encoded frame, decoding only the part it needs. */
+  async refine(frame: Uint8Array, region: Region): Promise<RefinedBox> {
+    const t0 = performance.now();
+    const roi = await roiFromEncoded(frame, region, this.meta.roiSize);
+    const t1 = performance.now();
+    const out = await this.runRaw(roi.tensor, 1);
+    const t2 = performance.now();
+    const b = out.box.data as Float32Array;
+    const { x0, y0, side } = roi.geometry;
+    const clampX = (v: number) => Math.min(roi.frameWidth, Math.max(0, v));
+    const clampY = (v: number) => Math.min(roi.frameHeight, Math.max(0, v));
+    return {
+      box: { x1: clampX(x0 + b[0] * side), y1: clampY(y0 + b[1] * side), x2: clampX(x0 + b[2] * side), y2: clampY(y0 + b[3] * side) },
+      score: (out.score.data as Float32Array)[0],
+      bytesDecoded: roi.bytesDecoded,
+      frameBytes: roi.frameWidth * roi.frameHeight * 3,
+      timings: { crop: t1 - t0, inference: t2 - t1 },
+    };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}

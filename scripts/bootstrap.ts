@@ -1,0 +1,68 @@
+// First-run setup of `make up`, idempotent so every later run finds what it needs: demo users
+// with tokens (kept in data/tokens.json), the committed seed models registered and in
+// production, and a demo stream with its loop running.
+import fs from 'node:fs';
+import path from 'node:path';
+import { count, eq } from 'drizzle-orm';
+import { repoRoot } from '../config.ts';
+import { createStream } from '../db/streams.ts';
+import { frames } from '../db/schema.ts';
+import { authenticate, createUser, findUser, rotateToken, type Role } from '../db/users.ts';
+import type { ModelKind } from '../models/contract.ts';
+import { productionModel, registerModel, setProduction } from '../models/registry.ts';
+import { sha256Hex } from '../storage/blob-store.ts';
+import type { Engine } from '../workers/engine.ts';
+
+const DEMO_USERS: Record<string, Role> = { admin: 'admin', lead: 'lead', reviewer: 'reviewer', camera: 'camera' };
+export type DemoTokens = Record<keyof typeof DEMO_USERS, string>;
+
+async function ensureTokens(engine: Engine, tokensFile: string): Promise<DemoTokens> {
+  const db = engine.deps.db;
+  const saved: Partial<DemoTokens> = fs.existsSync(tokensFile) ? JSON.parse(fs.readFileSync(tokensFile, 'utf8')) : {};
+  const tokens: Partial<DemoTokens> = {};
+  for (const [name, role] of Object.entries(DEMO_USERS)) {
+    const known = saved[name as keyof DemoTokens];
+    if (known && (await authenticate(db, known))?.name === name) {
+      tokens[name as keyof DemoTokens] = known;
+    } else if (await findUser(db, name)) {
+      tokens[name as keyof DemoTokens] = (await rotateToken(db, name))!;
+    } else {
+      tokens[name as keyof DemoTokens] = (await createUser(db, { name, role })).token;
+    }
+  }
+  fs.mkdirSync(path.dirname(tokensFile), { recursive: true });
+  fs.writeFileSync(tokensFile, JSON.stringify(tokens, null, 2), { mode: 0o600 });
+  return tokens as DemoTokens;
+}
+
+async function ensureSeedModel(engine: Engine, kind: ModelKind): Promise<string> {
+  const { db, store } = engine.deps;
+  const current = await productionModel(db, kind);
+  if (current) return current.version;
+  const file = path.join(repoRoot, 'models', 'seed', `${kind}.onnx`);
+  if (!fs.existsSync(file)) throw new Error(`${path.relative(process.cwd(), file)} is missing; run \`make models\` to train the seed models`);
+  const bytes = fs.readFileSync(file);
+  const metricsFile = path.join(repoRoot, 'models', 'seed', 'metrics.json');
+  const metrics = fs.existsSync(metricsFile) ? JSON.parse(fs.readFileSync(metricsFile, 'utf8')) : {};
+  const version = `seed-${sha256Hex(bytes).slice(0, 8)}`;
+  await registerModel(db, store, { kind, bytes, version, metrics: kind === 'detection' ? metrics.detector ?? {} : metrics.box_model ?? {} });
+  await setProduction(db, kind, version, { triggeredBy: 'bootstrap', reason: 'seed model' });
+  return version;
+}
+
+export async function bootstrapDemo(engine: Engine, opts: { streamId: string; tokensFile: string }) {
+  const tokens = await ensureTokens(engine, opts.tokensFile);
+  const detector = await ensureSeedModel(engine, 'detection');
+  const box = await ensureSeedModel(engine, 'box');
+  await createStream(engine.deps.db, { id: opts.streamId, name: 'Demo road cameras', createdBy: 'bootstrap' });
+  await engine.deps.loopControl.ensureLoop(opts.streamId);
+  // The synthetic camera resumes after the frames it already sent (its frames are a pure
+  // function of the index, so resending would only hit the duplicate check).
+  const perCamera = await engine.deps.db
+    .select({ camera: frames.cameraId, n: count() })
+    .from(frames)
+    .where(eq(frames.streamId, opts.streamId))
+    .groupBy(frames.cameraId);
+  const framesPerCamera = perCamera.length ? Math.max(...perCamera.map((r) => Number(r.n))) : 0;
+  return { tokens, detector, box, framesPerCamera };
+}

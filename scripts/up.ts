@@ -1,0 +1,83 @@
+// `make up`: the whole data engine on one laptop. Starts (or connects to) Temporal, opens the
+// database (PGlite unless DATABASE_URL is set), bootstraps the demo (users, seed models, a demo
+// stream), then runs the TypeScript workers, the API, the Python training worker and a
+// synthetic camera. Ctrl-C stops everything in reverse order; everything durable lives in
+// data/, so the next `make up` resumes where this one stopped.
+import fs from 'node:fs';
+import path from 'node:path';
+import { config, repoRoot } from '../config.ts';
+import { logger } from '../observability/logger.ts';
+import { bootstrapDemo } from './bootstrap.ts';
+import { startChild, type Child } from './processes.ts';
+import { startTemporalDevServer } from './temporal-dev.ts';
+import { requireTool, trainerPython } from './tools.ts';
+import { startEngine } from '../workers/engine.ts';
+
+const DEMO_STREAM = 'demo';
+const dataDir = path.join(repoRoot, 'data');
+
+async function main() {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const stops: { name: string; stop: () => Promise<unknown> }[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping...');
+    for (const s of stops.reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        console.error(`stopping ${s.name} failed:`, err);
+      }
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  // 1. Temporal: the user's cluster, or a dev server whose history survives restarts.
+  let temporalAddress = process.env.TEMPORAL_ADDRESS;
+  let temporalUi = config.TEMPORAL_UI_URL;
+  if (!temporalAddress) {
+    const server = await startTemporalDevServer({ dbFile: path.join(dataDir, 'temporal', 'temporal.db'), port: 7233, uiPort: 8233 });
+    stops.push({ name: 'temporal', stop: () => server.stop() });
+    temporalAddress = '127.0.0.1:7233';
+    temporalUi = 'http://127.0.0.1:8233';
+  }
+
+  const engine = await startEngine({ temporalAddress, worker: true, api: true });
+  stops.push({ name: 'engine', stop: () => engine.stop() });
+
+  const demo = await bootstrapDemo(engine, { streamId: DEMO_STREAM, tokensFile: path.join(dataDir, 'tokens.json') });
+
+  // 2. The Python training worker on queue `training`, and a synthetic camera posting frames.
+  const childEnv = { TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE, STORE_DIR: config.STORE_DIR };
+  const python = requireTool(trainerPython);
+  const trainer = startChild('trainer', python, ['-m', 'dataengine_trainer', 'worker'], { env: childEnv });
+  stops.push({ name: 'trainer', stop: () => trainer.stop() });
+  const camera: Child = startChild(
+    'camera',
+    python,
+    ['-m', 'dataengine_trainer', 'camera', '--api', engine.apiUrl!, '--stream', DEMO_STREAM, '--cameras', '2', '--fps', '2',
+      '--start-index', String(demo.framesPerCamera), '--truth-dir', path.join(dataDir, 'camera-truth')],
+    { env: { ...childEnv, DATAENGINE_TOKEN: demo.tokens.camera }, quiet: true },
+  );
+  stops.push({ name: 'camera', stop: () => camera.stop() });
+
+  console.log(`
+data engine is up
+  review app     ${engine.apiUrl}/            (reviewer token: ${demo.tokens.reviewer})
+  lead pages     ${engine.apiUrl}/app/lead    (lead token: ${demo.tokens.lead})
+  API + OpenAPI  ${engine.apiUrl}/v1/openapi.json
+  metrics        ${engine.apiUrl}/metrics, worker: http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics
+  Temporal UI    ${temporalUi}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows
+  tokens         ${path.relative(process.cwd(), path.join(dataDir, 'tokens.json'))}
+Ctrl-C stops everything; \`make up\` again resumes.
+`);
+}
+
+main().catch((err) => {
+  logger.error({ err }, 'make up failed');
+  process.exit(1);
+});

@@ -1,0 +1,210 @@
+"""`python -m dataengine_trainer <command>`: the trainer's command line (also reached through
+`npm run dataengine -- <command>`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .dataset import generate_dataset, load_dataset
+from .pipeline import evaluate_model, train_to_dir
+from .preprocess import decode_rgb, letterbox, roi_crop, to_float_chw
+from .scenes import SCENARIOS
+from .train import TrainConfig, peak_rss_mb
+
+
+def _bar(total: int, desc: str):
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
+
+
+def _progress_printer(desc: str):
+    state = {"bar": None, "epoch": 0}
+
+    def report(p: dict) -> None:
+        if p["epoch"] != state["epoch"]:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["epoch"] = p["epoch"]
+            state["bar"] = _bar(p["steps"], f"{desc} epoch {p['epoch']}/{p['epochs']}")
+        state["bar"].update(1)
+        state["bar"].set_postfix(loss=f"{p['loss']:.3f}")
+        if p["step"] == p["steps"]:
+            print(f"{desc}: epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.4f}", file=sys.stderr)
+
+    return report
+
+
+def cmd_generate(a) -> None:
+    with _bar(a.count, f"generating {a.scenario}") as bar:
+        path = generate_dataset(a.out, a.scenario, a.count, a.cameras, a.seed, a.start_index, progress=bar.update)
+    print(path)
+
+
+def _train(a, kind: str) -> None:
+    data = load_dataset(a.dataset, a.image_root, split=a.split, max_images=a.max_images)
+    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.learning_rate, seed=a.seed)
+    outcome = train_to_dir(
+        kind, data, a.version, Path(a.out), cfg,
+        parent_checkpoint=Path(a.parent_checkpoint) if a.parent_checkpoint else None,
+        progress=_progress_printer(kind),
+    )
+    print(json.dumps({"model": str(outcome.model_path), "final_loss": outcome.final_loss, "train_seconds": round(outcome.train_seconds, 1), "num_images": outcome.num_images, "peak_rss_mb": round(peak_rss_mb())}))
+
+
+def cmd_evaluate(a) -> None:
+    print(json.dumps(evaluate_model(a.kind, Path(a.model), Path(a.dataset), Path(a.image_root) if a.image_root else None, a.split, a.score_threshold), indent=2))
+
+
+def cmd_preprocess(a) -> None:
+    tensor, _ = letterbox(to_float_chw(decode_rgb(Path(a.image).read_bytes())), a.size)
+    Path(a.out).write_bytes(tensor.numpy().astype("<f4").tobytes())
+
+
+def cmd_roi(a) -> None:
+    region = tuple(float(v) for v in a.region.split(","))
+    if len(region) != 4:
+        raise SystemExit("--region must be x1,y1,x2,y2")
+    crop = roi_crop(to_float_chw(decode_rgb(Path(a.image).read_bytes())), region)
+    Path(a.out).write_bytes(crop.numpy().astype("<f4").tobytes())
+
+
+def build_models(out: Path, frames: int, val_frames: int, det_epochs: int, box_epochs: int, seed: int, scenarios_eval: list[str], eval_frames: int, work: Path) -> dict:
+    """Generates a training set, trains and exports both models into `out`, and evaluates them."""
+    train_dir = work / "train"
+    generate_dataset(train_dir, "clear", frames, cameras=4, seed=seed)
+    data = load_dataset(train_dir / "dataset.json")
+    started = time.time()
+    det = train_to_dir("detection", data, "seed", work / "detection", TrainConfig(epochs=det_epochs, seed=seed), progress=_progress_printer("detector"))
+    box = train_to_dir("box", data, "seed", work / "box", TrainConfig(epochs=box_epochs, seed=seed, batch_size=64), progress=_progress_printer("box model"))
+    train_seconds = time.time() - started
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(det.model_path, out / "detection.onnx")
+    shutil.copy(box.model_path, out / "box.onnx")
+    evaluation = {}
+    for scenario in scenarios_eval:
+        # Held-out frames: a different seed, so no frame of evaluation was seen in training.
+        d = work / f"eval-{scenario}"
+        generate_dataset(d, scenario, eval_frames, cameras=4, seed=seed + 1000)
+        m = evaluate_model("detection", out / "detection.onnx", d / "dataset.json", None, None)
+        evaluation[scenario] = {k: m[k] for k in ("map50", "map50_95", "precision", "recall", "per_class_ap50")}
+        print(f"{scenario}: mAP@0.5 {m['map50']:.3f}  mAP@[.5:.95] {m['map50_95']:.3f}", file=sys.stderr)
+    box_metrics = evaluate_model("box", out / "box.onnx", work / "eval-clear" / "dataset.json", None, None)
+    return {
+        "seed": seed,
+        "train_frames": frames,
+        "detector_epochs": det_epochs,
+        "box_epochs": box_epochs,
+        "train_seconds": round(train_seconds, 1),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "detector": evaluation,
+        "box_model": box_metrics,
+    }
+
+
+def cmd_seed_models(a) -> None:
+    out = Path(a.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = build_models(out, a.frames, 0, a.epochs, a.box_epochs, a.seed, SCENARIOS[:-1] + ["class_mix"], a.eval_frames, Path(tmp))
+    metrics["command"] = " ".join(["python -m dataengine_trainer"] + sys.argv[1:])
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+
+
+def cmd_tiny_models(a) -> None:
+    """Small, quickly trained models for tests: the suite never depends on the seed models."""
+    out = Path(a.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        generate_dataset(work / "train", "clear", a.frames, cameras=2, seed=a.seed)
+        data = load_dataset(work / "train" / "dataset.json")
+        for kind, name, epochs in (("detection", "detection.onnx", 2), ("box", "box.onnx", 2)):
+            o = train_to_dir(kind, data, f"tiny-{a.seed}", work / kind, TrainConfig(epochs=epochs, seed=a.seed, batch_size=8))
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(o.model_path, out / name)
+            shutil.copy(o.checkpoint_path, out / name.replace(".onnx", ".pt"))
+    print(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="dataengine_trainer", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="render scenes to PNG + COCO JSON")
+    g.add_argument("--out", required=True)
+    g.add_argument("--scenario", default="clear", choices=SCENARIOS)
+    g.add_argument("--count", type=int, default=1000)
+    g.add_argument("--cameras", type=int, default=4)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--start-index", type=int, default=0)
+    g.set_defaults(fn=cmd_generate)
+
+    for name, kind in (("train-detector", "detection"), ("train-box", "box")):
+        t = sub.add_parser(name, help=f"train the {kind} model from a COCO dataset and export ONNX")
+        t.add_argument("--dataset", required=True, help="COCO JSON file")
+        t.add_argument("--image-root", default=None, help="folder image file names are relative to (default: the dataset's folder)")
+        t.add_argument("--out", required=True, help="artifact folder: model.onnx, checkpoint.pt, metrics.json")
+        t.add_argument("--version", default="local")
+        t.add_argument("--split", default=None, help="train only on images of this split")
+        t.add_argument("--max-images", type=int, default=None)
+        t.add_argument("--epochs", type=int, default=8)
+        t.add_argument("--batch-size", type=int, default=16 if kind == "detection" else 64)
+        t.add_argument("--learning-rate", type=float, default=2e-3)
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--parent-checkpoint", default=None, help="fine-tune from this checkpoint.pt")
+        t.set_defaults(fn=lambda a, kind=kind: _train(a, kind))
+
+    e = sub.add_parser("evaluate", help="COCO metrics (pycocotools) of an ONNX model on a dataset")
+    e.add_argument("--kind", choices=["detection", "box"], default="detection")
+    e.add_argument("--model", required=True)
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--image-root", default=None)
+    e.add_argument("--split", default=None)
+    e.add_argument("--score-threshold", type=float, default=0.5)
+    e.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("seed-models", help="generate scenes, train and evaluate the initial models")
+    s.add_argument("--out", default="models/seed")
+    s.add_argument("--frames", type=int, default=4000)
+    s.add_argument("--epochs", type=int, default=6)
+    s.add_argument("--box-epochs", type=int, default=2)
+    s.add_argument("--eval-frames", type=int, default=300)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_seed_models)
+
+    ti = sub.add_parser("tiny-models", help="small models for tests, in seconds")
+    ti.add_argument("--out", required=True)
+    ti.add_argument("--frames", type=int, default=48)
+    ti.add_argument("--seed", type=int, default=0)
+    ti.set_defaults(fn=cmd_tiny_models)
+
+    pp = sub.add_parser("preprocess", help="write the detector input tensor of an image (float32 CHW, little-endian)")
+    pp.add_argument("--image", required=True)
+    pp.add_argument("--out", required=True)
+    pp.add_argument("--size", type=int, default=256)
+    pp.set_defaults(fn=cmd_preprocess)
+
+    r = sub.add_parser("roi", help="write the box-model crop tensor of a region (float32 CHW, little-endian)")
+    r.add_argument("--image", required=True)
+    r.add_argument("--region", required=True, help="x1,y1,x2,y2 in frame pixels")
+    r.add_argument("--out", required=True)
+    r.set_defaults(fn=cmd_roi)
+
+    from . import camera, worker  # imported here: both pull in network libraries
+
+    camera.add_parser(sub)
+    worker.add_parser(sub)
+
+    a = p.parse_args(argv)
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""COCO JSON datasets (docs/contracts.md "Dataset"): writing generated scenes, and loading a
+dataset (generated, or a snapshot the platform wrote) into memory for training."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .preprocess import decode_rgb
+from .scenes import CLASSES, render_frame, split_of
+
+
+def generate_dataset(
+    out_dir: str | Path,
+    scenario: str,
+    count: int,
+    cameras: int = 4,
+    seed: int = 0,
+    start_index: int = 0,
+    camera_prefix: str = "cam",
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Renders `count` frames (round-robin over cameras) as PNG files plus dataset.json."""
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i in range(count):
+        camera = f"{camera_prefix}-{i % cameras}"
+        frame_index = start_index + i // cameras
+        frame = render_frame(seed, scenario, camera, frame_index)
+        name = f"images/{scenario}-{camera}-{frame_index:06d}.png"
+        frame.image.save(out / name, optimize=False, compress_level=1)
+        image_id = i + 1
+        images.append(
+            {
+                "id": image_id,
+                "file_name": name,
+                "width": frame.image.width,
+                "height": frame.image.height,
+                "camera_id": camera,
+                "sequence_id": frame.sequence_id,
+                "frame_index": frame_index,
+                "scenario": scenario,
+                "split": split_of(frame.sequence_id),
+            }
+        )
+        for b in frame.boxes:
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": CLASSES.index(b.category) + 1,
+                    "bbox": [round(b.x1, 2), round(b.y1, 2), round(b.w, 2), round(b.h, 2)],
+                    "area": round(b.w * b.h, 2),
+                    "iscrowd": 0,
+                }
+            )
+        if progress:
+            progress(1)
+    dataset = {
+        "info": {"description": f"generated scenes: {scenario}, seed {seed}"},
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)],
+        "images": images,
+        "annotations": annotations,
+    }
+    path = out / "dataset.json"
+    path.write_text(json.dumps(dataset))
+    return path
+
+
+@dataclass
+class Sample:
+    image_id: int
+    rgb: np.ndarray  # HxWx3 uint8
+    boxes: np.ndarray  # [M,4] x1,y1,x2,y2 frame pixels
+    labels: np.ndarray  # [M] class index (0-based, ascending category id order)
+
+
+@dataclass
+class LoadedDataset:
+    coco: dict
+    class_names: list[str]
+    category_ids: list[int]
+    samples: list[Sample]
+    path: Path
+
+
+def _select(images: list[dict], split: str | None, max_images: int | None) -> list[dict]:
+    chosen = [im for im in images if split is None or im.get("split", "train") == split]
+    if max_images is not None:
+        chosen = chosen[:max_images]
+    return chosen
+
+
+def load_dataset(
+    dataset_path: str | Path,
+    image_root: str | Path | None = None,
+    split: str | None = None,
+    max_images: int | None = None,
+) -> LoadedDataset:
+    """Loads a COCO JSON dataset and decodes its images. `image_root` defaults to the dataset's folder."""
+    path = Path(dataset_path)
+    coco = json.loads(path.read_text())
+    root = Path(image_root) if image_root is not None else path.parent
+    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    by_image: dict[int, list[dict]] = {}
+    for a in coco.get("annotations", []):
+        by_image.setdefault(a["image_id"], []).append(a)
+    samples = []
+    for im in _select(coco["images"], split, max_images):
+        rgb = decode_rgb((root / im["file_name"]).read_bytes())
+        anns = [a for a in by_image.get(im["id"], []) if not a.get("iscrowd", 0)]
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns], dtype=np.float32).reshape(-1, 4)
+        labels = np.array([cat_index[a["category_id"]] for a in anns], dtype=np.int64)
+        samples.append(Sample(im["id"], rgb, boxes, labels))
+    return LoadedDataset(coco, [c["name"] for c in cats], [c["id"] for c in cats], samples, path)
+
+
+def store_dir() -> Path:
+    """The blob store root shared with the platform (STORE_DIR; docs/contracts.md "Blob store")."""
+    default = Path(__file__).resolve().parents[2] / "data" / "store"
+    return Path(os.environ.get("STORE_DIR", default))
+
+
+def resolve_key(key: str) -> Path:
+    p = Path(key)
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"store keys are relative paths without '..': {key!r}")
+    return store_dir() / p
+
+
+def iter_batches(items: list, batch_size: int, order: Iterable[int]) -> Iterable[list]:
+    order = list(order)
+    for i in range(0, len(order), batch_size):
+        yield [items[j] for j in order[i : i + batch_size]]

@@ -1,0 +1,178 @@
+"""The Temporal worker on task queue `training` and its activities (docs/contracts.md
+"Training worker"). Inputs and outputs are small JSON objects of keys and numbers; the data
+itself is in the blob store both sides share.
+
+Activities are synchronous (PyTorch holds the CPU) and run in a thread pool. They heartbeat after
+every step; Temporal delivers a cancellation on the next heartbeat, and the training loop checks
+`activity.is_cancelled()` between steps, so a cancelled run stops within one step."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from .dataset import load_dataset, resolve_key
+from .pipeline import evaluate_model, train_to_dir
+from .train import Cancelled, TrainConfig
+
+TRAINING_QUEUE = "training"
+
+
+@dataclass
+class TrainInput:
+    dataset_key: str
+    version: str
+    image_root_key: Optional[str] = None
+    parent_version: Optional[str] = None
+    epochs: int = 8
+    seed: int = 0
+    batch_size: Optional[int] = None
+    learning_rate: float = 2e-3
+    max_images: Optional[int] = None
+    training_snapshot: str = ""
+
+
+@dataclass
+class TrainResult:
+    kind: str
+    version: str
+    artifact_key: str
+    checkpoint_key: str
+    metrics_key: str
+    epochs: int
+    num_images: int
+    final_loss: float
+    train_seconds: float
+
+
+@dataclass
+class EvaluateInput:
+    model_key: str
+    dataset_key: str
+    image_root_key: Optional[str] = None
+    split: Optional[str] = None
+    score_threshold: float = 0.5
+
+
+@dataclass
+class DetectorMetrics:
+    map50: float
+    map50_95: float
+    per_class_ap50: dict
+    precision: float
+    recall: float
+    num_images: int
+
+
+@dataclass
+class BoxMetrics:
+    mean_iou_input: float
+    mean_iou_refined: float
+    iou_gain: float
+    num_objects: int
+
+
+def model_dir_key(kind: str, version: str) -> str:
+    return f"models/{kind}/{version}"
+
+
+def _image_root(dataset_key: str, image_root_key: Optional[str]) -> Path:
+    return resolve_key(image_root_key) if image_root_key is not None else resolve_key(dataset_key).parent
+
+
+def _heartbeat(progress: dict) -> None:
+    activity.heartbeat(progress)
+
+
+def _train(kind: str, inp: TrainInput) -> TrainResult:
+    data = load_dataset(resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="train", max_images=inp.max_images)
+    if not data.samples:
+        raise ValueError(f"dataset {inp.dataset_key} has no images in its train split")
+    parent = None
+    if inp.parent_version:
+        parent = resolve_key(f"{model_dir_key(kind, inp.parent_version)}/checkpoint.pt")
+        if not parent.exists():
+            raise FileNotFoundError(f"parent checkpoint {parent} not found (fine-tuning from {kind} {inp.parent_version})")
+    batch = inp.batch_size or (16 if kind == "detection" else 64)
+    cfg = TrainConfig(epochs=inp.epochs, batch_size=batch, learning_rate=inp.learning_rate, seed=inp.seed)
+    key = model_dir_key(kind, inp.version)
+    try:
+        outcome = train_to_dir(
+            kind, data, inp.version, resolve_key(key), cfg,
+            parent_checkpoint=parent, parent_version=inp.parent_version, training_snapshot=inp.training_snapshot,
+            progress=_heartbeat, should_stop=activity.is_cancelled,
+        )
+    except Cancelled:
+        # Re-raise as the SDK's cancellation so the workflow sees a cancelled activity, not a failure.
+        raise asyncio.CancelledError()
+    return TrainResult(kind, inp.version, f"{key}/model.onnx", f"{key}/checkpoint.pt", f"{key}/metrics.json",
+                       outcome.epochs, outcome.num_images, outcome.final_loss, outcome.train_seconds)
+
+
+@activity.defn(name="train_detector")
+def train_detector(inp: TrainInput) -> TrainResult:
+    return _train("detection", inp)
+
+
+@activity.defn(name="train_box_model")
+def train_box_model(inp: TrainInput) -> TrainResult:
+    return _train("box", inp)
+
+
+def _evaluate(kind: str, inp: EvaluateInput) -> dict:
+    activity.heartbeat({"stage": "evaluate"})
+    return evaluate_model(kind, resolve_key(inp.model_key), resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), inp.split, inp.score_threshold)
+
+
+@activity.defn(name="evaluate_detector")
+def evaluate_detector(inp: EvaluateInput) -> DetectorMetrics:
+    return DetectorMetrics(**_evaluate("detection", inp))
+
+
+@activity.defn(name="evaluate_box_model")
+def evaluate_box_model(inp: EvaluateInput) -> BoxMetrics:
+    return BoxMetrics(**_evaluate("box", inp))
+
+
+ACTIVITIES = [train_detector, train_box_model, evaluate_detector, evaluate_box_model]
+
+
+async def run_worker(address: str, namespace: str, task_queue: str, max_concurrent: int = 1) -> None:
+    client = await Client.connect(address, namespace=namespace)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent + 1) as pool:
+        worker = Worker(
+            client,
+            task_queue=task_queue,
+            activities=ACTIVITIES,
+            activity_executor=pool,
+            # Training saturates the CPU; more than one at a time only makes each slower.
+            max_concurrent_activities=max_concurrent,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            print(json.dumps({"worker": "training", "task_queue": task_queue, "address": address}), flush=True)
+            await stop.wait()
+
+
+def add_parser(sub) -> None:
+    w = sub.add_parser("worker", help="run the Temporal training worker")
+    w.add_argument("--address", default=os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
+    w.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    w.add_argument("--task-queue", default=TRAINING_QUEUE)
+    w.add_argument("--max-concurrent", type=int, default=1)
+    w.set_defaults(fn=lambda a: asyncio.run(run_worker(a.address, a.namespace, a.task_queue, a.max_concurrent)))
+
+

@@ -1,0 +1,97 @@
+// One process's share of the data engine: the database, the blob store, the Temporal client,
+// the model cache, and whichever roles the process plays: the TypeScript workers, the HTTP
+// API, the directory source. `make up` runs all roles in one process (PGlite is an in-process
+// database); with Postgres, `npm run worker` and `npm run api` run them apart, several of each.
+import http from 'node:http';
+import { serve, type ServerType } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createApp } from '../api/app.ts';
+import type { ApiDeps } from '../api/env.ts';
+import { config } from '../config.ts';
+import { TemporalLoopControl } from '../control/loop-control.ts';
+import { openDb, type DbHandle } from '../db/client.ts';
+import { startDirectorySource } from '../ingest/directory-source.ts';
+import { ModelCache } from '../models/model-cache.ts';
+import { logger } from '../observability/logger.ts';
+import { registry } from '../observability/metrics.ts';
+import { LocalBlobStore } from '../storage/blob-store.ts';
+import { startWorkers, type RunningWorkers } from './start-workers.ts';
+
+export interface EngineOptions {
+  temporalAddress?: string;
+  worker: boolean;
+  api: boolean;
+  /** An already open database (tests); otherwise DATABASE_URL or PGLITE_DIR. */
+  dbHandle?: DbHandle;
+  apiPort?: number;
+}
+
+export interface Engine {
+  deps: ApiDeps;
+  apiUrl: string | null;
+  workers: RunningWorkers | null;
+  stop(): Promise<void>;
+}
+
+function listen(server: ServerType): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('listening', () => resolve((server.address() as { port: number }).port));
+    server.once('error', reject);
+  });
+}
+
+export async function startEngine(opts: EngineOptions): Promise<Engine> {
+  const stops: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch((err) => logger.error({ err }, 'shutdown step failed'));
+  };
+  try {
+    const address = opts.temporalAddress ?? config.TEMPORAL_ADDRESS;
+    const handle = opts.dbHandle ?? (await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR }));
+    if (!opts.dbHandle) stops.push(() => handle.close());
+    const store = new LocalBlobStore(config.STORE_DIR);
+    const connection = await Connection.connect({ address });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+    const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS });
+    const models = new ModelCache(store, { intraOpThreads: config.ORT_INTRA_OP_THREADS, minScore: config.PREDICTION_MIN_SCORE });
+    stops.push(() => models.close());
+    const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
+
+    let workers: RunningWorkers | null = null;
+    if (opts.worker) {
+      const native = await NativeConnection.connect({ address });
+      stops.push(() => native.close());
+      workers = await startWorkers({ connection: native, namespace: config.TEMPORAL_NAMESPACE, db: handle.db, store, detectors: models });
+      stops.push(() => workers!.shutdown());
+      workers.done.catch((err) => logger.error({ err }, 'a worker stopped with an error'));
+      if (!opts.api) {
+        // A worker-only process still exposes its metrics for Prometheus.
+        const metricsServer = http.createServer(async (_req, res) => {
+          res.writeHead(200, { 'Content-Type': registry.contentType });
+          res.end(await registry.metrics());
+        });
+        metricsServer.listen(config.WORKER_METRICS_PORT, config.API_HOST);
+        stops.push(() => new Promise((r) => metricsServer.close(() => r(undefined))));
+      }
+    }
+
+    let apiUrl: string | null = null;
+    if (opts.api) {
+      const app = createApp(deps, { onError: (err) => logger.error({ err }, 'request failed') });
+      const server = serve({ fetch: app.fetch, hostname: config.API_HOST, port: opts.apiPort ?? config.API_PORT });
+      const port = await listen(server);
+      apiUrl = `http://${config.API_HOST}:${port}`;
+      stops.push(() => new Promise((r) => server.close(() => r(undefined))));
+    }
+    if (config.INGEST_DIR && opts.api) {
+      const source = startDirectorySource({ db: handle.db, store, dir: config.INGEST_DIR, maxFrameBytes: config.MAX_FRAME_BYTES, onError: (err, file) => logger.warn({ err, file }, 'directory source') });
+      stops.push(() => source.stop());
+    }
+    return { deps, apiUrl, workers, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
