@@ -190,7 +190,7 @@ def _apply_scenario(img: Image.Image, scenario: str, r: np.random.Generator, box
             # Headlight glare: two bright radial blooms at the vehicle's front.
             for hx in (b.x1 + b.w * 0.15, b.x2 - b.w * 0.15):
                 hy = b.y2 - b.h * 0.3
-                rad = max(4.0, b.w * 0.35)
+                rad = max(2.5, b.w * 0.1)
                 glow = np.exp(-((xx - hx) ** 2 + (yy - hy) ** 2) / (2 * rad**2))
                 arr += glow[..., None] * np.array([255, 240, 190], dtype=np.float32) * 0.9
         return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

@@ -19,6 +19,7 @@ from typing import Optional
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from .dataset import load_dataset, resolve_key
@@ -112,9 +113,9 @@ def _train(kind: str, inp: TrainInput) -> TrainResult:
             parent_checkpoint=parent, parent_version=inp.parent_version, training_snapshot=inp.training_snapshot,
             progress=_heartbeat, should_stop=activity.is_cancelled,
         )
-    except Cancelled:
-        # Re-raise as the SDK's cancellation so the workflow sees a cancelled activity, not a failure.
-        raise asyncio.CancelledError()
+    except Cancelled as err:
+        # Re-raised as the SDK's cancellation, so the workflow sees a cancelled activity, not a failure.
+        raise CancelledError(str(err)) from err
     return TrainResult(kind, inp.version, f"{key}/model.onnx", f"{key}/checkpoint.pt", f"{key}/metrics.json",
                        outcome.epochs, outcome.num_images, outcome.final_loss, outcome.train_seconds)
 

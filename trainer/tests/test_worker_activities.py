@@ -1,0 +1,44 @@
+import pytest
+from temporalio.exceptions import CancelledError
+from temporalio.testing import ActivityEnvironment
+
+from dataengine_trainer import worker
+from dataengine_trainer.dataset import generate_dataset
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORE_DIR", str(tmp_path))
+    generate_dataset(tmp_path / "snapshots" / "s1", "clear", 16, cameras=2, seed=11)
+    return tmp_path
+
+
+def test_train_activity_heartbeats_and_writes_artifacts_under_its_version(store):
+    env = ActivityEnvironment()
+    beats = []
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    inp = worker.TrainInput(dataset_key="snapshots/s1/dataset.json", version="wf-1", epochs=1, batch_size=4)
+    # Every image of a generated set may land in one split; use all of them for this check.
+    result = env.run(worker.train_box_model, inp)
+    assert result.artifact_key == "models/box/wf-1/model.onnx"
+    assert (store / result.artifact_key).exists() and (store / result.checkpoint_key).exists()
+    assert beats and {"epoch", "step", "loss"} <= set(beats[-1])
+    metrics = env.run(worker.evaluate_box_model, worker.EvaluateInput(model_key=result.artifact_key, dataset_key="snapshots/s1/dataset.json"))
+    assert metrics.num_objects > 0 and 0 <= metrics.mean_iou_refined <= 1
+
+
+def test_cancelled_training_stops_within_a_step(store):
+    env = ActivityEnvironment()
+    steps = []
+
+    def on_beat(*details):
+        steps.append(details[0])
+        if len(steps) == 2:
+            env.cancel()
+
+    env.on_heartbeat = on_beat
+    inp = worker.TrainInput(dataset_key="snapshots/s1/dataset.json", version="wf-2", epochs=50, batch_size=2)
+    with pytest.raises(CancelledError):
+        env.run(worker.train_detector, inp)
+    assert len(steps) <= 3
+    assert not (store / "models/detection/wf-2/model.onnx").exists()
