@@ -1,0 +1,168 @@
+// The TypeScript model layer against the trainer's own code and models: the same image gives
+// the same tensor in both languages, the wrapper returns contract-shaped results, a version
+// swap under load never mixes versions, and the registry refuses what does not fit.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { count } from 'drizzle-orm';
+import { inject } from 'vitest';
+import type { DbHandle } from '../../db/client.ts';
+import { deployments, models } from '../../db/schema.ts';
+import { readOnnxMetadata } from '../../models/onnx-metadata.ts';
+import { ModelCache } from '../../models/model-cache.ts';
+import { decodeRgb, letterboxInto, roiFromEncoded } from '../../models/preprocess.ts';
+import { deploymentHistory, productionModel, registerModel, rollback, RegistryError, setProduction } from '../../models/registry.ts';
+import { DetectorSession } from '../../models/sessions.ts';
+import { trainerPython } from '../../scripts/tools.ts';
+import { LocalBlobStore } from '../../storage/blob-store.ts';
+import { createTestDb } from '../helpers/db.ts';
+import { sampleFrames } from '../helpers/platform.ts';
+
+const tiny = (name: string) => fs.readFileSync(path.join(inject('tinyModelsDir'), name));
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'models-test-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function pythonTensor(args: string[]): Float32Array {
+  const out = path.join(tmp, `${Math.random()}.bin`);
+  execFileSync(trainerPython, ['-m', 'dataengine_trainer', ...args, '--out', out]);
+  const buf = fs.readFileSync(out);
+  return new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+}
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+describe('preprocessing parity with the trainer', () => {
+  it('letterboxes PNG and JPEG frames of any shape to the same tensor as PyTorch', async () => {
+    const png = sampleFrames()[0].file; // 320x240: letterboxing really resizes
+    const tall = path.join(tmp, 'tall.jpg');
+    await sharp(png).resize(150, 311, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(tall);
+    for (const file of [png, tall]) {
+      const img = await decodeRgb(fs.readFileSync(file));
+      const ts = new Float32Array(3 * 256 * 256);
+      letterboxInto(img, 256, ts);
+      expect(maxAbsDiff(ts, pythonTensor(['preprocess', '--image', file, '--size', '256']))).toBeLessThan(1e-5);
+    }
+  });
+
+  it('crops box-model regions (inside, at the edge, and beyond the frame) like the trainer', async () => {
+    const png = sampleFrames()[1].file;
+    for (const r of [[100, 80, 160, 120], [0, 0, 30, 50], [300, 200, 340, 260]]) {
+      const roi = await roiFromEncoded(fs.readFileSync(png), { x1: r[0], y1: r[1], x2: r[2], y2: r[3] }, 64);
+      expect(maxAbsDiff(roi.tensor, pythonTensor(['roi', '--image', png, '--region', r.join(',')]))).toBeLessThan(1e-4);
+      expect(roi.bytesDecoded).toBeLessThan(roi.frameWidth * roi.frameHeight * 3);
+    }
+  });
+});
+
+describe('detector session', () => {
+  it('reads the contract metadata and returns frame-normalized detections and embeddings', async () => {
+    const meta = readOnnxMetadata(tiny('detection.onnx'));
+    expect(meta.kind).toBe('detection');
+    const session = await DetectorSession.load(tiny('detection.onnx'), { intraOpThreads: 1, minScore: 0 });
+    const frames = sampleFrames().slice(0, 3).map((s) => fs.readFileSync(s.file));
+    const { frames: results, timings } = await session.detect(frames);
+    expect(results).toHaveLength(3);
+    for (const r of results) {
+      expect(r.embedding).toHaveLength(128);
+      expect(r.detections).toHaveLength(100);
+      for (const d of r.detections) {
+        expect(d.x1).toBeGreaterThanOrEqual(0);
+        expect(d.x2).toBeLessThanOrEqual(1);
+        expect(['vehicle', 'pedestrian', 'cyclist', 'sign']).toContain(d.className);
+      }
+      const scores = r.detections.map((d) => d.score);
+      expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    }
+    expect(Object.keys(timings).sort()).toEqual(['decode', 'inference', 'postprocess', 'preprocess']);
+    await session.release();
+  });
+});
+
+describe('model cache', () => {
+  it('answers every request wholly from one version while versions are swapped under load', async () => {
+    const store = new LocalBlobStore(path.join(tmp, 'store-swap'));
+    // Two genuinely different versions: the tiny model, and the seed-style model the trainer's
+    // tiny-models command trained with another seed.
+    const other = path.join(tmp, 'tiny2');
+    execFileSync(trainerPython, ['-m', 'dataengine_trainer', 'tiny-models', '--out', other, '--frames', '16', '--seed', '9']);
+    await store.put('models/detection/a/model.onnx', tiny('detection.onnx'));
+    await store.put('models/detection/b/model.onnx', fs.readFileSync(path.join(other, 'detection.onnx')));
+    const cache = new ModelCache(store, { intraOpThreads: 1, minScore: 0, maxVersions: 1 });
+    const frame = [fs.readFileSync(sampleFrames()[2].file)];
+    const reference = {
+      a: (await cache.detect('a', frame)).frames[0].embedding,
+      b: (await cache.detect('b', frame)).frames[0].embedding,
+    };
+    expect(maxAbsDiff(reference.a, reference.b)).toBeGreaterThan(1e-3);
+    // maxVersions 1: every switch evicts the other version while its requests may be running.
+    const requests = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 'b' : 'a') as 'a' | 'b');
+    const results = await Promise.all(requests.map(async (v) => ({ v, emb: (await cache.detect(v, frame)).frames[0].embedding })));
+    for (const { v, emb } of results) expect(maxAbsDiff(emb, reference[v])).toBeLessThan(1e-5);
+    await cache.close();
+  });
+});
+
+describe('registry', () => {
+  let handle: DbHandle;
+  let store: LocalBlobStore;
+  beforeAll(async () => {
+    handle = await createTestDb();
+    store = new LocalBlobStore(path.join(tmp, 'store-registry'));
+  });
+  afterAll(async () => handle.close());
+
+  const storedFiles = () => (fs.existsSync(store.root) ? fs.readdirSync(store.root, { recursive: true }).length : 0);
+  const rowCount = async () => (await handle.db.select({ n: count() }).from(models))[0].n;
+
+  it('refuses files that do not meet the contract and leaves registry and store unchanged', async () => {
+    const good = tiny('detection.onnx');
+    const renamed = Buffer.from(good);
+    // Rename the graph input `images` to `imagez` in place: same length, wrong signature.
+    const at = renamed.indexOf(Buffer.from('images'));
+    renamed.write('imagez', at);
+    const cases: [string, Uint8Array, 'detection' | 'box', RegExp][] = [
+      ['truncated', good.subarray(0, good.length / 2), 'detection', /model refused/],
+      ['random bytes', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251)), 'detection', /model refused/],
+      ['wrong kind', tiny('box.onnx'), 'detection', /box model, not a detection model/],
+      ['wrong input name', renamed, 'detection', /model refused/],
+    ];
+    for (const [name, bytes, kind, message] of cases) {
+      await expect(registerModel(handle.db, store, { kind, bytes, version: `bad-${name.replace(/ /g, '-')}` }), name).rejects.toThrow(message);
+    }
+    expect(await rowCount()).toBe(0);
+    expect(storedFiles()).toBe(0);
+  });
+
+  it('registers once, refuses different bytes under a used version, and moves production with history', async () => {
+    const det = tiny('detection.onnx');
+    const v1 = await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'v1' });
+    expect((await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'v1' })).id).toBe(v1.id);
+    await expect(registerModel(handle.db, store, { kind: 'detection', bytes: Buffer.concat([det, Buffer.from([0])]), version: 'v1' })).rejects.toThrow();
+    await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'v2' });
+    await setProduction(handle.db, 'detection', 'v1', { triggeredBy: 'test' });
+    await setProduction(handle.db, 'detection', 'v2', { triggeredBy: 'test', reason: 'better' });
+    expect((await productionModel(handle.db, 'detection'))?.version).toBe('v2');
+    const back = await rollback(handle.db, 'detection', { triggeredBy: 'lead' });
+    expect(back).toEqual({ version: 'v1', previousVersion: 'v2' });
+    expect((await productionModel(handle.db, 'detection'))?.version).toBe('v1');
+    const history = await deploymentHistory(handle.db, 'detection');
+    expect(history.map((d) => [d.action, d.version, d.previousVersion])).toEqual([
+      ['rollback', 'v1', 'v2'],
+      ['deploy', 'v2', 'v1'],
+      ['deploy', 'v1', null],
+    ]);
+    await expect(setProduction(handle.db, 'detection', 'nope', { triggeredBy: 'test' })).rejects.toBeInstanceOf(RegistryError);
+    expect((await handle.db.select({ n: count() }).from(deployments))[0].n).toBe(3);
+  });
+});
