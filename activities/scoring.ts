@@ -54,6 +54,8 @@ export interface ScoreBatchResult {
   framesScored: number;
   predictions: number;
   tasksRouted: number;
+  /** The policy version the batch was routed with (the newest stored, if newer than asked). */
+  policyVersion?: number;
 }
 
 export interface BatchReport extends ScoreBatchResult {
@@ -106,7 +108,10 @@ export function createScoringActivities(deps: ScoringDeps) {
       const fromSeq = await streamCursor(deps.db, input.streamId);
       if (fromSeq === null) throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
       const pending = await waitForFrames(input);
-      if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0 };
+      // A policy stored while this loop was unreachable still applies from the next batch: the
+      // update that announces it is a fast path, the database is the source of truth.
+      const policyVersion = Math.max(input.policyVersion, (await latestPolicyVersion(deps.db, input.streamId)) ?? 1);
+      if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion };
       // From here on the batch runs to the end: it is short, and storing it is all-or-nothing.
 
       const t0 = performance.now();
@@ -122,7 +127,7 @@ export function createScoringActivities(deps: ScoringDeps) {
       }));
 
       const t1 = performance.now();
-      const policy = await getPolicy(deps.db, input.streamId, input.policyVersion);
+      const policy = await getPolicy(deps.db, input.streamId, policyVersion);
       const at = now();
       const boosts = await boostedCameras(deps.db, input.streamId, at);
       const nearDuplicates = new Set<string>();
@@ -142,7 +147,7 @@ export function createScoringActivities(deps: ScoringDeps) {
           isBoosted: (cameraId) => boosts.has(null) || boosts.has(cameraId),
           nearDuplicates,
         },
-        input.policyVersion,
+        policyVersion,
       );
       const routeMs = performance.now() - t1;
 
@@ -151,7 +156,7 @@ export function createScoringActivities(deps: ScoringDeps) {
       const stored = await persistScoredBatch(deps.db, {
         streamId: input.streamId,
         modelVersion: input.modelVersion,
-        policyVersion: input.policyVersion,
+        policyVersion,
         fromSeq,
         toSeq,
         frames,
@@ -159,12 +164,11 @@ export function createScoringActivities(deps: ScoringDeps) {
       });
       const persistMs = performance.now() - t2;
 
-      const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted };
+      const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion };
       deps.onBatch?.({
         ...result,
         streamId: input.streamId,
         modelVersion: input.modelVersion,
-        policyVersion: input.policyVersion,
         timings: { read: readMs, ...scored.timings, route: routeMs, persist: persistMs },
         frames,
         tasks: tasks.map((t) => ({ reason: t.reason, className: t.className })),

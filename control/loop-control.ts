@@ -19,6 +19,30 @@ export interface LoopSettings {
   maxWaitMs: number;
   /** Task queue of the loops (default `scoring`); tests give each run its own. */
   taskQueue?: string;
+  /** How long setPolicy and deployModel wait for the loop to confirm (default 5 s). */
+  updateTimeoutMs?: number;
+}
+
+/** The loop did not answer in time (no worker is running, or it is overloaded). */
+export class LoopUnavailableError extends Error {
+  constructor(streamId: string, what: string, ms: number) {
+    super(`the loop of stream ${streamId} did not confirm ${what} within ${ms} ms; is a worker running?`);
+    this.name = 'LoopUnavailableError';
+  }
+}
+
+/**
+ * An update waits for a worker to run it. Callers (HTTP requests, deploy activities) must not
+ * hang when no worker is up, so the wait is bounded; the stored policy or production pointer
+ * still applies, because the loop reads them from the database.
+ */
+async function within<T>(ms: number, what: string, streamId: string, run: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([run(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new LoopUnavailableError(streamId, what, ms)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface LoopControl {
@@ -68,19 +92,23 @@ export class TemporalLoopControl implements LoopControl {
 
   async setPolicy(streamId: string, policyVersion: number): Promise<void> {
     // Update-with-start: a stream whose loop is not running yet gets one, already configured.
-    await this.client.workflow.executeUpdateWithStart(setPolicyUpdate, {
-      args: [{ policyVersion }],
-      updateId: `policy-${policyVersion}`,
-      startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
-    });
+    await within(this.settings.updateTimeoutMs ?? 5000, `policy version ${policyVersion}`, streamId, () =>
+      this.client.workflow.executeUpdateWithStart(setPolicyUpdate, {
+        args: [{ policyVersion }],
+        updateId: `policy-${policyVersion}`,
+        startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
+      }),
+    );
   }
 
   async deployModel(streamId: string, modelVersion: string): Promise<void> {
-    await this.client.workflow.executeUpdateWithStart(deployModelUpdate, {
-      args: [{ modelVersion }],
-      updateId: `deploy-${modelVersion}`,
-      startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
-    });
+    await within(this.settings.updateTimeoutMs ?? 5000, `model version ${modelVersion}`, streamId, () =>
+      this.client.workflow.executeUpdateWithStart(deployModelUpdate, {
+        args: [{ modelVersion }],
+        updateId: `deploy-${modelVersion}`,
+        startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
+      }),
+    );
   }
 
   async status(streamId: string): Promise<StreamStatus | null> {

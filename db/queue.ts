@@ -75,8 +75,14 @@ export async function getTask(db: DbOrTx, id: string): Promise<TaskRow | null> {
   return row ?? null;
 }
 
-function sameBoxes(a: unknown, b: LabelBox[]): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** Field-by-field: jsonb does not keep key order, so serialized forms cannot be compared. */
+function sameBoxes(stored: unknown, boxes: LabelBox[]): boolean {
+  const a = stored as LabelBox[];
+  return (
+    Array.isArray(a) &&
+    a.length === boxes.length &&
+    a.every((x, i) => x.className === boxes[i].className && x.x1 === boxes[i].x1 && x.y1 === boxes[i].y1 && x.x2 === boxes[i].x2 && x.y2 === boxes[i].y2)
+  );
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createScoringActivities } from '../activities/scoring.ts';
+import type { createScoringActivities, ScoreBatchResult } from '../activities/scoring.ts';
 import {
   deployModelUpdate,
   ModelVersionAttr,
@@ -167,7 +167,7 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
     const policyVersion = state.policyVersion ?? 1;
     try {
       batchScope = new CancellationScope();
-      const result = await batchScope.run(() =>
+      const result: ScoreBatchResult = await batchScope.run(() =>
         scoreAndRouteBatch({
           streamId: input.streamId,
           modelVersion,
@@ -177,6 +177,8 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
         }),
       );
       batchesThisRun += 1;
+      // The activity routes with the newest stored policy even if no update reached this loop.
+      if (result.policyVersion !== undefined && result.policyVersion > (state.policyVersion ?? 0)) state.policyVersion = result.policyVersion;
       if (result.framesScored > 0) {
         state.totals.batches += 1;
         state.totals.framesScored += result.framesScored;

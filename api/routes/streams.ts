@@ -5,6 +5,7 @@ import { getPolicy, currentPolicy, listPolicyVersions, savePolicy } from '../../
 import { auditLog } from '../../db/schema.ts';
 import { createStream, getStream, listStreams } from '../../db/streams.ts';
 import { samplingPolicySchema } from '../../policies/sampling-policy.ts';
+import { LoopUnavailableError } from '../../control/loop-control.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError } from '../problem.ts';
@@ -80,15 +81,16 @@ export function streamRoutes(deps: ApiDeps) {
     const policy = parseOrThrow(samplingPolicySchema, await body(c), 'invalid sampling policy');
     const stored = await savePolicy(deps.db, stream.id, policy, c.get('user').name);
     await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'policy.set', target: stream.id, details: { version: stored.version } });
-    // Running loops switch at their next batch; a loop that is not running reads the newest
-    // version when it starts.
-    let applied = true;
+    // The loop switches at its next batch. If it cannot confirm now (no worker running), its
+    // next batch still reads this version from the database.
+    let appliedToLoop = true;
     try {
       await deps.loopControl.setPolicy(stream.id, stored.version);
-    } catch {
-      applied = false;
+    } catch (err) {
+      if (!(err instanceof LoopUnavailableError)) throw err;
+      appliedToLoop = false;
     }
-    return c.json({ ...stored, appliedToLoop: applied }, 201);
+    return c.json({ ...stored, appliedToLoop }, 201);
   });
 
   return app;

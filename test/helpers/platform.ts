@@ -31,7 +31,7 @@ export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<
   const store = new LocalBlobStore(storeDir);
   const { client, close: closeClient } = await testClient();
   const taskQueue = uniqueQueue('scoring');
-  const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue });
+  const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue, updateTimeoutMs: 1500 });
   const models = new ModelCache(store, { intraOpThreads: 1, minScore: config.PREDICTION_MIN_SCORE });
   const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
   if (opts.registerModels ?? true) {
