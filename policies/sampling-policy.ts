@@ -22,8 +22,10 @@ export const samplingPolicySchema = z
     /** Share of scored frames sent to review regardless of confidence, for unbiased evaluation. */
     randomRate: probability.default(0.01),
     /** Skip a frame whose embedding is within this cosine distance of a frame already queued or
-     * labeled in the same stream; 0 turns the diversity filter off. */
-    diversityMinDistance: z.number().min(0).max(2).default(0.02),
+     * labeled in the same stream; 0 turns the diversity filter off. The scale depends on the
+     * detector's embedding: with the seed model, consecutive frames of one scene are ~0.0006
+     * apart, new scenes of one camera ~0.002, other cameras ~0.008, night vs day ~0.4. */
+    diversityMinDistance: z.number().min(0).max(2).default(0.001),
     /** Base priority of tasks from this stream; higher is claimed first. */
     priority: z.number().int().min(-1000).max(1000).default(0),
     /** While a drift boost is active the band widens by `bandWiden` on each side and the random

@@ -26,7 +26,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ch
     '--db-filename',
     opts.dbFile,
     '--log-level',
-    'warn',
+    'error',
     ...searchAttributes.flatMap((attr) => ['--search-attribute', `${attr.name}=Keyword`]),
   ];
   const child = startChild('temporal', requireTool(temporalCli), args, { quiet: true });

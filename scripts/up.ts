@@ -70,7 +70,7 @@ data engine is up
   review app     ${engine.apiUrl}/            (reviewer token: ${demo.tokens.reviewer})
   lead pages     ${engine.apiUrl}/app/lead    (lead token: ${demo.tokens.lead})
   API + OpenAPI  ${engine.apiUrl}/v1/openapi.json
-  metrics        ${engine.apiUrl}/metrics, worker: http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics
+  metrics        ${engine.apiUrl}/metrics (API and workers: one process)
   Temporal UI    ${temporalUi}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows
   tokens         ${path.relative(process.cwd(), path.join(dataDir, 'tokens.json'))}
 Ctrl-C stops everything; \`make up\` again resumes.

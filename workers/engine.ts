@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createApp } from '../api/app.ts';
 import type { ApiDeps } from '../api/env.ts';
 import { config } from '../config.ts';
@@ -61,6 +61,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
 
     let workers: RunningWorkers | null = null;
     if (opts.worker) {
+      // The SDK logs every worker state change at INFO; our own logs say what matters.
+      Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN') });
       const native = await NativeConnection.connect({ address });
       stops.push(() => native.close());
       workers = await startWorkers({ connection: native, namespace: config.TEMPORAL_NAMESPACE, db: handle.db, store, detectors: models });

@@ -2,7 +2,7 @@
 // batch activity) and the control queue (drift, deploy and retraining orchestration). Both
 // `worker.ts` (a worker process of its own) and `scripts/up.ts` (everything in one process)
 // start them through this function, so there is one way to wire a worker.
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { createScoringActivities, type DetectorProvider } from '../activities/scoring.ts';
 import type { Db } from '../db/client.ts';
 import { recordBatch } from '../observability/batch-metrics.ts';
@@ -34,9 +34,8 @@ export interface RunningWorkers {
 }
 
 export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
-  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = deps.workflowBundle
-    ? { workflowBundle: deps.workflowBundle }
-    : { workflowsPath };
+  // One bundle for both workers: bundling takes seconds and the code is the same.
+  const workflowBundle = deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath, logger: quietBundler }));
   const scoring = createScoringActivities({
     db: deps.db,
     store: deps.store,
@@ -44,7 +43,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     onBatch: recordBatch,
     idleWaitMs: deps.idleWaitMs,
   });
-  const common = { connection: deps.connection, namespace: deps.namespace, ...workflowSource };
+  const common = { connection: deps.connection, namespace: deps.namespace, workflowBundle };
   const workers = [
     await Worker.create({
       ...common,
@@ -70,3 +69,6 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     },
   };
 }
+
+const noop = () => undefined;
+const quietBundler = { trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error, log: noop };

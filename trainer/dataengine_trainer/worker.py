@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import sys
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,14 @@ def add_parser(sub) -> None:
     w.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
     w.add_argument("--task-queue", default=TRAINING_QUEUE)
     w.add_argument("--max-concurrent", type=int, default=1)
-    w.set_defaults(fn=lambda a: asyncio.run(run_worker(a.address, a.namespace, a.task_queue, a.max_concurrent)))
+    w.set_defaults(fn=_run_and_exit)
+
+
+def _run_and_exit(a) -> None:
+    asyncio.run(run_worker(a.address, a.namespace, a.task_queue, a.max_concurrent))
+    # The worker has shut down cleanly; skip interpreter finalization, where the SDK's native
+    # threads and torch's thread pools can abort the process ("PyGILState_Release").
+    sys.stdout.flush()
+    os._exit(0)
 
 
