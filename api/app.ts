@@ -12,6 +12,7 @@ import { modelRoutes } from './routes/models.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { userRoutes } from './routes/users.ts';
+import { webRoutes } from './routes/web.ts';
 
 export type { ApiDeps, AppEnv } from './env.ts';
 
@@ -43,6 +44,8 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
   });
   app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }));
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument));
+
+  app.route('/', webRoutes(deps));
 
   const v1 = new Hono<AppEnv>();
   v1.use('/v1/*', authenticated(deps));

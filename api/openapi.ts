@@ -30,6 +30,10 @@ export const openApiDocument = {
     },
   },
   paths: {
+    '/': { get: { summary: 'The review app (HTML)', responses: { 200: { description: 'text/html' } } } },
+    '/app/lead': { get: { summary: 'The lead pages (HTML)', responses: { 200: { description: 'text/html' } } } },
+    '/app/config.json': { get: { summary: 'Settings the pages need (Temporal UI link)', responses: { 200: ok('config') } } },
+    '/app/{file}': { get: { summary: 'Static assets of the pages', parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: { description: 'JavaScript or CSS' } } } },
     '/healthz': { get: { summary: 'Liveness and database check', responses: { 200: ok('healthy') } } },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
     '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI document') } } },

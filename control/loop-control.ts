@@ -7,8 +7,10 @@ import {
   resumeSignal,
   SCORING_QUEUE,
   setPolicyUpdate,
+  ModelVersionAttr,
   statusQuery,
   StreamIdAttr,
+  StreamStateAttr,
   streamWorkflowId,
   type StreamLoopInput,
   type StreamStatus,
@@ -45,6 +47,12 @@ async function within<T>(ms: number, what: string, streamId: string, run: () => 
   }
 }
 
+export interface LoopDescription {
+  execution: string;
+  state: string | null;
+  modelVersion: string | null;
+}
+
 export interface LoopControl {
   /** Starts the stream's loop unless it is already running (idempotent). */
   ensureLoop(streamId: string): Promise<void>;
@@ -55,6 +63,8 @@ export interface LoopControl {
   /** Tells a running loop to score its next batch with this model version. */
   deployModel(streamId: string, modelVersion: string): Promise<void>;
   status(streamId: string): Promise<StreamStatus | null>;
+  /** Server-side facts about the loop, available even when no worker answers queries. */
+  describe(streamId: string): Promise<LoopDescription | null>;
   /** Ids of all streams whose loop is running. */
   runningStreams(): Promise<string[]>;
 }
@@ -112,8 +122,24 @@ export class TemporalLoopControl implements LoopControl {
   }
 
   async status(streamId: string): Promise<StreamStatus | null> {
+    const handle = this.client.workflow.getHandle(streamWorkflowId(streamId));
     try {
-      return await this.client.workflow.getHandle(streamWorkflowId(streamId)).query(statusQuery);
+      return await within(this.settings.updateTimeoutMs ?? 5000, 'its status', streamId, () => handle.query(statusQuery));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  /** What the server knows without a worker: execution status and the loop's search attributes. */
+  async describe(streamId: string): Promise<LoopDescription | null> {
+    try {
+      const d = await this.client.workflow.getHandle(streamWorkflowId(streamId)).describe();
+      return {
+        execution: d.status.name,
+        state: d.typedSearchAttributes.get(StreamStateAttr) ?? null,
+        modelVersion: d.typedSearchAttributes.get(ModelVersionAttr) ?? null,
+      };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;

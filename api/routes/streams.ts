@@ -28,6 +28,16 @@ async function body(c: { req: { json(): Promise<unknown> } }): Promise<unknown> 
 export function streamRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
 
+  /** The loop's live status (a query), or what the server knows when no worker answers. */
+  async function loopOf(streamId: string) {
+    try {
+      return { loop: await deps.loopControl.status(streamId), loopServer: null };
+    } catch (err) {
+      if (!(err instanceof LoopUnavailableError)) throw err;
+      return { loop: null, loopServer: await deps.loopControl.describe(streamId).catch(() => null) };
+    }
+  }
+
   async function mustExist(id: string) {
     const stream = await getStream(deps.db, id);
     if (!stream) throw new ProblemError(404, 'Not found', `stream ${JSON.stringify(id)} does not exist`, undefined, 'unknown_stream');
@@ -44,16 +54,14 @@ export function streamRoutes(deps: ApiDeps) {
 
   app.get('/v1/streams', async (c) => {
     const streams = await listStreams(deps.db);
-    const withStatus = await Promise.all(
-      streams.map(async (s) => ({ ...s, loop: await deps.loopControl.status(s.id).catch(() => null) })),
-    );
+    const withStatus = await Promise.all(streams.map(async (s) => ({ ...s, ...(await loopOf(s.id)) })));
     return c.json({ streams: withStatus });
   });
 
   app.get('/v1/streams/:id', async (c) => {
     const stream = await mustExist(c.req.param('id'));
     const policy = await currentPolicy(deps.db, stream.id);
-    return c.json({ stream, policy, loop: await deps.loopControl.status(stream.id).catch(() => null) });
+    return c.json({ stream, policy, ...(await loopOf(stream.id)) });
   });
 
   for (const action of ['pause', 'resume'] as const) {

@@ -1,0 +1,25 @@
+// The review app and the lead pages: static files from web/ (plain ES modules, no build step),
+// plus the little configuration the pages need.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Hono } from 'hono';
+import { repoRoot } from '../../config.ts';
+import type { ApiDeps, AppEnv } from '../env.ts';
+
+const WEB_DIR = path.join(repoRoot, 'web');
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+
+async function sendFile(file: string) {
+  const body = await fs.readFile(path.join(WEB_DIR, file));
+  return new Response(new Uint8Array(body), { headers: { 'Content-Type': TYPES[path.extname(file)], 'Cache-Control': 'no-cache' } });
+}
+
+export function webRoutes(deps: ApiDeps) {
+  const app = new Hono<AppEnv>();
+  app.get('/', () => sendFile('index.html'));
+  app.get('/app/lead', () => sendFile('lead.html'));
+  app.get('/app/config.json', (c) => c.json({ temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }));
+  // Only plain file names from web/: no paths, so nothing outside the folder can be asked for.
+  app.get('/app/:file{[a-z0-9-]+\\.(js|css)}', (c) => sendFile(c.req.param('file')));
+  return app;
+}

@@ -1,0 +1,132 @@
+// The review app in a real browser (Debian's Chromium through playwright-core), against the
+// real API and database: a reviewer claims a task, drags a box corner, uses box assist and
+// submits with the keyboard; a lead enters an invalid band and sees the error by the field.
+import fs from 'node:fs';
+import path from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import { eq } from 'drizzle-orm';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DbHandle } from '../../db/client.ts';
+import { labels, predictions, reviewTasks } from '../../db/schema.ts';
+import { createTestDb } from '../helpers/db.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { eventually } from '../helpers/temporal.ts';
+
+let handle: DbHandle;
+let p: TestPlatform;
+let server: ServerType;
+let base: string;
+let browser: Browser;
+const STREAM = `web-${Math.random().toString(36).slice(2, 8)}`;
+const shots = path.join(process.cwd(), 'test-results');
+
+beforeAll(async () => {
+  handle = await createTestDb();
+  p = await createTestPlatform(handle);
+  await p.app.request('/v1/streams', { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: STREAM }) });
+  const sample = sampleFrames()[4];
+  const ingested = await (await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=${sample.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: fs.readFileSync(sample.file) })).json();
+  // One prediction under review, one confident neighbour: what the loop would have stored.
+  const [underReview, other] = await handle.db
+    .insert(predictions)
+    .values([
+      { frameId: ingested.frameId, modelVersion: 'tiny-detection', rank: 0, className: 'vehicle', score: 0.45, x1: 0.3, y1: 0.5, x2: 0.5, y2: 0.7 },
+      { frameId: ingested.frameId, modelVersion: 'tiny-detection', rank: 1, className: 'sign', score: 0.92, x1: 0.05, y1: 0.2, x2: 0.1, y2: 0.35 },
+    ])
+    .returning();
+  void other;
+  await handle.db.insert(reviewTasks).values({ dedupeKey: `${ingested.frameId}:tiny-detection:0`, streamId: STREAM, cameraId: sample.cameraId, frameId: ingested.frameId, predictionId: underReview.id, modelVersion: 'tiny-detection', className: 'vehicle', score: 0.45, reason: 'band', policyVersion: 1 });
+  server = serve({ fetch: p.app.fetch, hostname: '127.0.0.1', port: 0 });
+  await new Promise((r) => server.once('listening', r));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  fs.mkdirSync(shots, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((r) => server?.close(r));
+  await p.deps.temporal!.workflow.getHandle(`stream-${STREAM}`).terminate('test over').catch(() => undefined);
+  await p.close();
+  await handle.close();
+});
+
+describe('review app', () => {
+  it('lets a reviewer correct a box by dragging, add one with box assist, and submit by keyboard', async () => {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    await page.goto(base + '/');
+    await page.fill('#token', p.tokens.reviewer);
+    const claimStarted = Date.now();
+    await page.press('#token', 'Enter');
+    await page.waitForSelector('#overlay g.box.review');
+    const claimToVisibleMs = Date.now() - claimStarted;
+    expect(await page.locator('#overlay g.box').count()).toBe(2);
+    await expect.poll(() => page.textContent('#lease')).toMatch(/^[0-9]:\d\d$/);
+    expect(await page.textContent('aside')).toContain('band [0.3, 0.6)');
+
+    // Select the box under review and drag its south-east corner outwards.
+    const reviewBox = page.locator('#overlay g.box.review rect.body');
+    const before = await reviewBox.boundingBox();
+    await reviewBox.click({ position: { x: before!.width / 2, y: before!.height / 2 } });
+    const corner = page.locator('#overlay rect.handle[data-corner="se"]');
+    const h = (await corner.boundingBox())!;
+    await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
+    await page.mouse.down();
+    const shown = (await page.locator('#frame').boundingBox())!;
+    // Widen the box by a tenth of the frame: its right edge moves from 0.5 to about 0.6.
+    await page.mouse.move(h.x + h.width / 2 + shown.width * 0.1, h.y + h.height / 2 + shown.height * 0.05, { steps: 5 });
+    await page.mouse.up();
+    const after = await page.locator('#overlay g.box.review rect.body').boundingBox();
+    expect(after!.width).toBeGreaterThan(before!.width + shown.width * 0.08);
+
+    // Box assist: press b, drag a rough region, get a refined box back from the box model.
+    await page.keyboard.press('b');
+    const img = (await page.locator('#frame').boundingBox())!;
+    await page.mouse.move(img.x + img.width * 0.6, img.y + img.height * 0.55);
+    await page.mouse.down();
+    await page.mouse.move(img.x + img.width * 0.75, img.y + img.height * 0.75, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => document.querySelectorAll('#overlay g.box').length === 3);
+    await expect.poll(() => page.textContent('#status')).toContain('box assist:');
+    await page.keyboard.press('2'); // the new box is a pedestrian
+    await page.screenshot({ path: path.join(shots, 'review-app.png') });
+
+    const taskId = await page.evaluate(() => document.body.dataset.taskId);
+    const submitStarted = Date.now();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.empty');
+    const submitToNextMs = Date.now() - submitStarted;
+    const [label] = await eventually(async () => {
+      const rows = await handle.db.select().from(labels).where(eq(labels.taskId, taskId!));
+      return rows.length ? rows : null;
+    });
+    expect(label.decision).toBe('correct');
+    const boxes = label.boxes as { className: string; x2: number }[];
+    expect(boxes.map((b) => b.className).sort()).toEqual(['pedestrian', 'sign', 'vehicle']);
+    expect(boxes.find((b) => b.className === 'vehicle')!.x2).toBeGreaterThan(0.58);
+    console.log(`review app: claim to task visible ${claimToVisibleMs} ms; submit to next task shown ${submitToNextMs} ms`);
+    await page.close();
+  });
+
+  it('shows a lead the validation error next to the band field and stores nothing', async () => {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    page.on('pageerror', (err) => console.error('lead page error:', err.message));
+    await page.goto(base + '/app/lead');
+    await page.fill('#token', p.tokens.lead);
+    await page.press('#token', 'Enter');
+    await page.waitForSelector('[data-field="band.low"]');
+    await page.fill('[data-field="band.low"]', '0.7');
+    await page.fill('[data-field="band.high"]', '0.4');
+    await page.click('#policy-save');
+    await expect.poll(() => page.textContent('[data-error-for="band.high"]')).toContain('band.low must be below band.high');
+    expect(await page.getAttribute('[data-field="band.high"]', 'class')).toContain('invalid');
+    await page.screenshot({ path: path.join(shots, 'lead-policy-error.png') });
+    const policy = await (await p.app.request(`/v1/streams/${STREAM}/policy`, { headers: auth(p.tokens.lead) })).json();
+    expect(policy.version).toBe(1);
+    await page.close();
+  });
+});

@@ -1,0 +1,155 @@
+// The ML lead's page: streams and their loops, queue depth, the sampling policy editor (with the
+// API's validation messages shown beside each field), recent labels, and COCO export.
+import { api, escapeHtml, renderSignIn, signedInUser, token } from './api.js';
+
+const root = document.getElementById('root');
+const who = document.getElementById('who');
+let config = { temporalUiUrl: '', namespace: 'default' };
+
+// The policy form: one input per field; `field` matches the API's error paths (e.g. band.high).
+const FIELDS = [
+  { field: 'band.low', label: 'band low', type: 'number', step: '0.01' },
+  { field: 'band.high', label: 'band high', type: 'number', step: '0.01' },
+  { field: 'dailyBudget', label: 'daily budget (empty: none)', type: 'number', step: '1', nullable: true },
+  { field: 'maxTasksPerFrame', label: 'max tasks per frame', type: 'number', step: '1' },
+  { field: 'randomRate', label: 'random rate', type: 'number', step: '0.001' },
+  { field: 'diversityMinDistance', label: 'diversity min distance', type: 'number', step: '0.0001' },
+  { field: 'priority', label: 'priority', type: 'number', step: '1' },
+  { field: 'driftBoost.bandWiden', label: 'drift boost: band widen', type: 'number', step: '0.01' },
+  { field: 'driftBoost.randomRateFactor', label: 'drift boost: random × ', type: 'number', step: '1' },
+  { field: 'classBands', label: 'per-class bands (JSON)', type: 'json' },
+];
+
+const get = (obj, path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), obj);
+function set(obj, path, value) {
+  const keys = path.split('.');
+  let o = obj;
+  for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+  o[keys.at(-1)] = value;
+}
+
+const loopLink = (streamId) => `${config.temporalUiUrl}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(`stream-${streamId}`)}`;
+
+async function render() {
+  const [{ streams }, { depth }] = await Promise.all([api('/v1/streams'), api('/v1/queue')]);
+  root.innerHTML = `<div class="cards">
+    <section class="card" style="grid-column: 1 / -1"><h2>Streams</h2>
+      <table><thead><tr><th>stream</th><th>frames</th><th>open tasks</th><th>loop</th><th>model</th><th>policy</th><th>scored</th><th></th></tr></thead><tbody>
+      ${streams.map((s) => `<tr>
+        <td>${escapeHtml(s.id)}</td><td>${s.frames}</td><td>${s.pendingTasks}</td>
+        <td>${escapeHtml(s.loop?.state ?? (s.loopServer ? `${s.loopServer.state ?? s.loopServer.execution} (no worker answering)` : 'not running'))}</td><td>${escapeHtml(s.loop?.modelVersion ?? s.loopServer?.modelVersion ?? '—')}</td><td>v${s.loop?.policyVersion ?? '—'}</td>
+        <td>${s.loop?.totals.framesScored ?? 0}</td>
+        <td><a href="${loopLink(s.id)}" target="_blank" rel="noopener">Temporal UI</a>
+          <button data-action="${s.loop?.paused ? 'resume' : 'pause'}" data-stream="${escapeHtml(s.id)}">${s.loop?.paused ? 'Resume' : 'Pause'}</button></td></tr>`).join('')}
+      </tbody></table></section>
+    <section class="card"><h2>Queue depth</h2>
+      <table><thead><tr><th>stream</th><th>class</th><th>open</th><th>leased</th><th>oldest</th></tr></thead><tbody>
+      ${depth.map((d) => `<tr><td>${escapeHtml(d.streamId)}</td><td>${escapeHtml(d.className ?? 'whole frame')}</td><td>${d.open}</td><td>${d.leased}</td><td>${d.oldestCreatedAt ? escapeHtml(new Date(d.oldestCreatedAt).toLocaleString()) : '—'}</td></tr>`).join('') || '<tr><td colspan="5">No open tasks.</td></tr>'}
+      </tbody></table></section>
+    <section class="card"><h2>Sampling policy</h2>
+      <p><select id="policy-stream">${streams.map((s) => `<option>${escapeHtml(s.id)}</option>`).join('')}</select> <span id="policy-version"></span></p>
+      <form id="policy-form" class="form-grid" novalidate></form>
+      <p><button class="primary" id="policy-save">Save new version</button> <span id="policy-status" class="status"></span></p>
+    </section>
+    <section class="card"><h2>Recent labels</h2><div id="labels"></div>
+      <h2 style="margin-top:14px">Export labels (COCO JSON)</h2>
+      <p><select id="export-stream"><option value="">all streams</option>${streams.map((s) => `<option>${escapeHtml(s.id)}</option>`).join('')}</select>
+        from <input id="export-from" type="datetime-local"> to <input id="export-to" type="datetime-local"> <button id="export">Download</button></p>
+    </section>
+  </div>`;
+  root.querySelectorAll('button[data-action]').forEach((b) => b.addEventListener('click', async () => {
+    await api(`/v1/streams/${encodeURIComponent(b.dataset.stream)}/${b.dataset.action}`, { method: 'POST' });
+    setTimeout(render, 500);
+  }));
+  const select = root.querySelector('#policy-stream');
+  select.addEventListener('change', () => loadPolicy(select.value));
+  root.querySelector('#policy-save').addEventListener('click', () => savePolicy(select.value));
+  root.querySelector('#export').addEventListener('click', exportCoco);
+  if (streams.length) await loadPolicy(select.value);
+  await renderLabels();
+}
+
+async function loadPolicy(streamId) {
+  const current = await api(`/v1/streams/${encodeURIComponent(streamId)}/policy`);
+  root.querySelector('#policy-version').textContent = `version ${current.version}`;
+  const form = root.querySelector('#policy-form');
+  form.innerHTML = FIELDS.map((f) => {
+    const value = get(current.policy, f.field);
+    const input = f.type === 'json'
+      ? `<textarea data-field="${f.field}" rows="3">${escapeHtml(JSON.stringify(value ?? {}, null, 1))}</textarea>`
+      : `<input data-field="${f.field}" type="number" step="${f.step}" value="${value ?? ''}">`;
+    return `<label for="f-${f.field}">${escapeHtml(f.label)}</label><div>${input}<div class="field-error" data-error-for="${f.field}"></div></div>`;
+  }).join('');
+}
+
+async function savePolicy(streamId) {
+  const status = root.querySelector('#policy-status');
+  root.querySelectorAll('[data-error-for]').forEach((e) => (e.textContent = ''));
+  root.querySelectorAll('[data-field]').forEach((e) => e.classList.remove('invalid'));
+  const policy = {};
+  for (const f of FIELDS) {
+    const el = root.querySelector(`[data-field="${f.field}"]`);
+    const raw = el.value.trim();
+    if (f.type === 'json') {
+      try { set(policy, f.field, raw ? JSON.parse(raw) : {}); } catch { return showErrors([{ field: f.field, message: 'not valid JSON' }]); }
+    } else if (raw === '' && f.nullable) set(policy, f.field, null);
+    else if (raw !== '') set(policy, f.field, Number(raw));
+  }
+  try {
+    const saved = await api(`/v1/streams/${encodeURIComponent(streamId)}/policy`, { method: 'PUT', body: policy });
+    status.textContent = `saved as version ${saved.version}${saved.appliedToLoop ? '; the loop uses it from its next batch' : '; the loop picks it up at its next batch'}`;
+    root.querySelector('#policy-version').textContent = `version ${saved.version}`;
+  } catch (err) {
+    showErrors(err.errors?.length ? err.errors : [{ field: '', message: err.message }]);
+  }
+}
+
+function showErrors(errors) {
+  const status = root.querySelector('#policy-status');
+  const unplaced = [];
+  for (const e of errors) {
+    // Errors name the deepest field (e.g. classBands.sign.high); show them at the nearest input.
+    const field = FIELDS.map((f) => f.field).find((f) => e.field === f || e.field.startsWith(`${f}.`));
+    const slot = field && root.querySelector(`[data-error-for="${field}"]`);
+    if (slot) {
+      slot.textContent = e.message;
+      root.querySelector(`[data-field="${field}"]`).classList.add('invalid');
+    } else unplaced.push(`${e.field}: ${e.message}`);
+  }
+  status.textContent = unplaced.length ? `not saved: ${unplaced.join('; ')}` : 'not saved: fix the fields marked in red';
+}
+
+async function renderLabels() {
+  const { labels } = await api('/v1/labels?limit=25');
+  root.querySelector('#labels').innerHTML = `<table><thead><tr><th>when</th><th>reviewer</th><th>decision</th><th>stream</th><th>boxes</th></tr></thead><tbody>
+    ${labels.map((l) => `<tr><td>${escapeHtml(new Date(l.createdAt).toLocaleString())}</td><td>${escapeHtml(l.reviewer ?? '—')}</td><td>${escapeHtml(l.decision)}</td><td>${escapeHtml(l.streamId)}</td><td>${l.boxes.length}</td></tr>`).join('') || '<tr><td colspan="5">No labels yet.</td></tr>'}
+  </tbody></table>`;
+}
+
+async function exportCoco() {
+  const params = new URLSearchParams();
+  const stream = root.querySelector('#export-stream').value;
+  const from = root.querySelector('#export-from').value;
+  const to = root.querySelector('#export-to').value;
+  if (stream) params.set('streamId', stream);
+  if (from) params.set('from', new Date(from).toISOString());
+  if (to) params.set('to', new Date(to).toISOString());
+  const res = await api(`/v1/labels/export?${params}`, { raw: true });
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(await res.blob());
+  a.download = `labels-${stream || 'all'}.json`;
+  a.click();
+}
+
+config = await fetch('/app/config.json').then((r) => r.json());
+const user = await signedInUser();
+const start = (u) => {
+  who.innerHTML = `${escapeHtml(u.name)} (${escapeHtml(u.role)}) <button id="signout">Sign out</button>`;
+  who.querySelector('#signout').addEventListener('click', () => { token.clear(); location.reload(); });
+  if (u.role !== 'lead' && u.role !== 'admin') {
+    root.innerHTML = '<div class="empty">These pages are for leads. <a href="/">Review tasks instead</a>.</div>';
+    return;
+  }
+  render().catch((err) => (root.innerHTML = `<div class="empty">${escapeHtml(err.message)}</div>`));
+};
+if (user) start(user); else renderSignIn(root, start, 'a lead token');
