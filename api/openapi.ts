@@ -76,6 +76,13 @@ export const openApiDocument = {
     '/v1/models/{kind}/{version}/deploy': { post: op({ summary: 'Make a version production and switch running loops at their next batch', roles: 'lead', params: [kind, idParam('version', 'model version')] }) },
     '/v1/models/{kind}/rollback': { post: op({ summary: 'Roll back to the previous (or a given) version', roles: 'lead', params: [kind, { name: 'version', in: 'query', schema: { type: 'string' } }], responses: { 200: ok('rolled back'), 409: problem } }) },
     '/v1/deployments': { get: op({ summary: 'Deployment history', params: [{ name: 'kind', in: 'query', schema: { enum: ['detection', 'box'] } }] }) },
+    '/v1/drift/reports': { get: op({ summary: 'Drift reports, newest first', params: [{ name: 'streamId', in: 'query', schema: { type: 'string' } }, { name: 'limit', in: 'query', schema: { type: 'integer' } }, { name: 'driftOnly', in: 'query', schema: { enum: ['true', 'false'] } }] }) },
+    '/v1/drift/reports/{id}': { get: op({ summary: 'One drift report with per-component statistics, p-values and decisions', params: [idParam('id', 'report id')] }) },
+    '/v1/streams/{id}/drift-settings': {
+      get: op({ summary: 'Drift monitor settings of a stream', params: [idParam('id', 'stream id')] }),
+      put: op({ summary: 'Set alpha, components, correction, minimum effect, window, interval, boost duration, or pin a reference window', roles: 'lead', params: [idParam('id', 'stream id')], body: json({ type: 'object', properties: { alpha: { type: 'number' }, components: { type: 'integer' }, correction: { enum: ['bonferroni', 'bh'] }, minEffect: { type: 'number' }, windowSize: { type: 'integer' }, intervalSeconds: { type: 'integer' }, boostMinutes: { type: 'integer' }, pinnedReference: { type: ['object', 'null'], properties: { from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' } } } } }) }),
+    },
+    '/v1/streams/{id}/drift/check': { post: op({ summary: 'Run the stream drift check now', roles: 'lead', params: [idParam('id', 'stream id')], responses: { 202: ok('requested') } }) },
     '/v1/box-predictions': { post: op({ summary: 'Box assist: refine a rough region with the production box model', roles: 'reviewer, lead', body: json({ type: 'object', required: ['frameId', 'region'], properties: { frameId: { type: 'string' }, region: { type: 'object', properties: { x1: { type: 'number' }, y1: { type: 'number' }, x2: { type: 'number' }, y2: { type: 'number' } } } } }), responses: { 200: ok('refined box in frame pixels'), 503: problem } }) },
   } as Record<string, Record<string, unknown>>,
 };

@@ -7,6 +7,8 @@ import {
   resumeSignal,
   SCORING_QUEUE,
   setPolicyUpdate,
+  CONTROL_QUEUE,
+  driftWorkflowId,
   ModelVersionAttr,
   statusQuery,
   StreamIdAttr,
@@ -21,6 +23,8 @@ export interface LoopSettings {
   maxWaitMs: number;
   /** Task queue of the loops (default `scoring`); tests give each run its own. */
   taskQueue?: string;
+  /** Task queue of the drift monitors (default `control`). */
+  controlQueue?: string;
   /** How long setPolicy and deployModel wait for the loop to confirm (default 5 s). */
   updateTimeoutMs?: number;
 }
@@ -63,6 +67,8 @@ export interface LoopControl {
   /** Tells a running loop to score its next batch with this model version. */
   deployModel(streamId: string, modelVersion: string): Promise<void>;
   status(streamId: string): Promise<StreamStatus | null>;
+  ensureDriftMonitor(streamId: string | null): Promise<void>;
+  checkDriftNow(streamId: string | null): Promise<void>;
   /** Server-side facts about the loop, available even when no worker answers queries. */
   describe(streamId: string): Promise<LoopDescription | null>;
   /** Ids of all streams whose loop is running. */
@@ -90,6 +96,24 @@ export class TemporalLoopControl implements LoopControl {
 
   async ensureLoop(streamId: string): Promise<void> {
     await this.client.workflow.start('streamLoop', this.startOptions(streamId));
+    await this.ensureDriftMonitor(streamId);
+  }
+
+  /** Starts the drift monitor of a stream (or the global one for null) unless it runs. */
+  async ensureDriftMonitor(streamId: string | null): Promise<void> {
+    await this.client.workflow.start('driftMonitor', {
+      workflowId: driftWorkflowId(streamId),
+      taskQueue: this.settings.controlQueue ?? CONTROL_QUEUE,
+      args: [{ streamId }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      staticSummary: `Drift monitor for **${streamId ?? 'all streams'}**`,
+      staticDetails: 'Compares the latest frame embeddings with the production model reference (PCA + KS per component, corrected).',
+    });
+  }
+
+  /** Asks a drift monitor to check now instead of at its next interval. */
+  async checkDriftNow(streamId: string | null): Promise<void> {
+    await this.client.workflow.getHandle(driftWorkflowId(streamId)).signal('checkNow');
   }
 
   async pause(streamId: string): Promise<void> {

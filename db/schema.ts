@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -222,13 +223,19 @@ export const driftReports = pgTable(
     segmentKey: text('segment_key').notNull(),
     modelVersion: text('model_version').notNull(),
     drift: boolean('drift').notNull(),
-    maxStatistic: real('max_statistic').notNull(),
-    minAdjustedP: real('min_adjusted_p').notNull(),
+    maxStatistic: doublePrecision('max_statistic').notNull(),
+    // Double precision: drift p-values go far below real's smallest value (1e-38).
+    minAdjustedP: doublePrecision('min_adjusted_p').notNull(),
     windowSize: integer('window_size').notNull(),
     report: jsonb('report').notNull(),
+    // The drift check that wrote it (workflow id + iteration): a retried check adds nothing.
+    checkId: text('check_id').notNull(),
     createdAt: createdAt(),
   },
-  (t) => [index('drift_reports_segment_created_idx').on(t.segmentType, t.segmentKey, t.createdAt)],
+  (t) => [
+    index('drift_reports_segment_created_idx').on(t.segmentType, t.segmentKey, t.createdAt),
+    uniqueIndex('drift_reports_check_segment_uq').on(t.checkId, t.segmentType, t.segmentKey),
+  ],
 );
 
 /** A bounded period of boosted sampling for a stream (or one camera of it), set on drift. */
@@ -254,3 +261,42 @@ export const auditLog = pgTable('audit_log', {
   details: jsonb('details').notNull().default({}),
   createdAt: createdAt(),
 });
+
+// ---- Drift monitor ----
+
+/** Per-stream drift monitor settings (validated by drift/settings.ts). */
+export const driftSettings = pgTable('drift_settings', {
+  streamId: text('stream_id').primaryKey().references(() => streams.id),
+  settings: jsonb('settings').notNull(),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Reference embeddings of a detection model: its held-out (validation) frames, scored by it. */
+export const modelReferences = pgTable(
+  'model_references',
+  {
+    modelVersion: text('model_version').notNull(),
+    idx: integer('idx').notNull(),
+    embedding: vector('embedding', { dimensions: EMBEDDING_DIM }).notNull(),
+    numDetections: integer('num_detections').notNull(),
+    scores: jsonb('scores').notNull(),
+  },
+  (t) => [uniqueIndex('model_references_pk').on(t.modelVersion, t.idx)],
+);
+
+/** A request to retrain, recorded by the drift monitor for the retraining workflow to take up. */
+export const retrainTriggers = pgTable(
+  'retrain_triggers',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // `${segment}:${check id}`: a retried drift check records its trigger once.
+    dedupeKey: text('dedupe_key').notNull().unique(),
+    reason: text('reason').notNull(),
+    streamId: text('stream_id'),
+    reportId: uuid('report_id').references(() => driftReports.id),
+    status: text('status', { enum: ['pending', 'started', 'done'] }).notNull().default('pending'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('retrain_triggers_status_idx').on(t.status, t.createdAt)],
+);

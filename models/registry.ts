@@ -3,6 +3,7 @@
 // metadata, one probe run) before anything is written, so a bad file leaves no trace.
 import { and, desc, eq } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../db/client.ts';
+import { saveModelReference, type ReferenceFile } from '../db/drift.ts';
 import { deployments, models } from '../db/schema.ts';
 import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 import { ModelContractError, parseModelMetadata, type ModelKind } from './contract.ts';
@@ -30,6 +31,8 @@ export interface RegisterInput {
   metrics?: Record<string, unknown>;
   trainingSnapshot?: string | null;
   parentVersion?: string | null;
+  /** The drift reference the trainer wrote beside a detection model (reference.json). */
+  reference?: ReferenceFile;
 }
 
 /** Validates and probes a model without storing it; returns its contract metadata. */
@@ -75,7 +78,10 @@ export async function registerModel(db: Db, store: BlobStore, input: RegisterInp
     })
     .onConflictDoNothing()
     .returning();
-  if (row) return row;
+  if (row) {
+    if (input.kind === 'detection' && input.reference) await saveModelReference(db, version, input.reference);
+    return row;
+  }
   // A concurrent registration of the same version won the race; it must be the same file.
   const winner = await getModel(db, input.kind, version);
   if (winner?.sha256 === sha256) return winner;

@@ -84,3 +84,21 @@ export const boxAssistBytesDecoded = new client.Histogram({
   buckets: [1e3, 5e3, 2e4, 5e4, 1e5, 2.5e5, 1e6, 4e6],
   registers: [registry],
 });
+export const driftStatistic = new client.Gauge({
+  name: 'dataengine_drift_statistic',
+  help: 'Largest per-component KS statistic of the last drift check, by segment',
+  labelNames: ['segment_type', 'segment'] as const,
+  registers: [registry],
+});
+export const driftPValue = new client.Gauge({
+  name: 'dataengine_drift_min_adjusted_p',
+  help: 'Smallest corrected p-value of the last drift check, by segment',
+  labelNames: ['segment_type', 'segment'] as const,
+  registers: [registry],
+});
+export const driftDecisions = new client.Counter({
+  name: 'dataengine_drift_checks_total',
+  help: 'Drift checks by segment type and decision',
+  labelNames: ['segment_type', 'decision'] as const,
+  registers: [registry],
+});

@@ -45,7 +45,9 @@ async function ensureSeedModel(engine: Engine, kind: ModelKind): Promise<string>
   const metricsFile = path.join(repoRoot, 'models', 'seed', 'metrics.json');
   const metrics = fs.existsSync(metricsFile) ? JSON.parse(fs.readFileSync(metricsFile, 'utf8')) : {};
   const version = `seed-${sha256Hex(bytes).slice(0, 8)}`;
-  await registerModel(db, store, { kind, bytes, version, metrics: kind === 'detection' ? metrics.detector ?? {} : metrics.box_model ?? {} });
+  const referenceFile = path.join(repoRoot, 'models', 'seed', 'reference.json');
+  const reference = kind === 'detection' && fs.existsSync(referenceFile) ? JSON.parse(fs.readFileSync(referenceFile, 'utf8')) : undefined;
+  await registerModel(db, store, { kind, bytes, version, reference, metrics: kind === 'detection' ? metrics.detector ?? {} : metrics.box_model ?? {} });
   await setProduction(db, kind, version, { triggeredBy: 'bootstrap', reason: 'seed model' });
   return version;
 }
@@ -56,6 +58,7 @@ export async function bootstrapDemo(engine: Engine, opts: { streamId: string; to
   const box = await ensureSeedModel(engine, 'box');
   await createStream(engine.deps.db, { id: opts.streamId, name: 'Demo road cameras', createdBy: 'bootstrap' });
   await engine.deps.loopControl.ensureLoop(opts.streamId);
+  await engine.deps.loopControl.ensureDriftMonitor(null);
   // The synthetic camera resumes after the frames it already sent (its frames are a pure
   // function of the index, so resending would only hit the duplicate check).
   const perCamera = await engine.deps.db

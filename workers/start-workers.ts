@@ -3,6 +3,7 @@
 // `worker.ts` (a worker process of its own) and `scripts/up.ts` (everything in one process)
 // start them through this function, so there is one way to wire a worker.
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { createDriftActivities } from '../activities/drift.ts';
 import { createScoringActivities, type DetectorProvider } from '../activities/scoring.ts';
 import type { Db } from '../db/client.ts';
 import { recordBatch } from '../observability/batch-metrics.ts';
@@ -56,7 +57,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     await Worker.create({
       ...common,
       taskQueue: deps.controlQueue ?? CONTROL_QUEUE,
-      activities: deps.controlActivities ?? {},
+      activities: { ...createDriftActivities({ db: deps.db }), ...(deps.controlActivities ?? {}) },
     }),
   ];
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);

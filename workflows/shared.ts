@@ -11,6 +11,7 @@ export const CONTROL_QUEUE = 'control';
 export const TRAINING_QUEUE = 'training';
 
 export const streamWorkflowId = (streamId: string) => `stream-${streamId}`;
+export const driftWorkflowId = (streamId: string | null) => (streamId ? `drift-${streamId}` : 'drift-global');
 
 export const StreamIdAttr = defineSearchAttributeKey('StreamId', SearchAttributeType.KEYWORD);
 export const StreamStateAttr = defineSearchAttributeKey('StreamState', SearchAttributeType.KEYWORD);

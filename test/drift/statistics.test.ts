@@ -49,7 +49,13 @@ describe('drift report', () => {
   // Embeddings from a fixed random linear map of Gaussian factors; a shift moves one factor.
   function window(n: number, seed: number, shift = 0): number[][] {
     let s = seed >>> 0;
-    const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const rand = () => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    };
     const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
     const mix = Array.from({ length: 16 }, (_, i) => Array.from({ length: 6 }, (_, j) => Math.sin(i * 7 + j * 3 + 1)));
     return Array.from({ length: n }, () => {

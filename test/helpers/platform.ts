@@ -21,6 +21,7 @@ export interface TestPlatform {
   app: ReturnType<typeof createApp>;
   tokens: { admin: string; lead: string; reviewer: string; reviewer2: string; camera: string };
   taskQueue: string;
+  controlQueue: string;
   storeDir: string;
   close(): Promise<void>;
 }
@@ -31,7 +32,8 @@ export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<
   const store = new LocalBlobStore(storeDir);
   const { client, close: closeClient } = await testClient();
   const taskQueue = uniqueQueue('scoring');
-  const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue, updateTimeoutMs: 1500 });
+  const controlQueue = uniqueQueue('control');
+  const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue, controlQueue, updateTimeoutMs: 1500 });
   const models = new ModelCache(store, { intraOpThreads: 1, minScore: config.PREDICTION_MIN_SCORE });
   const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
   if (opts.registerModels ?? true) {
@@ -53,6 +55,7 @@ export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<
     app: createApp(deps, { onError: (err) => console.error(err) }),
     tokens,
     taskQueue,
+    controlQueue,
     storeDir,
     async close() {
       await models.close();

@@ -13,7 +13,7 @@ import { inject } from 'vitest';
 import { streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames } from '../helpers/platform.ts';
-import { eventually, quietRuntime, uniqueQueue } from '../helpers/temporal.ts';
+import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
 const backends: [string, () => Promise<DbHandle>][] = [['PGlite', () => openDb({})]];
 if (process.env.DATABASE_URL) backends.push(['Postgres', createTestDb]);
@@ -32,7 +32,7 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
       detectors: platform.deps.models,
       workflowBundle: { code: inject('workflowBundleCode') },
       scoringQueue: platform.taskQueue,
-      controlQueue: uniqueQueue('control'),
+      controlQueue: platform.controlQueue,
       idleWaitMs: 2000,
     });
     const { app, tokens } = platform;
@@ -99,6 +99,7 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
       expect(stolen.status).toBe(409);
     } finally {
       await platform.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).terminate('test over').catch(() => undefined);
+      await platform.deps.temporal!.workflow.getHandle(`drift-${streamId}`).terminate('test over').catch(() => undefined);
       await workers.shutdown();
       await connection.close();
       await platform.close();

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import generate_dataset, load_dataset
+from .evaluate import reference_stats
 from .pipeline import evaluate_model, train_to_dir
 from .preprocess import decode_rgb, letterbox, roi_crop, to_float_chw
 from .scenes import SCENARIOS
@@ -97,6 +98,9 @@ def build_models(out: Path, frames: int, val_frames: int, det_epochs: int, box_e
         evaluation[scenario] = {k: m[k] for k in ("map50", "map50_95", "precision", "recall", "per_class_ap50")}
         print(f"{scenario}: mAP@0.5 {m['map50']:.3f}  mAP@[.5:.95] {m['map50_95']:.3f}", file=sys.stderr)
     box_metrics = evaluate_model("box", out / "box.onnx", work / "eval-clear" / "dataset.json", None, None)
+    # The drift reference ships with the model: its embeddings on held-out in-distribution frames.
+    ref = reference_stats(str(out / "detection.onnx"), load_dataset(work / "eval-clear" / "dataset.json"), max_images=200)
+    (out / "reference.json").write_text(json.dumps(ref))
     return {
         "seed": seed,
         "train_frames": frames,

@@ -150,3 +150,22 @@ def evaluate_box(model_path: str, data: LoadedDataset, seed: int = 1234, max_obj
     iou_in = float(box_iou(torch.from_numpy(np.stack(inputs)), t).mean())
     iou_out = float(box_iou(torch.from_numpy(np.stack(refined)), t).mean())
     return {"mean_iou_input": iou_in, "mean_iou_refined": iou_out, "iou_gain": iou_out - iou_in, "num_objects": len(items)}
+
+
+def reference_stats(model_path: str, data: LoadedDataset, max_images: int = 300, min_score: float = 0.1, batch_size: int = 32) -> dict:
+    """What the drift monitor compares live frames against: the model's frame embeddings, kept
+    detection scores and detections per frame on held-out images (docs/contracts.md)."""
+    session = onnx_session(model_path)
+    size = int(session.get_modelmeta().custom_metadata_map["input_size"])
+    samples = data.samples[:max_images]
+    embeddings, scores, counts = [], [], []
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i : i + batch_size]
+        tensors = [letterbox(to_float_chw(s.rgb), size)[0] for s in chunk]
+        _, sc, _, emb = session.run(None, {"images": torch.stack(tensors).numpy()})
+        for e, s in zip(emb, sc):
+            kept = [round(float(v), 5) for v in s if v >= min_score]
+            embeddings.append([round(float(v), 6) for v in e])
+            scores.append(kept)
+            counts.append(len(kept))
+    return {"model": model_path.rsplit("/", 1)[-1], "num_frames": len(samples), "min_score": min_score, "embeddings": embeddings, "scores": scores, "num_detections": counts}

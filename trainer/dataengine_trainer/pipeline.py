@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .dataset import LoadedDataset, load_dataset
-from .evaluate import coco_metrics, evaluate_box, predict_detections
+from .evaluate import coco_metrics, evaluate_box, predict_detections, reference_stats
 from .export import export_box_model, export_detector
 from .train import (
     Progress,
@@ -49,6 +49,7 @@ def train_to_dir(
     training_snapshot: str = "",
     progress: Progress = lambda _: None,
     should_stop: ShouldStop = lambda: False,
+    reference_data: LoadedDataset | None = None,
 ) -> TrainOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     if kind == "detection":
@@ -72,6 +73,10 @@ def train_to_dir(
         export_box_model(model, onnx_tmp, version, training_snapshot, parent_version)
     model_path = out_dir / "model.onnx"
     onnx_tmp.replace(model_path)
+    if kind == "detection":
+        # Held-out frames if given, else a slice of the training frames: the drift reference.
+        ref = reference_stats(str(model_path), reference_data if reference_data and reference_data.samples else data)
+        write_json(out_dir / "reference.json", ref)
     metrics = {
         "kind": kind,
         "version": version,

@@ -108,11 +108,14 @@ def _train(kind: str, inp: TrainInput) -> TrainResult:
     batch = inp.batch_size or (16 if kind == "detection" else 64)
     cfg = TrainConfig(epochs=inp.epochs, batch_size=batch, learning_rate=inp.learning_rate, seed=inp.seed)
     key = model_dir_key(kind, inp.version)
+    reference = None
+    if kind == "detection":
+        reference = load_dataset(resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="val", max_images=300)
     try:
         outcome = train_to_dir(
             kind, data, inp.version, resolve_key(key), cfg,
             parent_checkpoint=parent, parent_version=inp.parent_version, training_snapshot=inp.training_snapshot,
-            progress=_heartbeat, should_stop=activity.is_cancelled,
+            progress=_heartbeat, should_stop=activity.is_cancelled, reference_data=reference,
         )
     except Cancelled as err:
         # Re-raised as the SDK's cancellation, so the workflow sees a cancelled activity, not a failure.

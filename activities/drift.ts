@@ -1,0 +1,134 @@
+// The drift check: compare the latest windows of frame embeddings (globally, or for a stream and
+// each of its cameras) with the reference window, store the reports, and act on drift.
+
+import type { Db } from '../db/client.ts';
+import { cameras, ensureBoost, getDriftSettings, latestWindow, modelReference, pinnedWindow, recordTrigger, saveReport, type EmbeddingWindow } from '../db/drift.ts';
+import { productionVersion } from '../db/scoring.ts';
+import { driftReport, type DriftReport } from '../drift/report.ts';
+import { defaultDriftMonitorSettings } from '../drift/settings.ts';
+import { driftDecisions, driftPValue, driftStatistic } from '../observability/metrics.ts';
+
+/** Fewer frames than this in a window make no test. */
+export const MIN_WINDOW = 20;
+
+export interface DriftCheckInput {
+  streamId: string | null;
+  checkId: string;
+}
+
+export interface SegmentOutcome {
+  segment: string;
+  segmentType: 'global' | 'stream' | 'camera';
+  drift: boolean;
+  reportId: string;
+  maxStatistic: number;
+  minAdjustedP: number;
+}
+
+export interface DriftCheckResult {
+  status: 'checked' | 'no_model' | 'no_reference' | 'not_enough_frames';
+  modelVersion: string | null;
+  intervalSeconds: number;
+  segments: SegmentOutcome[];
+  /** `world`: the stream (most of its cameras) shifted; `cameras`: only some cameras did. */
+  verdict: 'none' | 'world' | 'cameras';
+  boosted: string[];
+  retrainTriggered: boolean;
+  summary: string;
+}
+
+export interface DriftDeps {
+  db: Db;
+  now?: () => Date;
+}
+
+export function createDriftActivities(deps: DriftDeps) {
+  const now = deps.now ?? (() => new Date());
+
+  return {
+    async runDriftCheck(input: DriftCheckInput): Promise<DriftCheckResult> {
+      const { db } = deps;
+      const settings = input.streamId ? await getDriftSettings(db, input.streamId) : defaultDriftMonitorSettings;
+      const base = { intervalSeconds: settings.intervalSeconds, segments: [] as SegmentOutcome[], verdict: 'none' as const, boosted: [] as string[], retrainTriggered: false };
+      const modelVersion = await productionVersion(db, 'detection');
+      if (!modelVersion) return { ...base, status: 'no_model', modelVersion: null, summary: 'no detection model in production' };
+
+      let reference: EmbeddingWindow;
+      let referenceName: string;
+      if (settings.pinnedReference && input.streamId) {
+        reference = await pinnedWindow(db, { modelVersion, streamId: input.streamId, from: settings.pinnedReference.from, to: settings.pinnedReference.to, limit: 5000 });
+        referenceName = `pinned ${settings.pinnedReference.from.toISOString()} to ${settings.pinnedReference.to.toISOString()}`;
+      } else {
+        reference = await modelReference(db, modelVersion);
+        referenceName = `held-out frames of model ${modelVersion}`;
+      }
+      if (reference.embeddings.length < MIN_WINDOW) {
+        return { ...base, status: 'no_reference', modelVersion, summary: `the reference (${referenceName}) has ${reference.embeddings.length} frames; at least ${MIN_WINDOW} are needed` };
+      }
+      const reportSettings = { alpha: settings.alpha, components: settings.components, correction: settings.correction, minEffect: settings.minEffect };
+
+      const test = async (segmentType: SegmentOutcome['segmentType'], segment: string, current: EmbeddingWindow): Promise<SegmentOutcome | null> => {
+        if (current.embeddings.length < MIN_WINDOW) return null;
+        const report: DriftReport = driftReport(
+          { reference: reference.embeddings, current: current.embeddings, referenceScores: reference.scores, currentScores: current.scores, referenceDetections: reference.detections, currentDetections: current.detections },
+          reportSettings,
+        );
+        const reportId = await saveReport(db, { checkId: input.checkId, segmentType, segmentKey: segment, modelVersion, report: { ...report, reference: referenceName } });
+        driftStatistic.set({ segment_type: segmentType, segment }, report.maxStatistic);
+        driftPValue.set({ segment_type: segmentType, segment }, report.minAdjustedP);
+        driftDecisions.inc({ segment_type: segmentType, decision: report.drift ? 'drift' : 'no_drift' });
+        return { segment, segmentType, drift: report.drift, reportId, maxStatistic: report.maxStatistic, minAdjustedP: report.minAdjustedP };
+      };
+
+      const segments: SegmentOutcome[] = [];
+      if (!input.streamId) {
+        const outcome = await test('global', 'all', await latestWindow(db, { modelVersion, size: settings.windowSize }));
+        if (outcome) segments.push(outcome);
+      } else {
+        const streamOutcome = await test('stream', input.streamId, await latestWindow(db, { modelVersion, size: settings.windowSize, streamId: input.streamId }));
+        if (streamOutcome) segments.push(streamOutcome);
+        for (const cameraId of await cameras(db, input.streamId, modelVersion)) {
+          const o = await test('camera', `${input.streamId}/${cameraId}`, await latestWindow(db, { modelVersion, size: settings.windowSize, streamId: input.streamId, cameraId }));
+          if (o) segments.push(o);
+        }
+      }
+      if (segments.length === 0) return { ...base, status: 'not_enough_frames', modelVersion, summary: `fewer than ${MIN_WINDOW} frames scored by ${modelVersion} yet` };
+
+      // A camera that moves while its neighbours do not is a camera problem (dirty lens, new
+      // mount); most cameras moving together is the world changing.
+      const cams = segments.filter((s) => s.segmentType === 'camera');
+      const driftedCams = cams.filter((s) => s.drift);
+      const streamLevel = segments.find((s) => s.segmentType !== 'camera');
+      let verdict: DriftCheckResult['verdict'] = 'none';
+      if (cams.length > 0 && driftedCams.length > cams.length / 2) verdict = 'world';
+      else if (driftedCams.length > 0) verdict = 'cameras';
+      else if (streamLevel?.drift) verdict = 'world';
+
+      const boosted: string[] = [];
+      let retrainTriggered = false;
+      if (verdict !== 'none' && input.streamId) {
+        const at = now();
+        const until = new Date(at.getTime() + settings.boostMinutes * 60_000);
+        const targets = verdict === 'world' ? [null] : driftedCams.map((c) => c.segment.slice(input.streamId!.length + 1));
+        for (const cameraId of targets) {
+          const reason = verdict === 'world' ? 'drift: stream shifted' : `drift: camera ${cameraId} shifted`;
+          if (await ensureBoost(db, { streamId: input.streamId, cameraId, reason, until, now: at })) boosted.push(cameraId ?? input.streamId);
+        }
+        const trigger = (verdict === 'world' ? streamLevel : driftedCams[0]) ?? segments[0];
+        retrainTriggered = await recordTrigger(db, {
+          dedupeKey: `${input.checkId}:${trigger.segment}`,
+          reason: verdict === 'world' ? `drift on stream ${input.streamId}` : `drift on camera ${trigger.segment}`,
+          streamId: input.streamId,
+          reportId: trigger.reportId,
+        });
+      } else if (verdict !== 'none') {
+        retrainTriggered = await recordTrigger(db, { dedupeKey: `${input.checkId}:all`, reason: 'drift across all streams', streamId: null, reportId: segments[0].reportId });
+      }
+      const summary =
+        verdict === 'world' ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)` : verdict === 'cameras' ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only` : 'no drift';
+      return { status: 'checked', modelVersion, intervalSeconds: settings.intervalSeconds, segments, verdict, boosted, retrainTriggered, summary };
+    },
+  };
+}
+
+export type DriftActivities = ReturnType<typeof createDriftActivities>;

@@ -1,0 +1,155 @@
+// Statements of the drift monitor: windows of embeddings, reference embeddings, settings,
+// reports, boosts and retrain triggers.
+import { and, asc, desc, eq, gt, gte, inArray, lte, sql } from 'drizzle-orm';
+import { driftSettingsSchema, defaultDriftMonitorSettings, type DriftMonitorSettings } from '../drift/settings.ts';
+import type { DriftReport } from '../drift/report.ts';
+import type { DbOrTx } from './client.ts';
+import { auditLog, driftBoosts, driftReports, driftSettings, frameScores, modelReferences, predictions, retrainTriggers } from './schema.ts';
+
+export interface EmbeddingWindow {
+  embeddings: number[][];
+  scores: number[];
+  detections: number[];
+}
+
+const parseVector = (v: unknown): number[] => (Array.isArray(v) ? (v as number[]) : JSON.parse(String(v)));
+
+async function withScores(db: DbOrTx, rows: { frameId: string; embedding: unknown; numDetections: number; modelVersion: string }[]): Promise<EmbeddingWindow> {
+  const scores: number[] = [];
+  if (rows.length) {
+    const preds = await db
+      .select({ score: predictions.score })
+      .from(predictions)
+      .where(and(inArray(predictions.frameId, rows.map((r) => r.frameId)), eq(predictions.modelVersion, rows[0].modelVersion)));
+    for (const p of preds) scores.push(p.score);
+  }
+  return { embeddings: rows.map((r) => parseVector(r.embedding)), scores, detections: rows.map((r) => r.numDetections) };
+}
+
+/** The latest `size` frames scored by `modelVersion`, for all streams, one stream, or one camera. */
+export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; size: number; streamId?: string; cameraId?: string }): Promise<EmbeddingWindow> {
+  const rows = await db
+    .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion })
+    .from(frameScores)
+    .where(
+      and(
+        eq(frameScores.modelVersion, opts.modelVersion),
+        opts.streamId ? eq(frameScores.streamId, opts.streamId) : undefined,
+        opts.cameraId ? eq(frameScores.cameraId, opts.cameraId) : undefined,
+      ),
+    )
+    .orderBy(desc(frameScores.scoredAt))
+    .limit(opts.size);
+  return withScores(db, rows);
+}
+
+/** Frames of one stream scored in a pinned period (a lead's chosen reference). */
+export async function pinnedWindow(db: DbOrTx, opts: { modelVersion: string; streamId: string; from: Date; to: Date; limit: number }): Promise<EmbeddingWindow> {
+  const rows = await db
+    .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion })
+    .from(frameScores)
+    .where(and(eq(frameScores.modelVersion, opts.modelVersion), eq(frameScores.streamId, opts.streamId), gte(frameScores.scoredAt, opts.from), lte(frameScores.scoredAt, opts.to)))
+    .orderBy(asc(frameScores.scoredAt))
+    .limit(opts.limit);
+  return withScores(db, rows);
+}
+
+export async function cameras(db: DbOrTx, streamId: string, modelVersion: string): Promise<string[]> {
+  const rows = await db.selectDistinct({ cameraId: frameScores.cameraId }).from(frameScores).where(and(eq(frameScores.streamId, streamId), eq(frameScores.modelVersion, modelVersion)));
+  return rows.map((r) => r.cameraId).sort();
+}
+
+export interface ReferenceFile {
+  embeddings: number[][];
+  scores: number[][];
+  num_detections: number[];
+}
+
+/** Stores a model's reference embeddings (the reference.json the trainer writes beside it). */
+export async function saveModelReference(db: DbOrTx, modelVersion: string, ref: ReferenceFile): Promise<number> {
+  if (!ref.embeddings.length) return 0;
+  const rows = ref.embeddings.map((embedding, idx) => ({ modelVersion, idx, embedding, numDetections: ref.num_detections[idx] ?? 0, scores: ref.scores[idx] ?? [] }));
+  for (let i = 0; i < rows.length; i += 200) await db.insert(modelReferences).values(rows.slice(i, i + 200)).onConflictDoNothing();
+  return rows.length;
+}
+
+export async function modelReference(db: DbOrTx, modelVersion: string): Promise<EmbeddingWindow> {
+  const rows = await db.select().from(modelReferences).where(eq(modelReferences.modelVersion, modelVersion)).orderBy(asc(modelReferences.idx));
+  return { embeddings: rows.map((r) => parseVector(r.embedding)), scores: rows.flatMap((r) => r.scores as number[]), detections: rows.map((r) => r.numDetections) };
+}
+
+export async function getDriftSettings(db: DbOrTx, streamId: string): Promise<DriftMonitorSettings> {
+  const [row] = await db.select().from(driftSettings).where(eq(driftSettings.streamId, streamId));
+  return row ? driftSettingsSchema.parse(row.settings) : defaultDriftMonitorSettings;
+}
+
+export async function saveDriftSettings(db: DbOrTx, streamId: string, settings: DriftMonitorSettings, by: string): Promise<void> {
+  await db
+    .insert(driftSettings)
+    .values({ streamId, settings, updatedBy: by })
+    .onConflictDoUpdate({ target: driftSettings.streamId, set: { settings, updatedBy: by, updatedAt: sql`now()` } });
+}
+
+export interface StoredReportInput {
+  checkId: string;
+  segmentType: 'global' | 'stream' | 'camera';
+  segmentKey: string;
+  modelVersion: string;
+  report: DriftReport & { reference: string };
+}
+
+/** Stores a report once per (check, segment); returns its id. */
+export async function saveReport(db: DbOrTx, r: StoredReportInput): Promise<string> {
+  const [row] = await db
+    .insert(driftReports)
+    .values({
+      checkId: r.checkId,
+      segmentType: r.segmentType,
+      segmentKey: r.segmentKey,
+      modelVersion: r.modelVersion,
+      drift: r.report.drift,
+      maxStatistic: r.report.maxStatistic,
+      minAdjustedP: r.report.minAdjustedP,
+      windowSize: r.report.windowSize,
+      report: r.report,
+    })
+    .onConflictDoNothing()
+    .returning({ id: driftReports.id });
+  if (row) return row.id;
+  const [existing] = await db
+    .select({ id: driftReports.id })
+    .from(driftReports)
+    .where(and(eq(driftReports.checkId, r.checkId), eq(driftReports.segmentType, r.segmentType), eq(driftReports.segmentKey, r.segmentKey)));
+  return existing.id;
+}
+
+/** Boosts sampling for a stream (cameraId null) or one camera, unless such a boost is active. */
+export async function ensureBoost(db: DbOrTx, opts: { streamId: string; cameraId: string | null; reason: string; until: Date; now: Date }): Promise<boolean> {
+  const active = await db
+    .select({ id: driftBoosts.id })
+    .from(driftBoosts)
+    .where(and(eq(driftBoosts.streamId, opts.streamId), opts.cameraId === null ? sql`${driftBoosts.cameraId} is null` : eq(driftBoosts.cameraId, opts.cameraId), gt(driftBoosts.expiresAt, opts.now)));
+  if (active.length) return false;
+  await db.insert(driftBoosts).values({ streamId: opts.streamId, cameraId: opts.cameraId, reason: opts.reason, expiresAt: opts.until });
+  return true;
+}
+
+export async function recordTrigger(db: DbOrTx, opts: { dedupeKey: string; reason: string; streamId: string | null; reportId: string }): Promise<boolean> {
+  const rows = await db.insert(retrainTriggers).values(opts).onConflictDoNothing().returning({ id: retrainTriggers.id });
+  if (rows.length) await db.insert(auditLog).values({ actor: 'drift-monitor', action: 'drift.alert', target: opts.streamId ?? 'global', details: { reportId: opts.reportId, reason: opts.reason } });
+  return rows.length > 0;
+}
+
+export async function listReports(db: DbOrTx, opts: { streamId?: string; limit: number; driftOnly?: boolean }) {
+  return db
+    .select({ id: driftReports.id, segmentType: driftReports.segmentType, segmentKey: driftReports.segmentKey, modelVersion: driftReports.modelVersion, drift: driftReports.drift, maxStatistic: driftReports.maxStatistic, minAdjustedP: driftReports.minAdjustedP, windowSize: driftReports.windowSize, createdAt: driftReports.createdAt, summary: sql<string>`${driftReports.report}->>'summary'` })
+    .from(driftReports)
+    .where(and(opts.streamId ? sql`(${driftReports.segmentKey} = ${opts.streamId} or ${driftReports.segmentKey} like ${opts.streamId + '/%'})` : undefined, opts.driftOnly ? eq(driftReports.drift, true) : undefined))
+    .orderBy(desc(driftReports.createdAt))
+    .limit(opts.limit);
+}
+
+export async function getReport(db: DbOrTx, id: string) {
+  const [row] = await db.select().from(driftReports).where(eq(driftReports.id, id));
+  return row ?? null;
+}

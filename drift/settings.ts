@@ -1,0 +1,30 @@
+// Per-stream drift monitor settings, validated like sampling policies: a bad value is refused
+// with the field named.
+import { z } from 'zod';
+
+export const driftSettingsSchema = z
+  .object({
+    /** Significance level after correction. */
+    alpha: z.number().gt(0).lt(1).default(0.05),
+    /** Principal components tested. */
+    components: z.number().int().min(1).max(64).default(8),
+    correction: z.enum(['bonferroni', 'bh']).default('bonferroni'),
+    /** Smallest KS statistic (largest gap between the two CDFs) that counts as drift. */
+    minEffect: z.number().min(0).max(1).default(0.1),
+    /** Frames in the current window (the latest scored). */
+    windowSize: z.number().int().min(20).max(100_000).default(200),
+    /** Seconds between checks. */
+    intervalSeconds: z.number().int().min(5).max(7 * 24 * 3600).default(300),
+    /** How long a drift boost raises sampling for the drifted stream or camera. */
+    boostMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60),
+    /** Instead of the production model's reference: frames of this stream scored in this period. */
+    pinnedReference: z
+      .object({ from: z.coerce.date(), to: z.coerce.date() })
+      .refine((r) => r.from < r.to, { message: 'from must be before to', path: ['to'] })
+      .nullable()
+      .default(null),
+  })
+  .strict();
+
+export type DriftMonitorSettings = z.infer<typeof driftSettingsSchema>;
+export const defaultDriftMonitorSettings: DriftMonitorSettings = driftSettingsSchema.parse({});

@@ -1,0 +1,118 @@
+// The drift monitor as it runs: a real driftMonitor workflow on the Temporal dev server, its
+// activity on a real database, reading frame embeddings the loop stored. One camera of a stream
+// shifts while the other does not: the camera is flagged, boosted, and retraining requested.
+import { and, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDriftActivities } from '../../activities/drift.ts';
+import type { DbHandle } from '../../db/client.ts';
+import { saveModelReference } from '../../db/drift.ts';
+import { driftBoosts, driftReports, frames, frameScores, models, retrainTriggers, streams } from '../../db/schema.ts';
+import { checkNowSignal, lastDecisionQuery } from '../../workflows/drift-monitor.ts';
+import { createTestDb } from '../helpers/db.ts';
+import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { eventually, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
+
+// Frame embeddings: a few Gaussian factors mixed into 128 dimensions; a shift moves factor 0.
+function embeddings(n: number, seed: number, shift = 0): number[][] {
+  // mulberry32: a small, well-mixed PRNG, so windows with different seeds are independent.
+  let s = seed >>> 0;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  return Array.from({ length: n }, () => {
+    const f = Array.from({ length: 8 }, (_, j) => gauss() * (8 - j) / 4 + (j === 0 ? shift : 0));
+    return Array.from({ length: 128 }, (_, i) => f.reduce((acc, v, j) => acc + v * Math.sin(i * 0.37 + j * 1.3 + 0.5), 0) + 0.01 * gauss());
+  });
+}
+
+let handle: DbHandle;
+let p: TestPlatform;
+
+async function seedCamera(streamId: string, cameraId: string, rows: number[][], seqStart: number) {
+  const inserted = await handle.db
+    .insert(frames)
+    .values(rows.map((_, i) => ({ streamId, cameraId, capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, seqStart + i)), contentHash: `${streamId}-${cameraId}-${i}`, storageKey: `frames/x/${streamId}-${cameraId}-${i}.png`, mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 })))
+    .returning({ id: frames.id });
+  await handle.db.insert(frameScores).values(inserted.map((f, i) => ({ frameId: f.id, modelVersion: 'tiny-detection', streamId, cameraId, numDetections: 4, embedding: rows[i] })));
+}
+
+beforeAll(async () => {
+  handle = await createTestDb();
+  p = await createTestPlatform(handle);
+  const [row] = await handle.db.select().from(models).where(eq(models.version, 'tiny-detection'));
+  expect(row.status).toBe('production');
+  const ref = embeddings(300, 1);
+  await saveModelReference(handle.db, 'tiny-detection', { embeddings: ref, scores: ref.map(() => [0.9, 0.8]), num_detections: ref.map(() => 4) });
+  for (const id of ['cams', 'calm']) await handle.db.insert(streams).values({ id, name: id });
+  await seedCamera('cams', 'cam-a', embeddings(120, 2), 0);
+  await seedCamera('cams', 'cam-b', embeddings(120, 3, 6), 1000);
+  await seedCamera('cams', 'cam-c', embeddings(120, 4), 2000);
+  await seedCamera('calm', 'cam-a', embeddings(150, 5), 3000);
+});
+afterAll(async () => {
+  await p.close();
+  await handle.close();
+});
+
+describe('driftMonitor', () => {
+  it('tells a faulty camera from a changed world, boosts that camera and requests retraining', async () => {
+    const { client, close } = await testClient();
+    const taskQueue = uniqueQueue('control');
+    try {
+      await withWorker({ taskQueue, activities: createDriftActivities({ db: handle.db }) }, async () => {
+        const h = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-test-${taskQueue}`, args: [{ streamId: 'cams' }] });
+        const decision = await eventually(() => h.query(lastDecisionQuery), 30_000, 'first drift check');
+        expect(decision.status).toBe('checked');
+        expect(decision.verdict).toBe('cameras');
+        // The stream as a whole moved (a third of its frames did), but of its cameras only cam-b.
+        const flagged = decision.segments.filter((s) => s.drift && s.segmentType === 'camera').map((s) => s.segment);
+        expect(flagged).toEqual(['cams/cam-b']);
+        expect(decision.retrainTriggered).toBe(true);
+        const boosts = await handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'cams'));
+        expect(boosts.map((b) => b.cameraId)).toEqual(['cam-b']);
+        expect(boosts[0].expiresAt.getTime()).toBeGreaterThan(Date.now() + 50 * 60_000);
+        const [trigger] = await handle.db.select().from(retrainTriggers);
+        expect(trigger.reason).toContain('cam-b');
+        expect(trigger.status).toBe('pending');
+
+        // A second check finds the boost active and adds no second one.
+        await h.signal(checkNowSignal);
+        await eventually(async () => (await handle.db.select().from(driftReports).where(eq(driftReports.segmentKey, 'cams'))).length === 2, 30_000, 'second check');
+        expect(await handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'cams'))).toHaveLength(1);
+        expect((await h.describe()).status.name).toBe('RUNNING');
+        await h.terminate('test over');
+
+        const calm = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-calm-${taskQueue}`, args: [{ streamId: 'calm' }] });
+        const quiet = await eventually(() => calm.query(lastDecisionQuery), 30_000, 'calm check');
+        expect(quiet.verdict).toBe('none');
+        expect(quiet.segments.every((s) => !s.drift)).toBe(true);
+        await calm.terminate('test over');
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('serves reports and validates settings through the API', async () => {
+    const list = await (await p.app.request('/v1/drift/reports?streamId=cams', { headers: auth(p.tokens.lead) })).json();
+    expect(list.reports.length).toBeGreaterThan(0);
+    const camB = list.reports.find((r: { segmentKey: string }) => r.segmentKey === 'cams/cam-b');
+    const one = await (await p.app.request(`/v1/drift/reports/${camB.id}`, { headers: auth(p.tokens.lead) })).json();
+    expect(one.report.drift).toBe(true);
+    expect(one.report.report.components[0]).toMatchObject({ component: 1, drifted: expect.any(Boolean), adjustedP: expect.any(Number) });
+    const bad = await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ alpha: 2, correction: 'holm' }) });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).errors.map((e: { field: string }) => e.field).sort()).toEqual(['alpha', 'correction']);
+    const ok = await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ alpha: 0.01, correction: 'bh', pinnedReference: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:01:00Z' } }) });
+    expect(ok.status).toBe(200);
+    const got = await (await p.app.request('/v1/streams/cams/drift-settings', { headers: auth(p.tokens.reviewer) })).json();
+    expect(got.settings).toMatchObject({ alpha: 0.01, correction: 'bh', components: 8 });
+    expect((await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.reviewer, { 'Content-Type': 'application/json' }), body: '{}' })).status).toBe(403);
+    void and;
+  });
+});

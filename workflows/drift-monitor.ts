@@ -1,0 +1,60 @@
+// driftMonitor: every interval, test the latest frames of a stream (and each of its cameras), or
+// of all streams, against the production model's reference; the activity stores the report
+// and acts on drift. The Web UI shows the last decision in the workflow's current details.
+import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { DriftActivities, DriftCheckResult } from '../activities/drift.ts';
+
+export interface DriftMonitorInput {
+  /** null: all streams together. */
+  streamId: string | null;
+  /** Checks already done by earlier runs (continue-as-new carries it on). */
+  iteration?: number;
+  last?: DriftCheckResult | null;
+}
+
+export const checkNowSignal = defineSignal('checkNow');
+export const lastDecisionQuery = defineQuery<DriftCheckResult | null>('lastDecision');
+
+const { runDriftCheck } = proxyActivities<DriftActivities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { maximumInterval: '1 minute' },
+});
+
+const CHECKS_PER_RUN = 100;
+
+function details(streamId: string | null, r: DriftCheckResult, at: string): string {
+  const rows = r.segments.map((s) => `| ${s.segmentType} | ${s.segment} | ${s.drift ? '**drift**' : 'ok'} | ${s.maxStatistic.toFixed(3)} | ${s.minAdjustedP.toExponential(2)} |`);
+  return [
+    `### Drift monitor: ${streamId ?? 'all streams'}`,
+    `Last check ${at}: **${r.summary}** (model ${r.modelVersion ?? '—'})`,
+    r.boosted.length ? `Sampling boosted for: ${r.boosted.join(', ')}` : '',
+    r.retrainTriggered ? 'Retraining requested.' : '',
+    rows.length ? ['| segment | key | decision | max KS | min corrected p |', '|---|---|---|---|---|', ...rows].join('\n') : '',
+    `Next check in ${r.intervalSeconds} s.`,
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}
+
+export async function driftMonitor(input: DriftMonitorInput): Promise<void> {
+  let last = input.last ?? null;
+  let wake = false;
+  setHandler(checkNowSignal, () => {
+    wake = true;
+  });
+  setHandler(lastDecisionQuery, () => last);
+
+  const first = input.iteration ?? 0;
+  for (let i = 0; i < CHECKS_PER_RUN; i++) {
+    const info = workflowInfo();
+    // Stable across retries and continue-as-new, unique per check: reports are stored once.
+    last = await runDriftCheck({ streamId: input.streamId, checkId: `${info.workflowId}:${info.firstExecutionRunId}:${first + i}` });
+    setCurrentDetails(details(input.streamId, last, new Date().toISOString()));
+    wake = false;
+    await condition(() => wake, last.intervalSeconds * 1000);
+    if (workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof driftMonitor>({ streamId: input.streamId, iteration: first + i + 1, last });
+    }
+  }
+  await continueAsNew<typeof driftMonitor>({ streamId: input.streamId, iteration: first + CHECKS_PER_RUN, last });
+}
