@@ -8,6 +8,7 @@ import type { ApiDeps, AppEnv } from './env.ts';
 import { openApiDocument } from './openapi.ts';
 import { problemBody, ProblemError } from './problem.ts';
 import { driftRoutes } from './routes/drift.ts';
+import { retrainRoutes } from './routes/retrain.ts';
 import { frameRoutes } from './routes/frames.ts';
 import { modelRoutes } from './routes/models.ts';
 import { streamRoutes } from './routes/streams.ts';
@@ -50,7 +51,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
 
   const v1 = new Hono<AppEnv>();
   v1.use('/v1/*', authenticated(deps));
-  for (const routes of [userRoutes, streamRoutes, frameRoutes, taskRoutes, modelRoutes, driftRoutes, ...(opts.extraRoutes ?? [])]) {
+  for (const routes of [userRoutes, streamRoutes, frameRoutes, taskRoutes, modelRoutes, driftRoutes, retrainRoutes, ...(opts.extraRoutes ?? [])]) {
     v1.route('/', routes(deps));
   }
   app.route('/', v1);

@@ -83,6 +83,16 @@ export const openApiDocument = {
       put: op({ summary: 'Set alpha, components, correction, minimum effect, window, interval, boost duration, or pin a reference window', roles: 'lead', params: [idParam('id', 'stream id')], body: json({ type: 'object', properties: { alpha: { type: 'number' }, components: { type: 'integer' }, correction: { enum: ['bonferroni', 'bh'] }, minEffect: { type: 'number' }, windowSize: { type: 'integer' }, intervalSeconds: { type: 'integer' }, boostMinutes: { type: 'integer' }, pinnedReference: { type: ['object', 'null'], properties: { from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' } } } } }) }),
     },
     '/v1/streams/{id}/drift/check': { post: op({ summary: 'Run the stream drift check now', roles: 'lead', params: [idParam('id', 'stream id')], responses: { 202: ok('requested') } }) },
+    '/v1/retrain': { post: op({ summary: 'Start a retraining run', roles: 'lead', body: json({ type: 'object', properties: { reason: { type: 'string' }, requireApproval: { type: 'boolean' }, approvalTimeoutMinutes: { type: 'integer' }, epochs: { type: 'integer' }, boxEpochs: { type: 'integer' }, gate: { type: 'object', properties: { maxMapDrop: { type: 'number' }, maxClassDrop: { type: 'number' } } } } }), responses: { 202: ok('started') } }) },
+    '/v1/retrain/runs': { get: op({ summary: 'Recent retraining runs with their steps' }) },
+    '/v1/retrain/runs/{id}': { get: op({ summary: 'One retraining run', params: [idParam('id', 'run id (workflow id)')] }) },
+    '/v1/retrain/runs/{id}/approve': { post: op({ summary: 'Approve a run waiting for approval', roles: 'lead', params: [idParam('id', 'run id')], responses: { 202: ok('requested'), 409: problem } }) },
+    '/v1/retrain/runs/{id}/reject': { post: op({ summary: 'Reject a run waiting for approval', roles: 'lead', params: [idParam('id', 'run id'), { name: 'reason', in: 'query', schema: { type: 'string' } }], responses: { 202: ok('requested'), 409: problem } }) },
+    '/v1/retrain/runs/{id}/cancel': { post: op({ summary: 'Cancel a run (training stops; production is untouched)', roles: 'lead', params: [idParam('id', 'run id')], responses: { 202: ok('requested'), 409: problem } }) },
+    '/v1/retrain/schedule': {
+      get: op({ summary: 'The weekly retraining schedule' }),
+      put: op({ summary: 'Create or change the retraining schedule (cron, UTC; overlapping runs are skipped)', roles: 'lead', body: json({ type: 'object', properties: { cron: { type: 'string' } } }) }),
+    },
     '/v1/box-predictions': { post: op({ summary: 'Box assist: refine a rough region with the production box model', roles: 'reviewer, lead', body: json({ type: 'object', required: ['frameId', 'region'], properties: { frameId: { type: 'string' }, region: { type: 'object', properties: { x1: { type: 'number' }, y1: { type: 'number' }, x2: { type: 'number' }, y2: { type: 'number' } } } } }), responses: { 200: ok('refined box in frame pixels'), 503: problem } }) },
   } as Record<string, Record<string, unknown>>,
 };

@@ -300,3 +300,25 @@ export const retrainTriggers = pgTable(
   },
   (t) => [index('retrain_triggers_status_idx').on(t.status, t.createdAt)],
 );
+
+// ---- Retraining ----
+
+/** One retraining run (the `retrain` workflow), with every step's outcome. */
+export const retrainRuns = pgTable(
+  'retrain_runs',
+  {
+    id: text('id').primaryKey(), // the workflow id
+    trigger: text('trigger', { enum: ['schedule', 'drift', 'manual'] }).notNull(),
+    reason: text('reason').notNull(),
+    requestedBy: text('requested_by').notNull(),
+    status: text('status', { enum: ['running', 'deployed', 'refused', 'rejected', 'failed', 'cancelled', 'rolled_back'] }).notNull().default('running'),
+    snapshotId: text('snapshot_id'),
+    candidateVersion: text('candidate_version'),
+    // [{ name, status, startedAt, finishedAt, detail }]
+    steps: jsonb('steps').notNull().default([]),
+    metrics: jsonb('metrics').notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('retrain_runs_created_idx').on(t.createdAt)],
+);

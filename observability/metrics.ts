@@ -102,3 +102,9 @@ export const driftDecisions = new client.Counter({
   labelNames: ['segment_type', 'decision'] as const,
   registers: [registry],
 });
+export const retrainRunsTotal = new client.Counter({
+  name: 'dataengine_retrain_runs_total',
+  help: 'Finished retraining runs by outcome (deployed, refused, rejected, failed, cancelled, rolled_back)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});

@@ -6,6 +6,7 @@ import http from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { createRetrainActivities } from '../activities/retrain.ts';
 import { createApp } from '../api/app.ts';
 import type { ApiDeps } from '../api/env.ts';
 import { config } from '../config.ts';
@@ -65,7 +66,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN') });
       const native = await NativeConnection.connect({ address });
       stops.push(() => native.close());
-      workers = await startWorkers({ connection: native, namespace: config.TEMPORAL_NAMESPACE, db: handle.db, store, detectors: models });
+      const retrain = createRetrainActivities({ db: handle.db, store, loopControl, warm: (kind, v) => models.warm(kind, v) });
+      workers = await startWorkers({ connection: native, namespace: config.TEMPORAL_NAMESPACE, db: handle.db, store, detectors: models, controlActivities: retrain });
       stops.push(() => workers!.shutdown());
       workers.done.catch((err) => logger.error({ err }, 'a worker stopped with an error'));
       if (!opts.api) {

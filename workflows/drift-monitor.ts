@@ -1,7 +1,8 @@
 // driftMonitor: every interval, test the latest frames of a stream (and each of its cameras), or
 // of all streams, against the production model's reference; the activity stores the report
 // and acts on drift. The Web UI shows the last decision in the workflow's current details.
-import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, defineQuery, defineSignal, ParentClosePolicy, proxyActivities, setCurrentDetails, setHandler, startChild, workflowInfo, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import type { retrain } from './retrain.ts';
 import type { DriftActivities, DriftCheckResult } from '../activities/drift.ts';
 
 export interface DriftMonitorInput {
@@ -10,6 +11,8 @@ export interface DriftMonitorInput {
   /** Checks already done by earlier runs (continue-as-new carries it on). */
   iteration?: number;
   last?: DriftCheckResult | null;
+  /** Start a retraining run when drift calls for it (default true). */
+  autoRetrain?: boolean;
 }
 
 export const checkNowSignal = defineSignal('checkNow');
@@ -36,6 +39,21 @@ function details(streamId: string | null, r: DriftCheckResult, at: string): stri
     .join('\n\n');
 }
 
+/** One drift-triggered run at a time per scope; the run outlives this monitor's history. */
+async function requestRetraining(streamId: string | null, summary: string): Promise<void> {
+  try {
+    await startChild<typeof retrain>('retrain', {
+      workflowId: `retrain-drift-${streamId ?? 'global'}-${workflowInfo().runId.slice(0, 8)}-${Math.floor(Date.now() / 3_600_000)}`,
+      args: [{ trigger: 'drift', reason: `${streamId ?? 'all streams'}: ${summary}`, requestedBy: 'drift-monitor' }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    });
+  } catch (err) {
+    // A run for this scope started within the hour is already taking care of it.
+    if (!(err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
+  }
+}
+
 export async function driftMonitor(input: DriftMonitorInput): Promise<void> {
   let last = input.last ?? null;
   let wake = false;
@@ -50,11 +68,12 @@ export async function driftMonitor(input: DriftMonitorInput): Promise<void> {
     // Stable across retries and continue-as-new, unique per check: reports are stored once.
     last = await runDriftCheck({ streamId: input.streamId, checkId: `${info.workflowId}:${info.firstExecutionRunId}:${first + i}` });
     setCurrentDetails(details(input.streamId, last, new Date().toISOString()));
+    if (last.retrainTriggered && (input.autoRetrain ?? true)) await requestRetraining(input.streamId, last.summary);
     wake = false;
     await condition(() => wake, last.intervalSeconds * 1000);
     if (workflowInfo().continueAsNewSuggested) {
-      await continueAsNew<typeof driftMonitor>({ streamId: input.streamId, iteration: first + i + 1, last });
+      await continueAsNew<typeof driftMonitor>({ ...input, iteration: first + i + 1, last });
     }
   }
-  await continueAsNew<typeof driftMonitor>({ streamId: input.streamId, iteration: first + CHECKS_PER_RUN, last });
+  await continueAsNew<typeof driftMonitor>({ ...input, iteration: first + CHECKS_PER_RUN, last });
 }

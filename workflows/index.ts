@@ -2,3 +2,4 @@
 // so it may import only deterministic code (no Node built-ins, no I/O).
 export { streamLoop } from './stream-loop.ts';
 export * from './drift-monitor.ts';
+export * from './retrain.ts';

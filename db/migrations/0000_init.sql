@@ -138,6 +138,20 @@ CREATE TABLE "predictions" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "retrain_runs" (
+	"id" text PRIMARY KEY NOT NULL,
+	"trigger" text NOT NULL,
+	"reason" text NOT NULL,
+	"requested_by" text NOT NULL,
+	"status" text DEFAULT 'running' NOT NULL,
+	"snapshot_id" text,
+	"candidate_version" text,
+	"steps" jsonb DEFAULT '[]'::jsonb NOT NULL,
+	"metrics" jsonb DEFAULT '{}'::jsonb NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "retrain_triggers" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
 	"dedupe_key" text NOT NULL,
@@ -227,6 +241,7 @@ CREATE UNIQUE INDEX "model_references_pk" ON "model_references" USING btree ("mo
 CREATE UNIQUE INDEX "models_kind_version_uq" ON "models" USING btree ("kind","version");--> statement-breakpoint
 CREATE UNIQUE INDEX "models_one_production_uq" ON "models" USING btree ("kind") WHERE status = 'production';--> statement-breakpoint
 CREATE UNIQUE INDEX "predictions_frame_model_rank_uq" ON "predictions" USING btree ("frame_id","model_version","rank");--> statement-breakpoint
+CREATE INDEX "retrain_runs_created_idx" ON "retrain_runs" USING btree ("created_at");--> statement-breakpoint
 CREATE INDEX "retrain_triggers_status_idx" ON "retrain_triggers" USING btree ("status","created_at");--> statement-breakpoint
 CREATE INDEX "review_tasks_claim_idx" ON "review_tasks" USING btree ("status","priority","created_at");--> statement-breakpoint
 CREATE INDEX "review_tasks_stream_status_idx" ON "review_tasks" USING btree ("stream_id","status","class_name");--> statement-breakpoint

@@ -65,7 +65,7 @@ describe('driftMonitor', () => {
     const taskQueue = uniqueQueue('control');
     try {
       await withWorker({ taskQueue, activities: createDriftActivities({ db: handle.db }) }, async () => {
-        const h = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-test-${taskQueue}`, args: [{ streamId: 'cams' }] });
+        const h = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-test-${taskQueue}`, args: [{ streamId: 'cams', autoRetrain: false }] });
         const decision = await eventually(() => h.query(lastDecisionQuery), 30_000, 'first drift check');
         expect(decision.status).toBe('checked');
         expect(decision.verdict).toBe('cameras');
@@ -87,7 +87,7 @@ describe('driftMonitor', () => {
         expect((await h.describe()).status.name).toBe('RUNNING');
         await h.terminate('test over');
 
-        const calm = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-calm-${taskQueue}`, args: [{ streamId: 'calm' }] });
+        const calm = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-calm-${taskQueue}`, args: [{ streamId: 'calm', autoRetrain: false }] });
         const quiet = await eventually(() => calm.query(lastDecisionQuery), 30_000, 'calm check');
         expect(quiet.verdict).toBe('none');
         expect(quiet.segments.every((s) => !s.drift)).toBe(true);

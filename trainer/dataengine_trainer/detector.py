@@ -141,4 +141,4 @@ def detection_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> 
     size_loss = (F.l1_loss(out["size"] * m, t["size"] * m, reduction="sum")) / num_pos
     off_loss = (F.l1_loss(out["offset"] * m, t["offset"] * m, reduction="sum")) / num_pos
     total = heat_loss + 0.1 * size_loss + off_loss
-    return total, {"heat": float(heat_loss), "size": float(size_loss), "offset": float(off_loss)}
+    return total, {"heat": heat_loss.item(), "size": size_loss.item(), "offset": off_loss.item()}

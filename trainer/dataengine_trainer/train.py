@@ -117,7 +117,7 @@ def _run_epochs(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps_per_epoch, "loss": losses[-1]})
         last_loss = float(np.mean(losses)) if losses else last_loss
         torch.save(

@@ -1,0 +1,119 @@
+// The TypeScript steps of a retraining run (the Python trainer does the training and the COCO
+// evaluation): snapshot the labels, register the candidate, deploy, verify, roll back, and
+// record every step in the database for the API and the lead pages.
+import { and, eq, sql } from 'drizzle-orm';
+import { deployVersion, rollbackVersion } from '../control/deploy.ts';
+import type { LoopControl } from '../control/loop-control.ts';
+import type { Db } from '../db/client.ts';
+import type { ReferenceFile } from '../db/drift.ts';
+import { retrainRuns, retrainTriggers } from '../db/schema.ts';
+import { createSnapshot } from '../db/snapshots.ts';
+import type { ModelKind } from '../models/contract.ts';
+import { getModel, productionModel, registerModel } from '../models/registry.ts';
+import { retrainRunsTotal } from '../observability/metrics.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+
+export interface RetrainDeps {
+  db: Db;
+  store: BlobStore;
+  loopControl: LoopControl;
+  warm?: (kind: ModelKind, version: string) => Promise<void>;
+}
+
+export interface StepRecord {
+  name: string;
+  status: 'running' | 'done' | 'failed' | 'skipped';
+  at: string;
+  detail?: string;
+}
+
+export type RunStatus = (typeof retrainRuns.$inferSelect)['status'];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createRetrainActivities(deps: RetrainDeps) {
+  return {
+    async recordRetrainRun(input: { runId: string; trigger: 'schedule' | 'drift' | 'manual'; reason: string; requestedBy: string }): Promise<void> {
+      await deps.db.insert(retrainRuns).values({ id: input.runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy }).onConflictDoNothing();
+      if (input.trigger === 'drift') {
+        await deps.db.update(retrainTriggers).set({ status: 'started' }).where(eq(retrainTriggers.status, 'pending'));
+      }
+    },
+
+    /** Replaces the step of that name (or appends it) and optionally sets the run's status and fields. */
+    async recordRetrainStep(input: { runId: string; step: StepRecord; status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> }): Promise<void> {
+      await deps.db.transaction(async (tx) => {
+        const [run] = await tx.select().from(retrainRuns).where(eq(retrainRuns.id, input.runId)).for('update');
+        if (!run) return;
+        const steps = (run.steps as StepRecord[]).filter((s) => s.name !== input.step.name);
+        await tx
+          .update(retrainRuns)
+          .set({
+            steps: [...steps, input.step],
+            status: input.status ?? run.status,
+            snapshotId: input.snapshotId ?? run.snapshotId,
+            candidateVersion: input.candidateVersion ?? run.candidateVersion,
+            metrics: input.metrics ? { ...(run.metrics as object), ...input.metrics } : run.metrics,
+            updatedAt: sql`now()`,
+          })
+          .where(eq(retrainRuns.id, input.runId));
+      });
+      if (input.status && input.status !== 'running') retrainRunsTotal.inc({ outcome: input.status });
+      if (input.status === 'deployed' || input.status === 'refused' || input.status === 'failed') {
+        await deps.db.update(retrainTriggers).set({ status: 'done' }).where(and(eq(retrainTriggers.status, 'started')));
+      }
+    },
+
+    async snapshotForRetrain(input: { runId: string; asOf: string }) {
+      const production = await productionModel(deps.db, 'detection');
+      const productionBox = await productionModel(deps.db, 'box');
+      const classNames = (production?.metadata as { classNames?: string[] } | undefined)?.classNames;
+      const parentKey = production?.trainingSnapshot ? `snapshots/${production.trainingSnapshot}/dataset.json` : null;
+      const snap = await createSnapshot(deps.db, deps.store, { id: input.runId, asOf: new Date(input.asOf), trigger: 'retrain', classNames, parentKey });
+      const hasCheckpoint = async (kind: ModelKind, version: string | undefined) => (version ? deps.store.exists(`models/${kind}/${version}/checkpoint.pt`) : false);
+      return {
+        ...snap,
+        production: production?.version ?? null,
+        productionBox: productionBox?.version ?? null,
+        // Fine-tune from production when its checkpoint is in the store; otherwise from scratch.
+        detectionParent: (await hasCheckpoint('detection', production?.version)) ? production!.version : null,
+        boxParent: (await hasCheckpoint('box', productionBox?.version)) ? productionBox!.version : null,
+      };
+    },
+
+    async registerCandidate(input: { kind: ModelKind; version: string; artifactKey: string; snapshotId: string; parentVersion: string | null; metrics: Record<string, unknown> }): Promise<{ version: string }> {
+      const bytes = await deps.store.get(input.artifactKey);
+      const refKey = input.artifactKey.replace(/model\.onnx$/, 'reference.json');
+      const reference = input.kind === 'detection' && (await deps.store.exists(refKey)) ? (JSON.parse((await deps.store.get(refKey)).toString()) as ReferenceFile) : undefined;
+      const row = await registerModel(deps.db, deps.store, { kind: input.kind, bytes, version: input.version, metrics: input.metrics, trainingSnapshot: input.snapshotId, parentVersion: input.parentVersion, reference });
+      return { version: row.version };
+    },
+
+    async deployCandidate(input: { kind: ModelKind; version: string; triggeredBy: string; reason: string }) {
+      return deployVersion({ db: deps.db, loopControl: deps.loopControl, warm: deps.warm }, input.kind, input.version, { triggeredBy: input.triggeredBy, reason: input.reason });
+    },
+
+    /** Every running loop reports the new version (they switch at their next batch boundary). */
+    async verifyDeployment(input: { version: string; timeoutMs: number }): Promise<{ ok: boolean; lagging: string[] }> {
+      const deadline = Date.now() + input.timeoutMs;
+      let lagging: string[] = [];
+      const production = await getModel(deps.db, 'detection', input.version);
+      if (production?.status !== 'production') return { ok: false, lagging: ['registry'] };
+      for (;;) {
+        lagging = [];
+        for (const s of await deps.loopControl.runningStreams()) {
+          const status = await deps.loopControl.status(s).catch(() => null);
+          if (status?.modelVersion !== input.version) lagging.push(s);
+        }
+        if (lagging.length === 0 || Date.now() > deadline) return { ok: lagging.length === 0, lagging };
+        await sleep(500);
+      }
+    },
+
+    async rollbackDeployment(input: { kind: ModelKind; toVersion: string; reason: string }) {
+      return rollbackVersion({ db: deps.db, loopControl: deps.loopControl, warm: deps.warm }, input.kind, { triggeredBy: 'retrain', reason: input.reason }, input.toVersion);
+    },
+  };
+}
+
+export type RetrainActivities = ReturnType<typeof createRetrainActivities>;

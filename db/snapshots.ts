@@ -1,0 +1,101 @@
+// Dataset snapshots for retraining: reviewed labels (plus the parent snapshot's data) frozen
+// into a COCO JSON file in the blob store, with a train/val split that keeps the frames of one
+// sequence (a camera's frames close in time) on the same side.
+import { createHash } from 'node:crypto';
+import { eq, lte } from 'drizzle-orm';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { DbOrTx } from './client.ts';
+import { datasetSnapshots, frames, labels } from './schema.ts';
+
+export const DEFAULT_CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
+/** Frames of one camera within this many seconds form one sequence for the split. */
+const SEQUENCE_SECONDS = 30;
+
+interface CocoImage {
+  id: number;
+  file_name: string;
+  width: number;
+  height: number;
+  split: 'train' | 'val';
+  [extra: string]: unknown;
+}
+interface CocoAnnotation {
+  id: number;
+  image_id: number;
+  category_id: number;
+  bbox: [number, number, number, number];
+  area: number;
+  iscrowd: 0;
+}
+export interface CocoDataset {
+  info: Record<string, unknown>;
+  categories: { id: number; name: string }[];
+  images: CocoImage[];
+  annotations: CocoAnnotation[];
+}
+
+export function splitOf(sequenceKey: string, valFraction = 0.2): 'train' | 'val' {
+  const h = createHash('sha256').update(sequenceKey).digest().readUInt32BE(0) / 2 ** 32;
+  return h < valFraction ? 'val' : 'train';
+}
+
+export const snapshotKey = (id: string) => `snapshots/${id}/dataset.json`;
+
+/**
+ * Builds and stores snapshot `id` (idempotent: the same id is written once, with the labels
+ * that existed up to `asOf`). Each labelled frame appears once, with its newest label.
+ */
+export async function createSnapshot(
+  db: DbOrTx,
+  store: BlobStore,
+  opts: { id: string; asOf: Date; trigger: string; classNames?: string[]; parentKey?: string | null },
+): Promise<{ id: string; datasetKey: string; numImages: number; numAnnotations: number; numVal: number }> {
+  const [existing] = await db.select().from(datasetSnapshots).where(eq(datasetSnapshots.id, opts.id));
+  if (existing) {
+    const ds = JSON.parse((await store.get(existing.datasetKey)).toString()) as CocoDataset;
+    return { id: existing.id, datasetKey: existing.datasetKey, numImages: existing.numImages, numAnnotations: existing.numAnnotations, numVal: ds.images.filter((i) => i.split === 'val').length };
+  }
+  const classNames = opts.classNames ?? DEFAULT_CLASSES;
+  const parent: CocoDataset | null = opts.parentKey && (await store.exists(opts.parentKey)) ? JSON.parse((await store.get(opts.parentKey)).toString()) : null;
+  const rows = await db.select({ label: labels, frame: frames }).from(labels).innerJoin(frames, eq(frames.id, labels.frameId)).where(lte(labels.createdAt, opts.asOf)).orderBy(labels.createdAt);
+  const newest = new Map<string, (typeof rows)[number]>();
+  for (const r of rows) newest.set(r.frame.id, r);
+
+  const dataset: CocoDataset = { info: { description: `snapshot ${opts.id}`, trigger: opts.trigger, as_of: opts.asOf.toISOString() }, categories: classNames.map((name, i) => ({ id: i + 1, name })), images: [], annotations: [] };
+  const seen = new Set<string>();
+  const addImage = (img: { file_name: string; width: number; height: number; split: 'train' | 'val'; [extra: string]: unknown }, boxes: { className: string; x: number; y: number; w: number; h: number }[]) => {
+    if (seen.has(img.file_name)) return;
+    seen.add(img.file_name);
+    const id = dataset.images.length + 1;
+    dataset.images.push({ ...img, id } as CocoImage);
+    for (const b of boxes) {
+      const category = classNames.indexOf(b.className) + 1;
+      if (category === 0 || b.w <= 0 || b.h <= 0) continue;
+      dataset.annotations.push({ id: dataset.annotations.length + 1, image_id: id, category_id: category, bbox: [b.x, b.y, b.w, b.h], area: b.w * b.h, iscrowd: 0 });
+    }
+  };
+  for (const { label, frame } of newest.values()) {
+    const bucket = Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS);
+    const sequence = `${frame.streamId}/${frame.cameraId}/${bucket}`;
+    const boxes = (label.boxes as { className: string; x1: number; y1: number; x2: number; y2: number }[]).map((b) => ({
+      className: b.className,
+      x: b.x1 * frame.width,
+      y: b.y1 * frame.height,
+      w: (b.x2 - b.x1) * frame.width,
+      h: (b.y2 - b.y1) * frame.height,
+    }));
+    addImage({ file_name: frame.storageKey, width: frame.width, height: frame.height, split: splitOf(sequence), frame_id: frame.id, stream_id: frame.streamId, camera_id: frame.cameraId, sequence_id: sequence, label_id: label.id }, boxes);
+  }
+  if (parent) {
+    const byName = new Map(parent.categories.map((c) => [c.id, c.name]));
+    const anns = new Map<number, CocoAnnotation[]>();
+    for (const a of parent.annotations) anns.set(a.image_id, [...(anns.get(a.image_id) ?? []), a]);
+    for (const im of parent.images) {
+      addImage({ ...im, split: im.split === 'val' ? 'val' : 'train' }, (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', x: a.bbox[0], y: a.bbox[1], w: a.bbox[2], h: a.bbox[3] })));
+    }
+  }
+  const datasetKey = snapshotKey(opts.id);
+  await store.put(datasetKey, Buffer.from(JSON.stringify(dataset)));
+  await db.insert(datasetSnapshots).values({ id: opts.id, datasetKey, numImages: dataset.images.length, numAnnotations: dataset.annotations.length, trigger: opts.trigger }).onConflictDoNothing();
+  return { id: opts.id, datasetKey, numImages: dataset.images.length, numAnnotations: dataset.annotations.length, numVal: dataset.images.filter((i) => i.split === 'val').length };
+}

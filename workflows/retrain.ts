@@ -1,0 +1,185 @@
+// retrain: snapshot the reviewed labels -> train the detector and the box model (Python worker)
+// -> evaluate candidate and production on the same held-out split -> promotion gate -> register
+// -> optional approval -> deploy -> verify -> roll back if verification fails. Every step is an
+// activity, recorded in the database and shown in the Web UI's current details.
+import {
+  CancellationScope,
+  condition,
+  defineSignal,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+  ActivityCancellationType,
+} from '@temporalio/workflow';
+import type { RetrainActivities, RunStatus, StepRecord } from '../activities/retrain.ts';
+import { TRAINING_QUEUE } from './shared.ts';
+import type { DetectorMetrics, TrainerActivities, TrainResult } from './trainer-contract.ts';
+
+export interface PromotionGate {
+  /** The candidate's mAP@0.5 may be at most this much below production's. */
+  maxMapDrop: number;
+  /** No class's AP@0.5 may fall by more than this. */
+  maxClassDrop: number;
+}
+
+export interface RetrainInput {
+  trigger: 'schedule' | 'drift' | 'manual';
+  reason: string;
+  requestedBy: string;
+  requireApproval?: boolean;
+  /** How long to wait for approval before giving up (ms). */
+  approvalTimeoutMs?: number;
+  epochs?: number;
+  boxEpochs?: number;
+  gate?: Partial<PromotionGate>;
+  /** The Python worker's queue (tests run their own). */
+  trainingQueue?: string;
+  /** Labels created up to this time are in the snapshot (default: when the run starts). */
+  asOf?: string;
+  seed?: number;
+}
+
+export const defaultGate: PromotionGate = { maxMapDrop: 0, maxClassDrop: 0.05 };
+
+export const approveSignal = defineSignal<[{ approvedBy: string }]>('approve');
+export const rejectSignal = defineSignal<[{ rejectedBy: string; reason?: string }]>('reject');
+export const runStepsQuery = defineQuery<StepRecord[]>('steps');
+
+/** The promotion gate, pure so the workflow can decide deterministically. */
+export function promotionGate(candidate: DetectorMetrics, production: DetectorMetrics | null, gate: PromotionGate): { pass: boolean; reasons: string[] } {
+  if (!production) return { pass: true, reasons: ['no production model to compare with'] };
+  const reasons: string[] = [];
+  if (candidate.map50 < production.map50 - gate.maxMapDrop) {
+    reasons.push(`mAP@0.5 ${candidate.map50.toFixed(3)} is below production's ${production.map50.toFixed(3)} by more than ${gate.maxMapDrop}`);
+  }
+  for (const [cls, ap] of Object.entries(production.per_class_ap50)) {
+    const c = candidate.per_class_ap50[cls] ?? 0;
+    if (c < ap - gate.maxClassDrop) reasons.push(`class ${cls} AP@0.5 fell from ${ap.toFixed(3)} to ${c.toFixed(3)} (allowed ${gate.maxClassDrop})`);
+  }
+  return { pass: reasons.length === 0, reasons };
+}
+
+const local = proxyActivities<RetrainActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumInterval: '30 seconds', maximumAttempts: 10 } });
+
+export async function retrain(input: RetrainInput): Promise<{ status: RunStatus; candidate: string | null; detail: string }> {
+  const runId = workflowInfo().workflowId;
+  const gate: PromotionGate = { ...defaultGate, ...input.gate };
+  const trainer = proxyActivities<TrainerActivities>({
+    taskQueue: input.trainingQueue ?? TRAINING_QUEUE,
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    // A cancelled run waits for the trainer to stop, so nothing keeps training behind its back.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 3 },
+  });
+  const evaluator = proxyActivities<TrainerActivities>({ taskQueue: input.trainingQueue ?? TRAINING_QUEUE, startToCloseTimeout: '30 minutes', heartbeatTimeout: '5 minutes', retry: { maximumAttempts: 3 } });
+
+  const steps: StepRecord[] = [];
+  let decision: { approved: boolean; by: string; reason?: string } | null = null;
+  setHandler(approveSignal, ({ approvedBy }) => void (decision ??= { approved: true, by: approvedBy }));
+  setHandler(rejectSignal, ({ rejectedBy, reason }) => void (decision ??= { approved: false, by: rejectedBy, reason }));
+  setHandler(runStepsQuery, () => steps);
+
+  const show = (headline: string) =>
+    setCurrentDetails([`### Retraining (${input.trigger})`, `_${input.reason}_`, `**${headline}**`, '| step | status | detail |', '|---|---|---|', ...steps.map((s) => `| ${s.name} | ${s.status} | ${s.detail ?? ''} |`)].join('\n'));
+  const step = async (name: string, status: StepRecord['status'], detail?: string, extra: { status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> } = {}) => {
+    const record: StepRecord = { name, status, at: new Date().toISOString(), detail };
+    const i = steps.findIndex((s) => s.name === name);
+    if (i >= 0) steps[i] = record;
+    else steps.push(record);
+    show(extra.status && extra.status !== 'running' ? `finished: ${extra.status}` : `${name}: ${status}`);
+    await local.recordRetrainStep({ runId, step: record, ...extra });
+  };
+  const finish = async (status: RunStatus, detail: string, candidate: string | null = null) => {
+    await step('result', status === 'deployed' ? 'done' : 'failed', detail, { status });
+    return { status, candidate, detail };
+  };
+
+  await local.recordRetrainRun({ runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy });
+  let current = 'snapshot';
+  try {
+    await step('snapshot', 'running');
+    const snap = await local.snapshotForRetrain({ runId, asOf: input.asOf ?? new Date().toISOString() });
+    if (snap.numImages - snap.numVal < 4 || snap.numVal < 1) {
+      await step('snapshot', 'failed', `${snap.numImages} labelled frames (${snap.numVal} held out): too few to train and evaluate`);
+      return await finish('failed', 'not enough reviewed labels');
+    }
+    await step('snapshot', 'done', `${snap.numImages} frames, ${snap.numAnnotations} boxes, ${snap.numVal} held out`, { snapshotId: snap.id });
+
+    current = 'train';
+    await step('train', 'running', snap.detectionParent ? `fine-tuning ${snap.detectionParent}` : 'from scratch');
+    const common = { dataset_key: snap.datasetKey, image_root_key: '', training_snapshot: snap.id, seed: input.seed ?? 0 };
+    const detector: TrainResult = await trainer.train_detector({ ...common, version: runId, parent_version: snap.detectionParent, epochs: input.epochs ?? 6 });
+    const box: TrainResult = await trainer.train_box_model({ ...common, version: runId, parent_version: snap.boxParent, epochs: input.boxEpochs ?? input.epochs ?? 2 });
+    await step('train', 'done', `detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)}`, { candidateVersion: runId });
+
+    current = 'evaluate';
+    await step('evaluate', 'running');
+    const heldOut = { dataset_key: snap.datasetKey, image_root_key: '', split: 'val' };
+    const candidateMetrics = await evaluator.evaluate_detector({ ...heldOut, model_key: detector.artifact_key });
+    const productionMetrics = snap.production ? await evaluator.evaluate_detector({ ...heldOut, model_key: `models/detection/${snap.production}/model.onnx` }) : null;
+    const boxMetrics = await evaluator.evaluate_box_model({ ...heldOut, model_key: box.artifact_key });
+    await step('evaluate', 'done', `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`, {
+      metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics },
+    });
+
+    current = 'gate';
+    const verdict = promotionGate(candidateMetrics, productionMetrics, gate);
+    if (!verdict.pass) {
+      await step('gate', 'failed', verdict.reasons.join('; '));
+      return await finish('refused', `promotion gate refused the candidate: ${verdict.reasons.join('; ')}`, runId);
+    }
+    await step('gate', 'done', verdict.reasons.join('; ') || 'candidate is at least as good');
+
+    current = 'register';
+    await local.registerCandidate({ kind: 'detection', version: runId, artifactKey: detector.artifact_key, snapshotId: snap.id, parentVersion: snap.production, metrics: { ...candidateMetrics } });
+    await local.registerCandidate({ kind: 'box', version: runId, artifactKey: box.artifact_key, snapshotId: snap.id, parentVersion: snap.productionBox, metrics: { ...boxMetrics } });
+    await step('register', 'done', `detection and box ${runId}`);
+
+    if (input.requireApproval) {
+      current = 'approval';
+      await step('approval', 'running', 'waiting for a lead to approve or reject');
+      const answered = await condition(() => decision !== null, input.approvalTimeoutMs ?? 24 * 3600_000);
+      const d = decision as { approved: boolean; by: string; reason?: string } | null;
+      if (!answered || !d) {
+        await step('approval', 'failed', 'no decision before the timeout');
+        return await finish('rejected', 'approval timed out', runId);
+      }
+      if (!d.approved) {
+        await step('approval', 'failed', `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`);
+        return await finish('rejected', `rejected by ${d.by}`, runId);
+      }
+      await step('approval', 'done', `approved by ${d.by}`);
+    }
+
+    current = 'deploy';
+    const deployed = await local.deployCandidate({ kind: 'detection', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
+    await local.deployCandidate({ kind: 'box', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
+    await step('deploy', 'done', `production ${deployed.previousVersion ?? '—'} -> ${runId}; ${deployed.streamsNotified.length} loops notified`);
+
+    current = 'verify';
+    const check = await local.verifyDeployment({ version: runId, timeoutMs: 60_000 });
+    if (!check.ok) {
+      await step('verify', 'failed', `loops still on the old version: ${check.lagging.join(', ')}`);
+      if (deployed.previousVersion) {
+        await local.rollbackDeployment({ kind: 'detection', toVersion: deployed.previousVersion, reason: `verification of ${runId} failed` });
+        await step('rollback', 'done', `production back to ${deployed.previousVersion}`);
+      }
+      return await finish('rolled_back', 'verification failed; rolled back', runId);
+    }
+    await step('verify', 'done', 'every running loop scores with the new model');
+    return await finish('deployed', `deployed ${runId}`, runId);
+  } catch (err) {
+    if (isCancellation(err)) {
+      // Record the outcome even though the workflow is being cancelled; production is untouched
+      // unless the deploy step had already finished.
+      await CancellationScope.nonCancellable(() => step(current, 'failed', 'cancelled', { status: 'cancelled' }));
+      throw err;
+    }
+    await step(current, 'failed', err instanceof Error ? err.message.slice(0, 500) : String(err), { status: 'failed' });
+    throw err;
+  }
+}
