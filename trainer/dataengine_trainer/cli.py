@@ -137,6 +137,39 @@ def cmd_tiny_models(a) -> None:
     print(out)
 
 
+def cmd_shift_benchmark(a) -> None:
+    """mAP of a base detector in-distribution and per shift scenario, then after fine-tuning on
+    N labelled frames of each scenario: how much of each shift's drop labels win back."""
+    sizes = [int(v) for v in a.sizes.split(",")]
+    scenarios = [s for s in SCENARIOS if s != "clear"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        generate_dataset(work / "base", "clear", a.base_frames, cameras=4, seed=a.seed)
+        base = train_to_dir("detection", load_dataset(work / "base" / "dataset.json"), "base", work / "base-model", TrainConfig(epochs=a.base_epochs, seed=a.seed), progress=_progress_printer("base"))
+        evals = {}
+        for scenario in ["clear"] + scenarios:
+            generate_dataset(work / f"eval-{scenario}", scenario, a.eval_frames, cameras=4, seed=a.seed + 1000)
+            evals[scenario] = work / f"eval-{scenario}" / "dataset.json"
+        score = lambda model: {s: evaluate_model("detection", model, evals[s], None, None) for s in evals}  # noqa: E731
+        base_scores = score(base.model_path)
+        rows = []
+        for scenario in scenarios:
+            generate_dataset(work / f"ft-{scenario}", scenario, max(sizes), cameras=4, seed=a.seed + 2000)
+            row = {"scenario": scenario, "clear_before": base_scores["clear"]["map50"], "shifted_before": base_scores[scenario]["map50"]}
+            for n in sizes:
+                data = load_dataset(work / f"ft-{scenario}" / "dataset.json", max_images=n)
+                tuned = train_to_dir("detection", data, f"ft-{scenario}-{n}", work / f"ft-model-{scenario}-{n}", TrainConfig(epochs=a.ft_epochs, seed=a.seed, learning_rate=1e-3), parent_checkpoint=base.checkpoint_path)
+                m = evaluate_model("detection", tuned.model_path, evals[scenario], None, None)
+                row[f"after_{n}"] = m["map50"]
+                row[f"after_{n}_map50_95"] = m["map50_95"]
+                drop = row["clear_before"] - row["shifted_before"]
+                row[f"recovered_{n}"] = (m["map50"] - row["shifted_before"]) / drop if drop > 0 else None
+                print(f"{scenario}: {n} labels -> mAP@0.5 {m['map50']:.3f}", file=sys.stderr)
+            rows.append(row)
+    table = {"base": {s: {"map50": v["map50"], "map50_95": v["map50_95"]} for s, v in base_scores.items()}, "fine_tuning": rows, "settings": vars(a) | {"fn": None}}
+    print(json.dumps(table, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="dataengine_trainer", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -188,6 +221,15 @@ def main(argv: list[str] | None = None) -> None:
     ti.add_argument("--frames", type=int, default=48)
     ti.add_argument("--seed", type=int, default=0)
     ti.set_defaults(fn=cmd_tiny_models)
+
+    sb = sub.add_parser("shift-benchmark", help="mAP drop per shift scenario and recovery after fine-tuning on N labels")
+    sb.add_argument("--base-frames", type=int, default=2000)
+    sb.add_argument("--base-epochs", type=int, default=5)
+    sb.add_argument("--sizes", default="500,2000")
+    sb.add_argument("--ft-epochs", type=int, default=3)
+    sb.add_argument("--eval-frames", type=int, default=200)
+    sb.add_argument("--seed", type=int, default=0)
+    sb.set_defaults(fn=cmd_shift_benchmark)
 
     pp = sub.add_parser("preprocess", help="write the detector input tensor of an image (float32 CHW, little-endian)")
     pp.add_argument("--image", required=True)

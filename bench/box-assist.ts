@@ -1,0 +1,60 @@
+// Box assist under load: autocannon against the real HTTP server (PGlite, the seed box model),
+// beside the box model's bare inference time; and bytes decoded per request vs the whole frame.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+// @ts-expect-error autocannon ships no types
+import autocannon from 'autocannon';
+import { createApp } from '../api/app.ts';
+import { loadConfig, repoRoot } from '../config.ts';
+import type { LoopControl } from '../control/loop-control.ts';
+import type { DbHandle } from '../db/client.ts';
+import { frames, streams } from '../db/schema.ts';
+import { createUser } from '../db/users.ts';
+import { ModelCache } from '../models/model-cache.ts';
+import { registerModel, setProduction } from '../models/registry.ts';
+import { sha256Hex, LocalBlobStore } from '../storage/blob-store.ts';
+import { table } from './stats.ts';
+
+const noLoops: LoopControl = {
+  ensureLoop: async () => undefined, pause: async () => undefined, resume: async () => undefined, setPolicy: async () => undefined,
+  deployModel: async () => undefined, status: async () => null, runningStreams: async () => [], describe: async () => null,
+  ensureDriftMonitor: async () => undefined, checkDriftNow: async () => undefined,
+};
+
+export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP50: number) {
+  const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-box-'));
+  const store = new LocalBlobStore(storeDir);
+  await registerModel(handle.db, store, { kind: 'box', bytes: fs.readFileSync(path.join(repoRoot, 'models/seed/box.onnx')), version: 'bench-box' });
+  await setProduction(handle.db, 'box', 'bench-box', { triggeredBy: 'bench' });
+  await handle.db.insert(streams).values({ id: 'box-bench', name: 'box' }).onConflictDoNothing();
+  const key = `frames/bench/${sha256Hex(frameBytes)}.png`;
+  await store.put(key, frameBytes);
+  const [frame] = await handle.db.insert(frames).values({ streamId: 'box-bench', cameraId: 'c', capturedAt: new Date(), contentHash: sha256Hex(frameBytes), storageKey: key, mediaType: 'image/png', sizeBytes: frameBytes.length, width: 320, height: 240 }).returning();
+  const { token } = await createUser(handle.db, { name: `box-bench-${Date.now()}`, role: 'reviewer' });
+  const models = new ModelCache(store, { intraOpThreads: 1, minScore: 0.1 });
+  const app = createApp({ db: handle.db, store, config: loadConfig({ ...process.env, STORE_DIR: storeDir }), loopControl: noLoops, models });
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  await new Promise((r) => server.once('listening', r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/box-predictions`;
+  const body = JSON.stringify({ frameId: frame.id, region: { x1: 120, y1: 110, x2: 180, y2: 160 } });
+  const one = await (await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body })).json();
+  const rows: (string | number)[][] = [];
+  for (const connections of [1, 16, 64]) {
+    const r = await autocannon({ url, method: 'POST', connections, duration: 5, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body });
+    if (r.non2xx) throw new Error(`box assist bench: ${r.non2xx} non-2xx responses`);
+    rows.push([connections, r.latency.p50, r.latency.p90, r.latency.p97_5, r.latency.p99, r.requests.average]);
+  }
+  table('Box assist over HTTP (ms; requests/s)', ['clients', 'p50', 'p90', 'p97.5', 'p99', 'req/s'], rows);
+  table('Box assist decoding', ['measure', 'value'], [
+    ['bare box model session.run p50 (ms)', bareP50],
+    ['bytes decoded per request', one.bytesDecoded],
+    ['bytes of the whole decoded frame', one.frameBytes],
+    ['share of the frame decoded', one.bytesDecoded / one.frameBytes],
+  ]);
+  await new Promise((r) => server.close(r));
+  await models.close();
+  fs.rmSync(storeDir, { recursive: true, force: true });
+  return rows;
+}

@@ -1,0 +1,128 @@
+// Drift monitor figures: detection power and false alarms on real embeddings of the scene
+// generator's scenarios (the seed detector's own embeddings), timing against scipy/sklearn,
+// and how many frames after a shift the monitor flags it.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../config.ts';
+import { driftReport } from '../drift/report.ts';
+import { ks2samp } from '../drift/ks.ts';
+import { fitPca, projectPca } from '../drift/pca.ts';
+import { DetectorSession } from '../models/sessions.ts';
+import { trainerPython } from '../scripts/tools.ts';
+import { table } from './stats.ts';
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function sample<T>(pool: T[], n: number, rand: () => number): T[] {
+  const a = [...pool];
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rand() * (a.length - i));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a.slice(0, n);
+}
+
+async function embedScenario(det: DetectorSession, scenario: string, count: number, seed: number, tmp: string) {
+  const out = path.join(tmp, scenario);
+  execFileSync(trainerPython, ['-m', 'dataengine_trainer', 'generate', '--out', out, '--scenario', scenario, '--count', String(count), '--cameras', '4', '--seed', String(seed)]);
+  const coco = JSON.parse(fs.readFileSync(path.join(out, 'dataset.json'), 'utf8')) as { images: { file_name: string }[] };
+  const result: { embedding: number[]; scores: number[]; n: number }[] = [];
+  for (let i = 0; i < coco.images.length; i += 32) {
+    const batch = coco.images.slice(i, i + 32).map((im) => fs.readFileSync(path.join(out, im.file_name)));
+    const { frames } = await det.detect(batch);
+    for (const f of frames) result.push({ embedding: Array.from(f.embedding), scores: f.detections.map((d) => d.score), n: f.detections.length });
+  }
+  return result;
+}
+
+export async function benchDrift() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-drift-'));
+  const det = await DetectorSession.load(fs.readFileSync(path.join(repoRoot, 'models/seed/detection.onnx')), { intraOpThreads: 2, minScore: 0.1 });
+  const ref = JSON.parse(fs.readFileSync(path.join(repoRoot, 'models/seed/reference.json'), 'utf8')) as { embeddings: number[][]; scores: number[][]; num_detections: number[] };
+  const pools: Record<string, { embedding: number[]; scores: number[]; n: number }[]> = {};
+  for (const [scenario, count] of [['clear', 1200], ['night', 1000], ['fog', 1000], ['new_camera', 1000], ['class_mix', 1000]] as const) {
+    pools[scenario] = await embedScenario(det, scenario, count, 77, tmp);
+  }
+  const rand = rng(5);
+  const trials = 40;
+  const rows: (string | number)[][] = [];
+  for (const scenario of Object.keys(pools)) {
+    const row: (string | number)[] = [scenario === 'clear' ? 'no shift (false alarms)' : scenario];
+    for (const w of [50, 200, 1000]) {
+      let flagged = 0;
+      for (let t = 0; t < trials; t++) {
+        const win = sample(pools[scenario], w, rand);
+        const r = driftReport({ reference: ref.embeddings, current: win.map((f) => f.embedding) });
+        if (r.drift) flagged++;
+      }
+      row.push(flagged / trials);
+    }
+    rows.push(row);
+  }
+  table(`Drift flagged (fraction of ${trials} trials; reference: the seed model's 200 held-out frames; alpha 0.05, Bonferroni over 8 components, min effect 0.1)`, ['scenario', 'window 50', 'window 200', 'window 1000'], rows);
+
+  // Frames from a shift's start until the monitor flags it: window 200, a check every 50 frames.
+  const stream = [...sample(pools.clear, 400, rand), ...sample(pools.night, 400, rand)];
+  let flaggedAt = -1;
+  for (let end = 450; end <= stream.length; end += 50) {
+    const r = driftReport({ reference: ref.embeddings, current: stream.slice(end - 200, end).map((f) => f.embedding) });
+    if (r.drift) {
+      flaggedAt = end - 400;
+      break;
+    }
+  }
+  table('Time to flag a shift (clear -> night at frame 400; window 200, check every 50 frames)', ['measure', 'value'], [['frames after the shift began', flaggedAt], ['at 4 frames/s (make up camera)', `${flaggedAt / 4} s + the check interval`]]);
+
+  // Timing: PCA fit on 50,000 x 256 and KS on a 5,000 window, here and in sklearn/scipy.
+  const r2 = rng(9);
+  const gauss = () => Math.sqrt(-2 * Math.log(r2() + 1e-12)) * Math.cos(2 * Math.PI * r2());
+  const make = (n: number, shift: number) => Array.from({ length: n }, () => {
+    const f = Array.from({ length: 16 }, (_, j) => gauss() * (16 - j) / 4 + (j === 0 ? shift : 0));
+    return Array.from({ length: 256 }, (_, i) => f.reduce((a, v, j) => a + v * Math.sin(i * 0.11 + j * 0.7), 0) + 0.1 * gauss());
+  });
+  const X = make(50_000, 0);
+  const W = make(5_000, 0.3);
+  let t = performance.now();
+  const pca = fitPca(X, { components: 8 });
+  const fitMs = performance.now() - t;
+  t = performance.now();
+  const pr = projectPca(pca, X);
+  const pw = projectPca(pca, W);
+  const ps = pr.map((c, k) => ks2samp(c, pw[k]).pvalue);
+  const testMs = performance.now() - t;
+  const file = path.join(tmp, 'x.bin');
+  const buf = new Float64Array(55_000 * 256);
+  X.forEach((r, i) => buf.set(r, i * 256));
+  W.forEach((r, i) => buf.set(r, (50_000 + i) * 256));
+  fs.writeFileSync(file, Buffer.from(buf.buffer));
+  const py = JSON.parse(
+    execFileSync(trainerPython, ['-c', `
+import json, time, numpy as np
+from sklearn.decomposition import PCA
+from scipy.stats import ks_2samp
+a = np.fromfile(${JSON.stringify(file)}, dtype=np.float64).reshape(55000, 256)
+X, W = a[:50000], a[50000:]
+t = time.perf_counter(); p = PCA(n_components=8, svd_solver='full').fit(X); fit = time.perf_counter() - t
+t = time.perf_counter(); px, pw = p.transform(X), p.transform(W); ps = [ks_2samp(px[:, k], pw[:, k]).pvalue for k in range(8)]; test = time.perf_counter() - t
+print(json.dumps({"fit_ms": fit * 1000, "test_ms": test * 1000, "p": ps}))
+`]).toString(),
+  );
+  table('PCA fit on 50,000 x 256, KS test of a 5,000 window (8 components), ms', ['step', 'dataengine (TypeScript)', 'scikit-learn / scipy', 'ratio'], [
+    ['PCA fit', fitMs, py.fit_ms, fitMs / py.fit_ms],
+    ['project + 8 KS tests', testMs, py.test_ms, testMs / py.test_ms],
+  ]);
+  console.log(`p-values agree: max relative difference ${Math.max(...ps.map((p, k) => Math.abs(p - py.p[k]) / Math.max(py.p[k], 1e-300))).toExponential(2)}`);
+  await det.release();
+  fs.rmSync(tmp, { recursive: true, force: true });
+}

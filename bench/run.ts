@@ -1,0 +1,59 @@
+// `npm run bench`: every figure the issues ask for, measured in one run on this machine, each
+// beside a baseline measured in the same run. Uses TEMPORAL_ADDRESS if set, else starts the
+// Temporal CLI dev server; PGlite in memory (and Postgres too when DATABASE_URL is set).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { openDb } from '../db/client.ts';
+import { requireTool, temporalCli, trainerPython } from '../scripts/tools.ts';
+import { searchAttributes } from '../workflows/shared.ts';
+import { benchBoxAssist } from './box-assist.ts';
+import { benchDrift } from './drift.ts';
+import { benchLoop } from './loop.ts';
+import { benchModels } from './models.ts';
+import { benchQueue } from './queue.ts';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const only = process.argv.slice(2);
+const want = (name: string) => only.length === 0 || only.includes(name);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
+execFileSync(requireTool(trainerPython), ['-m', 'dataengine_trainer', 'generate', '--out', tmp, '--count', '480', '--cameras', '4', '--seed', '42']);
+const coco = JSON.parse(fs.readFileSync(path.join(tmp, 'dataset.json'), 'utf8')) as { images: { file_name: string }[] };
+const frames = coco.images.map((im) => fs.readFileSync(path.join(tmp, im.file_name)));
+console.log(`# dataengine benchmarks (${new Date().toISOString()}, ${os.cpus().length} cores)`);
+
+const m = await benchModels(frames);
+let env: TestWorkflowEnvironment | undefined;
+let address = process.env.TEMPORAL_ADDRESS;
+if (!address && want('loop')) {
+  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] } });
+  address = env.address;
+}
+if (want('loop')) {
+  const db = await openDb({});
+  // Bare inference at batch 16 is the loop's baseline.
+  await benchLoop(db, address!, frames, m.detector.batch16Bare);
+  await db.close();
+}
+if (want('queue')) {
+  const pglite = await openDb({});
+  await benchQueue(pglite, 'PGlite');
+  await pglite.close();
+  if (process.env.DATABASE_URL) {
+    const pg = await openDb({ databaseUrl: process.env.DATABASE_URL, poolSize: 40 });
+    await benchQueue(pg, 'Postgres');
+    await pg.close();
+  }
+}
+if (want('box')) {
+  const db = await openDb({});
+  await benchBoxAssist(db, frames[0], m.boxBareP50);
+  await db.close();
+}
+if (want('drift')) await benchDrift();
+await env?.teardown();
+fs.rmSync(tmp, { recursive: true, force: true });
