@@ -10,7 +10,7 @@ import { retrainRuns, retrainTriggers } from '../db/schema.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
 import { getModel, productionModel, registerModel } from '../models/registry.ts';
-import { retrainRunsTotal } from '../observability/metrics.ts';
+import { modelEvalMap50, retrainRunsTotal } from '../observability/metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 
 export interface RetrainDeps {
@@ -59,6 +59,9 @@ export function createRetrainActivities(deps: RetrainDeps) {
           .where(eq(retrainRuns.id, input.runId));
       });
       if (input.status && input.status !== 'running') retrainRunsTotal.inc({ outcome: input.status });
+      const m = input.metrics as { candidate?: { map50: number }; production?: { map50: number } | null } | undefined;
+      if (m?.candidate) modelEvalMap50.set({ kind: 'detection', role: 'candidate' }, m.candidate.map50);
+      if (m?.production) modelEvalMap50.set({ kind: 'detection', role: 'production' }, m.production.map50);
       if (input.status === 'deployed' || input.status === 'refused' || input.status === 'failed') {
         await deps.db.update(retrainTriggers).set({ status: 'done' }).where(and(eq(retrainTriggers.status, 'started')));
       }

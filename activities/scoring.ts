@@ -7,7 +7,8 @@ import type { Db } from '../db/client.ts';
 import { getPolicy } from '../db/policies.ts';
 import {
   boostedCameras,
-  hasNearDuplicateTask,
+  cosineDistance,
+  recentTaskEmbeddings,
   latestPolicyVersion,
   nextFrames,
   persistScoredBatch,
@@ -132,10 +133,9 @@ export function createScoringActivities(deps: ScoringDeps) {
       const boosts = await boostedCameras(deps.db, input.streamId, at);
       const nearDuplicates = new Set<string>();
       if (policy.diversityMinDistance > 0) {
+        const queued = await recentTaskEmbeddings(deps.db, input.streamId);
         for (const f of frames) {
-          if (await hasNearDuplicateTask(deps.db, input.streamId, f.embedding, policy.diversityMinDistance)) {
-            nearDuplicates.add(f.frameId);
-          }
+          if (queued.some((q) => cosineDistance(q, f.embedding) < policy.diversityMinDistance)) nearDuplicates.add(f.frameId);
         }
       }
       const routedToday = policy.dailyBudget === null ? 0 : await tasksRoutedToday(deps.db, input.streamId, at);

@@ -36,20 +36,27 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const workers = await startWorkers({ connection: native, namespace: 'default', db: handle.db, store, detectors: models, scoringQueue: queue, controlQueue: `bench-control-${Date.now()}`, idleWaitMs: 1000 });
   await models.warm('detection', 'bench');
   await createStream(handle.db, { id: 'bench', name: 'bench', createdBy: 'bench' });
-  await loop.ensureLoop('bench');
   const n = frames.length;
+  console.log(`loop bench: ingesting ${n} frames`);
   const started = performance.now();
+  let unique = 0;
   for (const [i, f] of frames.entries()) {
-    await ingestFrame({ db: handle.db, store, maxFrameBytes: 1e7 }, { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' });
+    const r = await ingestFrame({ db: handle.db, store, maxFrameBytes: 1e7 }, { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' });
+    if (r.created) unique++;
   }
   const ingestMs = performance.now() - started;
+  // The loop starts once every frame is in, so its rate is the loop's own, not ingestion's.
+  const loopStarted = performance.now();
+  await loop.ensureLoop('bench');
+  const deadline = Date.now() + 10 * 60_000;
   for (;;) {
     const [{ n: scored }] = await handle.db.select({ n: count() }).from(frameScores).where(eq(frameScores.streamId, 'bench'));
-    if (scored >= n) break;
+    if (scored >= unique) break;
+    if (Date.now() > deadline) throw new Error(`loop bench: only ${scored} of ${unique} frames scored after 10 minutes; loop status ${JSON.stringify(await loop.status('bench').catch((e) => String(e)))}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const totalMs = performance.now() - started;
-  const fps = n / (totalMs / 1000);
+  const totalMs = performance.now() - loopStarted;
+  const fps = unique / (totalMs / 1000);
   const [{ n: tasks }] = await handle.db.select({ n: count() }).from(reviewTasks).where(eq(reviewTasks.streamId, 'bench'));
   const status = await loop.status('bench');
   const desc = await client.workflow.getHandle(streamWorkflowId('bench')).describe();
@@ -57,11 +64,11 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const stages = (await registry.getSingleMetric('dataengine_batch_stage_seconds')!.get()).values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_sum'));
   const stageMs = Object.fromEntries(stages.map((v) => [v.labels.stage as string, (v.value * 1000) / (status!.totals.batches || 1)]));
 
-  table(`Whole loop, ${n} frames posted back to back, batch 16, 2 threads`, ['measure', 'value'], [
-    ['loop frames/s (first ingest to last frame scored)', fps],
+  table(`Whole loop, ${unique} distinct frames posted back to back, batch 16, 2 threads`, ['measure', 'value'], [
+    ['loop frames/s (loop start to last frame scored and routed)', fps],
     ['bare session.run frames/s at batch 16', bareFps16],
     ['ratio loop / bare', fps / bareFps16],
-    ['ingest time for all frames (ms)', ingestMs],
+    ['ingestion frames/s (HTTP-less, one client, full decode check)', unique / (ingestMs / 1000)],
     ['tasks routed', tasks],
     ['batches', status!.totals.batches],
     ...Object.entries(stageMs).map(([k, v]) => [`mean ms per batch: ${k}`, v] as [string, number]),

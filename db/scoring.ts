@@ -97,24 +97,35 @@ export async function boostedCameras(db: DbOrTx, streamId: string, now: Date): P
   return new Set(rows.map((r) => r.cameraId));
 }
 
+/** How many of a stream's most recently queued frames the diversity filter compares against. */
+export const DIVERSITY_LOOKBACK = 1000;
+
 /**
- * Whether a frame of the stream that already has a review task lies within `maxDistance`
- * (pgvector cosine distance) of this embedding: the diversity filter of the sampling policy.
+ * Embeddings of the stream's most recently queued (or labelled) frames: the diversity filter of
+ * the sampling policy compares a batch against them in one query instead of one per frame.
  */
-export async function hasNearDuplicateTask(
-  db: DbOrTx,
-  streamId: string,
-  embedding: number[],
-  maxDistance: number,
-): Promise<boolean> {
-  const vec = JSON.stringify(embedding);
+export async function recentTaskEmbeddings(db: DbOrTx, streamId: string, limit = DIVERSITY_LOOKBACK): Promise<number[][]> {
   const rows = await db
-    .select({ one: sql<number>`1` })
-    .from(frameScores)
-    .innerJoin(reviewTasks, eq(reviewTasks.frameId, frameScores.frameId))
-    .where(and(eq(frameScores.streamId, streamId), sql`${frameScores.embedding} <=> ${vec}::vector < ${maxDistance}`))
-    .limit(1);
-  return rows.length > 0;
+    .select({ embedding: frameScores.embedding })
+    .from(reviewTasks)
+    .innerJoin(frameScores, eq(frameScores.frameId, reviewTasks.frameId))
+    .where(eq(reviewTasks.streamId, streamId))
+    .orderBy(desc(reviewTasks.createdAt))
+    .limit(limit);
+  return rows.map((r) => (Array.isArray(r.embedding) ? (r.embedding as number[]) : JSON.parse(String(r.embedding))));
+}
+
+/** Cosine distance, as pgvector's `<=>` computes it. */
+export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return 1 - dot / Math.sqrt(na * nb);
 }
 
 export interface ScoredDetection {

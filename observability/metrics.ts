@@ -108,3 +108,83 @@ export const retrainRunsTotal = new client.Counter({
   labelNames: ['outcome'] as const,
   registers: [registry],
 });
+export const reviewClaims = new client.Counter({
+  name: 'dataengine_review_claims_total',
+  help: 'Tasks leased to reviewers',
+  labelNames: ['stream'] as const,
+  registers: [registry],
+});
+export const reviewLeaseExpiries = new client.Counter({
+  name: 'dataengine_review_lease_expiries_total',
+  help: 'Tasks claimed again because an earlier lease expired unanswered',
+  labelNames: ['stream'] as const,
+  registers: [registry],
+});
+export const reviewDecisions = new client.Counter({
+  name: 'dataengine_review_decisions_total',
+  help: 'Labels stored from review, by decision (accept, reject, correct)',
+  labelNames: ['stream', 'decision'] as const,
+  registers: [registry],
+});
+export const modelEvalMap50 = new client.Gauge({
+  name: 'dataengine_model_eval_map50',
+  help: 'mAP@0.5 on the held-out split at the last retraining evaluation',
+  labelNames: ['kind', 'role'] as const,
+  registers: [registry],
+});
+
+export interface QueueReading {
+  open: { stream: string; class: string; count: number; oldestAgeSeconds: number }[];
+  framesWaiting: { stream: string; count: number }[];
+  production: { kind: string; version: string }[];
+}
+
+/**
+ * Gauges read from the database when Prometheus scrapes, so every API process reports the same
+ * current values (a counter kept in one process could not show the queue's depth).
+ */
+export function registerDatabaseGauges(read: () => Promise<QueueReading>): void {
+  let last: Promise<QueueReading> | null = null;
+  // One database read per scrape, shared by the gauges' collect callbacks.
+  const reading = () => (last ??= read().finally(() => setTimeout(() => (last = null), 1000)));
+  new client.Gauge({
+    name: 'dataengine_queue_open_tasks',
+    help: 'Open review tasks (pending or leased) per stream and class',
+    labelNames: ['stream', 'class'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).open) this.set({ stream: r.stream, class: r.class }, r.count);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_queue_oldest_task_age_seconds',
+    help: 'Age of the oldest open review task per stream and class',
+    labelNames: ['stream', 'class'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).open) this.set({ stream: r.stream, class: r.class }, r.oldestAgeSeconds);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_frames_waiting',
+    help: 'Frames ingested but not yet scored, per stream',
+    labelNames: ['stream'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).framesWaiting) this.set({ stream: r.stream }, r.count);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_model_production_info',
+    help: 'The model version in production per kind (value 1)',
+    labelNames: ['kind', 'version'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await reading()).production) this.set({ kind: p.kind, version: p.version }, 1);
+    },
+  });
+}

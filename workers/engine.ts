@@ -16,6 +16,7 @@ import { startDirectorySource } from '../ingest/directory-source.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { logger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
+import { exposeDatabaseGauges } from '../observability/database-gauges.ts';
 import { LocalBlobStore } from '../storage/blob-store.ts';
 import { startWorkers, type RunningWorkers } from './start-workers.ts';
 
@@ -83,6 +84,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
 
     let apiUrl: string | null = null;
     if (opts.api) {
+      exposeDatabaseGauges(handle.db);
       const app = createApp(deps, { onError: (err) => logger.error({ err }, 'request failed') });
       const server = serve({ fetch: app.fetch, hostname: config.API_HOST, port: opts.apiPort ?? config.API_PORT });
       const port = await listen(server);

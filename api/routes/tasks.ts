@@ -7,6 +7,7 @@ import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision
 import { frames, labels, users } from '../../db/schema.ts';
 import { getPolicy } from '../../db/policies.ts';
 import { bandFor } from '../../policies/sampling-policy.ts';
+import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observability/metrics.ts';
 import { productionModel } from '../../models/registry.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
@@ -85,6 +86,8 @@ export function taskRoutes(deps: ApiDeps) {
     const input = parseOrThrow(claimInput, await jsonBody(c), 'invalid claim');
     const claimed = await claimNext(deps.db, { userId: c.get('user').id, streamId: input.streamId, leaseSeconds: deps.config.LEASE_SECONDS });
     if (!claimed) return c.body(null, 204);
+    reviewClaims.inc({ stream: claimed.task.streamId });
+    if (claimed.expired) reviewLeaseExpiries.inc({ stream: claimed.task.streamId });
     return c.json(await present(claimed.task));
   });
 
@@ -100,6 +103,7 @@ export function taskRoutes(deps: ApiDeps) {
       throw new ProblemError(404, 'Not found', `task ${c.req.param('id')} does not exist`, undefined, 'not_found');
     }
     const result = await submitDecision(deps.db, { taskId: c.req.param('id'), userId: c.get('user').id, decision: input.decision, boxes: input.boxes }).catch(queueProblem);
+    if (!result.replayed) reviewDecisions.inc({ stream: result.label.streamId, decision: result.label.decision });
     return c.json({ label: result.label, replayed: result.replayed }, result.replayed ? 200 : 201);
   });
 
