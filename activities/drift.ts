@@ -82,13 +82,13 @@ export function createDriftActivities(deps: DriftDeps) {
 
       const segments: SegmentOutcome[] = [];
       if (!input.streamId) {
-        const outcome = await test('global', 'all', await latestWindow(db, { modelVersion, size: settings.windowSize }));
+        const outcome = await test('global', 'all', await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride }));
         if (outcome) segments.push(outcome);
       } else {
-        const streamOutcome = await test('stream', input.streamId, await latestWindow(db, { modelVersion, size: settings.windowSize, streamId: input.streamId }));
+        const streamOutcome = await test('stream', input.streamId, await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId }));
         if (streamOutcome) segments.push(streamOutcome);
         for (const cameraId of await cameras(db, input.streamId, modelVersion)) {
-          const o = await test('camera', `${input.streamId}/${cameraId}`, await latestWindow(db, { modelVersion, size: settings.windowSize, streamId: input.streamId, cameraId }));
+          const o = await test('camera', `${input.streamId}/${cameraId}`, await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId, cameraId }));
           if (o) segments.push(o);
         }
       }

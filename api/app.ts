@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { registry } from '../observability/metrics.ts';
+import { allMetricsText } from '../observability/temporal-runtime.ts';
 import { authenticated } from './auth.ts';
 import type { ApiDeps, AppEnv } from './env.ts';
 import { openApiDocument } from './openapi.ts';
@@ -44,7 +45,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     await deps.db.execute('select 1');
     return c.json({ ok: true });
   });
-  app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }));
+  app.get('/metrics', async (c) => c.text(await allMetricsText(), 200, { 'Content-Type': registry.contentType }));
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument));
 
   app.route('/', webRoutes(deps));

@@ -27,7 +27,8 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: unknow
 }
 
 /** The latest `size` frames scored by `modelVersion`, for all streams, one stream, or one camera. */
-export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; size: number; streamId?: string; cameraId?: string }): Promise<EmbeddingWindow> {
+export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; size: number; stride?: number; streamId?: string; cameraId?: string }): Promise<EmbeddingWindow> {
+  const stride = opts.stride ?? 1;
   const rows = await db
     .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion })
     .from(frameScores)
@@ -38,9 +39,9 @@ export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; siz
         opts.cameraId ? eq(frameScores.cameraId, opts.cameraId) : undefined,
       ),
     )
-    .orderBy(desc(frameScores.scoredAt))
-    .limit(opts.size);
-  return withScores(db, rows);
+    .orderBy(desc(frameScores.scoredAt), desc(frameScores.frameId))
+    .limit(opts.size * stride);
+  return withScores(db, rows.filter((_, i) => i % stride === 0));
 }
 
 /** Frames of one stream scored in a pinned period (a lead's chosen reference). */

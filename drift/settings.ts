@@ -13,6 +13,9 @@ export const driftSettingsSchema = z
     minEffect: z.number().min(0).max(1).default(0.1),
     /** Frames in the current window (the latest scored). */
     windowSize: z.number().int().min(20).max(100_000).default(200),
+    /** Take every n-th of the latest frames: consecutive frames of a camera are nearly the same
+     * picture, and KS assumes independent samples; 16 spaces them about one scene apart. */
+    windowStride: z.number().int().min(1).max(1000).default(16),
     /** Seconds between checks. */
     intervalSeconds: z.number().int().min(5).max(7 * 24 * 3600).default(300),
     /** How long a drift boost raises sampling for the drifted stream or camera. */

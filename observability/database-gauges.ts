@@ -2,17 +2,19 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { queueDepth } from '../db/queue.ts';
-import { frames, models, streams } from '../db/schema.ts';
+import { models, streams } from '../db/schema.ts';
 import { registerDatabaseGauges, type QueueReading } from './metrics.ts';
 
 export async function readDatabaseGauges(db: Db, now = new Date()): Promise<QueueReading> {
   const depth = await queueDepth(db);
+  // Every stream gets a value (0 included), so "frames waiting" alerts and panels always have a series.
   const waiting = await db
-    .select({ stream: frames.streamId, count: sql<number>`count(*)` })
-    .from(frames)
-    .innerJoin(streams, sql`${streams.id} = ${frames.streamId}`)
-    .where(sql`${frames.seq} > ${streams.scoredThroughSeq} and not exists (select 1 from frame_scores fs where fs.frame_id = ${frames.id})`)
-    .groupBy(frames.streamId);
+    .select({
+      stream: streams.id,
+      // Qualified by hand: inside the subquery a bare "id" would mean the frame's id.
+      count: sql<number>`(select count(*) from frames f where f.stream_id = "streams"."id" and f.seq > "streams"."scored_through_seq" and not exists (select 1 from frame_scores fs where fs.frame_id = f.id))`,
+    })
+    .from(streams);
   const production = await db.select({ kind: models.kind, version: models.version }).from(models).where(sql`${models.status} = 'production'`);
   return {
     open: depth.map((d) => ({ stream: d.streamId, class: d.className ?? 'frame', count: d.open, oldestAgeSeconds: d.oldestCreatedAt ? (now.getTime() - d.oldestCreatedAt.getTime()) / 1000 : 0 })),

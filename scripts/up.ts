@@ -14,6 +14,8 @@ import { requireTool, trainerPython } from './tools.ts';
 import { startEngine } from '../workers/engine.ts';
 
 const DEMO_STREAM = 'demo';
+
+const onPath = (bin: string) => (process.env.PATH ?? '').split(path.delimiter).some((d) => fs.existsSync(path.join(d, bin)));
 const dataDir = path.join(repoRoot, 'data');
 
 async function main() {
@@ -65,6 +67,19 @@ async function main() {
   );
   stops.push({ name: 'camera', stop: () => camera.stop() });
 
+  // 3. Prometheus with the project's scrape config and alert rules, when it is installed.
+  let prometheusUrl = 'not installed (apt-get install prometheus)';
+  if (onPath('prometheus')) {
+    const prom = startChild('prometheus', 'prometheus', [
+      `--config.file=${path.join(repoRoot, 'dashboards', 'prometheus', 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dataDir, 'prometheus')}`,
+      '--web.listen-address=127.0.0.1:9090',
+      '--log.level=error',
+    ], { quiet: true });
+    stops.push({ name: 'prometheus', stop: () => prom.stop() });
+    prometheusUrl = 'http://127.0.0.1:9090 (dashboards to import: dashboards/grafana/*.json)';
+  }
+
   console.log(`
 data engine is up
   review app     ${engine.apiUrl}/            (reviewer token: ${demo.tokens.reviewer})
@@ -72,6 +87,7 @@ data engine is up
   API + OpenAPI  ${engine.apiUrl}/v1/openapi.json
   metrics        ${engine.apiUrl}/metrics (API and workers: one process)
   Temporal UI    ${temporalUi}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows
+  Prometheus     ${prometheusUrl}
   tokens         ${path.relative(process.cwd(), path.join(dataDir, 'tokens.json'))}
 Ctrl-C stops everything; \`make up\` again resumes.
 `);

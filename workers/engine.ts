@@ -5,7 +5,8 @@
 import http from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { allMetricsText, installTemporalRuntime } from '../observability/temporal-runtime.ts';
 import { createRetrainActivities } from '../activities/retrain.ts';
 import { createApp } from '../api/app.ts';
 import type { ApiDeps } from '../api/env.ts';
@@ -64,7 +65,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     let workers: RunningWorkers | null = null;
     if (opts.worker) {
       // The SDK logs every worker state change at INFO; our own logs say what matters.
-      Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN') });
+      installTemporalRuntime({ sdkMetricsPort: config.WORKER_METRICS_PORT + 1, logLevel: config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN' });
       const native = await NativeConnection.connect({ address });
       stops.push(() => native.close());
       const retrain = createRetrainActivities({ db: handle.db, store, loopControl, warm: (kind, v) => models.warm(kind, v) });
@@ -75,7 +76,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         // A worker-only process still exposes its metrics for Prometheus.
         const metricsServer = http.createServer(async (_req, res) => {
           res.writeHead(200, { 'Content-Type': registry.contentType });
-          res.end(await registry.metrics());
+          res.end(await allMetricsText());
         });
         metricsServer.listen(config.WORKER_METRICS_PORT, config.API_HOST);
         stops.push(() => new Promise((r) => metricsServer.close(() => r(undefined))));

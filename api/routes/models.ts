@@ -8,6 +8,7 @@ import { frames } from '../../db/schema.ts';
 import { boxAssistBytesDecoded, boxAssistSeconds } from '../../observability/metrics.ts';
 import { deploymentHistory, getModel, listModels, productionModel, registerModel, RegistryError } from '../../models/registry.ts';
 import { requireRole } from '../auth.ts';
+import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError } from '../problem.ts';
 
@@ -35,6 +36,16 @@ function registryProblem(err: unknown): never {
 
 export function modelRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
+  // Box assist answers within a reviewer's gesture, so it avoids repeat work: a frame's row and
+  // bytes never change (content-addressed), and reviewers ask about the same frame repeatedly.
+  const frameRows = new Lru<string, { storageKey: string; width: number; height: number }>(10_000);
+  const frameBytes = new Lru<string, Buffer>(64);
+  let boxVersion: { version: string | null; at: number } = { version: null, at: 0 };
+  const productionBoxVersion = async () => {
+    // Re-read at most once a second: a deploy reaches box assist within a second.
+    if (Date.now() - boxVersion.at > 1000) boxVersion = { version: (await productionModel(deps.db, 'box'))?.version ?? null, at: Date.now() };
+    return boxVersion.version;
+  };
   const kindOf = (raw: string) => parseOrThrow(kindSchema, raw, 'invalid model kind', 'kind');
   const deployDeps = { db: deps.db, loopControl: deps.loopControl, warm: (kind: 'detection' | 'box', v: string) => deps.models.warm(kind, v) };
 
@@ -92,20 +103,28 @@ export function modelRoutes(deps: ApiDeps) {
       throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
     }
     const input = parseOrThrow(boxRequest, raw, 'invalid box request');
-    const [frame] = await deps.db.select({ storageKey: frames.storageKey, width: frames.width, height: frames.height }).from(frames).where(eq(frames.id, input.frameId));
+    let frame = frameRows.get(input.frameId);
+    if (!frame) {
+      [frame] = await deps.db.select({ storageKey: frames.storageKey, width: frames.width, height: frames.height }).from(frames).where(eq(frames.id, input.frameId));
+      if (frame) frameRows.set(input.frameId, frame);
+    }
     if (!frame) throw new ProblemError(404, 'Not found', `frame ${input.frameId} does not exist`, [{ field: 'frameId', message: 'unknown frame' }], 'unknown_frame');
     const r = input.region;
     if (r.x1 < 0 || r.y1 < 0 || r.x2 > frame.width || r.y2 > frame.height) {
       throw new ProblemError(400, 'Invalid input', `the region must lie inside the ${frame.width}x${frame.height} frame`, [{ field: 'region', message: 'outside the frame' }], 'invalid_input');
     }
-    const model = await productionModel(deps.db, 'box');
-    if (!model) throw new ProblemError(503, 'No box model', 'no box model is in production yet', undefined, 'no_model');
-    const bytes = await deps.store.get(frame.storageKey);
-    const refined = await deps.models.refine(model.version, bytes, r);
+    const version = await productionBoxVersion();
+    if (!version) throw new ProblemError(503, 'No box model', 'no box model is in production yet', undefined, 'no_model');
+    let bytes = frameBytes.get(frame.storageKey);
+    if (!bytes) {
+      bytes = await deps.store.get(frame.storageKey);
+      frameBytes.set(frame.storageKey, bytes);
+    }
+    const refined = await deps.models.refine(version, bytes, r);
     const latencyMs = performance.now() - started;
-    boxAssistSeconds.observe({ model_version: model.version }, latencyMs / 1000);
+    boxAssistSeconds.observe({ model_version: version }, latencyMs / 1000);
     boxAssistBytesDecoded.observe(refined.bytesDecoded);
-    return c.json({ box: refined.box, score: refined.score, modelVersion: model.version, bytesDecoded: refined.bytesDecoded, frameBytes: refined.frameBytes, latencyMs });
+    return c.json({ box: refined.box, score: refined.score, modelVersion: version, bytesDecoded: refined.bytesDecoded, frameBytes: refined.frameBytes, latencyMs });
   });
 
   return app;

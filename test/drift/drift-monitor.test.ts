@@ -5,7 +5,8 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriftActivities } from '../../activities/drift.ts';
 import type { DbHandle } from '../../db/client.ts';
-import { saveModelReference } from '../../db/drift.ts';
+import { saveDriftSettings, saveModelReference } from '../../db/drift.ts';
+import { driftSettingsSchema } from '../../drift/settings.ts';
 import { driftBoosts, driftReports, frames, frameScores, models, retrainTriggers, streams } from '../../db/schema.ts';
 import { checkNowSignal, lastDecisionQuery } from '../../workflows/drift-monitor.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -48,7 +49,11 @@ beforeAll(async () => {
   expect(row.status).toBe('production');
   const ref = embeddings(300, 1);
   await saveModelReference(handle.db, 'tiny-detection', { embeddings: ref, scores: ref.map(() => [0.9, 0.8]), num_detections: ref.map(() => 4) });
-  for (const id of ['cams', 'calm']) await handle.db.insert(streams).values({ id, name: id });
+  for (const id of ['cams', 'calm']) {
+    await handle.db.insert(streams).values({ id, name: id });
+    // These synthetic embeddings are independent draws, so no thinning is needed.
+    await saveDriftSettings(handle.db, id, driftSettingsSchema.parse({ windowStride: 1 }), 'test');
+  }
   await seedCamera('cams', 'cam-a', embeddings(120, 2), 0);
   await seedCamera('cams', 'cam-b', embeddings(120, 3, 6), 1000);
   await seedCamera('cams', 'cam-c', embeddings(120, 4), 2000);

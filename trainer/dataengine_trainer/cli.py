@@ -45,7 +45,7 @@ def _progress_printer(desc: str):
 
 def cmd_generate(a) -> None:
     with _bar(a.count, f"generating {a.scenario}") as bar:
-        path = generate_dataset(a.out, a.scenario, a.count, a.cameras, a.seed, a.start_index, progress=bar.update)
+        path = generate_dataset(a.out, a.scenario, a.count, a.cameras, a.seed, a.start_index, progress=bar.update, stride=a.stride)
     print(path)
 
 
@@ -98,8 +98,12 @@ def build_models(out: Path, frames: int, val_frames: int, det_epochs: int, box_e
         evaluation[scenario] = {k: m[k] for k in ("map50", "map50_95", "precision", "recall", "per_class_ap50")}
         print(f"{scenario}: mAP@0.5 {m['map50']:.3f}  mAP@[.5:.95] {m['map50_95']:.3f}", file=sys.stderr)
     box_metrics = evaluate_model("box", out / "box.onnx", work / "eval-clear" / "dataset.json", None, None)
-    # The drift reference ships with the model: its embeddings on held-out in-distribution frames.
-    ref = reference_stats(str(out / "detection.onnx"), load_dataset(work / "eval-clear" / "dataset.json"), max_images=200)
+    # The drift reference ships with the model: its embeddings on held-out frames of the cameras
+    # it was trained on (frame indices it never saw), i.e. its validation data.
+    # One frame per scene (stride = the sequence length): consecutive frames of a scene are nearly
+    # identical, and a reference of correlated frames would make every new scene look like drift.
+    generate_dataset(work / "reference", "clear", 200, cameras=4, seed=seed, start_index=frames // 4 + 1000, stride=16)
+    ref = reference_stats(str(out / "detection.onnx"), load_dataset(work / "reference" / "dataset.json"), max_images=200)
     (out / "reference.json").write_text(json.dumps(ref))
     return {
         "seed": seed,
@@ -181,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--cameras", type=int, default=4)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--start-index", type=int, default=0)
+    g.add_argument("--stride", type=int, default=1, help="frame index step per camera (16 = one frame per scene)")
     g.set_defaults(fn=cmd_generate)
 
     for name, kind in (("train-detector", "detection"), ("train-box", "box")):

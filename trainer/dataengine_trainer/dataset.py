@@ -24,14 +24,17 @@ def generate_dataset(
     start_index: int = 0,
     camera_prefix: str = "cam",
     progress: Callable[[int], None] | None = None,
+    stride: int = 1,
 ) -> Path:
-    """Renders `count` frames (round-robin over cameras) as PNG files plus dataset.json."""
+    """Renders `count` frames (round-robin over cameras) as PNG files plus dataset.json.
+    `stride` > 1 skips frames of each camera: with the sequence length (16) it gives one frame per
+    scene, i.e. independent frames, as a drift reference needs."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for i in range(count):
         camera = f"{camera_prefix}-{i % cameras}"
-        frame_index = start_index + i // cameras
+        frame_index = start_index + (i // cameras) * stride
         frame = render_frame(seed, scenario, camera, frame_index)
         name = f"images/{scenario}-{camera}-{frame_index:06d}.png"
         frame.image.save(out / name, optimize=False, compress_level=1)
