@@ -52,6 +52,11 @@ models: install
 bench: install
 	npm run bench
 
+# The closed loop end to end: drift on a shift, review by a simulated reviewer, retraining,
+# redeploy, recovered accuracy. Writes data/demo/report.html.
+demo: install
+	npx tsx scripts/demo.ts
+
 typecheck: node_modules/.installed
 	npx tsc --noEmit
 

@@ -174,6 +174,13 @@ def cmd_shift_benchmark(a) -> None:
     print(json.dumps(table, indent=2, default=str))
 
 
+def cmd_reference(a) -> None:
+    """Writes a detector's drift reference (embeddings, scores, detections per frame) for a dataset."""
+    ref = reference_stats(a.model, load_dataset(a.dataset), max_images=a.max_images)
+    Path(a.out).write_text(json.dumps(ref))
+    print(a.out)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="dataengine_trainer", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -235,6 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     sb.add_argument("--eval-frames", type=int, default=200)
     sb.add_argument("--seed", type=int, default=0)
     sb.set_defaults(fn=cmd_shift_benchmark)
+
+    rf = sub.add_parser("reference", help="write a detector's drift reference.json for a dataset of held-out frames")
+    rf.add_argument("--model", required=True)
+    rf.add_argument("--dataset", required=True)
+    rf.add_argument("--out", required=True)
+    rf.add_argument("--max-images", type=int, default=300)
+    rf.set_defaults(fn=cmd_reference)
 
     pp = sub.add_parser("preprocess", help="write the detector input tensor of an image (float32 CHW, little-endian)")
     pp.add_argument("--image", required=True)

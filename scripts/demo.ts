@@ -1,0 +1,242 @@
+// `make demo`: the closed loop on one machine, start to finish. A stream runs in-distribution,
+// then its cameras switch to night; the drift monitor flags it; uncertain and sampled frames go
+// to review, where a simulated reviewer (the generator's ground truth, with an error rate)
+// labels them; retraining fine-tunes on those labels; the new model deploys to the loop; and
+// accuracy on night frames recovers. Prints a timeline and writes data/demo/report.html.
+//
+// Everything is real: the Temporal dev server, the workflows, the Python trainer worker,
+// pycocotools. It runs its own base model (trained here in a minute) so it never touches the
+// seed models or the `make up` data.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { asc, count, eq } from 'drizzle-orm';
+import { createRetrainActivities } from '../activities/retrain.ts';
+import { repoRoot } from '../config.ts';
+import { TemporalLoopControl } from '../control/loop-control.ts';
+import { RetrainControl } from '../control/retrain-control.ts';
+import { openDb } from '../db/client.ts';
+import { saveDriftSettings } from '../db/drift.ts';
+import { savePolicy } from '../db/policies.ts';
+import { claimNext, submitDecision } from '../db/queue.ts';
+import { driftReports, frames, labels, retrainRuns } from '../db/schema.ts';
+import { createStream } from '../db/streams.ts';
+import { createUser } from '../db/users.ts';
+import { driftSettingsSchema } from '../drift/settings.ts';
+import { ingestFrame } from '../ingest/ingest-frame.ts';
+import { ModelCache } from '../models/model-cache.ts';
+import { productionModel, registerModel, setProduction } from '../models/registry.ts';
+import { samplingPolicySchema } from '../policies/sampling-policy.ts';
+import { LocalBlobStore, sha256Hex } from '../storage/blob-store.ts';
+import { startWorkers } from '../workers/start-workers.ts';
+import { driftWorkflowId, searchAttributes, streamWorkflowId } from '../workflows/shared.ts';
+import { requireTool, temporalCli, trainerPython } from './tools.ts';
+
+const ERROR_RATE = Number(process.env.DEMO_REVIEWER_ERROR_RATE ?? 0.05);
+const CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
+const outDir = path.join(repoRoot, 'data', 'demo');
+const t0 = Date.now();
+const timeline: { at: number; event: string }[] = [];
+const mark = (event: string) => {
+  const at = (Date.now() - t0) / 1000;
+  timeline.push({ at, event });
+  console.log(`[${at.toFixed(1).padStart(6)} s] ${event}`);
+};
+const py = (...args: string[]) => execFileSync(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Coco {
+  images: { id: number; file_name: string; width: number; height: number; camera_id: string }[];
+  annotations: { image_id: number; category_id: number; bbox: number[] }[];
+}
+
+async function main() {
+  fs.rmSync(outDir, { recursive: true, force: true });
+  fs.mkdirSync(outDir, { recursive: true });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-'));
+  const storeDir = path.join(work, 'store');
+  const store = new LocalBlobStore(storeDir);
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+
+  // 1. A base model trained on clear frames, with its checkpoint in the store (so retraining
+  //    fine-tunes it) and a drift reference of independent held-out scenes.
+  mark('training the base detector and box model on 800 clear frames');
+  py('generate', '--out', path.join(work, 'base'), '--scenario', 'clear', '--count', '800', '--cameras', '4', '--seed', '0');
+  const baseDir = path.join(storeDir, 'models', 'detection', 'base');
+  py('train-detector', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', baseDir, '--version', 'base', '--epochs', '4');
+  py('train-box', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', path.join(storeDir, 'models', 'box', 'base'), '--version', 'base', '--epochs', '1');
+  py('generate', '--out', path.join(work, 'ref'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '1000', '--stride', '16');
+  py('reference', '--model', path.join(baseDir, 'model.onnx'), '--dataset', path.join(work, 'ref', 'dataset.json'), '--out', path.join(baseDir, 'reference.json'));
+
+  const handle = await openDb({});
+  const db = handle.db;
+  for (const kind of ['detection', 'box'] as const) {
+    const dir = path.join(storeDir, 'models', kind, 'base');
+    const reference = kind === 'detection' ? JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) : undefined;
+    await registerModel(db, store, { kind, version: 'base', bytes: fs.readFileSync(path.join(dir, 'model.onnx')), reference });
+    await setProduction(db, kind, 'base', { triggeredBy: 'demo' });
+  }
+
+  // 2. Temporal, the workers, and the Python training worker.
+  let env: TestWorkflowEnvironment | undefined;
+  let address = process.env.TEMPORAL_ADDRESS;
+  if (!address) {
+    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] } });
+    address = env.address;
+  }
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  const suffix = Date.now().toString(36);
+  const scoringQueue = `demo-scoring-${suffix}`;
+  const controlQueue = `demo-control-${suffix}`;
+  const trainingQueue = `demo-training-${suffix}`;
+  const loops = new TemporalLoopControl(client, { batchSize: 16, maxWaitMs: 500, taskQueue: scoringQueue, controlQueue });
+  const models = new ModelCache(store, { intraOpThreads: 2, minScore: 0.1 });
+  const native = await NativeConnection.connect({ address });
+  const workers = await startWorkers({
+    connection: native, namespace: 'default', db, store, detectors: models, scoringQueue, controlQueue, idleWaitMs: 1000,
+    controlActivities: createRetrainActivities({ db, store, loopControl: loops, warm: (k, v) => models.warm(k, v) }),
+  });
+  const trainer = spawn(requireTool(trainerPython), ['-m', 'dataengine_trainer', 'worker', '--task-queue', trainingQueue, '--address', address], { env: { ...process.env, STORE_DIR: storeDir }, stdio: ['ignore', 'ignore', 'inherit'] });
+
+  // 3. The stream: band routing plus a generous random sample, a fast drift monitor.
+  await createStream(db, { id: 'demo', name: 'demo', createdBy: 'demo' });
+  await savePolicy(db, 'demo', samplingPolicySchema.parse({ randomRate: 0.3, diversityMinDistance: 0, dailyBudget: null }), 'demo');
+  await saveDriftSettings(db, 'demo', driftSettingsSchema.parse({ windowSize: 40, windowStride: 4, intervalSeconds: 5 }), 'demo');
+  await loops.ensureLoop('demo');
+  await client.workflow.start('driftMonitor', { taskQueue: controlQueue, workflowId: driftWorkflowId('demo'), args: [{ streamId: 'demo', autoRetrain: false }], workflowIdConflictPolicy: 'TERMINATE_EXISTING' });
+
+  // Ground truth of every frame the camera sends, for the simulated reviewer.
+  const truth = new Map<string, { className: string; x1: number; y1: number; x2: number; y2: number }[]>();
+  const load = (dir: string) => {
+    const coco = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as Coco;
+    return coco.images.map((im) => {
+      const bytes = fs.readFileSync(path.join(dir, im.file_name));
+      truth.set(sha256Hex(bytes), coco.annotations.filter((a) => a.image_id === im.id).map((a) => ({ className: CLASSES[a.category_id - 1], x1: a.bbox[0] / im.width, y1: a.bbox[1] / im.height, x2: (a.bbox[0] + a.bbox[2]) / im.width, y2: (a.bbox[1] + a.bbox[3]) / im.height })));
+      return { bytes, camera: im.camera_id };
+    });
+  };
+  py('generate', '--out', path.join(work, 'clear'), '--scenario', 'clear', '--count', '240', '--cameras', '4', '--seed', '0', '--start-index', '2000', '--stride', '2');
+  py('generate', '--out', path.join(work, 'night'), '--scenario', 'night', '--count', '960', '--cameras', '4', '--seed', '0', '--start-index', '3000', '--stride', '2');
+  py('generate', '--out', path.join(work, 'eval-night'), '--scenario', 'night', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
+  py('generate', '--out', path.join(work, 'eval-clear'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
+  const camera = [...load(path.join(work, 'clear')), ...load(path.join(work, 'night'))];
+  const shiftAt = 240;
+
+  const evaluate = (modelKey: string, set: string) => JSON.parse(py('evaluate', '--model', path.join(storeDir, modelKey), '--dataset', path.join(work, set, 'dataset.json'))).map50 as number;
+  const before = { night: evaluate('models/detection/base/model.onnx', 'eval-night'), clear: evaluate('models/detection/base/model.onnx', 'eval-clear') };
+  mark(`base model: mAP@0.5 clear ${before.clear.toFixed(3)}, night ${before.night.toFixed(3)}`);
+
+  // 4. The simulated reviewer: labels every routed task with the ground truth, sometimes wrong.
+  const { user: oracle } = await createUser(db, { name: 'oracle', role: 'reviewer' });
+  let reviewing = true;
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const reviewer = (async () => {
+    while (reviewing) {
+      const claim = await claimNext(db, { userId: oracle.id, leaseSeconds: 60 });
+      if (!claim) {
+        await sleep(200);
+        continue;
+      }
+      const [frame] = await db.select().from(frames).where(eq(frames.id, claim.task.frameId));
+      const boxes = (truth.get(frame.contentHash) ?? []).filter(() => rand() >= ERROR_RATE);
+      await submitDecision(db, { taskId: claim.task.id, userId: oracle.id, decision: 'correct', boxes });
+    }
+  })();
+
+  // 5. The camera: 240 clear frames, then night.
+  mark('camera streaming clear frames');
+  let driftFlaggedAt: number | null = null;
+  let postedAtFlag = 0;
+  for (const [i, f] of camera.entries()) {
+    if (i === shiftAt) mark('the cameras switch to night');
+    await ingestFrame({ db, store, maxFrameBytes: 1e7 }, { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' });
+    await sleep(40);
+    if (i >= shiftAt && driftFlaggedAt === null && i % 10 === 0) {
+      const [r] = await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo')).orderBy(asc(driftReports.createdAt));
+      const flagged = (await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo'))).filter((x) => x.drift && x.createdAt.getTime() > t0);
+      if (r && flagged.length) {
+        driftFlaggedAt = Date.now();
+        postedAtFlag = i - shiftAt;
+        mark(`drift flagged on stream demo (${postedAtFlag} frames after the shift; ${(flagged[0].report as { summary: string }).summary})`);
+      }
+    }
+  }
+  const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+      await sleep(500);
+    }
+  };
+  await waitFor('the loop to score every frame', async () => (await loops.status('demo'))?.totals.framesScored === truth.size, 300_000);
+  await waitFor('reviews', async () => (await db.select({ n: count() }).from(labels))[0].n >= 150, 300_000);
+  const nLabels = (await db.select({ n: count() }).from(labels))[0].n;
+  mark(`${nLabels} frames labelled by the simulated reviewer (error rate ${ERROR_RATE})`);
+
+  // 6. Retraining on the reviewed labels (the drift monitor's reason), through the real workflow.
+  const retrain = new RetrainControl(client, controlQueue);
+  const runId = await retrain.start({ trigger: 'drift', reason: 'night drift on stream demo', requestedBy: 'demo', trainingQueue, epochs: 6, boxEpochs: 1, gate: { maxMapDrop: 0, maxClassDrop: 0.5 } });
+  mark(`retraining started: ${runId}`);
+  const result = (await client.workflow.getHandle(runId).result()) as { status: string; detail: string };
+  const [run] = await db.select().from(retrainRuns).where(eq(retrainRuns.id, runId));
+  mark(`retraining finished: ${result.status} (${result.detail})`);
+  let after = before;
+  if (result.status === 'deployed') {
+    await waitFor('the loop to switch models', async () => (await loops.status('demo'))?.modelVersion === runId, 60_000);
+    mark(`new model ${runId} serving in the loop`);
+    after = { night: evaluate(`models/detection/${runId}/model.onnx`, 'eval-night'), clear: evaluate(`models/detection/${runId}/model.onnx`, 'eval-clear') };
+  }
+  mark(`mAP@0.5 night ${before.night.toFixed(3)} -> ${after.night.toFixed(3)}; clear ${before.clear.toFixed(3)} -> ${after.clear.toFixed(3)}`);
+
+  // 7. The report: timeline, mAP before/after, and the drift p-value over time.
+  const reports = await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo')).orderBy(asc(driftReports.createdAt));
+  const points = reports.map((r) => ({ t: (r.createdAt.getTime() - t0) / 1000, p: Math.max(r.minAdjustedP, 1e-12), drift: r.drift }));
+  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport({ timeline, points, before, after, run: run ?? null, production: (await productionModel(db, 'detection'))?.version ?? '' }));
+  console.log(`\nreport: ${path.relative(process.cwd(), path.join(outDir, 'report.html'))}`);
+
+  reviewing = false;
+  await reviewer;
+  for (const id of [streamWorkflowId('demo'), driftWorkflowId('demo')]) await client.workflow.getHandle(id).terminate('demo over').catch(() => undefined);
+  trainer.kill('SIGTERM');
+  await workers.shutdown();
+  await native.close();
+  await connection.close();
+  await models.close();
+  await handle.close();
+  await env?.teardown();
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+function renderReport(r: { timeline: { at: number; event: string }[]; points: { t: number; p: number; drift: boolean }[]; before: { night: number; clear: number }; after: { night: number; clear: number }; run: unknown; production: string }): string {
+  const W = 720;
+  const H = 240;
+  const maxT = Math.max(1, ...r.points.map((p) => p.t), ...r.timeline.map((e) => e.at));
+  const x = (t: number) => 40 + (t / maxT) * (W - 60);
+  const y = (p: number) => 20 + (-Math.log10(p) / 12) * (H - 50);
+  const line = r.points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.p).toFixed(1)}`).join(' ');
+  const dots = r.points.map((p) => `<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.p).toFixed(1)}" r="3" fill="${p.drift ? '#d33' : '#3a3'}"/>`).join('');
+  const events = r.timeline.map((e) => `<line x1="${x(e.at)}" x2="${x(e.at)}" y1="15" y2="${H - 30}" stroke="#bbb" stroke-dasharray="3 3"/>`).join('');
+  const bars = (['clear', 'night'] as const).map((k, i) => `<rect x="${60 + i * 160}" y="${200 - r.before[k] * 150}" width="50" height="${r.before[k] * 150}" fill="#999"/><rect x="${115 + i * 160}" y="${200 - r.after[k] * 150}" width="50" height="${r.after[k] * 150}" fill="#4a90d9"/><text x="${85 + i * 160}" y="220">${k}</text><text x="${60 + i * 160}" y="${195 - r.before[k] * 150}" font-size="11">${r.before[k].toFixed(2)}</text><text x="${115 + i * 160}" y="${195 - r.after[k] * 150}" font-size="11">${r.after[k].toFixed(2)}</text>`).join('');
+  return `<!doctype html><meta charset="utf-8"><title>dataengine closed-loop demo</title>
+<style>body{font:14px system-ui;margin:24px;max-width:800px} td{padding:2px 8px}</style>
+<h1>Closed-loop demo</h1>
+<h2>Drift: smallest corrected p-value per check (log scale; red = drift)</h2>
+<svg width="${W}" height="${H}"><line x1="40" y1="${H - 30}" x2="${W - 20}" y2="${H - 30}" stroke="#333"/><line x1="40" y1="15" x2="40" y2="${H - 30}" stroke="#333"/>
+<line x1="40" x2="${W - 20}" y1="${y(0.05)}" y2="${y(0.05)}" stroke="#d33" stroke-dasharray="4 2"/><text x="${W - 90}" y="${y(0.05) - 4}" font-size="11">alpha 0.05</text>
+${events}<path d="${line}" fill="none" stroke="#555"/>${dots}<text x="${W / 2}" y="${H - 8}">seconds</text></svg>
+<h2>mAP@0.5 before (grey) and after (blue) retraining</h2>
+<svg width="400" height="230">${bars}</svg>
+<h2>Timeline</h2><table>${r.timeline.map((e) => `<tr><td>${e.at.toFixed(1)} s</td><td>${e.event.replace(/</g, '&lt;')}</td></tr>`).join('')}</table>
+<p>Production detector at the end: ${r.production}</p>`;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
