@@ -7,7 +7,8 @@
 // Everything is real: the Temporal dev server, the workflows, the Python trainer worker,
 // pycocotools. It runs its own base model (trained here in a minute) so it never touches the
 // seed models or the `make up` data.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,7 +47,8 @@ const mark = (event: string) => {
   timeline.push({ at, event });
   console.log(`[${at.toFixed(1).padStart(6)} s] ${event}`);
 };
-const py = (...args: string[]) => execFileSync(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+// Asynchronous, so the workers in this process keep running their workflow tasks meanwhile.
+const py = async (...args: string[]) => (await promisify(execFile)(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Coco {
@@ -65,12 +67,12 @@ async function main() {
   // 1. A base model trained on clear frames, with its checkpoint in the store (so retraining
   //    fine-tunes it) and a drift reference of independent held-out scenes.
   mark('training the base detector and box model on 800 clear frames');
-  py('generate', '--out', path.join(work, 'base'), '--scenario', 'clear', '--count', '800', '--cameras', '4', '--seed', '0');
+  await py('generate', '--out', path.join(work, 'base'), '--scenario', 'clear', '--count', '800', '--cameras', '4', '--seed', '0');
   const baseDir = path.join(storeDir, 'models', 'detection', 'base');
-  py('train-detector', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', baseDir, '--version', 'base', '--epochs', '4');
-  py('train-box', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', path.join(storeDir, 'models', 'box', 'base'), '--version', 'base', '--epochs', '1');
-  py('generate', '--out', path.join(work, 'ref'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '1000', '--stride', '16');
-  py('reference', '--model', path.join(baseDir, 'model.onnx'), '--dataset', path.join(work, 'ref', 'dataset.json'), '--out', path.join(baseDir, 'reference.json'));
+  await py('train-detector', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', baseDir, '--version', 'base', '--epochs', '4');
+  await py('train-box', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', path.join(storeDir, 'models', 'box', 'base'), '--version', 'base', '--epochs', '1');
+  await py('generate', '--out', path.join(work, 'ref'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '1000', '--stride', '16');
+  await py('reference', '--model', path.join(baseDir, 'model.onnx'), '--dataset', path.join(work, 'ref', 'dataset.json'), '--out', path.join(baseDir, 'reference.json'));
 
   const handle = await openDb({});
   const db = handle.db;
@@ -120,15 +122,15 @@ async function main() {
       return { bytes, camera: im.camera_id };
     });
   };
-  py('generate', '--out', path.join(work, 'clear'), '--scenario', 'clear', '--count', '240', '--cameras', '4', '--seed', '0', '--start-index', '2000', '--stride', '2');
-  py('generate', '--out', path.join(work, 'night'), '--scenario', 'night', '--count', '960', '--cameras', '4', '--seed', '0', '--start-index', '3000', '--stride', '2');
-  py('generate', '--out', path.join(work, 'eval-night'), '--scenario', 'night', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
-  py('generate', '--out', path.join(work, 'eval-clear'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
+  await py('generate', '--out', path.join(work, 'clear'), '--scenario', 'clear', '--count', '240', '--cameras', '4', '--seed', '0', '--start-index', '2000', '--stride', '2');
+  await py('generate', '--out', path.join(work, 'night'), '--scenario', 'night', '--count', '960', '--cameras', '4', '--seed', '0', '--start-index', '3000', '--stride', '2');
+  await py('generate', '--out', path.join(work, 'eval-night'), '--scenario', 'night', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
+  await py('generate', '--out', path.join(work, 'eval-clear'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
   const camera = [...load(path.join(work, 'clear')), ...load(path.join(work, 'night'))];
   const shiftAt = 240;
 
-  const evaluate = (modelKey: string, set: string) => JSON.parse(py('evaluate', '--model', path.join(storeDir, modelKey), '--dataset', path.join(work, set, 'dataset.json'))).map50 as number;
-  const before = { night: evaluate('models/detection/base/model.onnx', 'eval-night'), clear: evaluate('models/detection/base/model.onnx', 'eval-clear') };
+  const evaluate = async (modelKey: string, set: string) => JSON.parse(await py('evaluate', '--model', path.join(storeDir, modelKey), '--dataset', path.join(work, set, 'dataset.json'))).map50 as number;
+  const before = { night: await evaluate('models/detection/base/model.onnx', 'eval-night'), clear: await evaluate('models/detection/base/model.onnx', 'eval-clear') };
   mark(`base model: mAP@0.5 clear ${before.clear.toFixed(3)}, night ${before.night.toFixed(3)}`);
 
   // 4. The simulated reviewer: labels every routed task with the ground truth, sometimes wrong.
@@ -177,7 +179,7 @@ async function main() {
   await waitFor('the loop to score every frame', async () => (await loops.status('demo'))?.totals.framesScored === truth.size, 300_000);
   await waitFor('reviews', async () => (await db.select({ n: count() }).from(labels))[0].n >= 150, 300_000);
   const nLabels = (await db.select({ n: count() }).from(labels))[0].n;
-  mark(`${nLabels} frames labelled by the simulated reviewer (error rate ${ERROR_RATE})`);
+  mark(`${nLabels} review tasks decided by the simulated reviewer (error rate ${ERROR_RATE})`);
 
   // 6. Retraining on the reviewed labels (the drift monitor's reason), through the real workflow.
   const retrain = new RetrainControl(client, controlQueue);
@@ -190,7 +192,7 @@ async function main() {
   if (result.status === 'deployed') {
     await waitFor('the loop to switch models', async () => (await loops.status('demo'))?.modelVersion === runId, 60_000);
     mark(`new model ${runId} serving in the loop`);
-    after = { night: evaluate(`models/detection/${runId}/model.onnx`, 'eval-night'), clear: evaluate(`models/detection/${runId}/model.onnx`, 'eval-clear') };
+    after = { night: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-night'), clear: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-clear') };
   }
   mark(`mAP@0.5 night ${before.night.toFixed(3)} -> ${after.night.toFixed(3)}; clear ${before.clear.toFixed(3)} -> ${after.clear.toFixed(3)}`);
 
