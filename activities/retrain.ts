@@ -10,7 +10,7 @@ import { retrainRuns, retrainTriggers } from '../db/schema.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
 import { getModel, productionModel, registerModel } from '../models/registry.ts';
-import { modelEvalMap50, retrainRunsTotal } from '../observability/metrics.ts';
+import { modelEvalMap50, retrainRunsTotal, retrainStepSeconds } from '../observability/metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 
 export interface RetrainDeps {
@@ -45,6 +45,10 @@ export function createRetrainActivities(deps: RetrainDeps) {
       await deps.db.transaction(async (tx) => {
         const [run] = await tx.select().from(retrainRuns).where(eq(retrainRuns.id, input.runId)).for('update');
         if (!run) return;
+        const previous = (run.steps as StepRecord[]).find((s) => s.name === input.step.name);
+        if (previous?.status === 'running' && input.step.status !== 'running') {
+          retrainStepSeconds.observe({ step: input.step.name, outcome: input.step.status }, (Date.parse(input.step.at) - Date.parse(previous.at)) / 1000);
+        }
         const steps = (run.steps as StepRecord[]).filter((s) => s.name !== input.step.name);
         await tx
           .update(retrainRuns)

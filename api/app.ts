@@ -9,6 +9,7 @@ import type { ApiDeps, AppEnv } from './env.ts';
 import { openApiDocument } from './openapi.ts';
 import { problemBody, ProblemError } from './problem.ts';
 import { driftRoutes } from './routes/drift.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { retrainRoutes } from './routes/retrain.ts';
 import { frameRoutes } from './routes/frames.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -52,7 +53,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
 
   const v1 = new Hono<AppEnv>();
   v1.use('/v1/*', authenticated(deps));
-  for (const routes of [userRoutes, streamRoutes, frameRoutes, taskRoutes, modelRoutes, driftRoutes, retrainRoutes, ...(opts.extraRoutes ?? [])]) {
+  for (const routes of [userRoutes, streamRoutes, frameRoutes, taskRoutes, modelRoutes, driftRoutes, retrainRoutes, opsRoutes, ...(opts.extraRoutes ?? [])]) {
     v1.route('/', routes(deps));
   }
   app.route('/', v1);

@@ -93,6 +93,9 @@ export const openApiDocument = {
       get: op({ summary: 'The weekly retraining schedule' }),
       put: op({ summary: 'Create or change the retraining schedule (cron, UTC; overlapping runs are skipped)', roles: 'lead', body: json({ type: 'object', properties: { cron: { type: 'string' } } }) }),
     },
+    '/v1/ops': { get: op({ summary: 'Operations summary per stream: frames per minute (last hour), open tasks, model version, drift p-values over time, latest retraining' }) },
+    '/app/ops': { get: { summary: 'The operations page (HTML)', responses: { 200: { description: 'text/html' } } } },
+    '/app/vendor/{file}': { get: { summary: 'The chart library (uPlot) the operations page uses', parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: { description: 'JavaScript or CSS' } } } },
     '/v1/box-predictions': { post: op({ summary: 'Box assist: refine a rough region with the production box model', roles: 'reviewer, lead', body: json({ type: 'object', required: ['frameId', 'region'], properties: { frameId: { type: 'string' }, region: { type: 'object', properties: { x1: { type: 'number' }, y1: { type: 'number' }, x2: { type: 'number' }, y2: { type: 'number' } } } } }), responses: { 200: ok('refined box in frame pixels'), 503: problem } }) },
   } as Record<string, Record<string, unknown>>,
 };

@@ -13,6 +13,7 @@ import { searchAttributes } from '../workflows/shared.ts';
 import { benchBoxAssist } from './box-assist.ts';
 import { benchDrift } from './drift.ts';
 import { benchLoop } from './loop.ts';
+import { benchMetrics } from './metrics.ts';
 import { benchModels } from './models.ts';
 import { benchQueue } from './queue.ts';
 
@@ -55,5 +56,6 @@ if (want('box')) {
   await db.close();
 }
 if (want('drift')) await benchDrift();
+if (want('metrics')) await benchMetrics();
 await env?.teardown();
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -63,6 +63,7 @@ export const dashboards = {
     .withPanel(stat('Runs deployed (7d)', 'short', q('sum(increase(dataengine_retrain_runs_total{outcome="deployed"}[7d]))')))
     .withPanel(stat('Runs refused by the gate (7d)', 'short', q('sum(increase(dataengine_retrain_runs_total{outcome="refused"}[7d]))')))
     .withPanel(ts('Run outcomes', 'short', q('sum by (outcome) (increase(dataengine_retrain_runs_total[1d]))', '{{outcome}}')))
+    .withPanel(ts('Step duration p95', 's', q('histogram_quantile(0.95, sum by (le, step) (rate(dataengine_retrain_step_seconds_bucket[1d])))', '{{step}}')))
     .withPanel(ts('Evaluation mAP@0.5: candidate vs production', 'percentunit', q('max by (role) (dataengine_model_eval_map50{kind="detection"})', '{{role}}')))
     .withPanel(ts('Model versions in production', 'short', q('max by (kind, version) (dataengine_model_production_info)', '{{kind}} {{version}}'))),
 };

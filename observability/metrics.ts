@@ -188,3 +188,10 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     },
   });
 }
+export const retrainStepSeconds = new client.Histogram({
+  name: 'dataengine_retrain_step_seconds',
+  help: 'Duration of retraining steps (snapshot, train, evaluate, ...), by step and outcome',
+  labelNames: ['step', 'outcome'] as const,
+  buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 7200],
+  registers: [registry],
+});

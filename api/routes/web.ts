@@ -18,6 +18,13 @@ export function webRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   app.get('/', () => sendFile('index.html'));
   app.get('/app/lead', () => sendFile('lead.html'));
+  app.get('/app/ops', () => sendFile('ops.html'));
+  // uPlot, a small chart library, served from its npm package: the page needs no build step.
+  app.get('/app/vendor/:file{uplot\\.(js|css)}', async (c) => {
+    const file = c.req.param('file') === 'uplot.js' ? 'uPlot.iife.min.js' : 'uPlot.min.css';
+    const body = await fs.readFile(path.join(repoRoot, 'node_modules', 'uplot', 'dist', file));
+    return new Response(new Uint8Array(body), { headers: { 'Content-Type': TYPES[path.extname(file)], 'Cache-Control': 'max-age=86400' } });
+  });
   app.get('/app/config.json', (c) => c.json({ temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }));
   // Only plain file names from web/: no paths, so nothing outside the folder can be asked for.
   app.get('/app/:file{[a-z0-9-]+\\.(js|css)}', (c) => sendFile(c.req.param('file')));

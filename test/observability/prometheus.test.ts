@@ -93,6 +93,8 @@ describe('dashboards against a real Prometheus', () => {
     const retrain = createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl });
     for (const [id, status] of [['r1', 'deployed'], ['r2', 'refused']] as const) {
       await retrain.recordRetrainRun({ runId: id, trigger: 'manual', reason: 'test', requestedBy: 'lead' });
+      await retrain.recordRetrainStep({ runId: id, step: { name: 'train', status: 'running', at: new Date(Date.now() - 42_000).toISOString() } });
+      await retrain.recordRetrainStep({ runId: id, step: { name: 'train', status: 'done', at: new Date().toISOString() } });
       await retrain.recordRetrainStep({ runId: id, step: { name: 'result', status: 'done', at: new Date().toISOString() }, status, metrics: { candidate: { map50: 0.7 }, production: { map50: 0.6 } } });
     }
 

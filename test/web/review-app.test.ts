@@ -8,7 +8,7 @@ import { eq } from 'drizzle-orm';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
-import { labels, predictions, reviewTasks } from '../../db/schema.ts';
+import { driftReports, frameScores, labels, predictions, reviewTasks } from '../../db/schema.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
@@ -109,6 +109,26 @@ describe('review app', () => {
     expect(boxes.map((b) => b.className).sort()).toEqual(['pedestrian', 'sign', 'vehicle']);
     expect(boxes.find((b) => b.className === 'vehicle')!.x2).toBeGreaterThan(0.58);
     console.log(`review app: claim to task visible ${claimToVisibleMs} ms; submit to next task shown ${submitToNextMs} ms`);
+    await page.close();
+  });
+
+  it('shows an operations page with scoring rate and drift p-values charted per stream', async () => {
+    const [frameRow] = await handle.db.select().from(predictions).limit(1);
+    await handle.db.insert(frameScores).values({ frameId: frameRow.frameId, modelVersion: 'tiny-detection', streamId: STREAM, cameraId: 'cam-0', numDetections: 2, embedding: Array.from({ length: 128 }, (_, i) => Math.sin(i)) });
+    for (const [i, p] of [0.4, 0.2, 1e-6].entries()) {
+      await handle.db.insert(driftReports).values({ checkId: `ops-${i}`, segmentType: 'stream', segmentKey: STREAM, modelVersion: 'tiny-detection', drift: p < 0.05, maxStatistic: 0.1 * (i + 1), minAdjustedP: p, windowSize: 200, report: { summary: p < 0.05 ? 'drift: 2 of 8 components shifted' : 'no drift' }, createdAt: new Date(Date.now() - (3 - i) * 60_000) });
+    }
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    page.on('pageerror', (err) => console.error('ops page error:', err.message));
+    await page.goto(base + '/app/ops');
+    await page.fill('#token', p.tokens.lead);
+    await page.press('#token', 'Enter');
+    const card = page.locator(`section[data-stream="${STREAM}"]`);
+    await card.waitFor();
+    await expect.poll(() => card.locator('.uplot canvas').count()).toBe(2);
+    expect(await card.textContent()).toContain('drift: 2 of 8 components shifted');
+    expect(await card.textContent()).toContain('tiny-detection');
+    await page.screenshot({ path: path.join(shots, 'ops-page.png') });
     await page.close();
   });
 

@@ -1,0 +1,54 @@
+// The operations summary behind the lead's operations page: per stream, scoring rate over the
+// last hour, queue depth, model version, drift decisions and p-values over time, and the latest
+// retraining run. It reads the platform's own tables, so it works without Prometheus.
+import { Hono } from 'hono';
+import { and, desc, eq, gte, sql } from 'drizzle-orm';
+import { queueDepth } from '../../db/queue.ts';
+import { driftReports, frameScores, retrainRuns } from '../../db/schema.ts';
+import { listStreams } from '../../db/streams.ts';
+import { productionModel } from '../../models/registry.ts';
+import type { ApiDeps, AppEnv } from '../env.ts';
+
+export function opsRoutes(deps: ApiDeps) {
+  const app = new Hono<AppEnv>();
+  app.get('/v1/ops', async (c) => {
+    const since = new Date(Date.now() - 60 * 60_000);
+    const [streams, depth, production, [latestRun]] = await Promise.all([
+      listStreams(deps.db),
+      queueDepth(deps.db),
+      productionModel(deps.db, 'detection'),
+      deps.db.select().from(retrainRuns).orderBy(desc(retrainRuns.createdAt)).limit(1),
+    ]);
+    const perMinute = await deps.db
+      .select({ streamId: frameScores.streamId, minute: sql<string>`date_trunc('minute', ${frameScores.scoredAt})`, n: sql<number>`count(*)` })
+      .from(frameScores)
+      .where(gte(frameScores.scoredAt, since))
+      .groupBy(frameScores.streamId, sql`date_trunc('minute', ${frameScores.scoredAt})`)
+      .orderBy(sql`date_trunc('minute', ${frameScores.scoredAt})`);
+    const result = await Promise.all(
+      streams.map(async (s) => {
+        const drift = await deps.db
+          .select({ at: driftReports.createdAt, p: driftReports.minAdjustedP, statistic: driftReports.maxStatistic, drift: driftReports.drift, summary: sql<string>`${driftReports.report}->>'summary'` })
+          .from(driftReports)
+          .where(and(eq(driftReports.segmentType, 'stream'), eq(driftReports.segmentKey, s.id)))
+          .orderBy(desc(driftReports.createdAt))
+          .limit(100);
+        const loop = await deps.loopControl.status(s.id).catch(() => null);
+        return {
+          id: s.id,
+          frames: s.frames,
+          openTasks: depth.filter((d) => d.streamId === s.id).reduce((a, d) => a + d.open, 0),
+          modelVersion: loop?.modelVersion ?? production?.version ?? null,
+          framesPerMinute: perMinute.filter((r) => r.streamId === s.id).map((r) => ({ at: new Date(r.minute).toISOString(), frames: Number(r.n) })),
+          drift: drift.reverse().map((d) => ({ at: d.at, p: d.p, statistic: d.statistic, drift: d.drift })),
+          lastDrift: drift.length ? { at: drift[drift.length - 1].at, drift: drift[drift.length - 1].drift, summary: drift[drift.length - 1].summary } : null,
+        };
+      }),
+    );
+    return c.json({
+      streams: result,
+      latestRetraining: latestRun ? { id: latestRun.id, status: latestRun.status, trigger: latestRun.trigger, reason: latestRun.reason, createdAt: latestRun.createdAt, updatedAt: latestRun.updatedAt } : null,
+    });
+  });
+  return app;
+}
