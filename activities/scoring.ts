@@ -18,6 +18,7 @@ import {
   type ScoredFrameRow,
 } from '../db/scoring.ts';
 import { routeBatch } from '../policies/route.ts';
+import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 
 /** What scoring needs from the model layer: the detector of one exact version. */
@@ -165,6 +166,11 @@ export function createScoringActivities(deps: ScoringDeps) {
       const persistMs = performance.now() - t2;
 
       const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion };
+      const info = Context.current().info;
+      logger.info(
+        { stream: input.streamId, workflowId: info.workflowExecution?.workflowId, activityId: info.activityId, attempt: info.attempt, modelVersion: input.modelVersion, ...result, ms: Math.round(performance.now() - t0) },
+        'batch scored',
+      );
       deps.onBatch?.({
         ...result,
         streamId: input.streamId,
