@@ -57,7 +57,7 @@ export async function benchDrift() {
     pools[scenario] = await embedScenario(det, scenario, count, 0, tmp, 3000);
   }
   const rand = rng(5);
-  const trials = 40;
+  const trials = Number(process.env.DRIFT_TRIALS ?? 100);
   const rows: (string | number)[][] = [];
   for (const scenario of Object.keys(pools)) {
     const row: (string | number)[] = [scenario === 'clear' ? 'no shift (false alarms)' : scenario];

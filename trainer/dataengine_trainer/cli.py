@@ -145,7 +145,7 @@ def cmd_shift_benchmark(a) -> None:
     """mAP of a base detector in-distribution and per shift scenario, then after fine-tuning on
     N labelled frames of each scenario: how much of each shift's drop labels win back."""
     sizes = [int(v) for v in a.sizes.split(",")]
-    scenarios = [s for s in SCENARIOS if s != "clear"]
+    scenarios = [s for s in (a.scenarios.split(",") if a.scenarios else SCENARIOS) if s != "clear"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         generate_dataset(work / "base", "clear", a.base_frames, cameras=4, seed=a.seed)
@@ -238,9 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     sb.add_argument("--base-frames", type=int, default=2000)
     sb.add_argument("--base-epochs", type=int, default=5)
     sb.add_argument("--sizes", default="500,2000")
-    sb.add_argument("--ft-epochs", type=int, default=3)
+    sb.add_argument("--ft-epochs", type=int, default=6)
     sb.add_argument("--eval-frames", type=int, default=200)
     sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--scenarios", default=None, help="comma-separated shift scenarios (default: all)")
     sb.set_defaults(fn=cmd_shift_benchmark)
 
     rf = sub.add_parser("reference", help="write a detector's drift reference.json for a dataset of held-out frames")
