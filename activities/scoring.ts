@@ -167,7 +167,8 @@ export function createScoringActivities(deps: ScoringDeps) {
 
       const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion };
       const info = Context.current().info;
-      logger.info(
+      // Debug level: a line every batch would drown `make up`'s console; LOG_LEVEL=debug shows it.
+      logger.debug(
         { stream: input.streamId, workflowId: info.workflowExecution?.workflowId, activityId: info.activityId, attempt: info.attempt, modelVersion: input.modelVersion, ...result, ms: Math.round(performance.now() - t0) },
         'batch scored',
       );
