@@ -12,6 +12,7 @@ import { requireTool, temporalCli, trainerPython } from '../scripts/tools.ts';
 import { searchAttributes } from '../workflows/shared.ts';
 import { benchBoxAssist } from './box-assist.ts';
 import { benchDrift } from './drift.ts';
+import { benchLabelEfficiency, defaultLabelEfficiency } from './label-efficiency.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
 import { benchModels } from './models.ts';
@@ -57,5 +58,9 @@ if (want('box')) {
 }
 if (want('drift')) await benchDrift();
 if (want('metrics')) await benchMetrics();
+// The two slow ones (tens of minutes each): they train models.
+const resultsDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'results');
+fs.mkdirSync(resultsDir, { recursive: true });
+if (want('labels')) await benchLabelEfficiency(defaultLabelEfficiency, resultsDir);
 await env?.teardown();
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -35,6 +35,10 @@ export interface RetrainInput {
   epochs?: number;
   boxEpochs?: number;
   gate?: Partial<PromotionGate>;
+  /** How long a training step may go without a heartbeat before Temporal retries it on another
+   * worker (ms; default 2 minutes). The trainer heartbeats every optimizer step, so lower values
+   * recover sooner from a crashed worker; the retry resumes from the last finished epoch. */
+  trainingHeartbeatTimeoutMs?: number;
   /** The Python worker's queue (tests run their own). */
   trainingQueue?: string;
   /** Labels created up to this time are in the snapshot (default: when the run starts). */
@@ -70,7 +74,7 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
   const trainer = proxyActivities<TrainerActivities>({
     taskQueue: input.trainingQueue ?? TRAINING_QUEUE,
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '2 minutes',
+    heartbeatTimeout: input.trainingHeartbeatTimeoutMs ?? '2 minutes',
     // A cancelled run waits for the trainer to stop, so nothing keeps training behind its back.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 3 },
@@ -114,7 +118,8 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     const common = { dataset_key: snap.datasetKey, image_root_key: '', training_snapshot: snap.id, seed: input.seed ?? 0 };
     const detector: TrainResult = await trainer.train_detector({ ...common, version: runId, parent_version: snap.detectionParent, epochs: input.epochs ?? 6 });
     const box: TrainResult = await trainer.train_box_model({ ...common, version: runId, parent_version: snap.boxParent, epochs: input.boxEpochs ?? input.epochs ?? 2 });
-    await step('train', 'done', `detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)}`, { candidateVersion: runId });
+    const resumed = [detector, box].filter((r) => r.resumed_from_epoch > 0).map((r) => `${r.kind} resumed after epoch ${r.resumed_from_epoch}`);
+    await step('train', 'done', [`detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)}`, ...resumed].join('; '), { candidateVersion: runId });
 
     current = 'evaluate';
     await step('evaluate', 'running');

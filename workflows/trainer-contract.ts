@@ -23,6 +23,8 @@ export interface TrainResult {
   num_images: number;
   final_loss: number;
   train_seconds: number;
+  /** Epochs a retried attempt found finished (after a worker crash) and did not train again. */
+  resumed_from_epoch: number;
 }
 
 export interface EvaluateInput {

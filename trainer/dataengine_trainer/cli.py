@@ -174,6 +174,18 @@ def cmd_shift_benchmark(a) -> None:
     print(json.dumps(table, indent=2, default=str))
 
 
+def cmd_fine_tune_eval(a) -> None:
+    """Fine-tunes a detector from a parent checkpoint on a dataset (e.g. the frames a sampling
+    policy chose, with their labels) and scores it on named evaluation sets, in one process:
+    the label-efficiency benchmark (bench/label-efficiency.ts) calls this once per selection."""
+    data = load_dataset(a.dataset, a.image_root)
+    evals = dict(item.split("=", 1) for item in a.eval.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        tuned = train_to_dir("detection", data, "fine-tuned", Path(tmp), TrainConfig(epochs=a.epochs, seed=a.seed, learning_rate=a.learning_rate), parent_checkpoint=Path(a.parent_checkpoint))
+        scores = {name: evaluate_model("detection", tuned.model_path, Path(path), None, None) for name, path in evals.items()}
+    print(json.dumps({"num_images": len(data.samples), "epochs": a.epochs, "train_seconds": round(tuned.train_seconds, 1), "map50": {n: m["map50"] for n, m in scores.items()}, "map50_95": {n: m["map50_95"] for n, m in scores.items()}}))
+
+
 def cmd_reference(a) -> None:
     """Writes a detector's drift reference (embeddings, scores, detections per frame) for a dataset."""
     ref = reference_stats(a.model, load_dataset(a.dataset), max_images=a.max_images)
@@ -243,6 +255,16 @@ def main(argv: list[str] | None = None) -> None:
     sb.add_argument("--seed", type=int, default=0)
     sb.add_argument("--scenarios", default=None, help="comma-separated shift scenarios (default: all)")
     sb.set_defaults(fn=cmd_shift_benchmark)
+
+    fe = sub.add_parser("fine-tune-eval", help="fine-tune a detector on a dataset and print its mAP on named evaluation sets")
+    fe.add_argument("--dataset", required=True, help="COCO JSON of the labelled frames")
+    fe.add_argument("--image-root", default=None)
+    fe.add_argument("--parent-checkpoint", required=True)
+    fe.add_argument("--epochs", type=int, default=6)
+    fe.add_argument("--learning-rate", type=float, default=1e-3)
+    fe.add_argument("--seed", type=int, default=0)
+    fe.add_argument("--eval", required=True, help="name=dataset.json[,name=dataset.json...]")
+    fe.set_defaults(fn=cmd_fine_tune_eval)
 
     rf = sub.add_parser("reference", help="write a detector's drift reference.json for a dataset of held-out frames")
     rf.add_argument("--model", required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import onnx
@@ -30,16 +31,19 @@ def export_detector(model: Detector, path: Path, version: str, class_names: list
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportDetector(model.eval(), MAX_DETECTIONS).eval()
     dummy = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE)
-    torch.onnx.export(
-        wrapper,
-        (dummy,),
-        str(path),
-        input_names=["images"],
-        output_names=["boxes", "scores", "class_ids", "embedding"],
-        dynamic_axes={"images": {0: "n"}, "boxes": {0: "n"}, "scores": {0: "n"}, "class_ids": {0: "n"}, "embedding": {0: "n"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    # The tracer warns that the frame size becomes a constant: it is one (INPUT_SIZE), by contract.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            str(path),
+            input_names=["images"],
+            output_names=["boxes", "scores", "class_ids", "embedding"],
+            dynamic_axes={"images": {0: "n"}, "boxes": {0: "n"}, "scores": {0: "n"}, "class_ids": {0: "n"}, "embedding": {0: "n"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
     _set_metadata(
         path,
         {

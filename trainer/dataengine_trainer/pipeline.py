@@ -36,6 +36,8 @@ class TrainOutcome:
     num_images: int
     final_loss: float
     train_seconds: float
+    # Epochs a retried run found finished (resume.pt) and did not train again; 0 on a first run.
+    resumed_from_epoch: int = 0
 
 
 def train_to_dir(
@@ -86,11 +88,12 @@ def train_to_dir(
         "train_seconds": result["train_seconds"],
         "peak_rss_mb": peak_rss_mb(),
         "seed": cfg.seed,
+        "resumed_from_epoch": result["resumed_from_epoch"],
     }
     metrics_path = out_dir / "metrics.json"
     write_json(metrics_path, metrics)
     (out_dir / "resume.pt").unlink(missing_ok=True)
-    return TrainOutcome(kind, version, model_path, ckpt_path, metrics_path, cfg.epochs, len(data.samples), result["final_loss"], result["train_seconds"])
+    return TrainOutcome(kind, version, model_path, ckpt_path, metrics_path, cfg.epochs, len(data.samples), result["final_loss"], result["train_seconds"], result["resumed_from_epoch"])
 
 
 def evaluate_model(kind: str, model_path: Path, dataset_path: Path, image_root: Path | None, split: str | None, score_threshold: float = 0.5) -> dict:

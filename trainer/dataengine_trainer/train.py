@@ -120,12 +120,16 @@ def _run_epochs(
             losses.append(loss.item())
             progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps_per_epoch, "loss": losses[-1]})
         last_loss = float(np.mean(losses)) if losses else last_loss
+        # Written under a temporary name and renamed: a worker killed mid-write must not leave a
+        # torn resume.pt that the retried step would fail to load.
+        tmp = resume.with_suffix(".tmp")
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1},
-            resume,
+            tmp,
         )
+        tmp.replace(resume)
     checkpoint = _checkpoint_payload(kind, model, optimizer, cfg.epochs, meta)
-    return {"final_loss": last_loss, "train_seconds": time.time() - started, "checkpoint": checkpoint}
+    return {"final_loss": last_loss, "train_seconds": time.time() - started, "checkpoint": checkpoint, "resumed_from_epoch": start_epoch}
 
 
 def train_detector(

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import json
 import os
 import sys
 import signal
+import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -55,6 +59,7 @@ class TrainResult:
     num_images: int
     final_loss: float
     train_seconds: float
+    resumed_from_epoch: int = 0
 
 
 @dataclass
@@ -92,11 +97,40 @@ def _image_root(dataset_key: str, image_root_key: Optional[str]) -> Path:
     return resolve_key(image_root_key) if image_root_key is not None else resolve_key(dataset_key).parent
 
 
-def _heartbeat(progress: dict) -> None:
-    activity.heartbeat(progress)
+@contextlib.contextmanager
+def _heartbeating(interval: float = 1.0):
+    """Heartbeats from a side thread every `interval` seconds while the body runs, with the latest
+    progress the body reported through the yielded callback. Heartbeating from the training loop
+    alone would fall silent during long single operations (decoding a large dataset, ONNX export,
+    evaluating thousands of frames), and a heartbeat timeout short enough to notice a crashed
+    worker quickly would then fail healthy runs. The thread runs in a copy of the activity's
+    context, which is what `activity.heartbeat` looks up; the SDK hands heartbeats to its event
+    loop thread-safely."""
+    latest: dict = {"stage": "starting"}
+    done = threading.Event()
+    ctx = contextvars.copy_context()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            activity.heartbeat(latest)
+
+    thread = threading.Thread(target=ctx.run, args=(beat,), daemon=True)
+    activity.heartbeat(latest)
+    thread.start()
+    try:
+        yield lambda progress: latest.update(progress)
+    finally:
+        done.set()
+        thread.join()
 
 
 def _train(kind: str, inp: TrainInput) -> TrainResult:
+    with _heartbeating() as report:
+        return _train_reporting(kind, inp, report)
+
+
+def _train_reporting(kind: str, inp: TrainInput, report) -> TrainResult:
+    report({"stage": "loading"})
     data = load_dataset(resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="train", max_images=inp.max_images)
     if not data.samples:
         raise ValueError(f"dataset {inp.dataset_key} has no images in its train split")
@@ -115,13 +149,13 @@ def _train(kind: str, inp: TrainInput) -> TrainResult:
         outcome = train_to_dir(
             kind, data, inp.version, resolve_key(key), cfg,
             parent_checkpoint=parent, parent_version=inp.parent_version, training_snapshot=inp.training_snapshot,
-            progress=_heartbeat, should_stop=activity.is_cancelled, reference_data=reference,
+            progress=report, should_stop=activity.is_cancelled, reference_data=reference,
         )
     except Cancelled as err:
         # Re-raised as the SDK's cancellation, so the workflow sees a cancelled activity, not a failure.
         raise CancelledError(str(err)) from err
     return TrainResult(kind, inp.version, f"{key}/model.onnx", f"{key}/checkpoint.pt", f"{key}/metrics.json",
-                       outcome.epochs, outcome.num_images, outcome.final_loss, outcome.train_seconds)
+                       outcome.epochs, outcome.num_images, outcome.final_loss, outcome.train_seconds, outcome.resumed_from_epoch)
 
 
 @activity.defn(name="train_detector")
@@ -135,8 +169,9 @@ def train_box_model(inp: TrainInput) -> TrainResult:
 
 
 def _evaluate(kind: str, inp: EvaluateInput) -> dict:
-    activity.heartbeat({"stage": "evaluate"})
-    return evaluate_model(kind, resolve_key(inp.model_key), resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), inp.split, inp.score_threshold)
+    with _heartbeating() as report:
+        report({"stage": "evaluate"})
+        return evaluate_model(kind, resolve_key(inp.model_key), resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), inp.split, inp.score_threshold)
 
 
 @activity.defn(name="evaluate_detector")
@@ -162,6 +197,11 @@ async def run_worker(address: str, namespace: str, task_queue: str, max_concurre
             activity_executor=pool,
             # Training saturates the CPU; more than one at a time only makes each slower.
             max_concurrent_activities=max_concurrent,
+            # A cancellation reaches an activity only in the reply to a heartbeat, and the SDK
+            # sends heartbeats at most every 0.8 x heartbeat timeout (up to 60 s) by default. Every
+            # 2 s makes a cancelled run stop within seconds, for one small RPC per run.
+            max_heartbeat_throttle_interval=timedelta(seconds=2),
+            default_heartbeat_throttle_interval=timedelta(seconds=2),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
