@@ -17,6 +17,7 @@ import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
 import { benchModels } from './models.ts';
 import { benchQueue } from './queue.ts';
+import { benchRetrain } from './retrain.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const only = process.argv.slice(2);
@@ -31,7 +32,7 @@ console.log(`# dataengine benchmarks (${new Date().toISOString()}, ${os.cpus().l
 const m = await benchModels(frames);
 let env: TestWorkflowEnvironment | undefined;
 let address = process.env.TEMPORAL_ADDRESS;
-if (!address && want('loop')) {
+if (!address && (want('loop') || want('retrain'))) {
   env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] } });
   address = env.address;
 }
@@ -62,5 +63,10 @@ if (want('metrics')) await benchMetrics();
 const resultsDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
 if (want('labels')) await benchLabelEfficiency(defaultLabelEfficiency, resultsDir);
+if (want('retrain')) {
+  const db = await openDb({});
+  await benchRetrain(db, address!);
+  await db.close();
+}
 await env?.teardown();
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -119,7 +119,7 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     const detector: TrainResult = await trainer.train_detector({ ...common, version: runId, parent_version: snap.detectionParent, epochs: input.epochs ?? 6 });
     const box: TrainResult = await trainer.train_box_model({ ...common, version: runId, parent_version: snap.boxParent, epochs: input.boxEpochs ?? input.epochs ?? 2 });
     const resumed = [detector, box].filter((r) => r.resumed_from_epoch > 0).map((r) => `${r.kind} resumed after epoch ${r.resumed_from_epoch}`);
-    await step('train', 'done', [`detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)}`, ...resumed].join('; '), { candidateVersion: runId });
+    await step('train', 'done', [`detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)} (${box.train_seconds.toFixed(0)} s)`, ...resumed].join('; '), { candidateVersion: runId });
 
     current = 'evaluate';
     await step('evaluate', 'running');
