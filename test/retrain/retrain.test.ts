@@ -1,8 +1,10 @@
 // Retraining end to end against the real Temporal dev server and the real Python trainer: a
 // run snapshots reviewed labels, fine-tunes both models, evaluates them beside production with
-// pycocotools, and deploys through the gate; a worse-than-allowed candidate is refused; an
-// unanswered approval times out; a lead rolls back; the weekly schedule skips overlaps.
-import { spawn, type ChildProcess } from 'node:child_process';
+// pycocotools, and deploys through the gate; a worse-than-allowed candidate is refused; a lead
+// rolls back; a cancel through the API stops training
+// within seconds; a killed training worker's step resumes from its last epoch on a new worker;
+// the weekly schedule skips overlaps. (The default one-day approval wait: approval.test.ts.)
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -11,13 +13,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRetrainActivities } from '../../activities/retrain.ts';
 import { RetrainControl } from '../../control/retrain-control.ts';
 import type { DbHandle } from '../../db/client.ts';
-import { deployments, frames, labels, models, retrainRuns, streams } from '../../db/schema.ts';
+import { deployments, models, retrainRuns } from '../../db/schema.ts';
 import { productionModel } from '../../models/registry.ts';
-import { trainerPython } from '../../scripts/tools.ts';
 import type { RetrainInput } from '../../workflows/retrain.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
 import { eventually, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
+import { seedReviewedFrames, startTrainer, storeTinyCheckpoints } from '../helpers/trainer.ts';
 
 let handle: DbHandle;
 let p: TestPlatform;
@@ -27,38 +29,10 @@ const trainingQueue = uniqueQueue('training');
 beforeAll(async () => {
   handle = await createTestDb();
   p = await createTestPlatform(handle);
-  // Production's checkpoints sit beside its models, so retraining fine-tunes from them.
-  for (const kind of ['detection', 'box'] as const) {
-    await p.deps.store.put(`models/${kind}/tiny-${kind}/checkpoint.pt`, fs.readFileSync(path.join(inject('tinyModelsDir'), `${kind}.pt`)));
-  }
-  // Reviewed frames: the generated sample frames, labelled with their ground truth.
-  await handle.db.insert(streams).values({ id: 'road', name: 'road' });
-  const dir = inject('sampleFramesDir');
-  const coco = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8'));
-  const names = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
-  for (const [i, im] of coco.images.entries()) {
-    const bytes = fs.readFileSync(path.join(dir, im.file_name));
-    const key = `frames/sample/${i}.png`;
-    await p.deps.store.put(key, bytes);
-    // Frames a minute apart: each is its own sequence for the train/val split.
-    const [frame] = await handle.db.insert(frames).values({ streamId: 'road', cameraId: im.camera_id, capturedAt: new Date(Date.UTC(2026, 0, 1, 0, i)), contentHash: `h${i}`, storageKey: key, mediaType: 'image/png', sizeBytes: bytes.length, width: im.width, height: im.height }).returning();
-    const boxes = coco.annotations
-      .filter((a: { image_id: number }) => a.image_id === im.id)
-      .map((a: { category_id: number; bbox: number[] }) => ({ className: names[a.category_id - 1], x1: a.bbox[0] / im.width, y1: a.bbox[1] / im.height, x2: (a.bbox[0] + a.bbox[2]) / im.width, y2: (a.bbox[1] + a.bbox[3]) / im.height }));
-    await handle.db.insert(labels).values({ frameId: frame.id, streamId: 'road', decision: 'correct', boxes, source: 'oracle' });
-  }
-  trainer = await startTrainer();
+  await storeTinyCheckpoints(p.deps.store);
+  await seedReviewedFrames(handle.db, p.deps.store);
+  trainer = await startTrainer({ address: inject('temporalAddress'), taskQueue: trainingQueue, storeDir: p.storeDir });
 });
-
-/** The Python training worker, as `make up` runs it; resolves once it polls. */
-async function startTrainer(): Promise<ChildProcess> {
-  const child = spawn(trainerPython, ['-m', 'dataengine_trainer', 'worker', '--task-queue', trainingQueue, '--address', inject('temporalAddress')], { env: { ...process.env, STORE_DIR: p.storeDir }, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`trainer worker exited with ${code}`)));
-  });
-  return child;
-}
 
 afterAll(async () => {
   trainer?.kill('SIGTERM');
@@ -118,12 +92,6 @@ describe('retrain', () => {
     expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
   });
 
-  it('gives up when nobody approves in time', async () => {
-    const { result } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1 }, requireApproval: true, approvalTimeoutMs: 500 });
-    expect(result.status).toBe('rejected');
-    expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
-  });
-
   it('stops training promptly when a lead cancels through the API, and leaves production untouched', async () => {
     let cancelledAt = 0;
     // Enough epochs that training would run for minutes if the cancellation did not reach it.
@@ -152,7 +120,7 @@ describe('retrain', () => {
       await firstEpochDone(id);
       trainer.kill('SIGKILL'); // a crash: no chance to report anything
       await new Promise((r) => trainer.once('exit', r));
-      trainer = await startTrainer();
+      trainer = await startTrainer({ address: inject('temporalAddress'), taskQueue: trainingQueue, storeDir: p.storeDir });
     });
     expect(result.status).toBe('deployed');
     const train = (run.steps as { name: string; detail?: string }[]).find((s) => s.name === 'train');

