@@ -40,6 +40,21 @@ export function badInput(error: z.ZodError, what: string, prefix = ''): never {
   throw new ProblemError(400, 'Invalid input', `${what}: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, errors, 'invalid_input');
 }
 
+/** A path or body id that must be a UUID (frames, reports...): checked before the database sees it. */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The request body as JSON. An empty body reads as `{}`, so the route's schema names each
+ * missing field instead of the client getting one vague "not JSON". */
+export async function readJson(c: { req: { text(): Promise<string> } }): Promise<unknown> {
+  const text = await c.req.text();
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
+  }
+}
+
 export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, what: string, prefix = ''): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) badInput(parsed.error, what, prefix);

@@ -12,9 +12,7 @@ export interface EmbeddingWindow {
   detections: number[];
 }
 
-const parseVector = (v: unknown): number[] => (Array.isArray(v) ? (v as number[]) : JSON.parse(String(v)));
-
-async function withScores(db: DbOrTx, rows: { frameId: string; embedding: unknown; numDetections: number; modelVersion: string }[]): Promise<EmbeddingWindow> {
+async function withScores(db: DbOrTx, rows: { frameId: string; embedding: number[]; numDetections: number; modelVersion: string }[]): Promise<EmbeddingWindow> {
   const scores: number[] = [];
   if (rows.length) {
     const preds = await db
@@ -23,7 +21,7 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: unknow
       .where(and(inArray(predictions.frameId, rows.map((r) => r.frameId)), eq(predictions.modelVersion, rows[0].modelVersion)));
     for (const p of preds) scores.push(p.score);
   }
-  return { embeddings: rows.map((r) => parseVector(r.embedding)), scores, detections: rows.map((r) => r.numDetections) };
+  return { embeddings: rows.map((r) => r.embedding), scores, detections: rows.map((r) => r.numDetections) };
 }
 
 /** The latest `size` frames scored by `modelVersion`, for all streams, one stream, or one camera. */
@@ -76,7 +74,7 @@ export async function saveModelReference(db: DbOrTx, modelVersion: string, ref: 
 
 export async function modelReference(db: DbOrTx, modelVersion: string): Promise<EmbeddingWindow> {
   const rows = await db.select().from(modelReferences).where(eq(modelReferences.modelVersion, modelVersion)).orderBy(asc(modelReferences.idx));
-  return { embeddings: rows.map((r) => parseVector(r.embedding)), scores: rows.flatMap((r) => r.scores as number[]), detections: rows.map((r) => r.numDetections) };
+  return { embeddings: rows.map((r) => r.embedding), scores: rows.flatMap((r) => r.scores as number[]), detections: rows.map((r) => r.numDetections) };
 }
 
 export async function getDriftSettings(db: DbOrTx, streamId: string): Promise<DriftMonitorSettings> {

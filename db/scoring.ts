@@ -112,7 +112,7 @@ export async function recentTaskEmbeddings(db: DbOrTx, streamId: string, limit =
     .where(eq(reviewTasks.streamId, streamId))
     .orderBy(desc(reviewTasks.createdAt))
     .limit(limit);
-  return rows.map((r) => (Array.isArray(r.embedding) ? (r.embedding as number[]) : JSON.parse(String(r.embedding))));
+  return rows.map((r) => r.embedding);
 }
 
 /** Cosine distance, as pgvector's `<=>` computes it. */

@@ -8,10 +8,9 @@ import { getStream } from '../../db/streams.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError } from '../problem.ts';
+import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
 
 const listQuery = z.object({ streamId: z.string().optional(), limit: z.coerce.number().int().min(1).max(500).default(50), driftOnly: z.enum(['true', 'false']).optional() });
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function driftRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
@@ -40,10 +39,7 @@ export function driftRoutes(deps: ApiDeps) {
 
   app.put('/v1/streams/:id/drift-settings', requireRole('lead'), async (c) => {
     const s = await streamOr404(c.req.param('id'));
-    const body = await c.req.json().catch(() => {
-      throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
-    });
-    const settings = parseOrThrow(driftSettingsSchema, body, 'invalid drift settings');
+    const settings = parseOrThrow(driftSettingsSchema, await readJson(c), 'invalid drift settings');
     await saveDriftSettings(deps.db, s.id, settings, c.get('user').name);
     await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'drift.settings', target: s.id, details: settings });
     // The monitor reads its settings at every check; this makes the next check happen now.

@@ -6,9 +6,8 @@ import { frames, predictions } from '../../db/schema.ts';
 import { IngestError, ingestFrame } from '../../ingest/ingest-frame.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { ProblemError } from '../problem.ts';
+import { ProblemError, UUID } from '../problem.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function frameRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();

@@ -10,11 +10,10 @@ import { deploymentHistory, getModel, listModels, productionModel, registerModel
 import { requireRole } from '../auth.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError } from '../problem.ts';
+import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
 
 const kindSchema = z.enum(['detection', 'box']);
 const MAX_MODEL_BYTES = 200 * 1024 * 1024;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const boxRequest = z
   .object({
@@ -96,13 +95,7 @@ export function modelRoutes(deps: ApiDeps) {
   // Box assist: stateless; reads only the part of the frame the crop needs.
   app.post('/v1/box-predictions', requireRole('reviewer', 'lead'), async (c) => {
     const started = performance.now();
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
-    }
-    const input = parseOrThrow(boxRequest, raw, 'invalid box request');
+    const input = parseOrThrow(boxRequest, await readJson(c), 'invalid box request');
     let frame = frameRows.get(input.frameId);
     if (!frame) {
       [frame] = await deps.db.select({ storageKey: frames.storageKey, width: frames.width, height: frames.height }).from(frames).where(eq(frames.id, input.frameId));

@@ -7,7 +7,7 @@ import { RetrainControl } from '../../control/retrain-control.ts';
 import { auditLog, retrainRuns } from '../../db/schema.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError } from '../problem.ts';
+import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
 const startInput = z
   .object({
@@ -32,17 +32,9 @@ export function retrainRoutes(deps: ApiDeps) {
     if (!run) throw new ProblemError(404, 'Not found', `retraining run ${id} does not exist`, undefined, 'not_found');
     return run;
   };
-  const body = async (c: { req: { text(): Promise<string> } }) => {
-    const t = await c.req.text();
-    try {
-      return t.trim() ? JSON.parse(t) : {};
-    } catch {
-      throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
-    }
-  };
 
   app.post('/v1/retrain', requireRole('lead'), async (c) => {
-    const input = parseOrThrow(startInput, await body(c), 'invalid retraining request');
+    const input = parseOrThrow(startInput, await readJson(c), 'invalid retraining request');
     const id = await control().start({
       trigger: 'manual',
       reason: input.reason,
@@ -79,7 +71,7 @@ export function retrainRoutes(deps: ApiDeps) {
   });
 
   app.put('/v1/retrain/schedule', requireRole('lead'), async (c) => {
-    const input = parseOrThrow(scheduleInput, await body(c), 'invalid schedule');
+    const input = parseOrThrow(scheduleInput, await readJson(c), 'invalid schedule');
     await control().ensureSchedule(input.cron);
     await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'retrain.schedule', target: 'retrain-weekly', details: input });
     return c.json({ cron: input.cron });

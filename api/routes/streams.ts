@@ -8,7 +8,7 @@ import { samplingPolicySchema } from '../../policies/sampling-policy.ts';
 import { LoopUnavailableError } from '../../control/loop-control.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError } from '../problem.ts';
+import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
 const streamInput = z
   .object({
@@ -16,14 +16,6 @@ const streamInput = z
     name: z.string().min(1).max(200).optional(),
   })
   .strict();
-
-async function body(c: { req: { json(): Promise<unknown> } }): Promise<unknown> {
-  try {
-    return await c.req.json();
-  } catch {
-    throw new ProblemError(400, 'Invalid JSON', 'the request body must be a JSON object', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
-  }
-}
 
 export function streamRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
@@ -45,7 +37,7 @@ export function streamRoutes(deps: ApiDeps) {
   }
 
   app.post('/v1/streams', requireRole('lead'), async (c) => {
-    const input = parseOrThrow(streamInput, await body(c), 'invalid stream');
+    const input = parseOrThrow(streamInput, await readJson(c), 'invalid stream');
     const { stream, created } = await createStream(deps.db, { id: input.id, name: input.name ?? input.id, createdBy: c.get('user').name });
     await deps.loopControl.ensureLoop(stream.id);
     if (created) await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'stream.create', target: stream.id });
@@ -86,7 +78,7 @@ export function streamRoutes(deps: ApiDeps) {
 
   app.put('/v1/streams/:id/policy', requireRole('lead'), async (c) => {
     const stream = await mustExist(c.req.param('id'));
-    const policy = parseOrThrow(samplingPolicySchema, await body(c), 'invalid sampling policy');
+    const policy = parseOrThrow(samplingPolicySchema, await readJson(c), 'invalid sampling policy');
     const stored = await savePolicy(deps.db, stream.id, policy, c.get('user').name);
     await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'policy.set', target: stream.id, details: { version: stored.version } });
     // The loop switches at its next batch. If it cannot confirm now (no worker running), its

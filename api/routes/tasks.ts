@@ -11,7 +11,7 @@ import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observ
 import { productionModel } from '../../models/registry.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError } from '../problem.ts';
+import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
 const unit = z.number().min(0).max(1);
 const labelBox = z
@@ -44,16 +44,6 @@ function queueProblem(err: unknown): never {
   throw err;
 }
 
-async function jsonBody(c: { req: { text(): Promise<string> } }): Promise<unknown> {
-  const text = await c.req.text();
-  if (!text.trim()) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ProblemError(400, 'Invalid JSON', 'the request body must be JSON', [{ field: '(body)', message: 'not valid JSON' }], 'invalid_json');
-  }
-}
-
 export function taskRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   const reviewer = requireRole('reviewer', 'lead');
@@ -83,7 +73,7 @@ export function taskRoutes(deps: ApiDeps) {
   }
 
   app.post('/v1/tasks/claim', reviewer, async (c) => {
-    const input = parseOrThrow(claimInput, await jsonBody(c), 'invalid claim');
+    const input = parseOrThrow(claimInput, await readJson(c), 'invalid claim');
     const claimed = await claimNext(deps.db, { userId: c.get('user').id, streamId: input.streamId, leaseSeconds: deps.config.LEASE_SECONDS });
     if (!claimed) return c.body(null, 204);
     reviewClaims.inc({ stream: claimed.task.streamId });
@@ -98,7 +88,7 @@ export function taskRoutes(deps: ApiDeps) {
   });
 
   app.post('/v1/tasks/:id/submit', reviewer, async (c) => {
-    const input = parseOrThrow(submitInput, await jsonBody(c), 'invalid decision');
+    const input = parseOrThrow(submitInput, await readJson(c), 'invalid decision');
     if (!(await getTask(deps.db, c.req.param('id')).catch(() => null))) {
       throw new ProblemError(404, 'Not found', `task ${c.req.param('id')} does not exist`, undefined, 'not_found');
     }

@@ -5,7 +5,7 @@ import { createUser, findUser, ROLES, rotateToken } from '../../db/users.ts';
 import { auditLog } from '../../db/schema.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError } from '../problem.ts';
+import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
 const userInput = z.object({ name: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'name must be 1-100 letters, digits, ".", "_", "@" or "-"'), role: z.enum(ROLES as [string, ...string[]]) }).strict();
 
@@ -14,7 +14,7 @@ export function userRoutes(deps: ApiDeps) {
   app.get('/v1/me', (c) => c.json({ user: c.get('user') }));
 
   app.post('/v1/users', requireRole('admin'), async (c) => {
-    const input = parseOrThrow(userInput, await c.req.json().catch(() => null), 'invalid user');
+    const input = parseOrThrow(userInput, await readJson(c), 'invalid user');
     if (await findUser(deps.db, input.name)) throw new ProblemError(409, 'Conflict', `user ${input.name} exists; rotate their token instead`, [{ field: 'name', message: 'taken' }], 'exists');
     const { user, token } = await createUser(deps.db, input as { name: string; role: 'reviewer' });
     await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'user.create', target: user.name, details: { role: user.role } });

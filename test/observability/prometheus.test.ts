@@ -84,7 +84,7 @@ describe('dashboards against a real Prometheus', () => {
     await p.app.request('/v1/box-predictions', { method: 'POST', headers: reviewer, body: JSON.stringify({ frameId: again.frame.id, region: { x1: 100, y1: 100, x2: 150, y2: 140 } }) });
     // A drift check and two finished retraining runs, through their real activities.
     const stored = await handle.db.select().from(frameScores).where(eq(frameScores.streamId, 'obs'));
-    const embeddings = stored.map((s) => (Array.isArray(s.embedding) ? (s.embedding as number[]) : JSON.parse(String(s.embedding))));
+    const embeddings = stored.map((s) => s.embedding);
     await saveModelReference(handle.db, 'tiny-detection', { embeddings: [...embeddings, ...embeddings, ...embeddings], scores: embeddings.map(() => [0.5]), num_detections: embeddings.map(() => 1) });
     await saveDriftSettings(handle.db, 'obs', driftSettingsSchema.parse({ windowStride: 1 }), 'test');
     const drift = createDriftActivities({ db: handle.db });
