@@ -17,6 +17,7 @@ import {
   tasksRoutedToday,
   type ScoredFrameRow,
 } from '../db/scoring.ts';
+import type { FrameResult } from '../models/sessions.ts';
 import { routeBatch } from '../policies/route.ts';
 import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -27,7 +28,7 @@ export interface DetectorProvider {
     modelVersion: string,
     images: Buffer[],
   ): Promise<{
-    frames: { detections: { className: string; score: number; x1: number; y1: number; x2: number; y2: number }[]; embedding: Float32Array }[];
+    frames: FrameResult[];
     timings: Record<string, number>;
   }>;
 }

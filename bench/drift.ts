@@ -11,18 +11,8 @@ import { ks2samp } from '../drift/ks.ts';
 import { fitPca, projectPca } from '../drift/pca.ts';
 import { DetectorSession } from '../models/sessions.ts';
 import { trainerPython } from '../scripts/tools.ts';
+import { mulberry32 as rng } from '../test/helpers/random.ts';
 import { table } from './stats.ts';
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function sample<T>(pool: T[], n: number, rand: () => number): T[] {
   const a = [...pool];

@@ -42,11 +42,11 @@ type Policy = 'platform' | 'random' | 'entropy';
 export const defaultLabelEfficiency: LabelEfficiencyOptions = {
   scenario: 'new_camera',
   seeds: [1, 2, 3],
-  budgets: [50, 100, 200, 400, 800],
+  budgets: [50, 100, 200, 400],
   clearFrames: 2400,
   shiftFrames: 800,
   policies: ['platform', 'random', 'entropy'],
-  minFramePasses: 1200,
+  minFramePasses: 800,
   baseFrames: 2000,
   baseEpochs: 5,
   targetShare: 0.95,

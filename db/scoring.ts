@@ -1,6 +1,8 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
 import { and, asc, count, desc, eq, gt, gte, notExists, or, sql } from 'drizzle-orm';
+import type { Detection } from '../models/sessions.ts';
+import type { TaskCandidate } from '../policies/route.ts';
 import type { DbOrTx } from './client.ts';
 import {
   driftBoosts,
@@ -128,14 +130,9 @@ export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): numb
   return 1 - dot / Math.sqrt(na * nb);
 }
 
-export interface ScoredDetection {
+/** A detection with its rank in the frame's output (0 = highest score). */
+export interface ScoredDetection extends Detection {
   rank: number;
-  className: string;
-  score: number;
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
 }
 
 export interface ScoredFrameRow {
@@ -145,15 +142,8 @@ export interface ScoredFrameRow {
   detections: ScoredDetection[];
 }
 
-export interface TaskRow {
-  frameId: string;
-  cameraId: string;
-  rank: number | null;
-  className: string | null;
-  score: number | null;
-  reason: 'band' | 'random' | 'drift_boost';
-  priority: number;
-}
+/** A task the routing step decided on, as persisted. */
+export type TaskRow = TaskCandidate;
 
 export class CursorMovedError extends Error {
   constructor(streamId: string) {

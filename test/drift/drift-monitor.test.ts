@@ -11,20 +11,12 @@ import { driftBoosts, driftReports, frames, frameScores, models, retrainTriggers
 import { checkNowSignal, lastDecisionQuery } from '../../workflows/drift-monitor.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { gaussian, mulberry32 } from '../helpers/random.ts';
 import { eventually, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
 
 // Frame embeddings: a few Gaussian factors mixed into 128 dimensions; a shift moves factor 0.
 function embeddings(n: number, seed: number, shift = 0): number[][] {
-  // mulberry32: a small, well-mixed PRNG, so windows with different seeds are independent.
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const gauss = gaussian(mulberry32(seed));
   return Array.from({ length: n }, () => {
     const f = Array.from({ length: 8 }, (_, j) => gauss() * (8 - j) / 4 + (j === 0 ? shift : 0));
     return Array.from({ length: 128 }, (_, i) => f.reduce((acc, v, j) => acc + v * Math.sin(i * 0.37 + j * 1.3 + 0.5), 0) + 0.01 * gauss());

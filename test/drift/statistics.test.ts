@@ -7,6 +7,7 @@ import { benjaminiHochberg, bonferroni } from '../../drift/corrections.ts';
 import { ks2samp } from '../../drift/ks.ts';
 import { fitPca } from '../../drift/pca.ts';
 import { driftReport } from '../../drift/report.ts';
+import { gaussian, mulberry32 } from '../helpers/random.ts';
 
 const fixture = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../drift/fixtures/scipy-reference.json'), 'utf8'));
 const rel = (a: number, b: number) => (a === b ? 0 : Math.abs(a - b) / Math.max(Math.abs(b), 1e-300));
@@ -48,15 +49,7 @@ describe('corrections', () => {
 describe('drift report', () => {
   // Embeddings from a fixed random linear map of Gaussian factors; a shift moves one factor.
   function window(n: number, seed: number, shift = 0): number[][] {
-    let s = seed >>> 0;
-    const rand = () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-    };
-    const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+    const gauss = gaussian(mulberry32(seed));
     const mix = Array.from({ length: 16 }, (_, i) => Array.from({ length: 6 }, (_, j) => Math.sin(i * 7 + j * 3 + 1)));
     return Array.from({ length: n }, () => {
       const f = Array.from({ length: 6 }, (_, j) => gauss() * (6 - j) + (j === 0 ? shift : 0));
