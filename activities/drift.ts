@@ -34,6 +34,9 @@ export interface DriftCheckResult {
   verdict: 'none' | 'world' | 'cameras';
   boosted: string[];
   retrainTriggered: boolean;
+  /** What a drift-started retraining run waits for (from the stream's drift settings). */
+  retrainMinLabels: number;
+  retrainMaxWaitHours: number;
   summary: string;
 }
 
@@ -49,7 +52,7 @@ export function createDriftActivities(deps: DriftDeps) {
     async runDriftCheck(input: DriftCheckInput): Promise<DriftCheckResult> {
       const { db } = deps;
       const settings = input.streamId ? await getDriftSettings(db, input.streamId) : defaultDriftMonitorSettings;
-      const base = { intervalSeconds: settings.intervalSeconds, segments: [] as SegmentOutcome[], verdict: 'none' as const, boosted: [] as string[], retrainTriggered: false };
+      const base = { intervalSeconds: settings.intervalSeconds, retrainMinLabels: settings.retrainMinLabels, retrainMaxWaitHours: settings.retrainMaxWaitHours, segments: [] as SegmentOutcome[], verdict: 'none' as const, boosted: [] as string[], retrainTriggered: false };
       const modelVersion = await productionVersion(db, 'detection');
       if (!modelVersion) return { ...base, status: 'no_model', modelVersion: null, summary: 'no detection model in production' };
 
@@ -126,7 +129,7 @@ export function createDriftActivities(deps: DriftDeps) {
       }
       const summary =
         verdict === 'world' ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)` : verdict === 'cameras' ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only` : 'no drift';
-      return { status: 'checked', modelVersion, intervalSeconds: settings.intervalSeconds, segments, verdict, boosted, retrainTriggered, summary };
+      return { ...base, status: 'checked', modelVersion, segments, verdict, boosted, retrainTriggered, summary };
     },
   };
 }

@@ -1,12 +1,12 @@
 // The TypeScript steps of a retraining run (the Python trainer does the training and the COCO
 // evaluation): snapshot the labels, register the candidate, deploy, verify, roll back, and
 // record every step in the database for the API and the lead pages.
-import { and, eq, sql } from 'drizzle-orm';
+import { and, countDistinct, eq, gte, sql } from 'drizzle-orm';
 import { deployVersion, rollbackVersion } from '../control/deploy.ts';
 import type { LoopControl } from '../control/loop-control.ts';
 import type { Db } from '../db/client.ts';
 import type { ReferenceFile } from '../db/drift.ts';
-import { retrainRuns, retrainTriggers } from '../db/schema.ts';
+import { labels, retrainRuns, retrainTriggers } from '../db/schema.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
 import { getModel, productionModel, registerModel } from '../models/registry.ts';
@@ -49,11 +49,13 @@ export function createRetrainActivities(deps: RetrainDeps) {
         if (previous?.status === 'running' && input.step.status !== 'running') {
           retrainStepSeconds.observe({ step: input.step.name, outcome: input.step.status }, (Date.parse(input.step.at) - Date.parse(previous.at)) / 1000);
         }
+        // Progress of a running step keeps the time it started, so its duration stays right.
+        const step = previous?.status === 'running' && input.step.status === 'running' ? { ...input.step, at: previous.at } : input.step;
         const steps = (run.steps as StepRecord[]).filter((s) => s.name !== input.step.name);
         await tx
           .update(retrainRuns)
           .set({
-            steps: [...steps, input.step],
+            steps: [...steps, step],
             status: input.status ?? run.status,
             snapshotId: input.snapshotId ?? run.snapshotId,
             candidateVersion: input.candidateVersion ?? run.candidateVersion,
@@ -71,6 +73,15 @@ export function createRetrainActivities(deps: RetrainDeps) {
       }
     },
 
+    /** Frames reviewed (labelled) since `since`, of one stream or all. */
+    async countLabelsSince(input: { streamId: string | null; since: string }): Promise<number> {
+      const since = gte(labels.createdAt, new Date(input.since));
+      const [row] = await deps.db
+        .select({ n: countDistinct(labels.frameId) })
+        .from(labels)
+        .where(input.streamId ? and(since, eq(labels.streamId, input.streamId)) : since);
+      return row.n;
+    },
     async snapshotForRetrain(input: { runId: string; asOf: string }) {
       const production = await productionModel(deps.db, 'detection');
       const productionBox = await productionModel(deps.db, 'box');

@@ -15,16 +15,15 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { asc, count, eq } from 'drizzle-orm';
+import { asc, count, eq, inArray } from 'drizzle-orm';
 import { createRetrainActivities } from '../activities/retrain.ts';
 import { repoRoot } from '../config.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
-import { RetrainControl } from '../control/retrain-control.ts';
 import { openDb } from '../db/client.ts';
 import { saveDriftSettings } from '../db/drift.ts';
 import { savePolicy } from '../db/policies.ts';
 import { claimNext, submitDecision } from '../db/queue.ts';
-import { driftReports, frames, labels, retrainRuns } from '../db/schema.ts';
+import { driftReports, frames, labels, predictions, retrainRuns } from '../db/schema.ts';
 import { createStream } from '../db/streams.ts';
 import { createUser } from '../db/users.ts';
 import { driftSettingsSchema } from '../drift/settings.ts';
@@ -38,6 +37,10 @@ import { driftWorkflowId, searchAttributes, streamWorkflowId } from '../workflow
 import { requireTool, temporalCli, trainerPython } from './tools.ts';
 
 const ERROR_RATE = Number(process.env.DEMO_REVIEWER_ERROR_RATE ?? 0.05);
+const CAMERA_FPS = 8;
+const LABELS_TO_RETRAIN = 150;
+/** Frames per point of the live mAP curve. */
+const LIVE_WINDOW = 120;
 const CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
 const outDir = path.join(repoRoot, 'data', 'demo');
 const t0 = Date.now();
@@ -50,6 +53,14 @@ const mark = (event: string) => {
 // Asynchronous, so the workers in this process keep running their workflow tasks meanwhile.
 const py = async (...args: string[]) => (await promisify(execFile)(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface LivePoint {
+  /** When the window's last frame was sent (seconds since the demo started). */
+  t: number;
+  map50: number;
+  night: boolean;
+  models: string[];
+}
 
 interface Coco {
   images: { id: number; file_name: string; width: number; height: number; camera_id: string }[];
@@ -108,9 +119,12 @@ async function main() {
   // 3. The stream: band routing plus a generous random sample, a fast drift monitor.
   await createStream(db, { id: 'demo', name: 'demo', createdBy: 'demo' });
   await savePolicy(db, 'demo', samplingPolicySchema.parse({ randomRate: 0.3, diversityMinDistance: 0, dailyBudget: null }), 'demo');
-  await saveDriftSettings(db, 'demo', driftSettingsSchema.parse({ windowSize: 40, windowStride: 4, intervalSeconds: 5 }), 'demo');
+  // A drift-started run waits for 150 frames reviewed after the drift before it snapshots.
+  await saveDriftSettings(db, 'demo', driftSettingsSchema.parse({ windowSize: 40, windowStride: 4, intervalSeconds: 5, retrainMinLabels: LABELS_TO_RETRAIN }), 'demo');
   await loops.ensureLoop('demo');
-  await client.workflow.start('driftMonitor', { taskQueue: controlQueue, workflowId: driftWorkflowId('demo'), args: [{ streamId: 'demo', autoRetrain: false }], workflowIdConflictPolicy: 'TERMINATE_EXISTING' });
+  // The monitor starts retraining by itself; the demo only sizes the runs it starts.
+  const retrainSettings = { trainingQueue, epochs: 6, boxEpochs: 1, gate: { maxMapDrop: 0, maxClassDrop: 0.5 } };
+  await client.workflow.start('driftMonitor', { taskQueue: controlQueue, workflowId: driftWorkflowId('demo'), args: [{ streamId: 'demo', autoRetrain: true, retrain: retrainSettings }], workflowIdConflictPolicy: 'TERMINATE_EXISTING' });
 
   // Ground truth of every frame the camera sends, for the simulated reviewer.
   const truth = new Map<string, { className: string; x1: number; y1: number; x2: number; y2: number }[]>();
@@ -119,17 +133,48 @@ async function main() {
     return coco.images.map((im) => {
       const bytes = fs.readFileSync(path.join(dir, im.file_name));
       truth.set(sha256Hex(bytes), coco.annotations.filter((a) => a.image_id === im.id).map((a) => ({ className: CLASSES[a.category_id - 1], x1: a.bbox[0] / im.width, y1: a.bbox[1] / im.height, x2: (a.bbox[0] + a.bbox[2]) / im.width, y2: (a.bbox[1] + a.bbox[3]) / im.height })));
-      return { bytes, camera: im.camera_id };
+      return { bytes, camera: im.camera_id, file: path.join(dir, im.file_name), width: im.width, height: im.height };
     });
   };
   await py('generate', '--out', path.join(work, 'clear'), '--scenario', 'clear', '--count', '240', '--cameras', '4', '--seed', '0', '--start-index', '2000', '--stride', '2');
-  await py('generate', '--out', path.join(work, 'night'), '--scenario', 'night', '--count', '960', '--cameras', '4', '--seed', '0', '--start-index', '3000', '--stride', '2');
+  await py('generate', '--out', path.join(work, 'night'), '--scenario', 'night', '--count', '2400', '--cameras', '4', '--seed', '0', '--start-index', '3000', '--stride', '2');
   await py('generate', '--out', path.join(work, 'eval-night'), '--scenario', 'night', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
   await py('generate', '--out', path.join(work, 'eval-clear'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
   const camera = [...load(path.join(work, 'clear')), ...load(path.join(work, 'night'))];
   const shiftAt = 240;
 
   const evaluate = async (modelKey: string, set: string) => JSON.parse(await py('evaluate', '--model', path.join(storeDir, modelKey), '--dataset', path.join(work, set, 'dataset.json'))).map50 as number;
+  // mAP@0.5 of what the loop actually served: the stored predictions of each window of frames
+  // the camera sent, scored against the generator's ground truth by pycocotools.
+  const liveAccuracy = async (sentFrames: { frameId: string; at: number; index: number }[]) => {
+    const windows: LivePoint[] = [];
+    for (let w = 0; w < sentFrames.length; w += LIVE_WINDOW) {
+      const chunk = sentFrames.slice(w, w + LIVE_WINDOW);
+      if (chunk.length < LIVE_WINDOW / 2) break;
+      const images = chunk.map((f, i) => ({ id: i + 1, file_name: camera[f.index].file, width: camera[f.index].width, height: camera[f.index].height }));
+      let annId = 0;
+      const annotations = chunk.flatMap((f, i) =>
+        truth.get(sha256Hex(camera[f.index].bytes))!.map((b) => {
+          const { width: W, height: H } = camera[f.index];
+          return { id: ++annId, image_id: i + 1, category_id: CLASSES.indexOf(b.className) + 1, bbox: [b.x1 * W, b.y1 * H, (b.x2 - b.x1) * W, (b.y2 - b.y1) * H], area: (b.x2 - b.x1) * W * (b.y2 - b.y1) * H, iscrowd: 0 };
+        }),
+      );
+      const imageOf = new Map(chunk.map((f, i) => [f.frameId, i + 1]));
+      const rows = await db.select().from(predictions).where(inArray(predictions.frameId, chunk.map((f) => f.frameId)));
+      const versions = [...new Set(rows.map((r) => r.modelVersion))];
+      const detections = rows.map((r) => {
+        const { width: W, height: H } = camera[chunk[imageOf.get(r.frameId)! - 1].index];
+        return { image_id: imageOf.get(r.frameId)!, category_id: CLASSES.indexOf(r.className) + 1, bbox: [r.x1 * W, r.y1 * H, (r.x2 - r.x1) * W, (r.y2 - r.y1) * H], score: r.score };
+      });
+      const gtFile = path.join(work, `live-${w}.json`);
+      const dtFile = path.join(work, `live-${w}-detections.json`);
+      fs.writeFileSync(gtFile, JSON.stringify({ images, annotations, categories: CLASSES.map((name, i) => ({ id: i + 1, name })) }));
+      fs.writeFileSync(dtFile, JSON.stringify(detections));
+      const map50 = JSON.parse(await py('evaluate', '--dataset', gtFile, '--detections', dtFile)).map50 as number;
+      windows.push({ t: chunk.at(-1)!.at, map50, night: chunk[0].index >= shiftAt, models: versions });
+    }
+    return windows;
+  };
   const before = { night: await evaluate('models/detection/base/model.onnx', 'eval-night'), clear: await evaluate('models/detection/base/model.onnx', 'eval-clear') };
   mark(`base model: mAP@0.5 clear ${before.clear.toFixed(3)}, night ${before.night.toFixed(3)}`);
 
@@ -151,55 +196,62 @@ async function main() {
     }
   })();
 
-  // 5. The camera: 240 clear frames, then night.
-  mark('camera streaming clear frames');
-  let driftFlaggedAt: number | null = null;
-  let postedAtFlag = 0;
-  for (const [i, f] of camera.entries()) {
-    if (i === shiftAt) mark('the cameras switch to night');
-    await ingestFrame({ db, store, maxFrameBytes: 1e7 }, { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' });
-    await sleep(40);
-    if (i >= shiftAt && driftFlaggedAt === null && i % 10 === 0) {
-      const [r] = await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo')).orderBy(asc(driftReports.createdAt));
-      const flagged = (await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo'))).filter((x) => x.drift && x.createdAt.getTime() > t0);
-      if (r && flagged.length) {
-        driftFlaggedAt = Date.now();
-        postedAtFlag = i - shiftAt;
-        mark(`drift flagged on stream demo (${postedAtFlag} frames after the shift; ${(flagged[0].report as { summary: string }).summary})`);
-      }
+  // 5. The camera, in the background at CAMERA_FPS: clear frames, then night until the demo ends.
+  let posted = 0;
+  let streaming = true;
+  const sent: { frameId: string; at: number; index: number }[] = [];
+  const sinceShift = () => `${Math.max(0, posted - shiftAt)} frames after the shift`;
+  const cameraDone = (async () => {
+    for (const [i, f] of camera.entries()) {
+      if (!streaming) break;
+      if (i === shiftAt) mark('the cameras switch to night');
+      const started = Date.now();
+      const { frameId } = await ingestFrame({ db, store, maxFrameBytes: 1e7 }, { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' });
+      sent.push({ frameId, at: (Date.now() - t0) / 1000, index: i });
+      posted = i + 1;
+      await sleep(Math.max(0, 1000 / CAMERA_FPS - (Date.now() - started)));
     }
-  }
-  const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
+  })();
+  mark(`camera streaming clear frames at ${CAMERA_FPS} frames/s`);
+  const waitFor = async <T>(what: string, check: () => Promise<T | undefined | null | false>, ms: number): Promise<T> => {
     const deadline = Date.now() + ms;
-    while (!(await check())) {
+    for (;;) {
+      const v = await check();
+      if (v) return v;
       if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
-      await sleep(500);
+      await sleep(250);
     }
   };
-  await waitFor('the loop to score every frame', async () => (await loops.status('demo'))?.totals.framesScored === truth.size, 300_000);
-  await waitFor('reviews', async () => (await db.select({ n: count() }).from(labels))[0].n >= 150, 300_000);
-  const nLabels = (await db.select({ n: count() }).from(labels))[0].n;
-  mark(`${nLabels} review tasks decided by the simulated reviewer (error rate ${ERROR_RATE})`);
 
-  // 6. Retraining on the reviewed labels (the drift monitor's reason), through the real workflow.
-  const retrain = new RetrainControl(client, controlQueue);
-  const runId = await retrain.start({ trigger: 'drift', reason: 'night drift on stream demo', requestedBy: 'demo', trainingQueue, epochs: 6, boxEpochs: 1, gate: { maxMapDrop: 0, maxClassDrop: 0.5 } });
-  mark(`retraining started: ${runId}`);
+  // 6. The drift monitor flags the shift and starts a retraining run, which waits for reviews of
+  //    the shifted frames, then trains, evaluates, passes the gate and deploys.
+  const flagged = await waitFor('drift', async () => (await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo'))).find((x) => x.drift && posted > shiftAt), 600_000);
+  mark(`drift flagged on stream demo (${sinceShift()}; ${(flagged.report as { summary: string }).summary})`);
+  const started = await waitFor('the drift-started retraining run', async () => (await db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift')))[0], 120_000);
+  const runId = started.id;
+  mark(`drift monitor started retraining ${runId}; it waits for ${LABELS_TO_RETRAIN} frames reviewed since the drift`);
+  await waitFor('reviews', async () => ((await db.select().from(retrainRuns).where(eq(retrainRuns.id, runId)))[0].steps as { name: string }[]).some((s) => s.name === 'snapshot'), 600_000);
+  const nLabels = (await db.select({ n: count() }).from(labels))[0].n;
+  mark(`retraining snapshots the labels and trains (${sinceShift()}; ${nLabels} tasks decided by the simulated reviewer, error rate ${ERROR_RATE})`);
   const result = (await client.workflow.getHandle(runId).result()) as { status: string; detail: string };
   const [run] = await db.select().from(retrainRuns).where(eq(retrainRuns.id, runId));
   mark(`retraining finished: ${result.status} (${result.detail})`);
   let after = before;
   if (result.status === 'deployed') {
     await waitFor('the loop to switch models', async () => (await loops.status('demo'))?.modelVersion === runId, 60_000);
-    mark(`new model ${runId} serving in the loop`);
+    mark(`new model ${runId} serving in the loop (${sinceShift()})`);
     after = { night: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-night'), clear: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-clear') };
   }
+  streaming = false;
+  await cameraDone;
+  await waitFor('the loop to score every frame sent', async () => ((await loops.status('demo'))?.totals.framesScored ?? 0) >= sent.length, 120_000);
+  const live = await liveAccuracy(sent);
   mark(`mAP@0.5 night ${before.night.toFixed(3)} -> ${after.night.toFixed(3)}; clear ${before.clear.toFixed(3)} -> ${after.clear.toFixed(3)}`);
 
   // 7. The report: timeline, mAP before/after, and the drift p-value over time.
   const reports = await db.select().from(driftReports).where(eq(driftReports.segmentKey, 'demo')).orderBy(asc(driftReports.createdAt));
   const points = reports.map((r) => ({ t: (r.createdAt.getTime() - t0) / 1000, p: Math.max(r.minAdjustedP, 1e-12), drift: r.drift }));
-  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport({ timeline, points, before, after, run: run ?? null, production: (await productionModel(db, 'detection'))?.version ?? '' }));
+  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport({ timeline, points, live, before, after, run: run ?? null, production: (await productionModel(db, 'detection'))?.version ?? '' }));
   console.log(`\nreport: ${path.relative(process.cwd(), path.join(outDir, 'report.html'))}`);
 
   reviewing = false;
@@ -215,26 +267,37 @@ async function main() {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-function renderReport(r: { timeline: { at: number; event: string }[]; points: { t: number; p: number; drift: boolean }[]; before: { night: number; clear: number }; after: { night: number; clear: number }; run: unknown; production: string }): string {
+function renderReport(r: { timeline: { at: number; event: string }[]; points: { t: number; p: number; drift: boolean }[]; live: LivePoint[]; before: { night: number; clear: number }; after: { night: number; clear: number }; run: unknown; production: string }): string {
   const W = 720;
-  const H = 240;
-  const maxT = Math.max(1, ...r.points.map((p) => p.t), ...r.timeline.map((e) => e.at));
+  const H = 220;
+  const maxT = Math.max(1, ...r.points.map((p) => p.t), ...r.timeline.map((e) => e.at), ...r.live.map((p) => p.t));
   const x = (t: number) => 40 + (t / maxT) * (W - 60);
-  const y = (p: number) => 20 + (-Math.log10(p) / 12) * (H - 50);
-  const line = r.points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.p).toFixed(1)}`).join(' ');
-  const dots = r.points.map((p) => `<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.p).toFixed(1)}" r="3" fill="${p.drift ? '#d33' : '#3a3'}"/>`).join('');
-  const events = r.timeline.map((e) => `<line x1="${x(e.at)}" x2="${x(e.at)}" y1="15" y2="${H - 30}" stroke="#bbb" stroke-dasharray="3 3"/>`).join('');
+  const events = r.timeline.map((e) => `<line x1="${x(e.at)}" x2="${x(e.at)}" y1="15" y2="${H - 30}" stroke="#bbb" stroke-dasharray="3 3"><title>${e.event.replace(/</g, '&lt;')}</title></line>`).join('');
+  const axes = `<line x1="40" y1="${H - 30}" x2="${W - 20}" y2="${H - 30}" stroke="#333"/><line x1="40" y1="15" x2="40" y2="${H - 30}" stroke="#333"/><text x="${W / 2}" y="${H - 8}">seconds</text>`;
+  const path = (pts: { x: number; y: number }[]) => pts.map((p, i) => `${i ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
+
+  // Live mAP@0.5 of the served predictions: grey while the base model served, blue after.
+  const ym = (m: number) => H - 30 - m * (H - 50);
+  const live = r.live.map((p) => ({ x: x(p.t), y: ym(p.map50), colour: p.models.length === 1 && p.models[0] === 'base' ? '#888' : p.models.includes('base') ? '#a6c' : '#4a90d9', p }));
+  const liveDots = live.map((d) => `<circle cx="${d.x.toFixed(1)}" cy="${d.y.toFixed(1)}" r="4" fill="${d.colour}"><title>${d.p.night ? 'night' : 'clear'}: ${d.p.map50.toFixed(3)} (${d.p.models.join(', ')})</title></circle>`).join('');
+  const ticks = [0, 0.5, 1].map((m) => `<text x="8" y="${ym(m) + 4}" font-size="11">${m}</text>`).join('');
+
+  const yp = (p: number) => 20 + (-Math.log10(p) / 12) * (H - 50);
+  const pDots = r.points.map((p) => `<circle cx="${x(p.t).toFixed(1)}" cy="${yp(p.p).toFixed(1)}" r="3" fill="${p.drift ? '#d33' : '#3a3'}"/>`).join('');
   const bars = (['clear', 'night'] as const).map((k, i) => `<rect x="${60 + i * 160}" y="${200 - r.before[k] * 150}" width="50" height="${r.before[k] * 150}" fill="#999"/><rect x="${115 + i * 160}" y="${200 - r.after[k] * 150}" width="50" height="${r.after[k] * 150}" fill="#4a90d9"/><text x="${85 + i * 160}" y="220">${k}</text><text x="${60 + i * 160}" y="${195 - r.before[k] * 150}" font-size="11">${r.before[k].toFixed(2)}</text><text x="${115 + i * 160}" y="${195 - r.after[k] * 150}" font-size="11">${r.after[k].toFixed(2)}</text>`).join('');
   return `<!doctype html><meta charset="utf-8"><title>dataengine closed-loop demo</title>
 <style>body{font:14px system-ui;margin:24px;max-width:800px} td{padding:2px 8px}</style>
 <h1>Closed-loop demo</h1>
+<h2>Live mAP@0.5 of what the loop served, per ${LIVE_WINDOW} frames (grey: base model, blue: retrained, purple: both)</h2>
+<svg width="${W}" height="${H}">${axes}${ticks}${events}<path d="${path(live)}" fill="none" stroke="#555"/>${liveDots}</svg>
 <h2>Drift: smallest corrected p-value per check (log scale; red = drift)</h2>
-<svg width="${W}" height="${H}"><line x1="40" y1="${H - 30}" x2="${W - 20}" y2="${H - 30}" stroke="#333"/><line x1="40" y1="15" x2="40" y2="${H - 30}" stroke="#333"/>
-<line x1="40" x2="${W - 20}" y1="${y(0.05)}" y2="${y(0.05)}" stroke="#d33" stroke-dasharray="4 2"/><text x="${W - 90}" y="${y(0.05) - 4}" font-size="11">alpha 0.05</text>
-${events}<path d="${line}" fill="none" stroke="#555"/>${dots}<text x="${W / 2}" y="${H - 8}">seconds</text></svg>
-<h2>mAP@0.5 before (grey) and after (blue) retraining</h2>
+<svg width="${W}" height="${H}">${axes}
+<line x1="40" x2="${W - 20}" y1="${yp(0.05)}" y2="${yp(0.05)}" stroke="#d33" stroke-dasharray="4 2"/><text x="${W - 90}" y="${yp(0.05) - 4}" font-size="11">alpha 0.05</text>
+${events}<path d="${path(r.points.map((p) => ({ x: x(p.t), y: yp(p.p) })))}" fill="none" stroke="#555"/>${pDots}</svg>
+<h2>mAP@0.5 on held-out scenes before (grey) and after (blue) retraining</h2>
 <svg width="400" height="230">${bars}</svg>
 <h2>Timeline</h2><table>${r.timeline.map((e) => `<tr><td>${e.at.toFixed(1)} s</td><td>${e.event.replace(/</g, '&lt;')}</td></tr>`).join('')}</table>
+<h2>Live mAP@0.5</h2><table><tr><th>sent by</th><th>frames</th><th>mAP@0.5</th><th>served by</th></tr>${r.live.map((p) => `<tr><td>${p.t.toFixed(1)} s</td><td>${p.night ? 'night' : 'clear'}</td><td>${p.map50.toFixed(3)}</td><td>${p.models.join(', ')}</td></tr>`).join('')}</table>
 <p>Production detector at the end: ${r.production}</p>`;
 }
 

@@ -2,7 +2,7 @@
 // of all streams, against the production model's reference; the activity stores the report
 // and acts on drift. The Web UI shows the last decision in the workflow's current details.
 import { condition, continueAsNew, defineQuery, defineSignal, ParentClosePolicy, proxyActivities, setCurrentDetails, setHandler, startChild, workflowInfo, WorkflowIdReusePolicy } from '@temporalio/workflow';
-import type { retrain } from './retrain.ts';
+import type { retrain, RetrainInput } from './retrain.ts';
 import type { DriftActivities, DriftCheckResult } from '../activities/drift.ts';
 
 export interface DriftMonitorInput {
@@ -13,6 +13,9 @@ export interface DriftMonitorInput {
   last?: DriftCheckResult | null;
   /** Start a retraining run when drift calls for it (default true). */
   autoRetrain?: boolean;
+  /** Settings of the runs it starts (epochs, gate, approval, queues); trigger, reason and the
+   * wait for new labels are the monitor's. */
+  retrain?: Partial<RetrainInput>;
 }
 
 export const checkNowSignal = defineSignal('checkNow');
@@ -40,11 +43,22 @@ function details(streamId: string | null, r: DriftCheckResult, at: string): stri
 }
 
 /** One drift-triggered run at a time per scope; the run outlives this monitor's history. */
-async function requestRetraining(streamId: string | null, summary: string): Promise<void> {
+async function requestRetraining(input: DriftMonitorInput, r: DriftCheckResult): Promise<void> {
+  const { streamId } = input;
   try {
     await startChild<typeof retrain>('retrain', {
       workflowId: `retrain-drift-${streamId ?? 'global'}-${workflowInfo().runId.slice(0, 8)}-${Math.floor(Date.now() / 3_600_000)}`,
-      args: [{ trigger: 'drift', reason: `${streamId ?? 'all streams'}: ${summary}`, requestedBy: 'drift-monitor' }],
+      args: [
+        {
+          ...input.retrain,
+          trigger: 'drift',
+          reason: `${streamId ?? 'all streams'}: ${r.summary}`,
+          requestedBy: 'drift-monitor',
+          // Reviewers need time to label what the shift routed; the run waits for them, checking
+          // as often as this monitor checks for drift.
+          waitForLabels: { streamId, since: new Date().toISOString(), minNew: r.retrainMinLabels, maxWaitMs: r.retrainMaxWaitHours * 3_600_000, pollMs: r.intervalSeconds * 1000 },
+        },
+      ],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     });
@@ -68,7 +82,7 @@ export async function driftMonitor(input: DriftMonitorInput): Promise<void> {
     // Stable across retries and continue-as-new, unique per check: reports are stored once.
     last = await runDriftCheck({ streamId: input.streamId, checkId: `${info.workflowId}:${info.firstExecutionRunId}:${first + i}` });
     setCurrentDetails(details(input.streamId, last, new Date().toISOString()));
-    if (last.retrainTriggered && (input.autoRetrain ?? true)) await requestRetraining(input.streamId, last.summary);
+    if (last.retrainTriggered && (input.autoRetrain ?? true)) await requestRetraining(input, last);
     wake = false;
     await condition(() => wake, last.intervalSeconds * 1000);
     if (workflowInfo().continueAsNewSuggested) {

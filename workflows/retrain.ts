@@ -11,6 +11,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   workflowInfo,
   ActivityCancellationType,
 } from '@temporalio/workflow';
@@ -41,6 +42,9 @@ export interface RetrainInput {
   trainingHeartbeatTimeoutMs?: number;
   /** The Python worker's queue (tests run their own). */
   trainingQueue?: string;
+  /** Before the snapshot, wait until `minNew` frames (of `streamId`, or of any stream for null)
+   * have been reviewed since `since`, checking every `pollMs`; fail after `maxWaitMs`. */
+  waitForLabels?: { streamId: string | null; since: string; minNew: number; maxWaitMs: number; pollMs: number };
   /** Labels created up to this time are in the snapshot (default: when the run starts). */
   asOf?: string;
   seed?: number;
@@ -103,9 +107,32 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
   };
 
   await local.recordRetrainRun({ runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy });
-  let current = 'snapshot';
+  let current = 'labels';
   try {
+    const wait = input.waitForLabels;
+    if (wait) {
+      const deadline = Date.now() + wait.maxWaitMs;
+      let seen = -1;
+      for (;;) {
+        const n = await local.countLabelsSince({ streamId: wait.streamId, since: wait.since });
+        if (n >= wait.minNew) {
+          await step('labels', 'done', `${n} frames reviewed since ${wait.since}`);
+          break;
+        }
+        if (Date.now() >= deadline) {
+          await step('labels', 'failed', `only ${n} of ${wait.minNew} frames reviewed within ${Math.round(wait.maxWaitMs / 3_600_000)} h`);
+          return await finish('failed', 'not enough new labels');
+        }
+        // Recorded only when the count moves, so a week of waiting stays a short history.
+        if (n !== seen) await step('labels', 'running', `waiting for ${wait.minNew} frames reviewed since the drift: ${n} so far`);
+        seen = n;
+        await sleep(Math.min(wait.pollMs, Math.max(1, deadline - Date.now())));
+      }
+    }
+
+    current = 'snapshot';
     await step('snapshot', 'running');
+    // With a wait, the snapshot holds the labels as they were when it ended (workflow time).
     const snap = await local.snapshotForRetrain({ runId, asOf: input.asOf ?? new Date().toISOString() });
     if (snap.numImages - snap.numVal < 4 || snap.numVal < 1) {
       await step('snapshot', 'failed', `${snap.numImages} labelled frames (${snap.numVal} held out): too few to train and evaluate`);

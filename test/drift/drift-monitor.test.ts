@@ -1,13 +1,15 @@
 // The drift monitor as it runs: a real driftMonitor workflow on the Temporal dev server, its
 // activity on a real database, reading frame embeddings the loop stored. One camera of a stream
-// shifts while the other does not: the camera is flagged, boosted, and retraining requested.
+// shifts while the other does not: the camera is flagged, boosted, and a retraining run started
+// that waits for reviews of the shifted frames.
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriftActivities } from '../../activities/drift.ts';
+import { createRetrainActivities, type StepRecord } from '../../activities/retrain.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { saveDriftSettings, saveModelReference } from '../../db/drift.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';
-import { driftBoosts, driftReports, frames, frameScores, models, retrainTriggers, streams } from '../../db/schema.ts';
+import { driftBoosts, driftReports, frames, frameScores, models, retrainRuns, retrainTriggers, streams } from '../../db/schema.ts';
 import { checkNowSignal, lastDecisionQuery } from '../../workflows/drift-monitor.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
@@ -57,12 +59,14 @@ afterAll(async () => {
 });
 
 describe('driftMonitor', () => {
-  it('tells a faulty camera from a changed world, boosts that camera and requests retraining', async () => {
+  it('tells a faulty camera from a changed world, boosts that camera and starts a retraining run that waits for reviews', async () => {
     const { client, close } = await testClient();
     const taskQueue = uniqueQueue('control');
     try {
-      await withWorker({ taskQueue, activities: createDriftActivities({ db: handle.db }) }, async () => {
-        const h = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-test-${taskQueue}`, args: [{ streamId: 'cams', autoRetrain: false }] });
+      const activities = { ...createDriftActivities({ db: handle.db }), ...createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }) };
+      await withWorker({ taskQueue, activities }, async () => {
+        const retrain = { epochs: 3, trainingQueue: 'training-not-reached' };
+        const h = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-test-${taskQueue}`, args: [{ streamId: 'cams', retrain }] });
         const decision = await eventually(() => h.query(lastDecisionQuery), 30_000, 'first drift check');
         expect(decision.status).toBe('checked');
         expect(decision.verdict).toBe('cameras');
@@ -75,7 +79,18 @@ describe('driftMonitor', () => {
         expect(boosts[0].expiresAt.getTime()).toBeGreaterThan(Date.now() + 50 * 60_000);
         const [trigger] = await handle.db.select().from(retrainTriggers);
         expect(trigger.reason).toContain('cam-b');
-        expect(trigger.status).toBe('pending');
+
+        // The run it started waits for the stream's reviewers before snapshotting anything.
+        const run = await eventually(async () => {
+          const [r] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift'));
+          return (r?.steps as StepRecord[] | undefined)?.some((s) => s.name === 'labels') ? r : undefined;
+        }, 30_000, 'the drift-started retraining run');
+        expect(run.reason).toContain('cams: drift: camera cams/cam-b');
+        expect(run.requestedBy).toBe('drift-monitor');
+        expect(run.steps).toEqual([expect.objectContaining({ name: 'labels', status: 'running', detail: 'waiting for 200 frames reviewed since the drift: 0 so far' })]);
+        expect((await handle.db.select().from(retrainTriggers))[0].status).toBe('started');
+        const started = (await client.workflow.getHandle(run.id).fetchHistory()).events![0].workflowExecutionStartedEventAttributes!;
+        expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toMatchObject({ ...retrain, trigger: 'drift', waitForLabels: { streamId: 'cams', minNew: 200, maxWaitMs: 7 * 24 * 3600_000, pollMs: 300_000 } });
 
         // A second check finds the boost active and adds no second one.
         await h.signal(checkNowSignal);
@@ -83,6 +98,7 @@ describe('driftMonitor', () => {
         expect(await handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'cams'))).toHaveLength(1);
         expect((await h.describe()).status.name).toBe('RUNNING');
         await h.terminate('test over');
+        await client.workflow.getHandle(run.id).terminate('test over');
 
         const calm = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-calm-${taskQueue}`, args: [{ streamId: 'calm', autoRetrain: false }] });
         const quiet = await eventually(() => calm.query(lastDecisionQuery), 30_000, 'calm check');

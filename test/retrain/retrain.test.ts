@@ -3,7 +3,7 @@
 // pycocotools, and deploys through the gate; a worse-than-allowed candidate is refused; a lead
 // rolls back; a cancel through the API stops training
 // within seconds; a killed training worker's step resumes from its last epoch on a new worker;
-// the weekly schedule skips overlaps. (The default one-day approval wait: approval.test.ts.)
+// the weekly schedule skips overlaps. (The waits measured in hours, approval and reviews after drift: waits.test.ts.)
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

