@@ -24,11 +24,12 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: number
   return { embeddings: rows.map((r) => r.embedding), scores, detections: rows.map((r) => r.numDetections) };
 }
 
-/** The latest `size` frames scored by `modelVersion`, for all streams, one stream, or one camera. */
+/** The latest frames scored by `modelVersion` (about `size` after thinning by `stride`), for all
+ * streams, one stream, or one camera. */
 export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; size: number; stride?: number; streamId?: string; cameraId?: string }): Promise<EmbeddingWindow> {
   const stride = opts.stride ?? 1;
   const rows = await db
-    .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion })
+    .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion, streamId: frameScores.streamId, cameraId: frameScores.cameraId })
     .from(frameScores)
     .where(
       and(
@@ -39,7 +40,16 @@ export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; siz
     )
     .orderBy(desc(frameScores.scoredAt), desc(frameScores.frameId))
     .limit(opts.size * stride);
-  return withScores(db, rows.filter((_, i) => i % stride === 0));
+  // Every stride-th frame of each camera, not of the merged sequence: cameras that send in turn
+  // would otherwise leave a single camera in the window (four cameras, a stride of 4 or 16).
+  const seen = new Map<string, number>();
+  const thinned = rows.filter((r) => {
+    const key = `${r.streamId}/${r.cameraId}`;
+    const i = seen.get(key) ?? 0;
+    seen.set(key, i + 1);
+    return i % stride === 0;
+  });
+  return withScores(db, thinned);
 }
 
 /** Frames of one stream scored in a pinned period (a lead's chosen reference). */
