@@ -2,7 +2,7 @@
 // each of its cameras) with the reference window, store the reports, and act on drift.
 
 import type { Db } from '../db/client.ts';
-import { cameras, ensureBoost, getDriftSettings, latestWindow, modelReference, pinnedWindow, recordTrigger, saveReport, type EmbeddingWindow } from '../db/drift.ts';
+import { cameraWindows, cameras, ensureBoost, getDriftSettings, latestWindow, modelReference, pinnedWindow, recordTrigger, saveReport, type EmbeddingWindow } from '../db/drift.ts';
 import { productionVersion } from '../db/scoring.ts';
 import { driftReport, type DriftReport } from '../drift/report.ts';
 import { defaultDriftMonitorSettings } from '../drift/settings.ts';
@@ -70,13 +70,14 @@ export function createDriftActivities(deps: DriftDeps) {
       }
       const reportSettings = { alpha: settings.alpha, components: settings.components, correction: settings.correction, minEffect: settings.minEffect };
 
-      const test = async (segmentType: SegmentOutcome['segmentType'], segment: string, current: EmbeddingWindow): Promise<SegmentOutcome | null> => {
-        if (current.embeddings.length < MIN_WINDOW) return null;
+      const test = async (segmentType: SegmentOutcome['segmentType'], segment: string, current: EmbeddingWindow, against = { window: reference, name: referenceName }): Promise<SegmentOutcome | null> => {
+        if (current.embeddings.length < MIN_WINDOW || against.window.embeddings.length < MIN_WINDOW) return null;
+        const ref = against.window;
         const report: DriftReport = driftReport(
-          { reference: reference.embeddings, current: current.embeddings, referenceScores: reference.scores, currentScores: current.scores, referenceDetections: reference.detections, currentDetections: current.detections },
+          { reference: ref.embeddings, current: current.embeddings, referenceScores: ref.scores, currentScores: current.scores, referenceDetections: ref.detections, currentDetections: current.detections },
           reportSettings,
         );
-        const reportId = await saveReport(db, { checkId: input.checkId, segmentType, segmentKey: segment, modelVersion, report: { ...report, reference: referenceName } });
+        const reportId = await saveReport(db, { checkId: input.checkId, segmentType, segmentKey: segment, modelVersion, report: { ...report, reference: against.name } });
         driftStatistic.set({ segment_type: segmentType, segment }, report.maxStatistic);
         driftPValue.set({ segment_type: segmentType, segment }, report.minAdjustedP);
         driftDecisions.inc({ segment_type: segmentType, decision: report.drift ? 'drift' : 'no_drift' });
@@ -90,8 +91,10 @@ export function createDriftActivities(deps: DriftDeps) {
       } else {
         const streamOutcome = await test('stream', input.streamId, await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId }));
         if (streamOutcome) segments.push(streamOutcome);
+        // Each camera against its own first frames under this model (see cameraWindows).
         for (const cameraId of await cameras(db, input.streamId, modelVersion)) {
-          const o = await test('camera', `${input.streamId}/${cameraId}`, await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId, cameraId }));
+          const { baseline, current } = await cameraWindows(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId, cameraId });
+          const o = await test('camera', `${input.streamId}/${cameraId}`, current, { window: baseline, name: `the first ${baseline.embeddings.length} frames of camera ${cameraId} scored by ${modelVersion}` });
           if (o) segments.push(o);
         }
       }

@@ -24,22 +24,20 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: number
   return { embeddings: rows.map((r) => r.embedding), scores, detections: rows.map((r) => r.numDetections) };
 }
 
-/** The latest frames scored by `modelVersion` (about `size` after thinning by `stride`), for all
- * streams, one stream, or one camera. */
-export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; size: number; stride?: number; streamId?: string; cameraId?: string }): Promise<EmbeddingWindow> {
-  const stride = opts.stride ?? 1;
+type WindowScope = { modelVersion: string; streamId?: string; cameraId?: string };
+
+const scopeFilter = (opts: WindowScope) =>
+  and(eq(frameScores.modelVersion, opts.modelVersion), opts.streamId ? eq(frameScores.streamId, opts.streamId) : undefined, opts.cameraId ? eq(frameScores.cameraId, opts.cameraId) : undefined);
+
+/** Up to `limit` frames of the scope, newest or oldest first, thinned by `stride`. */
+async function scoredFrames(db: DbOrTx, opts: WindowScope & { limit: number; stride: number; newest: boolean }): Promise<EmbeddingWindow> {
+  const order = opts.newest ? [desc(frameScores.scoredAt), desc(frameScores.frameId)] : [asc(frameScores.scoredAt), asc(frameScores.frameId)];
   const rows = await db
     .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion, streamId: frameScores.streamId, cameraId: frameScores.cameraId })
     .from(frameScores)
-    .where(
-      and(
-        eq(frameScores.modelVersion, opts.modelVersion),
-        opts.streamId ? eq(frameScores.streamId, opts.streamId) : undefined,
-        opts.cameraId ? eq(frameScores.cameraId, opts.cameraId) : undefined,
-      ),
-    )
-    .orderBy(desc(frameScores.scoredAt), desc(frameScores.frameId))
-    .limit(opts.size * stride);
+    .where(scopeFilter(opts))
+    .orderBy(...order)
+    .limit(opts.limit);
   // Every stride-th frame of each camera, not of the merged sequence: cameras that send in turn
   // would otherwise leave a single camera in the window (four cameras, a stride of 4 or 16).
   const seen = new Map<string, number>();
@@ -47,9 +45,30 @@ export async function latestWindow(db: DbOrTx, opts: { modelVersion: string; siz
     const key = `${r.streamId}/${r.cameraId}`;
     const i = seen.get(key) ?? 0;
     seen.set(key, i + 1);
-    return i % stride === 0;
+    return i % opts.stride === 0;
   });
   return withScores(db, thinned);
+}
+
+/** The latest frames scored by `modelVersion` (about `size` after thinning by `stride`), for all
+ * streams, one stream, or one camera. */
+export async function latestWindow(db: DbOrTx, opts: WindowScope & { size: number; stride?: number }): Promise<EmbeddingWindow> {
+  const stride = opts.stride ?? 1;
+  return scoredFrames(db, { ...opts, limit: opts.size * stride, stride, newest: true });
+}
+
+/** A camera's first frames under `modelVersion` (its own baseline) and its latest, the same
+ * number of each and none in both: at most `size` each after thinning, fewer while the camera
+ * has not yet sent two full windows. A camera is compared with itself because cameras differ
+ * by design (mount, view, lens); against the model's reference, which mixes many cameras, every
+ * single camera would look shifted. */
+export async function cameraWindows(db: DbOrTx, opts: Required<Omit<WindowScope, 'cameraId'>> & { cameraId: string; size: number; stride: number }): Promise<{ baseline: EmbeddingWindow; current: EmbeddingWindow }> {
+  const [{ n }] = await db.select({ n: sql<number>`count(*)::int` }).from(frameScores).where(scopeFilter(opts));
+  const limit = Math.min(opts.size * opts.stride, Math.floor(n / 2));
+  return {
+    baseline: await scoredFrames(db, { ...opts, limit, newest: false }),
+    current: await scoredFrames(db, { ...opts, limit, newest: true }),
+  };
 }
 
 /** Frames of one stream scored in a pinned period (a lead's chosen reference). */

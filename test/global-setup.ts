@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { requireTool, temporalCli, trainerPython } from '../scripts/tools.ts';
-import { workflowsPath } from '../workflows/workflows-path.ts';
+import { quietBundlerLogger, workflowsPath } from '../workflows/workflows-path.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -50,7 +50,7 @@ export async function setup(project: TestProject) {
   const tinyModelsDir = path.join(scratch, 'models');
   const sampleFramesDir = path.join(scratch, 'frames');
   const [{ code }] = await Promise.all([
-    bundleWorkflowCode({ workflowsPath, logger: quietLogger }),
+    bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger }),
     trainer('tiny-models', '--out', tinyModelsDir),
     trainer('generate', '--out', sampleFramesDir, '--count', '24', '--cameras', '2', '--seed', '7'),
   ]);
@@ -64,6 +64,3 @@ export async function teardown() {
   await env?.teardown();
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 }
-
-const noop = () => undefined;
-const quietLogger = { trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error, log: noop };

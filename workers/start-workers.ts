@@ -9,7 +9,7 @@ import type { Db } from '../db/client.ts';
 import { recordBatch } from '../observability/batch-metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { CONTROL_QUEUE, SCORING_QUEUE } from '../workflows/shared.ts';
-import { workflowsPath } from '../workflows/workflows-path.ts';
+import { quietBundlerLogger, workflowsPath } from '../workflows/workflows-path.ts';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -36,7 +36,7 @@ export interface RunningWorkers {
 
 export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   // One bundle for both workers: bundling takes seconds and the code is the same.
-  const workflowBundle = deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath, logger: quietBundler }));
+  const workflowBundle = deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger }));
   const scoring = createScoringActivities({
     db: deps.db,
     store: deps.store,
@@ -71,5 +71,3 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   };
 }
 
-const noop = () => undefined;
-const quietBundler = { trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error, log: noop };

@@ -28,12 +28,14 @@ function embeddings(n: number, seed: number, shift = 0): number[][] {
 let handle: DbHandle;
 let p: TestPlatform;
 
-async function seedCamera(streamId: string, cameraId: string, rows: number[][], seqStart: number) {
+/** A camera's frames, scored one per 4 s and offset by `slot`, so cameras interleave in time. */
+async function seedCamera(streamId: string, cameraId: string, rows: number[][], slot: number) {
+  const at = (i: number) => new Date(Date.UTC(2026, 0, 1) + (i * 4 + slot) * 1000);
   const inserted = await handle.db
     .insert(frames)
-    .values(rows.map((_, i) => ({ streamId, cameraId, capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, seqStart + i)), contentHash: `${streamId}-${cameraId}-${i}`, storageKey: `frames/x/${streamId}-${cameraId}-${i}.png`, mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 })))
+    .values(rows.map((_, i) => ({ streamId, cameraId, capturedAt: at(i), contentHash: `${streamId}-${cameraId}-${i}`, storageKey: `frames/x/${streamId}-${cameraId}-${i}.png`, mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 })))
     .returning({ id: frames.id });
-  await handle.db.insert(frameScores).values(inserted.map((f, i) => ({ frameId: f.id, modelVersion: 'tiny-detection', streamId, cameraId, numDetections: 4, embedding: rows[i] })));
+  await handle.db.insert(frameScores).values(inserted.map((f, i) => ({ frameId: f.id, modelVersion: 'tiny-detection', streamId, cameraId, numDetections: 4, embedding: rows[i], scoredAt: at(i) })));
 }
 
 beforeAll(async () => {
@@ -48,10 +50,11 @@ beforeAll(async () => {
     // These synthetic embeddings are independent draws, so no thinning is needed.
     await saveDriftSettings(handle.db, id, driftSettingsSchema.parse({ windowStride: 1 }), 'test');
   }
-  await seedCamera('cams', 'cam-a', embeddings(120, 2), 0);
-  await seedCamera('cams', 'cam-b', embeddings(120, 3, 6), 1000);
-  await seedCamera('cams', 'cam-c', embeddings(120, 4), 2000);
-  await seedCamera('calm', 'cam-a', embeddings(150, 5), 3000);
+  // cam-b sends like the others, then its picture changes (a new mount): its last 120 frames.
+  await seedCamera('cams', 'cam-a', embeddings(240, 2), 0);
+  await seedCamera('cams', 'cam-b', [...embeddings(120, 3), ...embeddings(120, 6, 6)], 1);
+  await seedCamera('cams', 'cam-c', embeddings(240, 4), 2);
+  await seedCamera('calm', 'cam-a', embeddings(150, 5), 0);
 });
 afterAll(async () => {
   await p.close();
