@@ -68,7 +68,8 @@ export function createRetrainActivities(deps: RetrainDeps) {
       const m = input.metrics as { candidate?: { map50: number }; production?: { map50: number } | null } | undefined;
       if (m?.candidate) modelEvalMap50.set({ kind: 'detection', role: 'candidate' }, m.candidate.map50);
       if (m?.production) modelEvalMap50.set({ kind: 'detection', role: 'production' }, m.production.map50);
-      if (input.status === 'deployed' || input.status === 'refused' || input.status === 'failed') {
+      // Whatever the outcome, the run is over: drift may start the next one.
+      if (input.status && input.status !== 'running') {
         await deps.db.update(retrainTriggers).set({ status: 'done' }).where(and(eq(retrainTriggers.status, 'started')));
       }
     },

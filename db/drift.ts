@@ -1,6 +1,6 @@
 // Statements of the drift monitor: windows of embeddings, reference embeddings, settings,
 // reports, boosts and retrain triggers.
-import { and, asc, desc, eq, gt, gte, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
 import { driftSettingsSchema, defaultDriftMonitorSettings, type DriftMonitorSettings } from '../drift/settings.ts';
 import type { DriftReport } from '../drift/report.ts';
 import type { DbOrTx } from './client.ts';
@@ -162,7 +162,16 @@ export async function ensureBoost(db: DbOrTx, opts: { streamId: string; cameraId
   return true;
 }
 
+/** Records a retraining trigger and reports whether a run should start: not while a run started
+ * by drift on the same scope is still under way (its trigger `started`), since that run learns
+ * from the same reviews; drift that persists after it ends starts the next one. */
 export async function recordTrigger(db: DbOrTx, opts: { dedupeKey: string; reason: string; streamId: string | null; reportId: string }): Promise<boolean> {
+  const [underWay] = await db
+    .select({ id: retrainTriggers.id })
+    .from(retrainTriggers)
+    .where(and(eq(retrainTriggers.status, 'started'), opts.streamId === null ? isNull(retrainTriggers.streamId) : eq(retrainTriggers.streamId, opts.streamId)))
+    .limit(1);
+  if (underWay) return false;
   const rows = await db.insert(retrainTriggers).values(opts).onConflictDoNothing().returning({ id: retrainTriggers.id });
   if (rows.length) await db.insert(auditLog).values({ actor: 'drift-monitor', action: 'drift.alert', target: opts.streamId ?? 'global', details: { reportId: opts.reportId, reason: opts.reason } });
   return rows.length > 0;

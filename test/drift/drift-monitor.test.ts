@@ -95,10 +95,14 @@ describe('driftMonitor', () => {
         const started = (await client.workflow.getHandle(run.id).fetchHistory()).events![0].workflowExecutionStartedEventAttributes!;
         expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toMatchObject({ ...retrain, trigger: 'drift', waitForLabels: { streamId: 'cams', minNew: 200, maxWaitMs: 7 * 24 * 3600_000, pollMs: 300_000 } });
 
-        // A second check finds the boost active and adds no second one.
+        // A second check finds the boost active and adds no second one, and starts no second run
+        // while the first one waits.
         await h.signal(checkNowSignal);
         await eventually(async () => (await handle.db.select().from(driftReports).where(eq(driftReports.segmentKey, 'cams'))).length === 2, 30_000, 'second check');
         expect(await handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'cams'))).toHaveLength(1);
+        const second = await eventually(async () => { const d = await h.query(lastDecisionQuery); return d && d.segments[0]?.reportId !== decision.segments[0].reportId && d; }, 10_000, 'second decision');
+        expect(second).toMatchObject({ verdict: 'cameras', retrainTriggered: false });
+        expect(await handle.db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift'))).toHaveLength(1);
         expect((await h.describe()).status.name).toBe('RUNNING');
         await h.terminate('test over');
         await client.workflow.getHandle(run.id).terminate('test over');
