@@ -54,6 +54,8 @@ async function main() {
   const demo = await bootstrapDemo(engine, { streamId: DEMO_STREAM, tokensFile: path.join(dataDir, 'tokens.json') });
 
   // 2. The Python training worker on queue `training`, and a synthetic camera posting frames.
+  //    Four cameras, the ones the seed model was trained on: its drift reference mixes them, and
+  //    a stream of fewer cameras is a different distribution, which the drift monitor flags.
   const childEnv = { TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE, STORE_DIR: config.STORE_DIR };
   const python = requireTool(trainerPython);
   const trainer = startChild('trainer', python, ['-m', 'dataengine_trainer', 'worker'], { env: childEnv });
@@ -61,7 +63,7 @@ async function main() {
   const camera: Child = startChild(
     'camera',
     python,
-    ['-m', 'dataengine_trainer', 'camera', '--api', engine.apiUrl!, '--stream', DEMO_STREAM, '--cameras', '2', '--fps', '2',
+    ['-m', 'dataengine_trainer', 'camera', '--api', engine.apiUrl!, '--stream', DEMO_STREAM, '--cameras', '4', '--fps', '1',
       '--start-index', String(demo.framesPerCamera), '--truth-dir', path.join(dataDir, 'camera-truth')],
     { env: { ...childEnv, DATAENGINE_TOKEN: demo.tokens.camera }, quiet: true },
   );
