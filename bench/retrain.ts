@@ -13,6 +13,7 @@ import { repoRoot } from '../config.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { RetrainControl } from '../control/retrain-control.ts';
 import type { DbHandle } from '../db/client.ts';
+import { fromCocoBbox } from '../db/coco.ts';
 import { frames, labels, retrainRuns, streams } from '../db/schema.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { registerModel, setProduction } from '../models/registry.ts';
@@ -58,7 +59,7 @@ async function seedLabelledFrames(handle: DbHandle, storeDir: string, parts: { s
         streamId: 'fleet',
         decision: 'correct' as const,
         source: 'oracle' as const,
-        boxes: (byImage.get(im.id) ?? []).map((a) => ({ className: names.get(a.category_id)!, x1: a.bbox[0] / im.width, y1: a.bbox[1] / im.height, x2: (a.bbox[0] + a.bbox[2]) / im.width, y2: (a.bbox[1] + a.bbox[3]) / im.height })),
+        boxes: (byImage.get(im.id) ?? []).map((a) => fromCocoBbox(names.get(a.category_id)!, a.bbox, im.width, im.height)),
       })));
     }
   }

@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { eq, lte } from 'drizzle-orm';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
+import { toCocoBbox } from './coco.ts';
+import type { LabelBox } from './queue.ts';
 import { datasetSnapshots, frames, labels } from './schema.ts';
 
 export const DEFAULT_CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
@@ -63,27 +65,22 @@ export async function createSnapshot(
 
   const dataset: CocoDataset = { info: { description: `snapshot ${opts.id}`, trigger: opts.trigger, as_of: opts.asOf.toISOString() }, categories: classNames.map((name, i) => ({ id: i + 1, name })), images: [], annotations: [] };
   const seen = new Set<string>();
-  const addImage = (img: { file_name: string; width: number; height: number; split: 'train' | 'val'; [extra: string]: unknown }, boxes: { className: string; x: number; y: number; w: number; h: number }[]) => {
+  const addImage = (img: { file_name: string; width: number; height: number; split: 'train' | 'val'; [extra: string]: unknown }, boxes: { className: string; bbox: [number, number, number, number] }[]) => {
     if (seen.has(img.file_name)) return;
     seen.add(img.file_name);
     const id = dataset.images.length + 1;
     dataset.images.push({ ...img, id } as CocoImage);
     for (const b of boxes) {
       const category = classNames.indexOf(b.className) + 1;
-      if (category === 0 || b.w <= 0 || b.h <= 0) continue;
-      dataset.annotations.push({ id: dataset.annotations.length + 1, image_id: id, category_id: category, bbox: [b.x, b.y, b.w, b.h], area: b.w * b.h, iscrowd: 0 });
+      const [, , w, h] = b.bbox;
+      if (category === 0 || w <= 0 || h <= 0) continue;
+      dataset.annotations.push({ id: dataset.annotations.length + 1, image_id: id, category_id: category, bbox: b.bbox, area: w * h, iscrowd: 0 });
     }
   };
   for (const { label, frame } of newest.values()) {
     const bucket = Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS);
     const sequence = `${frame.streamId}/${frame.cameraId}/${bucket}`;
-    const boxes = (label.boxes as { className: string; x1: number; y1: number; x2: number; y2: number }[]).map((b) => ({
-      className: b.className,
-      x: b.x1 * frame.width,
-      y: b.y1 * frame.height,
-      w: (b.x2 - b.x1) * frame.width,
-      h: (b.y2 - b.y1) * frame.height,
-    }));
+    const boxes = (label.boxes as LabelBox[]).map((b) => ({ className: b.className, bbox: toCocoBbox(b, frame.width, frame.height) }));
     addImage({ file_name: frame.storageKey, width: frame.width, height: frame.height, split: splitOf(sequence), frame_id: frame.id, stream_id: frame.streamId, camera_id: frame.cameraId, sequence_id: sequence, label_id: label.id }, boxes);
   }
   if (parent) {
@@ -91,7 +88,7 @@ export async function createSnapshot(
     const anns = new Map<number, CocoAnnotation[]>();
     for (const a of parent.annotations) anns.set(a.image_id, [...(anns.get(a.image_id) ?? []), a]);
     for (const im of parent.images) {
-      addImage({ ...im, split: im.split === 'val' ? 'val' : 'train' }, (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', x: a.bbox[0], y: a.bbox[1], w: a.bbox[2], h: a.bbox[3] })));
+      addImage({ ...im, split: im.split === 'val' ? 'val' : 'train' }, (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', bbox: a.bbox })));
     }
   }
   const datasetKey = snapshotKey(opts.id);

@@ -1,6 +1,6 @@
 // A drift report: PCA fitted on the reference and current embeddings together, a KS test per
-// component between the reference and current windows, corrected for testing many components, plus KS tests on the
-// confidence scores and detections per frame. A component counts as drifted only when it is
+// component between the two windows, corrected for testing many components, plus KS tests on
+// the confidence scores and detections per frame. A component counts as drifted only when it is
 // significant after correction AND its KS statistic reaches the minimum effect size: with large
 // windows every tiny shift becomes significant, and an alert nobody can act on is noise.
 import { correct, type Correction } from './corrections.ts';

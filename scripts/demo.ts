@@ -20,9 +20,10 @@ import { createRetrainActivities } from '../activities/retrain.ts';
 import { repoRoot } from '../config.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb } from '../db/client.ts';
+import { fromCocoBbox, toCocoBbox } from '../db/coco.ts';
 import { saveDriftSettings } from '../db/drift.ts';
 import { savePolicy } from '../db/policies.ts';
-import { claimNext, submitDecision } from '../db/queue.ts';
+import { claimNext, submitDecision, type LabelBox } from '../db/queue.ts';
 import { driftReports, frames, labels, predictions, retrainRuns } from '../db/schema.ts';
 import { createStream } from '../db/streams.ts';
 import { createUser } from '../db/users.ts';
@@ -134,13 +135,14 @@ async function main() {
   await client.workflow.start('driftMonitor', { taskQueue: controlQueue, workflowId: driftWorkflowId('demo'), args: [{ streamId: 'demo', autoRetrain: true, retrain: retrainSettings }], workflowIdConflictPolicy: 'TERMINATE_EXISTING' });
 
   // Ground truth of every frame the camera sends, for the simulated reviewer.
-  const truth = new Map<string, { className: string; x1: number; y1: number; x2: number; y2: number }[]>();
+  const truth = new Map<string, LabelBox[]>();
   const load = (dir: string) => {
     const coco = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as Coco;
     return coco.images.map((im) => {
       const bytes = fs.readFileSync(path.join(dir, im.file_name));
-      truth.set(sha256Hex(bytes), coco.annotations.filter((a) => a.image_id === im.id).map((a) => ({ className: CLASSES[a.category_id - 1], x1: a.bbox[0] / im.width, y1: a.bbox[1] / im.height, x2: (a.bbox[0] + a.bbox[2]) / im.width, y2: (a.bbox[1] + a.bbox[3]) / im.height })));
-      return { bytes, camera: im.camera_id, file: path.join(dir, im.file_name), width: im.width, height: im.height };
+      const annotations = coco.annotations.filter((a) => a.image_id === im.id);
+      truth.set(sha256Hex(bytes), annotations.map((a) => fromCocoBbox(CLASSES[a.category_id - 1], a.bbox, im.width, im.height)));
+      return { bytes, camera: im.camera_id, file: path.join(dir, im.file_name), width: im.width, height: im.height, annotations };
     });
   };
   await py('generate', '--out', path.join(work, 'clear'), '--scenario', 'clear', '--count', '240', '--cameras', '4', '--seed', '0', '--start-index', '2000', '--stride', '8');
@@ -159,19 +161,16 @@ async function main() {
       const chunk = sentFrames.slice(w, w + LIVE_WINDOW);
       if (chunk.length < LIVE_WINDOW / 2) break;
       const images = chunk.map((f, i) => ({ id: i + 1, file_name: camera[f.index].file, width: camera[f.index].width, height: camera[f.index].height }));
-      let annId = 0;
-      const annotations = chunk.flatMap((f, i) =>
-        truth.get(sha256Hex(camera[f.index].bytes))!.map((b) => {
-          const { width: W, height: H } = camera[f.index];
-          return { id: ++annId, image_id: i + 1, category_id: CLASSES.indexOf(b.className) + 1, bbox: [b.x1 * W, b.y1 * H, (b.x2 - b.x1) * W, (b.y2 - b.y1) * H], area: (b.x2 - b.x1) * W * (b.y2 - b.y1) * H, iscrowd: 0 };
-        }),
-      );
+      const annotations = chunk
+        .flatMap((f, i) => camera[f.index].annotations.map((a) => ({ image_id: i + 1, category_id: a.category_id, bbox: a.bbox, area: a.bbox[2] * a.bbox[3], iscrowd: 0 })))
+        .map((a, k) => ({ id: k + 1, ...a }));
       const imageOf = new Map(chunk.map((f, i) => [f.frameId, i + 1]));
       const rows = await db.select().from(predictions).where(inArray(predictions.frameId, chunk.map((f) => f.frameId)));
       const versions = [...new Set(rows.map((r) => r.modelVersion))];
       const detections = rows.map((r) => {
-        const { width: W, height: H } = camera[chunk[imageOf.get(r.frameId)! - 1].index];
-        return { image_id: imageOf.get(r.frameId)!, category_id: CLASSES.indexOf(r.className) + 1, bbox: [r.x1 * W, r.y1 * H, (r.x2 - r.x1) * W, (r.y2 - r.y1) * H], score: r.score };
+        const image = imageOf.get(r.frameId)!;
+        const { width, height } = camera[chunk[image - 1].index];
+        return { image_id: image, category_id: CLASSES.indexOf(r.className) + 1, bbox: toCocoBbox(r, width, height), score: r.score };
       });
       const gtFile = path.join(work, `live-${w}.json`);
       const dtFile = path.join(work, `live-${w}-detections.json`);

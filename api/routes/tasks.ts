@@ -3,7 +3,8 @@
 import { Hono } from 'hono';
 import { and, desc, eq, gte, lte } from 'drizzle-orm';
 import { z } from 'zod';
-import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision, taskContext, type TaskRow } from '../../db/queue.ts';
+import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision, taskContext, type LabelBox, type TaskRow } from '../../db/queue.ts';
+import { toCocoBbox } from '../../db/coco.ts';
 import { frames, labels, users } from '../../db/schema.ts';
 import { getPolicy } from '../../db/policies.ts';
 import { bandFor } from '../../policies/sampling-policy.ts';
@@ -148,10 +149,9 @@ export function toCoco(rows: LabelWithFrame[], classNames: string[]) {
   [...newest.values()].forEach((r, i) => {
     const imageId = i + 1;
     images.push({ id: imageId, file_name: r.frame.storageKey, width: r.frame.width, height: r.frame.height, frame_id: r.frame.id, stream_id: r.frame.streamId, camera_id: r.frame.cameraId, captured_at: r.frame.capturedAt, label_id: r.label.id, decision: r.label.decision });
-    for (const b of r.label.boxes as { className: string; x1: number; y1: number; x2: number; y2: number }[]) {
-      const w = (b.x2 - b.x1) * r.frame.width;
-      const h = (b.y2 - b.y1) * r.frame.height;
-      annotations.push({ id: annotations.length + 1, image_id: imageId, category_id: classNames.indexOf(b.className) + 1, bbox: [b.x1 * r.frame.width, b.y1 * r.frame.height, w, h], area: w * h, iscrowd: 0 });
+    for (const b of r.label.boxes as LabelBox[]) {
+      const bbox = toCocoBbox(b, r.frame.width, r.frame.height);
+      annotations.push({ id: annotations.length + 1, image_id: imageId, category_id: classNames.indexOf(b.className) + 1, bbox, area: bbox[2] * bbox[3], iscrowd: 0 });
     }
   });
   return { info: { description: 'dataengine label export', date_created: new Date().toISOString() }, categories: classNames.map((name, i) => ({ id: i + 1, name })), images, annotations };

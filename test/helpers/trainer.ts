@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { inject } from 'vitest';
 import type { Db } from '../../db/client.ts';
+import { fromCocoBbox } from '../../db/coco.ts';
 import { frames, labels, streams } from '../../db/schema.ts';
 import { trainerPython } from '../../scripts/tools.ts';
 import type { BlobStore } from '../../storage/blob-store.ts';
@@ -43,7 +44,7 @@ export async function seedReviewedFrames(db: Db, store: BlobStore): Promise<void
     const [frame] = await db.insert(frames).values({ streamId: 'road', cameraId: im.camera_id, capturedAt: new Date(Date.UTC(2026, 0, 1, 0, i)), contentHash: `h${i}`, storageKey: key, mediaType: 'image/png', sizeBytes: bytes.length, width: im.width, height: im.height }).returning();
     const boxes = coco.annotations
       .filter((a: { image_id: number }) => a.image_id === im.id)
-      .map((a: { category_id: number; bbox: number[] }) => ({ className: names[a.category_id - 1], x1: a.bbox[0] / im.width, y1: a.bbox[1] / im.height, x2: (a.bbox[0] + a.bbox[2]) / im.width, y2: (a.bbox[1] + a.bbox[3]) / im.height }));
+      .map((a: { category_id: number; bbox: number[] }) => fromCocoBbox(names[a.category_id - 1], a.bbox, im.width, im.height));
     await db.insert(labels).values({ frameId: frame.id, streamId: 'road', decision: 'correct', boxes, source: 'oracle' });
   }
 }
