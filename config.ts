@@ -19,6 +19,15 @@ const envSchema = z.object({
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   MAX_FRAME_BYTES: int(10 * 1024 * 1024),
+  // Decoded size of a frame: 40 MP is ~120 MB of RGB; larger frames are refused at ingest and
+  // quarantined at scoring (a PNG of a few hundred KB can decode to gigabytes).
+  MAX_FRAME_PIXELS: int(40_000_000),
+  // Largest JSON body any route reads.
+  MAX_JSON_BYTES: int(1024 * 1024),
+  MAX_MODEL_BYTES: int(200 * 1024 * 1024),
+  AUTH_MAX_FAILURES_PER_MINUTE: int(20),
+  // Distinct camera ids a metric keeps as label values per stream; later ones count as `other`.
+  METRIC_MAX_CAMERAS: int(64),
   BATCH_SIZE: int(16),
   BATCH_MAX_WAIT_MS: int(2000),
   ORT_INTRA_OP_THREADS: int(2),

@@ -2,7 +2,7 @@
 // evaluation): snapshot the labels, register the candidate, deploy, verify, roll back, and
 // record every step in the database for the API and the lead pages.
 import { and, countDistinct, eq, gte, sql } from 'drizzle-orm';
-import { deployVersion, rollbackVersion } from '../control/deploy.ts';
+import { deploymentProgress, deployVersion, rollbackVersion } from '../control/deploy.ts';
 import type { LoopControl } from '../control/loop-control.ts';
 import type { Db } from '../db/client.ts';
 import type { ReferenceFile } from '../db/drift.ts';
@@ -112,18 +112,14 @@ export function createRetrainActivities(deps: RetrainDeps) {
       return deployVersion({ db: deps.db, loopControl: deps.loopControl, warm: deps.warm }, input.kind, input.version, { triggeredBy: input.triggeredBy, reason: input.reason });
     },
 
-    /** Every running loop reports the new version (they switch at their next batch boundary). */
-    async verifyDeployment(input: { version: string; timeoutMs: number }): Promise<{ ok: boolean; lagging: string[] }> {
+    /** Every running loop reports the deployment (they switch at their next batch boundary). */
+    async verifyDeployment(input: { version: string; deploymentId: number; timeoutMs: number }): Promise<{ ok: boolean; lagging: string[] }> {
       const deadline = Date.now() + input.timeoutMs;
-      let lagging: string[] = [];
       const production = await getModel(deps.db, 'detection', input.version);
       if (production?.status !== 'production') return { ok: false, lagging: ['registry'] };
       for (;;) {
-        lagging = [];
-        for (const s of await deps.loopControl.runningStreams()) {
-          const status = await deps.loopControl.status(s).catch(() => null);
-          if (status?.modelVersion !== input.version) lagging.push(s);
-        }
+        const progress = await deploymentProgress({ db: deps.db, loopControl: deps.loopControl }, input.deploymentId);
+        const lagging = progress?.pending ?? ['registry'];
         if (lagging.length === 0 || Date.now() > deadline) return { ok: lagging.length === 0, lagging };
         await sleep(500);
       }

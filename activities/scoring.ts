@@ -15,9 +15,12 @@ import {
   productionVersion,
   streamCursor,
   tasksRoutedToday,
+  type FrameFailure,
+  type PendingFrame,
   type ScoredFrameRow,
 } from '../db/scoring.ts';
-import type { FrameResult } from '../models/sessions.ts';
+import { UndecodableFramesError, type FrameResult } from '../models/sessions.ts';
+import { latestDeployment } from '../models/registry.ts';
 import { routeBatch } from '../policies/route.ts';
 import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -39,6 +42,8 @@ export interface ScoringDeps {
   detectors: DetectorProvider;
   /** Batch observer for metrics; called after the batch is stored. */
   onBatch?: (batch: BatchReport) => void;
+  /** Frames with more pixels are set aside unread (default 40 MP, the ingest limit). */
+  maxFramePixels?: number;
   /** How long an empty stream keeps the activity waiting before it returns (default 20 s). */
   idleWaitMs?: number;
   pollIntervalMs?: number;
@@ -59,6 +64,13 @@ export interface ScoreBatchResult {
   tasksRouted: number;
   /** The policy version the batch was routed with (the newest stored, if newer than asked). */
   policyVersion?: number;
+  /** The newest detection deployment in the registry; the loop adopts it if it has not yet. */
+  deployment?: DeploymentRef;
+}
+
+export interface DeploymentRef {
+  id: number;
+  version: string;
 }
 
 export interface BatchReport extends ScoreBatchResult {
@@ -68,6 +80,7 @@ export interface BatchReport extends ScoreBatchResult {
   timings: Record<string, number>;
   frames: ScoredFrameRow[];
   tasks: { reason: string; className: string | null }[];
+  failures: FrameFailure[];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -76,6 +89,55 @@ export function createScoringActivities(deps: ScoringDeps) {
   const now = deps.now ?? (() => new Date());
   const idleWaitMs = deps.idleWaitMs ?? 20_000;
   const pollIntervalMs = deps.pollIntervalMs ?? 200;
+  const maxFramePixels = deps.maxFramePixels ?? 40_000_000;
+
+  /**
+   * The bytes of each frame, setting aside those that can never be scored: over the pixel limit
+   * (decided from the row, before reading) or whose blob is gone. Any other read error is
+   * transient (a disk or network fault) and fails the attempt, so Temporal retries it.
+   */
+  async function readFrames(pending: PendingFrame[]) {
+    const read = await Promise.all(
+      pending.map(async (f): Promise<{ frame: PendingFrame; bytes: Buffer } | FrameFailure> => {
+        if (f.width * f.height > maxFramePixels) {
+          return { frameId: f.id, reason: 'too_many_pixels', detail: `${f.width}x${f.height} is over the limit of ${maxFramePixels} pixels` };
+        }
+        try {
+          return { frame: f, bytes: await deps.store.get(f.storageKey) };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          return { frameId: f.id, reason: 'missing_blob', detail: `no blob at ${f.storageKey}` };
+        }
+      }),
+    );
+    const failures: FrameFailure[] = [];
+    const usable: PendingFrame[] = [];
+    const images: Buffer[] = [];
+    for (const r of read) {
+      if ('bytes' in r) {
+        usable.push(r.frame);
+        images.push(r.bytes);
+      } else failures.push(r);
+    }
+    return { usable, images, failures };
+  }
+
+  /**
+   * Scores the frames; a frame that does not decode is set aside and the rest are scored again
+   * without it (decoding is deterministic, so retrying it would fail the same way for ever).
+   */
+  async function detectSettingAside(modelVersion: string, usable: PendingFrame[], images: Buffer[], failures: FrameFailure[]) {
+    if (usable.length === 0) return { usable, frames: [] as FrameResult[], timings: {} as Record<string, number> };
+    try {
+      return { usable, ...(await deps.detectors.detect(modelVersion, images)) };
+    } catch (err) {
+      if (!(err instanceof UndecodableFramesError)) throw err;
+      const bad = new Set(err.failures.map((f) => f.index));
+      for (const f of err.failures) failures.push({ frameId: usable[f.index].id, reason: 'undecodable', detail: f.message });
+      const keep = usable.map((_, i) => i).filter((i) => !bad.has(i));
+      return detectSettingAside(modelVersion, keep.map((i) => usable[i]), keep.map((i) => images[i]), failures);
+    }
+  }
 
   /**
    * Waits until `batchSize` frames are there, or until `maxWaitMs` has passed with at least one,
@@ -96,13 +158,14 @@ export function createScoringActivities(deps: ScoringDeps) {
 
   return {
     /** The production detector and the stream's newest policy, for a loop's first run. */
-    async resolveStreamConfig(input: { streamId: string }): Promise<{ modelVersion: string | null; policyVersion: number }> {
+    async resolveStreamConfig(input: { streamId: string }): Promise<{ modelVersion: string | null; deployment: DeploymentRef | null; policyVersion: number }> {
       const cursor = await streamCursor(deps.db, input.streamId);
       if (cursor === null) {
         throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
       }
       return {
         modelVersion: await productionVersion(deps.db, 'detection'),
+        deployment: (await latestDeployment(deps.db, 'detection')) ?? null,
         policyVersion: (await latestPolicyVersion(deps.db, input.streamId)) ?? 1,
       };
     },
@@ -114,15 +177,16 @@ export function createScoringActivities(deps: ScoringDeps) {
       // A policy stored while this loop was unreachable still applies from the next batch: the
       // update that announces it is a fast path, the database is the source of truth.
       const policyVersion = Math.max(input.policyVersion, (await latestPolicyVersion(deps.db, input.streamId)) ?? 1);
-      if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion };
+      const deployment = await latestDeployment(deps.db, 'detection');
+      if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion, deployment };
       // From here on the batch runs to the end: it is short, and storing it is all-or-nothing.
 
       const t0 = performance.now();
-      const images = await Promise.all(pending.map((f) => deps.store.get(f.storageKey)));
+      const { usable, images, failures } = await readFrames(pending);
       const readMs = performance.now() - t0;
-      const scored = await deps.detectors.detect(input.modelVersion, images);
+      const scored = await detectSettingAside(input.modelVersion, usable, images, failures);
 
-      const frames: ScoredFrameRow[] = pending.map((f, i) => ({
+      const frames: ScoredFrameRow[] = scored.usable.map((f, i) => ({
         frameId: f.id,
         cameraId: f.cameraId,
         embedding: Array.from(scored.frames[i].embedding),
@@ -163,10 +227,14 @@ export function createScoringActivities(deps: ScoringDeps) {
         toSeq,
         frames,
         tasks,
+        failures,
       });
       const persistMs = performance.now() - t2;
 
-      const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion };
+      if (failures.length) {
+        logger.warn({ stream: input.streamId, failures: failures.map((f) => ({ frameId: f.frameId, reason: f.reason, detail: f.detail.slice(0, 200) })) }, 'frames set aside; the stream goes on');
+      }
+      const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion, deployment };
       const info = Context.current().info;
       // Debug level: a line every batch would drown `make up`'s console; LOG_LEVEL=debug shows it.
       logger.debug(
@@ -180,6 +248,7 @@ export function createScoringActivities(deps: ScoringDeps) {
         timings: { read: readMs, ...scored.timings, route: routeMs, persist: persistMs },
         frames,
         tasks: tasks.map((t) => ({ reason: t.reason, className: t.className })),
+        failures,
       });
       return result;
     },

@@ -4,7 +4,10 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { registry } from '../observability/metrics.ts';
 import { allMetricsText } from '../observability/temporal-runtime.ts';
-import { authenticated } from './auth.ts';
+import { secureHeaders } from 'hono/secure-headers';
+import { enforceAccess } from './access.ts';
+import { createAuthenticator } from './auth.ts';
+import { limitBodies } from './body-limits.ts';
 import type { ApiDeps, AppEnv } from './env.ts';
 import { openApiDocument } from './openapi.ts';
 import { problemBody, ProblemError } from './problem.ts';
@@ -42,6 +45,29 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
   });
   app.notFound((c) => c.json(problemBody(404, 'Not found', `no route for ${c.req.method} ${c.req.path}`), 404, { 'Content-Type': 'application/problem+json' }));
 
+  // The pages load only their own scripts, styles and images (frames come as blob: URLs), and
+  // may not be framed by another site.
+  app.use(
+    '*',
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        // Inline style attributes: the pages and uPlot position elements with them.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'blob:', 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+      xFrameOptions: 'DENY',
+      xContentTypeOptions: 'nosniff',
+      referrerPolicy: 'no-referrer',
+    }),
+  );
+
   app.get('/healthz', async (c) => {
     await deps.db.execute('select 1');
     return c.json({ ok: true });
@@ -52,9 +78,12 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
   app.route('/', webRoutes(deps));
 
   const v1 = new Hono<AppEnv>();
-  v1.use('/v1/*', authenticated(deps));
+  const authn = createAuthenticator(deps);
+  // Who the caller is, whether their role may call this route, then how much body it may send.
+  v1.use('/v1/*', authn.middleware, enforceAccess(), limitBodies(deps.config));
+  const routeDeps: ApiDeps = { ...deps, forgetTokens: authn.forget };
   for (const routes of [userRoutes, streamRoutes, frameRoutes, taskRoutes, modelRoutes, driftRoutes, retrainRoutes, opsRoutes, ...(opts.extraRoutes ?? [])]) {
-    v1.route('/', routes(deps));
+    v1.route('/', routes(routeDeps));
   }
   app.route('/', v1);
   return app;

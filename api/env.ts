@@ -15,6 +15,8 @@ export interface ApiDeps {
   loopControl: LoopControl;
   models: ModelCache;
   temporal?: Client;
+  /** Set by the app: drops this process's token cache after a token or user change. */
+  forgetTokens?: () => void;
 }
 
 export interface AppEnv {

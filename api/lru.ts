@@ -18,4 +18,8 @@ export class Lru<K, V> {
     this.map.set(key, value);
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K);
   }
+
+  clear(): void {
+    this.map.clear();
+  }
 }

@@ -19,7 +19,7 @@ import { table } from './stats.ts';
 
 const noLoops: LoopControl = {
   ensureLoop: async () => undefined, pause: async () => undefined, resume: async () => undefined, setPolicy: async () => undefined,
-  deployModel: async () => undefined, status: async () => null, runningStreams: async () => [], describe: async () => null,
+  deployModel: async () => ({ modelVersion: null, deploymentId: null }), status: async () => null, runningStreams: async () => [], describe: async () => null,
   ensureDriftMonitor: async () => undefined, checkDriftNow: async () => undefined,
 };
 

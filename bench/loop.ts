@@ -41,7 +41,7 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const started = performance.now();
   let unique = 0;
   for (const [i, f] of frames.entries()) {
-    const r = await ingestFrame({ db: handle.db, store, maxFrameBytes: 1e7 }, { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' });
+    const r = await ingestFrame({ db: handle.db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 }, { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' });
     if (r.created) unique++;
   }
   const ingestMs = performance.now() - started;
@@ -82,6 +82,7 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
     framesScored: 16, predictions: 160, tasksRouted: 2, streamId: 'bench', modelVersion: 'bench', policyVersion: 1, timings: { decode: 1, preprocess: 1, inference: 1, persist: 1 },
     frames: Array.from({ length: 16 }, (_, i) => ({ frameId: `f${i}`, cameraId: 'c', embedding: [], detections: Array.from({ length: 10 }, (_, r) => ({ rank: r, className: 'vehicle', score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })) })),
     tasks: [{ reason: 'band', className: 'vehicle' }, { reason: 'random', className: null }],
+    failures: [],
   };
   const reps = 2000;
   const t = performance.now();

@@ -9,6 +9,7 @@ export async function benchMetrics() {
       framesScored: 16, predictions: 64, tasksRouted: 2, streamId: `stream-${s}`, modelVersion: 'v1', policyVersion: 1, timings: { read: 1, decode: 1, preprocess: 1, inference: 1, postprocess: 1, route: 1, persist: 1 },
       frames: Array.from({ length: 16 }, (_, i) => ({ frameId: `f${i}`, cameraId: 'c', embedding: [], detections: ['vehicle', 'pedestrian', 'cyclist', 'sign'].map((className, r) => ({ rank: r, className, score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })) })),
       tasks: [{ reason: 'band', className: 'vehicle' }, { reason: 'random', className: null }],
+      failures: [],
     });
   }
   const times: number[] = [];

@@ -1,9 +1,14 @@
 // Deploying a model version: move the production pointer (one transaction, with history), then
-// tell every running stream loop to switch at its next batch boundary. The box model has no
-// loops: box assist reads the production pointer on every request.
+// tell every running stream loop about the deployment; each switches at its next batch boundary.
+// The box model has no loops: box assist reads the production pointer on every request.
+//
+// Each deployment (and rollback) is a deployments row, and its id is what loops are told: a loop
+// keeps the newest id it has heard of, so going back to a version it served before works, and a
+// late delivery of an older deployment never wins. A loop that cannot be reached now still
+// catches up: every batch reads the newest deployment from the registry.
 import type { Db } from '../db/client.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { rollback, setProduction } from '../models/registry.ts';
+import { getDeployment, latestDeployment, rollback, setProduction } from '../models/registry.ts';
 import type { LoopControl } from './loop-control.ts';
 
 export interface DeployDeps {
@@ -13,23 +18,85 @@ export interface DeployDeps {
   warm?: (kind: ModelKind, version: string) => Promise<void>;
 }
 
-async function notifyLoops(deps: DeployDeps, kind: ModelKind, version: string): Promise<string[]> {
+export interface LoopDeployState {
+  streamId: string;
+  /** `confirmed`: the loop answered and serves this deployment (or a newer one) from its next batch. */
+  status: 'confirmed' | 'pending';
+  modelVersion: string | null;
+  deploymentId: number | null;
+  /** Why a pending loop has not confirmed (no worker answered in time, ...). */
+  detail?: string;
+}
+
+export interface DeployOutcome {
+  kind: ModelKind;
+  version: string;
+  previousVersion: string | null;
+  deploymentId: number;
+  loops: LoopDeployState[];
+  /** Loops that have not confirmed yet; `GET /v1/deployments/:id` shows when they catch up. */
+  pending: string[];
+}
+
+async function notifyLoops(deps: DeployDeps, kind: ModelKind, version: string, deploymentId: number): Promise<LoopDeployState[]> {
   if (kind !== 'detection') return [];
   const streams = await deps.loopControl.runningStreams();
-  await Promise.all(streams.map((s) => deps.loopControl.deployModel(s, version)));
-  return streams;
+  return Promise.all(
+    streams.map(async (streamId): Promise<LoopDeployState> => {
+      try {
+        const reply = await deps.loopControl.deployModel(streamId, { modelVersion: version, deploymentId });
+        const confirmed = (reply.deploymentId ?? 0) >= deploymentId;
+        return { streamId, status: confirmed ? 'confirmed' : 'pending', modelVersion: reply.modelVersion, deploymentId: reply.deploymentId };
+      } catch (err) {
+        return { streamId, status: 'pending', modelVersion: null, deploymentId: null, detail: err instanceof Error ? err.message : String(err) };
+      }
+    }),
+  );
 }
 
-export async function deployVersion(deps: DeployDeps, kind: ModelKind, version: string, by: { triggeredBy: string; reason?: string }) {
-  await deps.warm?.(kind, version);
-  const { previousVersion } = await setProduction(deps.db, kind, version, { ...by, action: 'deploy' });
-  const streams = await notifyLoops(deps, kind, version);
-  return { kind, version, previousVersion, streamsNotified: streams };
+function outcome(kind: ModelKind, version: string, previousVersion: string | null, deploymentId: number, loops: LoopDeployState[]): DeployOutcome {
+  return { kind, version, previousVersion, deploymentId, loops, pending: loops.filter((l) => l.status === 'pending').map((l) => l.streamId) };
 }
 
-export async function rollbackVersion(deps: DeployDeps, kind: ModelKind, by: { triggeredBy: string; reason?: string }, toVersion?: string) {
-  const { version, previousVersion } = await rollback(deps.db, kind, by, toVersion);
+export async function deployVersion(deps: DeployDeps, kind: ModelKind, version: string, by: { triggeredBy: string; reason?: string }): Promise<DeployOutcome> {
   await deps.warm?.(kind, version);
-  const streams = await notifyLoops(deps, kind, version);
-  return { kind, version, previousVersion, streamsNotified: streams };
+  const { previousVersion, deploymentId } = await setProduction(deps.db, kind, version, { ...by, action: 'deploy' });
+  return outcome(kind, version, previousVersion, deploymentId, await notifyLoops(deps, kind, version, deploymentId));
+}
+
+export async function rollbackVersion(deps: DeployDeps, kind: ModelKind, by: { triggeredBy: string; reason?: string }, toVersion?: string): Promise<DeployOutcome> {
+  const { version, previousVersion, deploymentId } = await rollback(deps.db, kind, by, toVersion);
+  await deps.warm?.(kind, version);
+  return outcome(kind, version, previousVersion, deploymentId, await notifyLoops(deps, kind, version, deploymentId));
+}
+
+/**
+ * Where a deployment stands in every running loop. A loop that does not answer a query (no
+ * worker) is judged by the model version the server last saw it publish.
+ */
+export async function deploymentProgress(deps: DeployDeps, deploymentId: number) {
+  const deployment = await getDeployment(deps.db, deploymentId);
+  if (!deployment) return null;
+  const newest = await latestDeployment(deps.db, deployment.kind);
+  const loops: LoopDeployState[] = [];
+  if (deployment.kind === 'detection') {
+    for (const streamId of await deps.loopControl.runningStreams()) {
+      const status = await deps.loopControl.status(streamId).catch(() => null);
+      if (status) {
+        const caughtUp = (status.deploymentId ?? 0) >= deploymentId;
+        loops.push({ streamId, status: caughtUp ? 'confirmed' : 'pending', modelVersion: status.modelVersion, deploymentId: status.deploymentId });
+      } else {
+        const described = await deps.loopControl.describe(streamId).catch(() => null);
+        const caughtUp = described?.modelVersion === deployment.version;
+        loops.push({ streamId, status: caughtUp ? 'confirmed' : 'pending', modelVersion: described?.modelVersion ?? null, deploymentId: null, detail: 'no worker answered; judged by the version the loop last published' });
+      }
+    }
+  }
+  return {
+    deployment,
+    /** A newer deployment replaced this one; loops follow the newer one. */
+    superseded: newest !== undefined && newest.id !== deploymentId,
+    loops,
+    pending: loops.filter((l) => l.status === 'pending').map((l) => l.streamId),
+  };
 }

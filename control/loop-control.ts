@@ -14,6 +14,7 @@ import {
   StreamIdAttr,
   StreamStateAttr,
   streamWorkflowId,
+  type DeployModelReply,
   type StreamLoopInput,
   type StreamStatus,
 } from '../workflows/shared.ts';
@@ -64,8 +65,8 @@ export interface LoopControl {
   resume(streamId: string): Promise<void>;
   /** Tells a running loop to use a policy version from its next batch on. */
   setPolicy(streamId: string, policyVersion: number): Promise<void>;
-  /** Tells a running loop to score its next batch with this model version. */
-  deployModel(streamId: string, modelVersion: string): Promise<void>;
+  /** Tells a loop about a deployment; resolves with what the loop now serves from its next batch. */
+  deployModel(streamId: string, deployment: { modelVersion: string; deploymentId: number }): Promise<DeployModelReply>;
   status(streamId: string): Promise<StreamStatus | null>;
   ensureDriftMonitor(streamId: string | null): Promise<void>;
   checkDriftNow(streamId: string | null): Promise<void>;
@@ -135,11 +136,13 @@ export class TemporalLoopControl implements LoopControl {
     );
   }
 
-  async deployModel(streamId: string, modelVersion: string): Promise<void> {
-    await within(this.settings.updateTimeoutMs ?? 5000, `model version ${modelVersion}`, streamId, () =>
+  async deployModel(streamId: string, deployment: { modelVersion: string; deploymentId: number }): Promise<DeployModelReply> {
+    return within(this.settings.updateTimeoutMs ?? 5000, `deployment ${deployment.deploymentId} (${deployment.modelVersion})`, streamId, () =>
       this.client.workflow.executeUpdateWithStart(deployModelUpdate, {
-        args: [{ modelVersion }],
-        updateId: `deploy-${modelVersion}`,
+        args: [deployment],
+        // One id per deployment: the server and the loop drop a repeat of the same deployment,
+        // never a later deployment of a version the loop has served before.
+        updateId: `deploy-${deployment.deploymentId}`,
         startWorkflowOperation: new WithStartWorkflowOperation('streamLoop', this.startOptions(streamId)),
       }),
     );

@@ -4,7 +4,8 @@ import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-
 import { driftSettingsSchema, defaultDriftMonitorSettings, type DriftMonitorSettings } from '../drift/settings.ts';
 import type { DriftReport } from '../drift/report.ts';
 import type { DbOrTx } from './client.ts';
-import { auditLog, driftBoosts, driftReports, driftSettings, frameScores, modelReferences, predictions, retrainTriggers } from './schema.ts';
+import { audit } from './audit.ts';
+import { driftBoosts, driftReports, driftSettings, frameScores, modelReferences, predictions, retrainTriggers } from './schema.ts';
 
 export interface EmbeddingWindow {
   embeddings: number[][];
@@ -173,7 +174,7 @@ export async function recordTrigger(db: DbOrTx, opts: { dedupeKey: string; reaso
     .limit(1);
   if (underWay) return false;
   const rows = await db.insert(retrainTriggers).values(opts).onConflictDoNothing().returning({ id: retrainTriggers.id });
-  if (rows.length) await db.insert(auditLog).values({ actor: 'drift-monitor', action: 'drift.alert', target: opts.streamId ?? 'global', details: { reportId: opts.reportId, reason: opts.reason } });
+  if (rows.length) await audit(db, 'drift-monitor', 'drift.alert', opts.streamId ?? 'global', { reportId: opts.reportId, reason: opts.reason });
   return rows.length > 0;
 }
 

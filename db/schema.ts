@@ -30,6 +30,14 @@ export const users = pgTable('users', {
   // sha256 of the bearer token: tokens are long random strings, so a fast hash is enough
   // and lets a request be authenticated with one indexed lookup.
   tokenHash: text('token_hash').notNull().unique(),
+  // A camera token is bound to these streams (and, when set, these camera ids); other roles
+  // leave both null.
+  streams: text('streams').array(),
+  cameraIds: text('camera_ids').array(),
+  // The token stops working at this time (null: no expiry).
+  tokenExpiresAt: timestamp('token_expires_at', { withTimezone: true }),
+  // A disabled user is refused whatever token they send, until an admin enables them again.
+  disabledAt: timestamp('disabled_at', { withTimezone: true }),
   createdAt: createdAt(),
 });
 
@@ -82,6 +90,24 @@ export const frameScores = pgTable(
     uniqueIndex('frame_scores_pk').on(t.frameId, t.modelVersion),
     index('frame_scores_stream_scored_idx').on(t.streamId, t.scoredAt),
   ],
+);
+
+/**
+ * Frames the loop could not score (blob missing, undecodable, over the pixel limit): set aside
+ * with the reason in the same transaction that stores their batch, so the stream goes on and a
+ * lead can see and fix them. A quarantined frame is never offered to the loop again.
+ */
+export const frameFailures = pgTable(
+  'frame_failures',
+  {
+    frameId: uuid('frame_id').primaryKey().references(() => frames.id),
+    streamId: text('stream_id').notNull().references(() => streams.id),
+    reason: text('reason', { enum: ['missing_blob', 'undecodable', 'too_many_pixels'] }).notNull(),
+    detail: text('detail').notNull(),
+    modelVersion: text('model_version').notNull(),
+    failedAt: timestamp('failed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('frame_failures_stream_failed_idx').on(t.streamId, t.failedAt)],
 );
 
 export const predictions = pgTable(

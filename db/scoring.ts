@@ -4,8 +4,10 @@ import { and, asc, count, desc, eq, gt, gte, notExists, or, sql } from 'drizzle-
 import type { Detection } from '../models/sessions.ts';
 import type { TaskCandidate } from '../policies/route.ts';
 import type { DbOrTx } from './client.ts';
+import type { FailureReason } from './frame-failures.ts';
 import {
   driftBoosts,
+  frameFailures,
   frames,
   frameScores,
   models,
@@ -36,6 +38,7 @@ const STRAGGLER_LOOKBACK = 10_000;
 export async function nextFrames(db: DbOrTx, streamId: string, limit: number): Promise<PendingFrame[]> {
   const cursor = db.select({ s: streams.scoredThroughSeq }).from(streams).where(eq(streams.id, streamId));
   const scored = db.select({ one: sql`1` }).from(frameScores).where(eq(frameScores.frameId, frames.id));
+  const quarantined = db.select({ one: sql`1` }).from(frameFailures).where(eq(frameFailures.frameId, frames.id));
   return db
     .select({
       id: frames.id,
@@ -51,6 +54,7 @@ export async function nextFrames(db: DbOrTx, streamId: string, limit: number): P
         eq(frames.streamId, streamId),
         gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`),
         notExists(scored),
+        notExists(quarantined),
       ),
     )
     .orderBy(asc(frames.seq))
@@ -142,6 +146,12 @@ export interface ScoredFrameRow {
   detections: ScoredDetection[];
 }
 
+export interface FrameFailure {
+  frameId: string;
+  reason: FailureReason;
+  detail: string;
+}
+
 /** A task the routing step decided on, as persisted. */
 export type TaskRow = TaskCandidate;
 
@@ -168,6 +178,8 @@ export async function persistScoredBatch(
     toSeq: number;
     frames: ScoredFrameRow[];
     tasks: TaskRow[];
+    /** Frames of the batch that could not be scored: set aside, never offered again. */
+    failures?: FrameFailure[];
   },
 ): Promise<{ predictions: number; tasksRouted: number }> {
   return db.transaction(async (tx) => {
@@ -191,6 +203,12 @@ export async function persistScoredBatch(
             embedding: f.embedding,
           })),
         )
+        .onConflictDoNothing();
+    }
+    if (args.failures?.length) {
+      await tx
+        .insert(frameFailures)
+        .values(args.failures.map((f) => ({ frameId: f.frameId, streamId: args.streamId, reason: f.reason, detail: f.detail.slice(0, 1000), modelVersion: args.modelVersion })))
         .onConflictDoNothing();
     }
     const predictionRows = args.frames.flatMap((f) =>

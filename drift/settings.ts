@@ -2,6 +2,8 @@
 // with the field named.
 import { z } from 'zod';
 
+const MAX_WINDOW_ROWS = 200_000;
+
 export const driftSettingsSchema = z
   .object({
     /** Significance level after correction. */
@@ -12,7 +14,7 @@ export const driftSettingsSchema = z
     /** Smallest KS statistic (largest gap between the two CDFs) that counts as drift. */
     minEffect: z.number().min(0).max(1).default(0.1),
     /** Frames in the current window (the latest scored). */
-    windowSize: z.number().int().min(20).max(100_000).default(200),
+    windowSize: z.number().int().min(20).max(20_000).default(200),
     /** Take every n-th of the latest frames: consecutive frames of a camera are nearly the same
      * picture, and KS assumes independent samples; 16 spaces them about one scene apart. */
     windowStride: z.number().int().min(1).max(1000).default(16),
@@ -32,7 +34,13 @@ export const driftSettingsSchema = z
       .nullable()
       .default(null),
   })
-  .strict();
+  .strict()
+  // A check reads windowSize x windowStride of the latest frames; past a few hundred thousand
+  // rows a check would hold the database and the worker's memory for minutes.
+  .refine((s) => s.windowSize * s.windowStride <= MAX_WINDOW_ROWS, {
+    message: `windowSize x windowStride must be at most ${MAX_WINDOW_ROWS} (the frames one check reads)`,
+    path: ['windowStride'],
+  });
 
 export type DriftMonitorSettings = z.infer<typeof driftSettingsSchema>;
 export const defaultDriftMonitorSettings: DriftMonitorSettings = driftSettingsSchema.parse({});

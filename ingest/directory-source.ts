@@ -5,17 +5,12 @@
 // ingestion is idempotent by content hash.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Db } from '../db/client.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
-import { IngestError, ingestFrame } from './ingest-frame.ts';
+import { IngestError, ingestFrame, type IngestDeps } from './ingest-frame.ts';
 
 const EXTENSIONS: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg' };
 
-export interface DirectorySourceOptions {
-  db: Db;
-  store: BlobStore;
+export interface DirectorySourceOptions extends IngestDeps {
   dir: string;
-  maxFrameBytes: number;
   pollIntervalMs?: number;
   onError?: (err: unknown, file: string) => void;
 }
@@ -49,7 +44,11 @@ export async function scanDirectory(opts: DirectorySourceOptions): Promise<{ ing
         const type = EXTENSIONS[path.extname(name).toLowerCase()];
         try {
           if (!type) throw new IngestError(`unsupported file extension ${path.extname(name) || '(none)'}; use .png, .jpg or .jpeg`, 415, 'content_type');
-          const stat = await fs.stat(file);
+          // lstat: a link is refused, not followed (it could point anywhere on the machine), and
+          // the size is checked before a byte is read.
+          const stat = await fs.lstat(file);
+          if (!stat.isFile()) throw new IngestError('only regular files are ingested (links and folders are refused)', 400, 'not_a_file');
+          if (stat.size > opts.maxFrameBytes) throw new IngestError(`the file is ${stat.size} bytes; the limit is ${opts.maxFrameBytes}`, 413, 'too_large');
           const bytes = await fs.readFile(file);
           await ingestFrame(opts, { streamId, cameraId, capturedAt: stat.mtime, contentType: type, bytes, source: 'directory' });
           await moveTo(opts.dir, '.done', rel, file);

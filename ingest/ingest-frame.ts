@@ -4,9 +4,10 @@
 // stored once (the stream + content hash is unique).
 import { and, eq } from 'drizzle-orm';
 import sharp from 'sharp';
+import { DECODE_OPTIONS } from '../models/preprocess.ts';
 import type { Db } from '../db/client.ts';
 import { frames, streams } from '../db/schema.ts';
-import { bytesIngested, framesIngested, ingestRejected } from '../observability/metrics.ts';
+import { bytesIngested, cameraLabel, framesIngested, ingestRejected } from '../observability/metrics.ts';
 import { frameKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 
 export class IngestError extends Error {
@@ -32,6 +33,13 @@ export function mediaTypeOf(contentType: string | undefined | null): MediaType |
   return base in MEDIA ? (base as MediaType) : null;
 }
 
+export interface IngestDeps {
+  db: Db;
+  store: BlobStore;
+  maxFrameBytes: number;
+  maxFramePixels: number;
+}
+
 export interface IngestInput {
   streamId: string;
   cameraId: string;
@@ -51,7 +59,7 @@ export interface IngestResult {
 
 const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 
-export async function ingestFrame(deps: { db: Db; store: BlobStore; maxFrameBytes: number }, input: IngestInput): Promise<IngestResult> {
+export async function ingestFrame(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
   try {
     return await ingest(deps, input);
   } catch (err) {
@@ -60,7 +68,7 @@ export async function ingestFrame(deps: { db: Db; store: BlobStore; maxFrameByte
   }
 }
 
-async function ingest(deps: { db: Db; store: BlobStore; maxFrameBytes: number }, input: IngestInput): Promise<IngestResult> {
+async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
   const media = mediaTypeOf(input.contentType);
   if (!media) {
     throw new IngestError(`Content-Type must be one of ${SUPPORTED_MEDIA_TYPES.join(', ')}, got ${JSON.stringify(input.contentType ?? '')}`, 415, 'content_type');
@@ -77,12 +85,23 @@ async function ingest(deps: { db: Db; store: BlobStore; maxFrameBytes: number },
   if (!spec.magic.every((b, i) => input.bytes[i] === b)) {
     throw new IngestError(`the body is not a ${spec.format.toUpperCase()} image (its first bytes do not match ${media})`, 400, 'type_mismatch');
   }
+  // The header first: a small file can claim a huge image, and decoding it would take gigabytes.
+  let header: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    header = await sharp(input.bytes, DECODE_OPTIONS).metadata();
+  } catch (err) {
+    throw new IngestError(`the image cannot be decoded: ${(err as Error).message}`, 400, 'corrupt');
+  }
+  const pixels = (header.width ?? 0) * (header.height ?? 0);
+  if (pixels > deps.maxFramePixels) {
+    throw new IngestError(`the image is ${header.width}x${header.height} (${pixels} pixels); the limit is ${deps.maxFramePixels} pixels`, 413, 'too_many_pixels');
+  }
   let width: number;
   let height: number;
   try {
-    // A full decode, not just the header: a truncated or corrupt file must be refused here,
-    // not discovered by the scoring loop later.
-    const { info } = await sharp(input.bytes, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
+    // A full decode, not just the header, with the options scoring uses: a truncated or corrupt
+    // file must be refused here, not discovered by the scoring loop later.
+    const { info } = await sharp(input.bytes, { ...DECODE_OPTIONS, limitInputPixels: deps.maxFramePixels }).raw().toBuffer({ resolveWithObject: true });
     width = info.width;
     height = info.height;
   } catch (err) {
@@ -119,8 +138,9 @@ async function ingest(deps: { db: Db; store: BlobStore; maxFrameBytes: number },
     const raced = await findFrame(deps.db, input.streamId, hash);
     return { frameId: raced!.id, created: false, storageKey: key, width, height };
   }
-  framesIngested.inc({ stream: input.streamId, camera: input.cameraId, source: input.source });
-  bytesIngested.inc({ stream: input.streamId, camera: input.cameraId }, input.bytes.length);
+  const camera = cameraLabel(input.streamId, input.cameraId);
+  framesIngested.inc({ stream: input.streamId, camera, source: input.source });
+  bytesIngested.inc({ stream: input.streamId, camera }, input.bytes.length);
   return { frameId: row.id, created: true, storageKey: key, width, height };
 }
 

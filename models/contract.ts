@@ -1,5 +1,6 @@
 // The ONNX model contract (docs/contracts.md), checked once when a model is loaded or
 // registered: input and output names, and the metadata the platform relies on.
+import { EMBEDDING_DIM } from '../db/schema.ts';
 import { readOnnxMetadata } from './onnx-metadata.ts';
 
 export type ModelKind = 'detection' | 'box';
@@ -38,9 +39,16 @@ export class ModelContractError extends Error {
   }
 }
 
-function positiveInt(props: Record<string, string>, key: string): number {
+/**
+ * Bounds of the metadata a model may declare: what this platform can run. An input of 16,000
+ * pixels a side would take gigabytes at the registration probe; the embedding width is the
+ * database's vector column.
+ */
+export const METADATA_LIMITS = { input_size: 2048, roi_size: 1024, max_detections: 1000, classes: 1000, className: 100, contextMargin: 4 } as const;
+
+function positiveInt(props: Record<string, string>, key: string, max: number): number {
   const n = Number(props[key]);
-  if (!Number.isInteger(n) || n <= 0) throw new ModelContractError(`metadata_props.${key} must be a positive integer, got ${JSON.stringify(props[key])}`);
+  if (!Number.isInteger(n) || n <= 0 || n > max) throw new ModelContractError(`metadata_props.${key} must be an integer from 1 to ${max}, got ${JSON.stringify(props[key])}`);
   return n;
 }
 
@@ -62,22 +70,29 @@ export function parseModelMetadata(bytes: Uint8Array): ModelMetadata {
     } catch {
       throw new ModelContractError('metadata_props.class_names must be a JSON array of class names');
     }
-    if (!Array.isArray(classNames) || classNames.length === 0 || !classNames.every((c) => typeof c === 'string' && c.length > 0)) {
-      throw new ModelContractError('metadata_props.class_names must be a non-empty JSON array of class names');
+    if (
+      !Array.isArray(classNames) ||
+      classNames.length === 0 ||
+      classNames.length > METADATA_LIMITS.classes ||
+      !classNames.every((c) => typeof c === 'string' && c.length > 0 && c.length <= METADATA_LIMITS.className)
+    ) {
+      throw new ModelContractError(`metadata_props.class_names must be a JSON array of 1 to ${METADATA_LIMITS.classes} class names of 1 to ${METADATA_LIMITS.className} characters`);
     }
+    const embeddingDim = Number(props.embedding_dim);
+    if (embeddingDim !== EMBEDDING_DIM) throw new ModelContractError(`metadata_props.embedding_dim must be ${EMBEDDING_DIM} (the platform's embedding width), got ${JSON.stringify(props.embedding_dim)}`);
     return {
       kind,
       ...common,
       classNames,
-      inputSize: positiveInt(props, 'input_size'),
-      embeddingDim: positiveInt(props, 'embedding_dim'),
-      maxDetections: positiveInt(props, 'max_detections'),
+      inputSize: positiveInt(props, 'input_size', METADATA_LIMITS.input_size),
+      embeddingDim,
+      maxDetections: positiveInt(props, 'max_detections', METADATA_LIMITS.max_detections),
     };
   }
   if (kind === 'box') {
     const margin = Number(props.context_margin ?? '0.5');
-    if (!(margin >= 0)) throw new ModelContractError('metadata_props.context_margin must be a number >= 0');
-    return { kind, ...common, roiSize: positiveInt(props, 'roi_size'), contextMargin: margin };
+    if (!(margin >= 0 && margin <= METADATA_LIMITS.contextMargin)) throw new ModelContractError(`metadata_props.context_margin must be a number from 0 to ${METADATA_LIMITS.contextMargin}`);
+    return { kind, ...common, roiSize: positiveInt(props, 'roi_size', METADATA_LIMITS.roi_size), contextMargin: margin };
   }
   throw new ModelContractError(`metadata_props.kind must be "detection" or "box", got ${JSON.stringify(kind)}`);
 }

@@ -3,7 +3,7 @@
 // arriving mid-flight never mixes two versions in one answer; an evicted session is released
 // only after its last in-flight request has finished.
 import type { DetectorProvider } from '../activities/scoring.ts';
-import { modelKey, type BlobStore } from '../storage/blob-store.ts';
+import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 import type { ModelKind } from './contract.ts';
 import { BoxModelSession, DetectorSession, type Region, type SessionOptions } from './sessions.ts';
 
@@ -19,6 +19,8 @@ interface Entry<S extends AnySession> {
 export interface ModelCacheOptions extends SessionOptions {
   /** Versions kept loaded per kind (the newest used). */
   maxVersions?: number;
+  /** The sha256 a version was registered with; a file in the store that differs is refused. */
+  registeredSha256?: (kind: ModelKind, version: string) => Promise<string | undefined>;
 }
 
 export class ModelCache implements DetectorProvider {
@@ -36,9 +38,15 @@ export class ModelCache implements DetectorProvider {
     const map = this.entries[kind] as Map<string, Entry<AnySession>>;
     let e = map.get(version);
     if (!e) {
-      const session: Promise<AnySession> = this.store
-        .get(modelKey(kind, version))
-        .then((bytes): Promise<AnySession> => (kind === 'detection' ? DetectorSession.load(bytes, this.opts) : BoxModelSession.load(bytes, this.opts)));
+      const session: Promise<AnySession> = this.store.get(modelKey(kind, version)).then(async (bytes): Promise<AnySession> => {
+        // The store is shared with the trainer and with whoever can write to its folder or
+        // bucket: a model runs only if it is the file that passed registration.
+        const expected = await this.opts.registeredSha256?.(kind, version);
+        if (expected !== undefined && sha256Hex(bytes) !== expected) {
+          throw new Error(`the stored ${kind} model ${version} does not match the sha256 it was registered with; refusing to load it`);
+        }
+        return kind === 'detection' ? DetectorSession.load(bytes, this.opts) : BoxModelSession.load(bytes, this.opts);
+      });
       e = { session, inFlight: 0, evicted: false, lastUsed: Date.now() };
       map.set(version, e);
       // A version that fails to load is forgotten, so the next request tries again.

@@ -15,8 +15,15 @@ export interface RgbImage {
   height: number;
 }
 
+/**
+ * How every frame is decoded, at ingest and at scoring alike: a frame that ingest accepted
+ * decodes at scoring too (sharp's default, failOn 'warning', refuses some files that 'error'
+ * lets through, and the loop would then retry such a frame for ever).
+ */
+export const DECODE_OPTIONS = { failOn: 'error' } as const;
+
 export async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
-  const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(bytes, DECODE_OPTIONS).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`expected 3 channels after decoding, got ${info.channels}`);
   return { data, width: info.width, height: info.height };
 }
@@ -162,13 +169,13 @@ export interface RoiTensor {
 
 /** Reads only the part of an encoded frame the crop needs (sharp extract) and samples the crop. */
 export async function roiFromEncoded(bytes: Uint8Array, region: { x1: number; y1: number; x2: number; y2: number }, size: number): Promise<RoiTensor> {
-  const meta = await sharp(bytes).metadata();
+  const meta = await sharp(bytes, DECODE_OPTIONS).metadata();
   if (!meta.width || !meta.height) throw new Error('image has no dimensions');
   const g = roiGeometry(region);
   const win = roiSourceWindow(g, size, meta.width, meta.height);
   let patch: RgbImage | null = null;
   if (win) {
-    const { data, info } = await sharp(bytes).extract(win).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes, DECODE_OPTIONS).extract(win).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     patch = { data, width: info.width, height: info.height };
   }
   const tensor = new Float32Array(3 * size * size);

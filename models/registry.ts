@@ -109,29 +109,50 @@ export interface PointerMove {
   action?: 'deploy' | 'rollback';
 }
 
-/** Moves the production pointer of a kind to `version` in one transaction, with a deployments row. */
-export async function setProduction(db: Db, kind: ModelKind, version: string, move: PointerMove): Promise<{ previousVersion: string | null }> {
+/**
+ * Moves the production pointer of a kind to `version` in one transaction, with a deployments row.
+ * Returns the id of the deployment that now stands for production: the new row, or (when
+ * `version` already serves) the newest row, so loops that missed it can still be told again.
+ */
+export async function setProduction(db: Db, kind: ModelKind, version: string, move: PointerMove): Promise<{ previousVersion: string | null; deploymentId: number }> {
   return db.transaction(async (tx) => {
     const target = await getModel(tx, kind, version);
     if (!target) throw new RegistryError(`${kind} model ${version} is not registered`, 'not_found');
     const current = await productionModel(tx, kind);
-    if (current?.version === version) return { previousVersion: version };
-    if (current) await tx.update(models).set({ status: 'retired' }).where(eq(models.id, current.id));
+    if (current?.version === version) {
+      const newest = await latestDeployment(tx, kind);
+      if (newest) return { previousVersion: version, deploymentId: newest.id };
+    }
+    if (current && current.version !== version) await tx.update(models).set({ status: 'retired' }).where(eq(models.id, current.id));
     await tx.update(models).set({ status: 'production' }).where(eq(models.id, target.id));
-    await tx.insert(deployments).values({
-      kind,
-      version,
-      previousVersion: current?.version ?? null,
-      action: move.action ?? 'deploy',
-      triggeredBy: move.triggeredBy,
-      reason: move.reason ?? null,
-    });
-    return { previousVersion: current?.version ?? null };
+    const [row] = await tx
+      .insert(deployments)
+      .values({
+        kind,
+        version,
+        previousVersion: current?.version ?? null,
+        action: move.action ?? 'deploy',
+        triggeredBy: move.triggeredBy,
+        reason: move.reason ?? null,
+      })
+      .returning({ id: deployments.id });
+    return { previousVersion: current?.version ?? null, deploymentId: row.id };
   });
 }
 
+/** The newest deployment of a kind: what every loop of that kind must end up serving. */
+export async function latestDeployment(db: DbOrTx, kind: ModelKind): Promise<{ id: number; version: string } | undefined> {
+  const [row] = await db.select({ id: deployments.id, version: deployments.version }).from(deployments).where(eq(deployments.kind, kind)).orderBy(desc(deployments.id)).limit(1);
+  return row;
+}
+
+export async function getDeployment(db: DbOrTx, id: number) {
+  const [row] = await db.select().from(deployments).where(eq(deployments.id, id));
+  return row;
+}
+
 /** Rolls production back to `toVersion`, or to the version that served before the current one. */
-export async function rollback(db: Db, kind: ModelKind, move: Omit<PointerMove, 'action'>, toVersion?: string): Promise<{ version: string; previousVersion: string | null }> {
+export async function rollback(db: Db, kind: ModelKind, move: Omit<PointerMove, 'action'>, toVersion?: string): Promise<{ version: string; previousVersion: string | null; deploymentId: number }> {
   let target = toVersion;
   if (!target) {
     const current = await productionModel(db, kind);
@@ -139,8 +160,8 @@ export async function rollback(db: Db, kind: ModelKind, move: Omit<PointerMove, 
     target = history.find((d) => d.version !== current?.version)?.version ?? history.find((d) => d.previousVersion && d.previousVersion !== current?.version)?.previousVersion ?? undefined;
     if (!target) throw new RegistryError(`no earlier ${kind} version to roll back to`, 'no_previous_version');
   }
-  const { previousVersion } = await setProduction(db, kind, target, { ...move, action: 'rollback' });
-  return { version: target, previousVersion };
+  const { previousVersion, deploymentId } = await setProduction(db, kind, target, { ...move, action: 'rollback' });
+  return { version: target, previousVersion, deploymentId };
 }
 
 export async function deploymentHistory(db: DbOrTx, kind?: ModelKind) {

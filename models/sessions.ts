@@ -19,6 +19,14 @@ export interface FrameResult {
   embedding: Float32Array;
 }
 
+/** Some frames of a batch do not decode; the others are fine to score without them. */
+export class UndecodableFramesError extends Error {
+  constructor(readonly failures: { index: number; message: string }[]) {
+    super(`${failures.length} frame(s) cannot be decoded: ${failures.map((f) => `#${f.index}: ${f.message}`).join('; ')}`);
+    this.name = 'UndecodableFramesError';
+  }
+}
+
 export interface SessionOptions {
   intraOpThreads: number;
   minScore: number;
@@ -75,7 +83,10 @@ export class DetectorSession {
   /** Scores a batch of encoded frames (PNG/JPEG) in one session.run. */
   async detect(images: Uint8Array[]): Promise<{ frames: FrameResult[]; timings: Record<string, number> }> {
     const t0 = performance.now();
-    const decoded = await Promise.all(images.map((b) => decodeRgb(b)));
+    const settled = await Promise.allSettled(images.map((b) => decodeRgb(b)));
+    const failures = settled.flatMap((r, index) => (r.status === 'rejected' ? [{ index, message: r.reason instanceof Error ? r.reason.message : String(r.reason) }] : []));
+    if (failures.length) throw new UndecodableFramesError(failures);
+    const decoded = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof decodeRgb>>>).value);
     const t1 = performance.now();
     const s = this.meta.inputSize;
     const input = new Float32Array(images.length * 3 * s * s);

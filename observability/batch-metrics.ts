@@ -4,6 +4,7 @@ import {
   batchSize,
   batchStageSeconds,
   detectionsPerFrame,
+  framesQuarantined,
   framesScored,
   predictionConfidence,
   predictionsTotal,
@@ -21,6 +22,7 @@ export function recordBatch(report: BatchReport): void {
       predictionConfidence.observe({ class: d.className, model_version: report.modelVersion }, d.score);
     }
   }
+  for (const f of report.failures) framesQuarantined.inc({ stream: report.streamId, reason: f.reason });
   for (const t of report.tasks) {
     tasksRouted.inc({ stream: report.streamId, reason: t.reason, policy_version: String(report.policyVersion) });
   }

@@ -2,11 +2,27 @@
 // (stream, camera, class, model version, policy version, outcome) and never frame or task ids.
 // Dashboards and alert rules in dashboards/ use only the names defined here.
 import client from 'prom-client';
+import { config } from '../config.ts';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'dataengine_process_' });
 
 const stageBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * The camera label of a metric. Camera ids are chosen by clients, so a stream keeps the first
+ * METRIC_MAX_CAMERAS ids it sees as label values and counts the rest as `other`: a misbehaving
+ * client cannot create unbounded series.
+ */
+const camerasSeen = new Map<string, Set<string>>();
+export function cameraLabel(streamId: string, cameraId: string, max = config.METRIC_MAX_CAMERAS): string {
+  let seen = camerasSeen.get(streamId);
+  if (!seen) camerasSeen.set(streamId, (seen = new Set()));
+  if (seen.has(cameraId)) return cameraId;
+  if (seen.size >= max) return 'other';
+  seen.add(cameraId);
+  return cameraId;
+}
 
 export const framesIngested = new client.Counter({
   name: 'dataengine_frames_ingested_total',
@@ -30,6 +46,12 @@ export const framesScored = new client.Counter({
   name: 'dataengine_frames_scored_total',
   help: 'Frames scored by the detector',
   labelNames: ['stream', 'model_version'] as const,
+  registers: [registry],
+});
+export const framesQuarantined = new client.Counter({
+  name: 'dataengine_frames_quarantined_total',
+  help: 'Frames the loop could not score and set aside (missing_blob, undecodable, too_many_pixels)',
+  labelNames: ['stream', 'reason'] as const,
   registers: [registry],
 });
 export const batchStageSeconds = new client.Histogram({

@@ -14,9 +14,12 @@ export const samplingPolicySchema = z
     /** Detections with low <= confidence < high go to review. */
     band: confidenceBand.default({ low: 0.3, high: 0.6 }),
     /** Per-class bands replace `band` for that class. */
-    classBands: z.record(z.string().min(1), confidenceBand).default({}),
+    classBands: z
+      .record(z.string().min(1).max(100), confidenceBand)
+      .refine((r) => Object.keys(r).length <= 200, { message: 'at most 200 classes may have their own band' })
+      .default({}),
     /** Tasks routed per stream per UTC day; null means no limit. */
-    dailyBudget: z.number().int().min(0).nullable().default(500),
+    dailyBudget: z.number().int().min(0).max(10_000_000).nullable().default(500),
     /** At most this many tasks from one frame (those nearest the middle of their band first). */
     maxTasksPerFrame: z.number().int().min(1).max(100).default(3),
     /** Share of scored frames sent to review regardless of confidence, for unbiased evaluation. */

@@ -7,7 +7,7 @@ import { count, eq } from 'drizzle-orm';
 import { repoRoot } from '../config.ts';
 import { createStream } from '../db/streams.ts';
 import { frames } from '../db/schema.ts';
-import { authenticate, createUser, findUser, rotateToken, type Role } from '../db/users.ts';
+import { authenticate, bindCamera, createUser, findUser, rotateToken, type Role } from '../db/users.ts';
 import type { ModelKind } from '../models/contract.ts';
 import { productionModel, registerModel, setProduction } from '../models/registry.ts';
 import { sha256Hex } from '../storage/blob-store.ts';
@@ -16,13 +16,14 @@ import type { Engine } from '../workers/engine.ts';
 const DEMO_USERS: Record<string, Role> = { admin: 'admin', lead: 'lead', reviewer: 'reviewer', camera: 'camera' };
 export type DemoTokens = Record<keyof typeof DEMO_USERS, string>;
 
-async function ensureTokens(engine: Engine, tokensFile: string): Promise<DemoTokens> {
+async function ensureTokens(engine: Engine, tokensFile: string, streamId: string): Promise<DemoTokens> {
   const db = engine.deps.db;
   const saved: Partial<DemoTokens> = fs.existsSync(tokensFile) ? JSON.parse(fs.readFileSync(tokensFile, 'utf8')) : {};
   const tokens: Partial<DemoTokens> = {};
   for (const [name, role] of Object.entries(DEMO_USERS)) {
     const known = saved[name as keyof DemoTokens];
-    if (known && (await authenticate(db, known))?.name === name) {
+    const outcome = known ? await authenticate(db, known) : null;
+    if (known && outcome && 'user' in outcome && outcome.user.name === name) {
       tokens[name as keyof DemoTokens] = known;
     } else if (await findUser(db, name)) {
       tokens[name as keyof DemoTokens] = (await rotateToken(db, name))!;
@@ -30,6 +31,9 @@ async function ensureTokens(engine: Engine, tokensFile: string): Promise<DemoTok
       tokens[name as keyof DemoTokens] = (await createUser(db, { name, role })).token;
     }
   }
+  // The camera token sends into the demo stream only (and a data folder from before camera tokens
+  // were bound to streams gets its binding here).
+  await bindCamera(db, 'camera', { streams: [streamId], cameraIds: null });
   fs.mkdirSync(path.dirname(tokensFile), { recursive: true });
   fs.writeFileSync(tokensFile, JSON.stringify(tokens, null, 2), { mode: 0o600 });
   return tokens as DemoTokens;
@@ -53,7 +57,7 @@ async function ensureSeedModel(engine: Engine, kind: ModelKind): Promise<string>
 }
 
 export async function bootstrapDemo(engine: Engine, opts: { streamId: string; tokensFile: string }) {
-  const tokens = await ensureTokens(engine, opts.tokensFile);
+  const tokens = await ensureTokens(engine, opts.tokensFile, opts.streamId);
   const detector = await ensureSeedModel(engine, 'detection');
   const box = await ensureSeedModel(engine, 'box');
   await createStream(engine.deps.db, { id: opts.streamId, name: 'Demo road cameras', createdBy: 'bootstrap' });

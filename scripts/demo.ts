@@ -214,7 +214,7 @@ async function main() {
         mark('the cameras switch to night', 'night');
       }
       const started = Date.now();
-      const { frameId, created } = await ingestFrame({ db, store, maxFrameBytes: 1e7 }, { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' });
+      const { frameId, created } = await ingestFrame({ db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 }, { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' });
       // A frame identical to an earlier one (an empty night street, say) is stored, and scored, once.
       if (created) sent.push({ frameId, at: (Date.now() - t0) / 1000, index: i });
       await sleep(Math.max(0, 1000 / CAMERA_FPS - (Date.now() - started)));

@@ -15,6 +15,7 @@ import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
 import { startDirectorySource } from '../ingest/directory-source.ts';
 import { ModelCache } from '../models/model-cache.ts';
+import { getModel } from '../models/registry.ts';
 import { logger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { exposeDatabaseGauges } from '../observability/database-gauges.ts';
@@ -58,7 +59,11 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
     const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS });
-    const models = new ModelCache(store, { intraOpThreads: config.ORT_INTRA_OP_THREADS, minScore: config.PREDICTION_MIN_SCORE });
+    const models = new ModelCache(store, {
+      intraOpThreads: config.ORT_INTRA_OP_THREADS,
+      minScore: config.PREDICTION_MIN_SCORE,
+      registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
+    });
     stops.push(() => models.close());
     const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
 
@@ -93,7 +98,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       stops.push(() => new Promise((r) => server.close(() => r(undefined))));
     }
     if (config.INGEST_DIR && opts.api) {
-      const source = startDirectorySource({ db: handle.db, store, dir: config.INGEST_DIR, maxFrameBytes: config.MAX_FRAME_BYTES, onError: (err, file) => logger.warn({ err, file }, 'directory source') });
+      const source = startDirectorySource({ db: handle.db, store, dir: config.INGEST_DIR, maxFrameBytes: config.MAX_FRAME_BYTES, maxFramePixels: config.MAX_FRAME_PIXELS, onError: (err, file) => logger.warn({ err, file }, 'directory source') });
       stops.push(() => source.stop());
     }
     return { deps, apiUrl, workers, stop };

@@ -189,17 +189,22 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
 
     current = 'deploy';
     const deployed = await local.deployCandidate({ kind: 'detection', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
-    await local.deployCandidate({ kind: 'box', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
-    await step('deploy', 'done', `production ${deployed.previousVersion ?? '—'} -> ${runId}; ${deployed.streamsNotified.length} loops notified`);
+    const deployedBox = await local.deployCandidate({ kind: 'box', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
+    const confirmed = deployed.loops.length - deployed.pending.length;
+    await step('deploy', 'done', `production ${deployed.previousVersion ?? '—'} -> ${runId}; ${confirmed} of ${deployed.loops.length} loops confirmed`);
 
     current = 'verify';
-    const check = await local.verifyDeployment({ version: runId, timeoutMs: 60_000 });
+    const check = await local.verifyDeployment({ version: runId, deploymentId: deployed.deploymentId, timeoutMs: 60_000 });
     if (!check.ok) {
       await step('verify', 'failed', `loops still on the old version: ${check.lagging.join(', ')}`);
-      if (deployed.previousVersion) {
-        await local.rollbackDeployment({ kind: 'detection', toVersion: deployed.previousVersion, reason: `verification of ${runId} failed` });
-        await step('rollback', 'done', `production back to ${deployed.previousVersion}`);
+      // Both models go back: a box model trained with the refused detector is not kept alone.
+      const back: string[] = [];
+      for (const [kind, previous] of [['detection', deployed.previousVersion], ['box', deployedBox.previousVersion]] as const) {
+        if (!previous) continue;
+        await local.rollbackDeployment({ kind, toVersion: previous, reason: `verification of ${runId} failed` });
+        back.push(`${kind} ${previous}`);
       }
+      if (back.length) await step('rollback', 'done', `production back to ${back.join(', ')}`);
       return await finish('rolled_back', 'verification failed; rolled back', runId);
     }
     await step('verify', 'done', 'every running loop scores with the new model');

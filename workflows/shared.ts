@@ -32,6 +32,8 @@ export interface StreamLoopInput {
 export interface StreamLoopState {
   paused: boolean;
   modelVersion: string | null;
+  /** The deployment (deployments row id) that chose `modelVersion`; only a newer one replaces it. */
+  deploymentId: number | null;
   policyVersion: number | null;
   totals: { batches: number; framesScored: number; predictions: number; tasksRouted: number };
   runs: number;
@@ -51,8 +53,18 @@ export interface StreamStatus extends StreamLoopState {
 export interface SetPolicyRequest {
   policyVersion: number;
 }
+/**
+ * A deployment or rollback, named by its deployments row id. Ids grow with every move of the
+ * production pointer, so a loop keeps the newest it has heard of: a repeated or late delivery
+ * of an older deployment never wins, and rolling back to a version seen before still applies.
+ */
 export interface DeployModelRequest {
   modelVersion: string;
+  deploymentId: number;
+}
+export interface DeployModelReply {
+  modelVersion: string | null;
+  deploymentId: number | null;
 }
 
 /** Fire-and-forget controls: the caller needs no answer. */
@@ -60,5 +72,5 @@ export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 /** Tracked controls: the caller learns the version the loop now uses, or why it refused. */
 export const setPolicyUpdate = defineUpdate<SetPolicyRequest, [SetPolicyRequest]>('setPolicy');
-export const deployModelUpdate = defineUpdate<DeployModelRequest, [DeployModelRequest]>('deployModel');
+export const deployModelUpdate = defineUpdate<DeployModelReply, [DeployModelRequest]>('deployModel');
 export const statusQuery = defineQuery<StreamStatus>('status');

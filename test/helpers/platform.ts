@@ -12,7 +12,7 @@ import { TemporalLoopControl } from '../../control/loop-control.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { createUser } from '../../db/users.ts';
 import { ModelCache } from '../../models/model-cache.ts';
-import { registerModel, setProduction } from '../../models/registry.ts';
+import { getModel, registerModel, setProduction } from '../../models/registry.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
 import { testClient, uniqueQueue } from './temporal.ts';
 
@@ -26,7 +26,7 @@ export interface TestPlatform {
   close(): Promise<void>;
 }
 
-export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<string, string>; registerModels?: boolean } = {}): Promise<TestPlatform> {
+export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<string, string>; registerModels?: boolean; cameraStreams?: string[] } = {}): Promise<TestPlatform> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dataengine-store-'));
   const config = loadConfig({ ...process.env, STORE_DIR: storeDir, BATCH_MAX_WAIT_MS: '300', ...opts.env });
   const store = new LocalBlobStore(storeDir);
@@ -34,7 +34,7 @@ export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<
   const taskQueue = uniqueQueue('scoring');
   const controlQueue = uniqueQueue('control');
   const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue, controlQueue, updateTimeoutMs: 1500 });
-  const models = new ModelCache(store, { intraOpThreads: 1, minScore: config.PREDICTION_MIN_SCORE });
+  const models = new ModelCache(store, { intraOpThreads: 1, minScore: config.PREDICTION_MIN_SCORE, registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256 });
   const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
   if (opts.registerModels ?? true) {
     for (const kind of ['detection', 'box'] as const) {
@@ -48,7 +48,8 @@ export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<
     lead: (await createUser(handle.db, { name: 'lead', role: 'lead' })).token,
     reviewer: (await createUser(handle.db, { name: 'reviewer', role: 'reviewer' })).token,
     reviewer2: (await createUser(handle.db, { name: 'reviewer2', role: 'reviewer' })).token,
-    camera: (await createUser(handle.db, { name: 'camera', role: 'camera' })).token,
+    // The camera token may send into the streams the test names (none by default).
+    camera: (await createUser(handle.db, { name: 'camera', role: 'camera', streams: opts.cameraStreams ?? [] })).token,
   };
   return {
     deps,

@@ -21,7 +21,8 @@ if (process.env.DATABASE_URL) backends.push(['Postgres', createTestDb]);
 describe.each(backends)('the core loop on %s', (_name, open) => {
   it('scores posted frames in a Temporal loop and routes tasks a reviewer decides, each exactly once', async () => {
     const handle = await open();
-    const platform = await createTestPlatform(handle);
+    const streamId = `loop-${Math.random().toString(36).slice(2, 8)}`;
+    const platform = await createTestPlatform(handle, { cameraStreams: [streamId] });
     quietRuntime();
     const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
     const workers = await startWorkers({
@@ -36,7 +37,6 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
       idleWaitMs: 2000,
     });
     const { app, tokens } = platform;
-    const streamId = `loop-${Math.random().toString(36).slice(2, 8)}`;
     try {
       const created = await app.request('/v1/streams', { method: 'POST', headers: auth(tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: streamId, name: 'test stream' }) });
       expect(created.status).toBe(201);

@@ -59,7 +59,7 @@ describe('dashboards against a real Prometheus', () => {
     installTemporalRuntime({ sdkMetricsPort: await freePort(), logLevel: 'WARN' });
     handle = await createTestDb();
     // Every detection is stored (the tiny model is unsure of everything), so the quality panels have data.
-    p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0.01' } });
+    p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0.01' }, cameraStreams: ['obs'] });
     exposeDatabaseGauges(handle.db);
     connection = await NativeConnection.connect({ address: inject('temporalAddress') });
     workers = await startWorkers({

@@ -23,7 +23,7 @@ const shots = path.join(process.cwd(), 'test-results');
 
 beforeAll(async () => {
   handle = await createTestDb();
-  p = await createTestPlatform(handle);
+  p = await createTestPlatform(handle, { cameraStreams: [STREAM] });
   await p.app.request('/v1/streams', { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: STREAM }) });
   const sample = sampleFrames()[4];
   const ingested = await (await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=${sample.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: fs.readFileSync(sample.file) })).json();

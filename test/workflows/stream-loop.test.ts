@@ -85,7 +85,11 @@ describe('streamLoop', () => {
 
       // Updates are acknowledged with the version the loop now uses; a repeated update id is a no-op.
       await expect(handle.executeUpdate(setPolicyUpdate, { args: [{ policyVersion: 3 }], updateId: 'p3' })).resolves.toEqual({ policyVersion: 3 });
-      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm2' }], updateId: 'd2' })).resolves.toEqual({ modelVersion: 'm2' });
+      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm2', deploymentId: 5 }], updateId: 'deploy-5' })).resolves.toEqual({ modelVersion: 'm2', deploymentId: 5 });
+      // A late delivery of an older deployment does not win over the newer one.
+      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm1', deploymentId: 4 }], updateId: 'deploy-4' })).resolves.toEqual({ modelVersion: 'm2', deploymentId: 5 });
+      const badDeploy = await handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm3', deploymentId: 0 }] }).catch((e: Error) => e);
+      expect((badDeploy as { cause?: Error }).cause?.message).toMatch(/deploymentId must be a positive integer/);
       // The validator refuses a bad version; nothing changes.
       const refused = await handle.executeUpdate(setPolicyUpdate, { args: [{ policyVersion: 0 }] }).catch((e: Error) => e);
       expect((refused as { cause?: Error }).cause?.message).toMatch(/positive integer/);
@@ -102,6 +106,17 @@ describe('streamLoop', () => {
       const description = await handle.describe();
       expect(description.searchAttributes).toBeDefined();
       expect(description.typedSearchAttributes.get({ name: 'ModelVersion', type: 'KEYWORD' } as never)).toBe('m2');
+
+      // A rollback to a version this loop served before is a new deployment, and it applies.
+      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm1', deploymentId: 6 }], updateId: 'deploy-6' })).resolves.toEqual({ modelVersion: 'm1', deploymentId: 6 });
+      const before = stream.calls.length;
+      stream.add(8);
+      await eventually(async () => stream.consumed === 23, 20_000, 'eight more frames after the rollback');
+      // The batch already waiting for frames when the rollback arrived finishes with m2; every
+      // batch after it uses m1.
+      const afterRollback = stream.calls.slice(before);
+      expect(afterRollback.filter((c) => c.modelVersion === 'm2').length).toBeLessThanOrEqual(1);
+      expect(afterRollback.at(-1)?.modelVersion).toBe('m1');
       await handle.terminate('test done');
     });
   });
