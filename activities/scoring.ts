@@ -52,7 +52,10 @@ export interface ScoringDeps {
 
 export interface ScoreBatchInput {
   streamId: string;
+  /** The version the loop is pinned to, chosen by deployment `deploymentId`... */
   modelVersion: string;
+  /** ...unless the registry holds a newer deployment: then the batch is scored with that one. */
+  deploymentId?: number | null;
   policyVersion: number;
   batchSize: number;
   maxWaitMs: number;
@@ -177,14 +180,18 @@ export function createScoringActivities(deps: ScoringDeps) {
       // A policy stored while this loop was unreachable still applies from the next batch: the
       // update that announces it is a fast path, the database is the source of truth.
       const policyVersion = Math.max(input.policyVersion, (await latestPolicyVersion(deps.db, input.streamId)) ?? 1);
+      // Likewise a deployment committed while this batch waited for frames applies to it: frames
+      // that arrive after a deploy answered are scored by the deployed model. The loop adopts it
+      // from the result, so the version stays one per batch and moves only forward.
       const deployment = await latestDeployment(deps.db, 'detection');
+      const modelVersion = deployment && deployment.id > (input.deploymentId ?? 0) ? deployment.version : input.modelVersion;
       if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion, deployment };
       // From here on the batch runs to the end: it is short, and storing it is all-or-nothing.
 
       const t0 = performance.now();
       const { usable, images, failures } = await readFrames(pending);
       const readMs = performance.now() - t0;
-      const scored = await detectSettingAside(input.modelVersion, usable, images, failures);
+      const scored = await detectSettingAside(modelVersion, usable, images, failures);
 
       const frames: ScoredFrameRow[] = scored.usable.map((f, i) => ({
         frameId: f.id,
@@ -221,7 +228,7 @@ export function createScoringActivities(deps: ScoringDeps) {
       const toSeq = Math.max(...pending.map((f) => f.seq));
       const stored = await persistScoredBatch(deps.db, {
         streamId: input.streamId,
-        modelVersion: input.modelVersion,
+        modelVersion,
         policyVersion,
         fromSeq,
         toSeq,
@@ -238,13 +245,13 @@ export function createScoringActivities(deps: ScoringDeps) {
       const info = Context.current().info;
       // Debug level: a line every batch would drown `make up`'s console; LOG_LEVEL=debug shows it.
       logger.debug(
-        { stream: input.streamId, workflowId: info.workflowExecution?.workflowId, activityId: info.activityId, attempt: info.attempt, modelVersion: input.modelVersion, ...result, ms: Math.round(performance.now() - t0) },
+        { stream: input.streamId, workflowId: info.workflowExecution?.workflowId, activityId: info.activityId, attempt: info.attempt, modelVersion, ...result, ms: Math.round(performance.now() - t0) },
         'batch scored',
       );
       deps.onBatch?.({
         ...result,
         streamId: input.streamId,
-        modelVersion: input.modelVersion,
+        modelVersion,
         timings: { read: readMs, ...scored.timings, route: routeMs, persist: persistMs },
         frames,
         tasks: tasks.map((t) => ({ reason: t.reason, className: t.className })),

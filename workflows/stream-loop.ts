@@ -182,6 +182,7 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
         scoreAndRouteBatch({
           streamId: input.streamId,
           modelVersion,
+          deploymentId: state.deploymentId,
           policyVersion,
           batchSize: input.batchSize,
           maxWaitMs: input.maxWaitMs,
