@@ -43,7 +43,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     opts.onError?.(err);
     return c.json(problemBody(500, 'Internal error', 'the server failed to handle the request; see its logs'), 500, { 'Content-Type': 'application/problem+json' });
   });
-  app.notFound((c) => c.json(problemBody(404, 'Not found', `no route for ${c.req.method} ${c.req.path}`), 404, { 'Content-Type': 'application/problem+json' }));
+  app.notFound((c) => c.json(problemBody(404, 'Not found', `no route for ${c.req.method} ${c.req.path}`, undefined, 'no_route'), 404, { 'Content-Type': 'application/problem+json' }));
 
   // The pages load only their own scripts, styles and images (frames come as blob: URLs), and
   // may not be framed by another site.

@@ -8,7 +8,7 @@
 // catches up: every batch reads the newest deployment from the registry.
 import type { Db } from '../db/client.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { getDeployment, latestDeployment, rollback, setProduction } from '../models/registry.ts';
+import { getDeployment, getModel, latestDeployment, RegistryError, rollback, setProduction } from '../models/registry.ts';
 import type { LoopControl } from './loop-control.ts';
 
 export interface DeployDeps {
@@ -59,6 +59,8 @@ function outcome(kind: ModelKind, version: string, previousVersion: string | nul
 }
 
 export async function deployVersion(deps: DeployDeps, kind: ModelKind, version: string, by: { triggeredBy: string; reason?: string }): Promise<DeployOutcome> {
+  // Checked before warming up: an unknown version is a 404 for the caller, not a missing file.
+  if (!(await getModel(deps.db, kind, version))) throw new RegistryError(`${kind} model ${version} is not registered`, 'not_found');
   await deps.warm?.(kind, version);
   const { previousVersion, deploymentId } = await setProduction(deps.db, kind, version, { ...by, action: 'deploy' });
   return outcome(kind, version, previousVersion, deploymentId, await notifyLoops(deps, kind, version, deploymentId));

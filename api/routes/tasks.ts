@@ -25,8 +25,8 @@ const submitInput = z
 const claimInput = z.object({ streamId: z.string().min(1).optional() }).strict();
 const timeRange = z.object({
   streamId: z.string().min(1).optional(),
-  from: z.coerce.date().optional(),
-  to: z.coerce.date().optional(),
+  from: z.coerce.date({ error: 'from must be an ISO 8601 time' }).optional(),
+  to: z.coerce.date({ error: 'to must be an ISO 8601 time' }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
