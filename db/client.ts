@@ -11,6 +11,8 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import lockfile from 'proper-lockfile';
+import { logger } from '../observability/logger.ts';
 import * as schema from './schema.ts';
 
 export type Schema = typeof schema;
@@ -43,6 +45,10 @@ export interface OpenDbOptions {
 export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    // An idle connection that the server drops (a restart, a failover) emits 'error' on the pool;
+    // without a listener Node treats it as uncaught and the process dies. The pool discards the
+    // broken connection by itself and opens a new one for the next query.
+    pool.on('error', (err) => logger.warn({ err: err.message }, 'a Postgres connection was lost; the pool will reconnect'));
     if (opts.migrate ?? true) await migratePostgres(pool);
     const db = drizzlePg({ client: pool, schema }) as unknown as Db;
     return { db, kind: 'postgres', close: () => pool.end() };
@@ -52,11 +58,44 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
   return handle;
 }
 
+export class DatabaseInUseError extends Error {
+  constructor(dir: string) {
+    super(
+      `the embedded database in ${dir} is open in another process (PGlite is one in-process database; two processes on one folder would corrupt it). ` +
+        'Stop the other process (a running `make up`?), or set DATABASE_URL to a Postgres server to run several processes.',
+    );
+    this.name = 'DatabaseInUseError';
+  }
+}
+
 async function openPglite(dir: string | undefined): Promise<DbHandle> {
-  if (dir) fs.mkdirSync(dir, { recursive: true });
-  const client = await PGlite.create({ dataDir: dir, extensions: { vector } });
-  const db = drizzlePglite({ client, schema }) as unknown as Db;
-  return { db, kind: 'pglite', close: () => client.close() };
+  let unlock = async () => {};
+  if (dir) {
+    fs.mkdirSync(dir, { recursive: true });
+    try {
+      // A lock the holder refreshes every 5 s: a process that died without releasing it frees
+      // the folder after 15 s, so a crash never needs a hand-deleted lock file.
+      unlock = await lockfile.lock(dir, { lockfilePath: path.join(dir, '.dataengine.lock'), stale: 15_000, update: 5_000, retries: 0 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ELOCKED') throw new DatabaseInUseError(dir);
+      throw err;
+    }
+  }
+  try {
+    const client = await PGlite.create({ dataDir: dir, extensions: { vector } });
+    const db = drizzlePglite({ client, schema }) as unknown as Db;
+    return {
+      db,
+      kind: 'pglite',
+      close: async () => {
+        await client.close();
+        await unlock();
+      },
+    };
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 // Child processes of `make up`: started with inherited environment, their output prefixed,
-// and stopped in reverse order on shutdown.
+// restarted with backoff when they die on their own, and stopped in reverse order on shutdown.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 
@@ -20,7 +20,9 @@ export function startChild(name: string, cmd: string, args: string[], opts: { en
       .join('\n');
   if (!opts.quiet) proc.stdout?.on('data', (c: Buffer) => console.log(prefix(c)));
   proc.stderr?.on('data', (c: Buffer) => console.error(prefix(c)));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  // A binary that cannot start (missing, not executable) emits 'error' instead of crashing us.
+  proc.on('error', (err) => console.error(`[${name}] cannot run ${cmd}: ${err.message}`));
+  const exited = new Promise<void>((resolve) => proc.once('close', () => resolve()));
   return {
     name,
     proc,
@@ -30,6 +32,57 @@ export function startChild(name: string, cmd: string, args: string[], opts: { en
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
+    },
+  };
+}
+
+export interface SuperviseOptions {
+  env?: NodeJS.ProcessEnv;
+  quiet?: boolean;
+  /** First restart delay; doubles per crash up to `maxBackoffMs`, and resets after a minute up. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Called after each restart (e.g. to wait for the port before saying it is back). */
+  onRestart?: (attempt: number) => void;
+}
+
+/**
+ * Runs a child and starts it again when it dies on its own (a crash, an OOM kill, `kill -9`),
+ * with one readable line per restart instead of a console full of the dependents' retries.
+ */
+export function superviseChild(name: string, cmd: string, args: string[], opts: SuperviseOptions = {}): Child {
+  const first = opts.backoffMs ?? 1000;
+  const max = opts.maxBackoffMs ?? 30_000;
+  let backoff = first;
+  let restarts = 0;
+  let stopping = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Child;
+  const launch = () => {
+    const startedAt = Date.now();
+    current = startChild(name, cmd, args, opts);
+    current.proc.once('close', (code, signal) => {
+      if (stopping) return;
+      if (Date.now() - startedAt > 60_000) backoff = first;
+      console.error(`[${name}] exited (${signal ?? `code ${code}`}); restarting in ${(backoff / 1000).toFixed(1)} s`);
+      timer = setTimeout(() => {
+        restarts += 1;
+        launch();
+        opts.onRestart?.(restarts);
+      }, backoff);
+      backoff = Math.min(backoff * 2, max);
+    });
+  };
+  launch();
+  return {
+    name,
+    get proc() {
+      return current.proc;
+    },
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      await current.stop();
     },
   };
 }

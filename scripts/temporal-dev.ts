@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { searchAttributes } from '../workflows/shared.ts';
-import { startChild, waitForPort, type Child } from './processes.ts';
+import { superviseChild, waitForPort, type Child } from './processes.ts';
 import { requireTool, temporalCli } from './tools.ts';
 
 export interface DevServerOptions {
@@ -29,7 +29,12 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ch
     'error',
     ...searchAttributes.flatMap((attr) => ['--search-attribute', `${attr.name}=Keyword`]),
   ];
-  const child = startChild('temporal', requireTool(temporalCli), args, { quiet: true });
+  // Supervised: a dev server that dies comes back on the same port with the same history file,
+  // and the workers and clients reconnect by themselves.
+  const child = superviseChild('temporal', requireTool(temporalCli), args, {
+    quiet: true,
+    onRestart: () => void waitForPort('127.0.0.1', opts.port, 60_000).then(() => console.error('[temporal] back on port ' + opts.port), () => undefined),
+  });
   await waitForPort('127.0.0.1', opts.port, 60_000);
   return child;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { config, repoRoot } from '../config.ts';
 import { logger } from '../observability/logger.ts';
 import { bootstrapDemo } from './bootstrap.ts';
-import { startChild, type Child } from './processes.ts';
+import { superviseChild, type Child } from './processes.ts';
 import { startTemporalDevServer } from './temporal-dev.ts';
 import { requireTool, trainerPython } from './tools.ts';
 import { startEngine } from '../workers/engine.ts';
@@ -58,9 +58,9 @@ async function main() {
   //    a stream of fewer cameras is a different distribution, which the drift monitor flags.
   const childEnv = { TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE, STORE_DIR: config.STORE_DIR };
   const python = requireTool(trainerPython);
-  const trainer = startChild('trainer', python, ['-m', 'dataengine_trainer', 'worker'], { env: childEnv });
+  const trainer = superviseChild('trainer', python, ['-m', 'dataengine_trainer', 'worker'], { env: childEnv });
   stops.push({ name: 'trainer', stop: () => trainer.stop() });
-  const camera: Child = startChild(
+  const camera: Child = superviseChild(
     'camera',
     python,
     ['-m', 'dataengine_trainer', 'camera', '--api', engine.apiUrl!, '--stream', DEMO_STREAM, '--cameras', '4', '--fps', '1',
@@ -72,7 +72,7 @@ async function main() {
   // 3. Prometheus with the project's scrape config and alert rules, when it is installed.
   let prometheusUrl = 'not installed (apt-get install prometheus)';
   if (onPath('prometheus')) {
-    const prom = startChild('prometheus', 'prometheus', [
+    const prom = superviseChild('prometheus', 'prometheus', [
       `--config.file=${path.join(repoRoot, 'dashboards', 'prometheus', 'prometheus.yml')}`,
       `--storage.tsdb.path=${path.join(dataDir, 'prometheus')}`,
       '--web.listen-address=127.0.0.1:9090',

@@ -64,7 +64,7 @@ describe('hostile input', () => {
     const put = (url: string, body: string, headers = lead) => ({ url, init: { method: 'PUT', headers, body } });
     const postJson = (url: string, body: string, headers = lead) => ({ url, init: { method: 'POST', headers, body } });
     const get = (url: string, headers: Record<string, string> = lead) => ({ url, init: { headers } });
-    const model = (bytes: Buffer, kind = 'detection') => ({ url: `/v1/models/${kind}?version=hostile`, init: { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }), body: bytes } });
+    const model = (bytes: Buffer, kind = 'detection') => ({ url: `/v1/models/${kind}?version=hostile`, init: { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }), body: new Uint8Array(bytes) } });
     const box = (b: Record<string, unknown>) => ({ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2, ...b });
     const submit = (body: unknown) => postJson(`/v1/tasks/${UUID0}/submit`, typeof body === 'string' ? body : JSON.stringify(body), reviewer);
 
