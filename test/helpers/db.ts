@@ -4,9 +4,12 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { openDb, type DbHandle } from '../../db/client.ts';
 
-export async function createTestDb(): Promise<DbHandle> {
-  const url = process.env.DATABASE_URL;
-  if (!url) return openDb({});
+/** A test database; `url` names it for other processes (null for in-memory PGlite). */
+export type TestDb = DbHandle & { url: string | null };
+
+export async function createTestDb(serverUrl = process.env.DATABASE_URL): Promise<TestDb> {
+  const url = serverUrl;
+  if (!url) return { ...(await openDb({})), url: null };
   const name = `test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
@@ -17,6 +20,7 @@ export async function createTestDb(): Promise<DbHandle> {
   const handle = await openDb({ databaseUrl: dbUrl.toString() });
   return {
     ...handle,
+    url: dbUrl.toString(),
     async close() {
       await handle.close();
       const cleanup = new pg.Client({ connectionString: url });

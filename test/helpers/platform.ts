@@ -26,11 +26,11 @@ export interface TestPlatform {
   close(): Promise<void>;
 }
 
-export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<string, string>; registerModels?: boolean; cameraStreams?: string[] } = {}): Promise<TestPlatform> {
+export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<string, string>; registerModels?: boolean; cameraStreams?: string[]; temporalAddress?: string } = {}): Promise<TestPlatform> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dataengine-store-'));
   const config = loadConfig({ ...process.env, STORE_DIR: storeDir, BATCH_MAX_WAIT_MS: '300', ...opts.env });
   const store = new LocalBlobStore(storeDir);
-  const { client, close: closeClient } = await testClient();
+  const { client, close: closeClient } = await testClient(opts.temporalAddress);
   const taskQueue = uniqueQueue('scoring');
   const controlQueue = uniqueQueue('control');
   const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue, controlQueue, updateTimeoutMs: 1500 });

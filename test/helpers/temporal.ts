@@ -11,8 +11,8 @@ export function quietRuntime() {
   runtimeInstalled = true;
 }
 
-export async function testClient(): Promise<{ client: Client; close(): Promise<void> }> {
-  const connection = await Connection.connect({ address: inject('temporalAddress') });
+export async function testClient(address = inject('temporalAddress')): Promise<{ client: Client; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address });
   return { client: new Client({ connection }), close: () => connection.close() };
 }
 
