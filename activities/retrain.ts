@@ -1,7 +1,7 @@
 // The TypeScript steps of a retraining run (the Python trainer does the training and the COCO
 // evaluation): snapshot the labels, register the candidate, deploy, verify, roll back, and
 // record every step in the database for the API and the lead pages.
-import { and, countDistinct, eq, gte, sql } from 'drizzle-orm';
+import { and, countDistinct, eq, gte, isNull, sql } from 'drizzle-orm';
 import { deploymentProgress, deployVersion, rollbackVersion } from '../control/deploy.ts';
 import type { LoopControl } from '../control/loop-control.ts';
 import type { Db } from '../db/client.ts';
@@ -33,10 +33,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createRetrainActivities(deps: RetrainDeps) {
   return {
-    async recordRetrainRun(input: { runId: string; trigger: 'schedule' | 'drift' | 'manual'; reason: string; requestedBy: string }): Promise<void> {
+    /**
+     * Records the run; a run started by drift takes up the pending triggers of its own scope (the
+     * drifted stream, or the global monitor for null), and only those.
+     */
+    async recordRetrainRun(input: { runId: string; trigger: 'schedule' | 'drift' | 'manual'; reason: string; requestedBy: string; driftScope?: { streamId: string | null } }): Promise<void> {
       await deps.db.insert(retrainRuns).values({ id: input.runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy }).onConflictDoNothing();
-      if (input.trigger === 'drift') {
-        await deps.db.update(retrainTriggers).set({ status: 'started' }).where(eq(retrainTriggers.status, 'pending'));
+      if (input.trigger === 'drift' && input.driftScope) {
+        const scope = input.driftScope.streamId === null ? isNull(retrainTriggers.streamId) : eq(retrainTriggers.streamId, input.driftScope.streamId);
+        await deps.db.update(retrainTriggers).set({ status: 'started', runId: input.runId }).where(and(eq(retrainTriggers.status, 'pending'), scope));
       }
     },
 
@@ -68,9 +73,9 @@ export function createRetrainActivities(deps: RetrainDeps) {
       const m = input.metrics as { candidate?: { map50: number }; production?: { map50: number } | null } | undefined;
       if (m?.candidate) modelEvalMap50.set({ kind: 'detection', role: 'candidate' }, m.candidate.map50);
       if (m?.production) modelEvalMap50.set({ kind: 'detection', role: 'production' }, m.production.map50);
-      // Whatever the outcome, the run is over: drift may start the next one.
+      // Whatever the outcome, the run is over: drift on its scope may start the next one.
       if (input.status && input.status !== 'running') {
-        await deps.db.update(retrainTriggers).set({ status: 'done' }).where(and(eq(retrainTriggers.status, 'started')));
+        await deps.db.update(retrainTriggers).set({ status: 'done' }).where(and(eq(retrainTriggers.status, 'started'), eq(retrainTriggers.runId, input.runId)));
       }
     },
 

@@ -322,6 +322,8 @@ export const retrainTriggers = pgTable(
     streamId: text('stream_id'),
     reportId: uuid('report_id').references(() => driftReports.id),
     status: text('status', { enum: ['pending', 'started', 'done'] }).notNull().default('pending'),
+    // The retraining run that took the trigger up; only that run marks it done.
+    runId: text('run_id'),
     createdAt: createdAt(),
   },
   (t) => [index('retrain_triggers_status_idx').on(t.status, t.createdAt)],

@@ -54,6 +54,7 @@ async function requestRetraining(input: DriftMonitorInput, r: DriftCheckResult):
           trigger: 'drift',
           reason: `${streamId ?? 'all streams'}: ${r.summary}`,
           requestedBy: 'drift-monitor',
+          driftScope: { streamId },
           // Reviewers need time to label what the shift routed; the run waits for them, checking
           // as often as this monitor checks for drift.
           waitForLabels: { streamId, since: new Date().toISOString(), minNew: r.retrainMinLabels, maxWaitMs: r.retrainMaxWaitHours * 3_600_000, pollMs: r.intervalSeconds * 1000 },

@@ -5,6 +5,8 @@
 import {
   CancellationScope,
   condition,
+  ContinueAsNew,
+  continueAsNew,
   defineSignal,
   defineQuery,
   isCancellation,
@@ -43,8 +45,12 @@ export interface RetrainInput {
   /** The Python worker's queue (tests run their own). */
   trainingQueue?: string;
   /** Before the snapshot, wait until `minNew` frames (of `streamId`, or of any stream for null)
-   * have been reviewed since `since`, checking every `pollMs`; fail after `maxWaitMs`. */
-  waitForLabels?: { streamId: string | null; since: string; minNew: number; maxWaitMs: number; pollMs: number };
+   * have been reviewed since `since`, checking every `pollMs`; fail after `maxWaitMs`. `deadline`
+   * is set by the run itself when it continues as new during a long wait. */
+  waitForLabels?: { streamId: string | null; since: string; minNew: number; maxWaitMs: number; pollMs: number; deadline?: string };
+  /** A drift-started run: the scope whose drift started it (a stream, or null for global). It
+   * takes up that scope's pending triggers and marks them done when it ends. */
+  driftScope?: { streamId: string | null };
   /** Labels created up to this time are in the snapshot (default: when the run starts). */
   asOf?: string;
   seed?: number;
@@ -106,12 +112,14 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     return { status, candidate, detail };
   };
 
-  await local.recordRetrainRun({ runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy });
+  // Runs started by older drift monitors name their stream only in waitForLabels.
+  const driftScope = input.trigger === 'drift' ? (input.driftScope ?? { streamId: input.waitForLabels?.streamId ?? null }) : undefined;
+  await local.recordRetrainRun({ runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy, driftScope });
   let current = 'labels';
   try {
     const wait = input.waitForLabels;
     if (wait) {
-      const deadline = Date.now() + wait.maxWaitMs;
+      const deadline = wait.deadline ? Date.parse(wait.deadline) : Date.now() + wait.maxWaitMs;
       let seen = -1;
       for (;;) {
         const n = await local.countLabelsSince({ streamId: wait.streamId, since: wait.since });
@@ -126,6 +134,11 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
         // Recorded only when the count moves, so a week of waiting stays a short history.
         if (n !== seen) await step('labels', 'running', `waiting for ${wait.minNew} frames reviewed since the drift: ${n} so far`);
         seen = n;
+        // A wait of up to 30 days polls thousands of times; the history would outgrow Temporal's
+        // limit (51,200 events), so the run continues as new, keeping its deadline.
+        if (workflowInfo().continueAsNewSuggested) {
+          await continueAsNew<typeof retrain>({ ...input, waitForLabels: { ...wait, deadline: new Date(deadline).toISOString() } });
+        }
         await sleep(Math.min(wait.pollMs, Math.max(1, deadline - Date.now())));
       }
     }
@@ -210,6 +223,8 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     await step('verify', 'done', 'every running loop scores with the new model');
     return await finish('deployed', `deployed ${runId}`, runId);
   } catch (err) {
+    // Continuing as new during the label wait is not a failure of the step.
+    if (err instanceof ContinueAsNew) throw err;
     if (isCancellation(err)) {
       // Record the outcome even though the workflow is being cancelled; production is untouched
       // unless the deploy step had already finished.

@@ -7,6 +7,7 @@ CREATE TABLE "frame_failures" (
 	"failed_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+ALTER TABLE "retrain_triggers" ADD COLUMN "run_id" text;--> statement-breakpoint
 ALTER TABLE "users" ADD COLUMN "streams" text[];--> statement-breakpoint
 ALTER TABLE "users" ADD COLUMN "camera_ids" text[];--> statement-breakpoint
 ALTER TABLE "users" ADD COLUMN "token_expires_at" timestamp with time zone;--> statement-breakpoint
