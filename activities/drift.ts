@@ -85,14 +85,18 @@ export function createDriftActivities(deps: DriftDeps) {
       };
 
       const segments: SegmentOutcome[] = [];
+      let camerasLeftOut = false;
       if (!input.streamId) {
         const outcome = await test('global', 'all', await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride }));
         if (outcome) segments.push(outcome);
       } else {
         const streamOutcome = await test('stream', input.streamId, await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId }));
         if (streamOutcome) segments.push(streamOutcome);
-        // Each camera against its own first frames under this model (see cameraWindows).
-        for (const cameraId of await cameras(db, input.streamId, modelVersion)) {
+        // Each camera against its own first frames under this model (see cameraWindows); the
+        // busiest `maxCameras` of them, so a client inventing camera ids cannot multiply the work.
+        const tested = await cameras(db, input.streamId, modelVersion, settings.maxCameras);
+        camerasLeftOut = tested.more;
+        for (const cameraId of tested.ids) {
           const { baseline, current } = await cameraWindows(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId, cameraId });
           const o = await test('camera', `${input.streamId}/${cameraId}`, current, { window: baseline, name: `the first ${baseline.embeddings.length} frames of camera ${cameraId} scored by ${modelVersion}` });
           if (o) segments.push(o);
@@ -131,7 +135,8 @@ export function createDriftActivities(deps: DriftDeps) {
         retrainTriggered = await recordTrigger(db, { dedupeKey: `${input.checkId}:all`, reason: 'drift across all streams', streamId: null, reportId: segments[0].reportId });
       }
       const summary =
-        verdict === 'world' ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)` : verdict === 'cameras' ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only` : 'no drift';
+        (verdict === 'world' ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)` : verdict === 'cameras' ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only` : 'no drift') +
+        (camerasLeftOut ? ` (only the ${settings.maxCameras} busiest cameras tested)` : '');
       return { ...base, status: 'checked', modelVersion, segments, verdict, boosted, retrainTriggered, summary };
     },
   };

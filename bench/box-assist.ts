@@ -8,20 +8,14 @@ import { serve } from '@hono/node-server';
 import autocannon from 'autocannon';
 import { createApp } from '../api/app.ts';
 import { loadConfig, repoRoot } from '../config.ts';
-import type { LoopControl } from '../control/loop-control.ts';
 import type { DbHandle } from '../db/client.ts';
 import { frames, streams } from '../db/schema.ts';
 import { createUser } from '../db/users.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { registerModel, setProduction } from '../models/registry.ts';
 import { sha256Hex, LocalBlobStore } from '../storage/blob-store.ts';
+import { noLoops } from './no-loops.ts';
 import { table } from './stats.ts';
-
-const noLoops: LoopControl = {
-  ensureLoop: async () => undefined, pause: async () => undefined, resume: async () => undefined, setPolicy: async () => undefined,
-  deployModel: async () => ({ modelVersion: null, deploymentId: null }), status: async () => null, runningStreams: async () => [], describe: async () => null,
-  ensureDriftMonitor: async () => undefined, checkDriftNow: async () => undefined,
-};
 
 export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP50: number) {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-box-'));

@@ -12,6 +12,7 @@ import { requireTool, temporalCli, trainerPython } from '../scripts/tools.ts';
 import { searchAttributes } from '../workflows/shared.ts';
 import { benchBoxAssist } from './box-assist.ts';
 import { benchDrift } from './drift.ts';
+import { benchIngestMemory } from './ingest-memory.ts';
 import { benchLabelEfficiency, defaultLabelEfficiency } from './label-efficiency.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
@@ -58,6 +59,7 @@ if (want('box')) {
   await db.close();
 }
 if (want('drift')) await benchDrift();
+if (want('ingest')) await benchIngestMemory();
 if (want('metrics')) await benchMetrics();
 // The two slow ones (tens of minutes each): they train models.
 const resultsDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'results');

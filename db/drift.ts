@@ -1,6 +1,6 @@
 // Statements of the drift monitor: windows of embeddings, reference embeddings, settings,
 // reports, boosts and retrain triggers.
-import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
 import { driftSettingsSchema, defaultDriftMonitorSettings, type DriftMonitorSettings } from '../drift/settings.ts';
 import type { DriftReport } from '../drift/report.ts';
 import type { DbOrTx } from './client.ts';
@@ -83,9 +83,20 @@ export async function pinnedWindow(db: DbOrTx, opts: { modelVersion: string; str
   return withScores(db, rows);
 }
 
-export async function cameras(db: DbOrTx, streamId: string, modelVersion: string): Promise<string[]> {
-  const rows = await db.selectDistinct({ cameraId: frameScores.cameraId }).from(frameScores).where(and(eq(frameScores.streamId, streamId), eq(frameScores.modelVersion, modelVersion)));
-  return rows.map((r) => r.cameraId).sort();
+/**
+ * The stream's cameras scored by this model, the busiest first, at most `limit` of them: camera
+ * ids come from clients, and a test per camera must not grow without bound. `more` says whether
+ * cameras were left out.
+ */
+export async function cameras(db: DbOrTx, streamId: string, modelVersion: string, limit: number): Promise<{ ids: string[]; more: boolean }> {
+  const rows = await db
+    .select({ cameraId: frameScores.cameraId })
+    .from(frameScores)
+    .where(and(eq(frameScores.streamId, streamId), eq(frameScores.modelVersion, modelVersion)))
+    .groupBy(frameScores.cameraId)
+    .orderBy(desc(count()), asc(frameScores.cameraId))
+    .limit(limit + 1);
+  return { ids: rows.slice(0, limit).map((r) => r.cameraId).sort(), more: rows.length > limit };
 }
 
 export interface ReferenceFile {

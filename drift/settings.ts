@@ -18,6 +18,8 @@ export const driftSettingsSchema = z
     /** Take every n-th of the latest frames: consecutive frames of a camera are nearly the same
      * picture, and KS assumes independent samples; 16 spaces them about one scene apart. */
     windowStride: z.number().int().min(1).max(1000).default(16),
+    /** Cameras of a stream tested one by one per check (the busiest); the stream test covers all. */
+    maxCameras: z.number().int().min(0).max(256).default(32),
     /** Seconds between checks. */
     intervalSeconds: z.number().int().min(5).max(7 * 24 * 3600).default(300),
     /** How long a drift boost raises sampling for the drifted stream or camera. */

@@ -130,7 +130,7 @@ describe('driftMonitor', () => {
     expect((await bad.json()).errors.map((e: { field: string }) => e.field).sort()).toEqual(['alpha', 'correction']);
     const ok = await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ alpha: 0.01, correction: 'bh', pinnedReference: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:01:00Z' } }) });
     expect(ok.status).toBe(200);
-    const got = await (await p.app.request('/v1/streams/cams/drift-settings', { headers: auth(p.tokens.reviewer) })).json();
+    const got = await (await p.app.request('/v1/streams/cams/drift-settings', { headers: auth(p.tokens.lead) })).json();
     expect(got.settings).toMatchObject({ alpha: 0.01, correction: 'bh', components: 8 });
     expect((await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.reviewer, { 'Content-Type': 'application/json' }), body: '{}' })).status).toBe(403);
     void and;

@@ -154,7 +154,9 @@ describe('registry', () => {
     await setProduction(handle.db, 'detection', 'v2', { triggeredBy: 'test', reason: 'better' });
     expect((await productionModel(handle.db, 'detection'))?.version).toBe('v2');
     const back = await rollback(handle.db, 'detection', { triggeredBy: 'lead' });
-    expect(back).toEqual({ version: 'v1', previousVersion: 'v2' });
+    expect(back).toEqual({ version: 'v1', previousVersion: 'v2', deploymentId: expect.any(Number) });
+    // Each move of the pointer is a new deployment with a larger id, also when it goes back.
+    expect(back.deploymentId).toBeGreaterThan((await deploymentHistory(handle.db, 'detection'))[1].id);
     expect((await productionModel(handle.db, 'detection'))?.version).toBe('v1');
     const history = await deploymentHistory(handle.db, 'detection');
     expect(history.map((d) => [d.action, d.version, d.previousVersion])).toEqual([
