@@ -31,6 +31,7 @@ export const dashboards = {
     .withPanel(stat('Frames refused / s', 'ops', q('sum(rate(dataengine_frames_rejected_total[5m]))')))
     .withPanel(ts('Frames scored per stream', 'ops', q('sum by (stream) (rate(dataengine_frames_scored_total[5m]))', '{{stream}}')))
     .withPanel(ts('Ingested bytes per camera', 'Bps', q('sum by (stream, camera) (rate(dataengine_frame_bytes_ingested_total[5m]))', '{{stream}}/{{camera}}')))
+    .withPanel(ts('Frames set aside by the loop (per hour)', 'short', q('sum by (stream, reason) (increase(dataengine_frames_quarantined_total[1h]))', '{{stream}} {{reason}}')))
     .withRow(new RowBuilder('Where a batch spends its time'))
     .withPanel(ts('Batch stage p95', 's', q('histogram_quantile(0.95, sum by (le, stage) (rate(dataengine_batch_stage_seconds_bucket[5m])))', '{{stage}}')))
     .withPanel(ts('Frames per batch (mean)', 'short', q('sum(rate(dataengine_batch_frames_sum[5m])) / sum(rate(dataengine_batch_frames_count[5m]))', 'frames')))

@@ -16,7 +16,7 @@ import { createRetrainActivities } from '../../activities/retrain.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { saveDriftSettings, saveModelReference } from '../../db/drift.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';
-import { frameScores, reviewTasks } from '../../db/schema.ts';
+import { frameFailures, frames, frameScores, reviewTasks } from '../../db/schema.ts';
 import { exposeDatabaseGauges } from '../../observability/database-gauges.ts';
 import { installTemporalRuntime } from '../../observability/temporal-runtime.ts';
 import { startWorkers, type RunningWorkers } from '../../workers/start-workers.ts';
@@ -39,7 +39,7 @@ async function freePort(): Promise<number> {
 describe('alert rules', () => {
   it('pass promtool check and their unit tests', async () => {
     const check = await run('promtool', ['check', 'rules', path.join(dir, 'prometheus/alerts.yml')]);
-    expect(check.stdout).toContain('SUCCESS: 6 rules found');
+    expect(check.stdout).toContain('SUCCESS: 7 rules found');
     const tests = await run('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: path.join(dir, 'prometheus') });
     expect(tests.stdout).toContain('SUCCESS');
   });
@@ -75,6 +75,9 @@ describe('dashboards against a real Prometheus', () => {
       await p.app.request(`/v1/streams/obs/frames?cameraId=${s.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: fs.readFileSync(s.file) });
     }
     await eventually(async () => (await handle.db.select().from(frameScores).where(eq(frameScores.streamId, 'obs'))).length === sampleFrames().length, 60_000, 'frames scored');
+    // A frame whose blob is gone: the loop sets it aside and counts it.
+    await handle.db.insert(frames).values({ streamId: 'obs', cameraId: 'c', capturedAt: new Date(), contentHash: 'gone', storageKey: 'frames/gone.png', mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 });
+    await eventually(async () => (await handle.db.select().from(frameFailures)).length === 1, 60_000, 'the frame set aside');
     // Review traffic: a claim that expires and is claimed again, decisions, box assist.
     const reviewer = auth(p.tokens.reviewer, { 'Content-Type': 'application/json' });
     const first = await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: reviewer })).json();
