@@ -56,6 +56,7 @@ async function render() {
       <p><select id="export-stream"><option value="">all streams</option>${streams.map((s) => `<option>${escapeHtml(s.id)}</option>`).join('')}</select>
         from <input id="export-from" type="datetime-local"> to <input id="export-to" type="datetime-local"> <button id="export">Download</button></p>
     </section>
+    <section class="card" style="grid-column: 1 / -1"><h2>Frames set aside by the loop</h2><div id="failed-frames"></div></section>
   </div>`;
   root.querySelectorAll('button[data-action]').forEach((b) => b.addEventListener('click', async () => {
     await api(`/v1/streams/${encodeURIComponent(b.dataset.stream)}/${b.dataset.action}`, { method: 'POST' });
@@ -66,7 +67,16 @@ async function render() {
   root.querySelector('#policy-save').addEventListener('click', () => savePolicy(select.value));
   root.querySelector('#export').addEventListener('click', exportCoco);
   if (streams.length) await loadPolicy(select.value);
-  await renderLabels();
+  await Promise.all([renderLabels(), renderFailedFrames()]);
+}
+
+// Frames that could not be scored (missing blob, undecodable, over the pixel limit): the stream
+// went on without them; this is where someone notices.
+async function renderFailedFrames() {
+  const { frames } = await api('/v1/frames?status=failed&limit=20');
+  root.querySelector('#failed-frames').innerHTML = `<table><thead><tr><th>when</th><th>stream</th><th>camera</th><th>reason</th><th>detail</th><th>frame</th></tr></thead><tbody>
+    ${frames.map((f) => `<tr><td>${escapeHtml(new Date(f.failedAt).toLocaleString())}</td><td>${escapeHtml(f.streamId)}</td><td>${escapeHtml(f.cameraId)}</td><td>${escapeHtml(f.reason)}</td><td>${escapeHtml(f.detail)}</td><td><code>${escapeHtml(f.frameId)}</code></td></tr>`).join('') || '<tr><td colspan="6">None: every frame was scored.</td></tr>'}
+  </tbody></table>`;
 }
 
 async function loadPolicy(streamId) {

@@ -8,7 +8,7 @@ import { eq } from 'drizzle-orm';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
-import { driftReports, frameScores, labels, predictions, reviewTasks } from '../../db/schema.ts';
+import { driftReports, frameFailures, frames, frameScores, labels, predictions, reviewTasks } from '../../db/schema.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
@@ -135,10 +135,15 @@ describe('review app', () => {
   it('shows a lead the validation error next to the band field and stores nothing', async () => {
     const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
     page.on('pageerror', (err) => console.error('lead page error:', err.message));
+    // A frame the loop set aside, for the page to list.
+    const [gone] = await handle.db.insert(frames).values({ streamId: STREAM, cameraId: 'cam-gone', capturedAt: new Date(), contentHash: 'gone', storageKey: 'frames/gone.png', mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 }).returning();
+    await handle.db.insert(frameFailures).values({ frameId: gone.id, streamId: STREAM, reason: 'missing_blob', detail: 'no blob at frames/gone.png', modelVersion: 'tiny-detection' });
     await page.goto(base + '/app/lead');
     await page.fill('#token', p.tokens.lead);
     await page.press('#token', 'Enter');
     await page.waitForSelector('[data-field="band.low"]');
+    await expect.poll(() => page.textContent('#failed-frames')).toContain('missing_blob');
+    expect(await page.textContent('#failed-frames')).toContain('cam-gone');
     await page.fill('[data-field="band.low"]', '0.7');
     await page.fill('[data-field="band.high"]', '0.4');
     await page.click('#policy-save');
