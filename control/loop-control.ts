@@ -1,5 +1,5 @@
 // Starting and steering stream loops through the Temporal client. The API and the deploy step
-// use this; workflow code never signals other workflows itself (TEMPORAL.md section 8).
+// use this; workflow code never signals other workflows itself (a signal from workflow code costs history and counts against its pending-operation cap).
 import { Client, WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import {
   deployModelUpdate,

@@ -1,4 +1,4 @@
-// The sampling policy an ML lead sets per stream (DESIGN.md "Sampling policy"). It is validated
+// The sampling policy an ML lead sets per stream (README, "Sampling policy"). It is validated
 // at the API edge with this schema, stored versioned in `sampling_policies`, and read back by
 // the routing step with the same schema, so both sides agree on defaults.
 import { z } from 'zod';

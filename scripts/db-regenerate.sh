@@ -10,7 +10,7 @@ rm -rf db/migrations
 npx drizzle-kit generate --name init >/dev/null
 file=db/migrations/0000_init.sql
 {
-  echo '-- pgvector backs frame embeddings and the similarity index (DESIGN.md "Vector index").'
+  echo '-- pgvector backs frame embeddings and the similarity index (docs/architecture.md).'
   echo 'CREATE EXTENSION IF NOT EXISTS vector;'
   echo '--> statement-breakpoint'
   cat "$file"

@@ -1,4 +1,4 @@
-// One Temporal server and one workflow bundle for the whole run (TEMPORAL.md section 7):
+// One Temporal server and one workflow bundle for the whole run (docs/architecture.md, "Testing"):
 // parallel createLocal() calls per file race, and bundling takes seconds.
 // With TEMPORAL_ADDRESS set, the suite uses that cluster instead of starting a dev server.
 import type {} from 'vitest';

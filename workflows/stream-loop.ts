@@ -1,5 +1,5 @@
 // streamLoop: one never-ending workflow per camera stream. Each iteration is ONE activity that
-// pulls a batch, scores it and routes it (TEMPORAL.md section 1: merging score and route halves
+// pulls a batch, scores it and routes it (docs/architecture.md, "History per activity": merging score and route halves
 // the history per batch). Control arrives as signals (pause/resume) and updates (policy, model);
 // a query reports status. The loop continues-as-new when the server suggests it.
 import {
@@ -102,7 +102,7 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
       return { policyVersion: state.policyVersion ?? req.policyVersion };
     },
     {
-      // Validators must be synchronous (TEMPORAL.md section 2); a rejection leaves no history.
+      // Validators must be synchronous (docs/architecture.md, "Signals, updates, queries"); a rejection leaves no history.
       validator: (req) => {
         if (!Number.isInteger(req?.policyVersion) || req.policyVersion < 1) {
           throw new Error('policyVersion must be a positive integer');

@@ -5,12 +5,16 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import { repoRoot } from '../../config.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
+import { ProblemError } from '../problem.ts';
 
 const WEB_DIR = path.join(repoRoot, 'web');
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 async function sendFile(file: string) {
-  const body = await fs.readFile(path.join(WEB_DIR, file));
+  const body = await fs.readFile(path.join(WEB_DIR, file)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new ProblemError(404, 'Not found', `no page asset ${file}`, undefined, 'no_route');
+    throw err;
+  });
   return new Response(new Uint8Array(body), { headers: { 'Content-Type': TYPES[path.extname(file)], 'Cache-Control': 'no-cache' } });
 }
 

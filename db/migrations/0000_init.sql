@@ -1,4 +1,4 @@
--- pgvector backs frame embeddings and the similarity index (DESIGN.md "Vector index").
+-- pgvector backs frame embeddings and the similarity index (docs/architecture.md).
 CREATE EXTENSION IF NOT EXISTS vector;
 --> statement-breakpoint
 CREATE TABLE "audit_log" (

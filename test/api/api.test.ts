@@ -113,9 +113,15 @@ describe('ingestion', () => {
     fs.mkdirSync(cam, { recursive: true });
     fs.copyFileSync(sampleFrames()[3].file, path.join(cam, 'a.png'));
     fs.writeFileSync(path.join(cam, 'broken.png'), 'not an image');
+    // A link is refused, not followed (it could point anywhere), and an oversized file is
+    // refused by its size before it is read.
+    fs.symlinkSync('/etc/hostname', path.join(cam, 'link.png'));
+    fs.writeFileSync(path.join(cam, 'huge.png'), Buffer.alloc(2_000_000));
     const rowsBefore = await frameRows();
     const result = await scanDirectory({ db: handle.db, store: p.deps.store, dir, maxFrameBytes: 1e6, maxFramePixels: 4e7 });
-    expect(result).toEqual({ ingested: 1, rejected: 1 });
+    expect(result).toEqual({ ingested: 1, rejected: 3 });
+    expect(fs.readFileSync(path.join(dir, '.rejected', STREAM, 'cam-dir', 'link.png.reason.txt'), 'utf8')).toContain('not_a_file');
+    expect(fs.readFileSync(path.join(dir, '.rejected', STREAM, 'cam-dir', 'huge.png.reason.txt'), 'utf8')).toContain('413 too_large');
     expect(await frameRows()).toBe(rowsBefore + 1);
     expect(fs.existsSync(path.join(dir, '.done', STREAM, 'cam-dir', 'a.png'))).toBe(true);
     expect(fs.readFileSync(path.join(dir, '.rejected', STREAM, 'cam-dir', 'broken.png.reason.txt'), 'utf8')).toContain('type_mismatch');

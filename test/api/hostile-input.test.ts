@@ -121,6 +121,7 @@ describe('hostile input', () => {
       ['deployment id not a number', get('/v1/deployments/abc'), 400, 'id'],
       ['frame id not a uuid', get('/v1/frames/..%2F..%2Fetc%2Fpasswd'), 404, 'unknown_frame'],
       ['task id not a uuid', get("/v1/tasks/1';drop table labels;--", reviewer), 404, 'not_found'],
+      ['an asset that does not exist', get('/app/no-such-file.js', {}), 404, 'no_route'],
       ['stream id of 10,000 characters', postJson('/v1/streams', JSON.stringify({ id: 'a'.repeat(10_000) })), 400, 'id'],
       ['user with a bad role', postJson('/v1/users', JSON.stringify({ name: 'x', role: 'root' }), admin), 400, 'role'],
       ['user name with a slash', postJson('/v1/users', JSON.stringify({ name: 'a/b', role: 'lead' }), admin), 400, 'name'],

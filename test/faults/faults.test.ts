@@ -105,6 +105,20 @@ async function exactlyOnce(db: Db, streamId: string, expectedFrames: number) {
   return { frames: frameCount.n, scored: scores.length, predictions: preds.n, tasks: tasks.length };
 }
 
+/** Runs `fn` while the scoring and control workers of `p` run in this process on `address`. */
+async function withWorkers<T>(db: TestDb, p: TestPlatform, address: string, fn: () => Promise<T>): Promise<T> {
+  quietRuntime();
+  const connection = await NativeConnection.connect({ address });
+  let workers: RunningWorkers | null = null;
+  try {
+    workers = await startWorkers({ connection, namespace: 'default', db: db.db, store: p.deps.store, detectors: p.deps.models, workflowBundle: { code: inject('workflowBundleCode') }, scoringQueue: p.taskQueue, controlQueue: p.controlQueue, idleWaitMs: 1000 });
+    return await fn();
+  } finally {
+    await workers?.shutdown();
+    await connection.close();
+  }
+}
+
 async function stopLoop(p: TestPlatform, streamId: string) {
   for (const id of [streamWorkflowId(streamId), driftWorkflowId(streamId)]) await p.deps.temporal!.workflow.getHandle(id).terminate('test over').catch(() => undefined);
 }
@@ -173,28 +187,24 @@ describe('fault injection', () => {
     const db = await createTestDb(pg.url);
     const streamId = `kill-temporal-${Math.random().toString(36).slice(2, 8)}`;
     const p = await createTestPlatform(db, { cameraStreams: [streamId], temporalAddress: address, env: { PREDICTION_MIN_SCORE: MIN_SCORE } });
-    quietRuntime();
-    const connection = await NativeConnection.connect({ address });
-    let workers: RunningWorkers | null = null;
     try {
-      workers = await startWorkers({ connection, namespace: 'default', db: db.db, store: p.deps.store, detectors: p.deps.models, workflowBundle: { code: inject('workflowBundleCode') }, scoringQueue: p.taskQueue, controlQueue: p.controlQueue, idleWaitMs: 1000 });
-      await createStream(p, streamId);
-      const sending = camera(p, streamId, 60, 15);
-      await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
-      const killedPid = server.proc.pid;
-      server.proc.kill('SIGKILL');
-      const sent = await sending;
-      await eventually(async () => (await scoredCount(db.db, streamId)) === sent, 120_000, 'every frame scored after the restart');
-      expect(server.proc.pid).not.toBe(killedPid);
-      const counts = await exactlyOnce(db.db, streamId, sent);
-      // The loop's history survived the restart: it is the same workflow, still running.
-      const description = await p.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).describe();
-      expect(description.status.name).toBe('RUNNING');
-      console.log(`fault (b) Temporal SIGKILL: ${JSON.stringify(counts)}`);
+      await withWorkers(db, p, address, async () => {
+        await createStream(p, streamId);
+        const sending = camera(p, streamId, 60, 15);
+        await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
+        const killedPid = server.proc.pid;
+        server.proc.kill('SIGKILL');
+        const sent = await sending;
+        await eventually(async () => (await scoredCount(db.db, streamId)) === sent, 120_000, 'every frame scored after the restart');
+        expect(server.proc.pid).not.toBe(killedPid);
+        const counts = await exactlyOnce(db.db, streamId, sent);
+        // The loop's history survived the restart: it is the same workflow, still running.
+        const description = await p.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).describe();
+        expect(description.status.name).toBe('RUNNING');
+        console.log(`fault (b) Temporal SIGKILL: ${JSON.stringify(counts)}`);
+      });
     } finally {
       await stopLoop(p, streamId);
-      await workers?.shutdown();
-      await connection.close();
       await p.close();
       await db.close();
       await server.stop();
@@ -205,25 +215,21 @@ describe('fault injection', () => {
     const db = await createTestDb(pg.url);
     const streamId = `kill-postgres-${Math.random().toString(36).slice(2, 8)}`;
     const p = await createTestPlatform(db, { cameraStreams: [streamId], env: { PREDICTION_MIN_SCORE: MIN_SCORE } });
-    quietRuntime();
-    const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-    let workers: RunningWorkers | null = null;
     try {
-      workers = await startWorkers({ connection, namespace: 'default', db: db.db, store: p.deps.store, detectors: p.deps.models, workflowBundle: { code: inject('workflowBundleCode') }, scoringQueue: p.taskQueue, controlQueue: p.controlQueue, idleWaitMs: 1000 });
-      await createStream(p, streamId);
-      const sending = camera(p, streamId, 60, 15);
-      await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
-      await pg.kill();
-      await new Promise((r) => setTimeout(r, 3000));
-      await pg.start();
-      const sent = await sending;
-      await eventually(async () => (await scoredCount(db.db, streamId)) === sent, 120_000, 'every frame scored after the restart');
-      const counts = await exactlyOnce(db.db, streamId, sent);
-      console.log(`fault (c) Postgres restart: ${JSON.stringify(counts)}`);
+      await withWorkers(db, p, inject('temporalAddress'), async () => {
+        await createStream(p, streamId);
+        const sending = camera(p, streamId, 60, 15);
+        await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
+        await pg.kill();
+        await new Promise((r) => setTimeout(r, 3000));
+        await pg.start();
+        const sent = await sending;
+        await eventually(async () => (await scoredCount(db.db, streamId)) === sent, 120_000, 'every frame scored after the restart');
+        const counts = await exactlyOnce(db.db, streamId, sent);
+        console.log(`fault (c) Postgres restart: ${JSON.stringify(counts)}`);
+      });
     } finally {
       await stopLoop(p, streamId);
-      await workers?.shutdown();
-      await connection.close();
       await p.close();
       await db.close();
     }

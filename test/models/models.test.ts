@@ -17,7 +17,7 @@ import { decodeRgb, letterboxInto, roiFromEncoded } from '../../models/preproces
 import { deploymentHistory, productionModel, registerModel, rollback, RegistryError, setProduction } from '../../models/registry.ts';
 import { DetectorSession } from '../../models/sessions.ts';
 import { trainerPython } from '../../scripts/tools.ts';
-import { LocalBlobStore } from '../../storage/blob-store.ts';
+import { LocalBlobStore, sha256Hex } from '../../storage/blob-store.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { sampleFrames } from '../helpers/platform.ts';
 
@@ -110,6 +110,22 @@ describe('model cache', () => {
     const results = await Promise.all(requests.map(async (v) => ({ v, emb: (await cache.detect(v, frame)).frames[0].embedding })));
     for (const { v, emb } of results) expect(maxAbsDiff(emb, reference[v])).toBeLessThan(1e-5);
     await cache.close();
+  });
+
+  it('refuses to load a stored model whose bytes differ from the sha256 it was registered with', async () => {
+    const store = new LocalBlobStore(path.join(tmp, 'store-tampered'));
+    const bytes = tiny('detection.onnx');
+    await store.put('models/detection/t/model.onnx', bytes);
+    const registered = { t: sha256Hex(bytes) };
+    const cache = new ModelCache(store, { intraOpThreads: 1, minScore: 0, registeredSha256: async (_kind, v) => registered[v as 't'] });
+    const frame = [fs.readFileSync(sampleFrames()[0].file)];
+    expect((await cache.detect('t', frame)).frames).toHaveLength(1);
+    await cache.close();
+    // Someone with write access to the store swaps the file.
+    await store.put('models/detection/t/model.onnx', tiny('box.onnx'));
+    const fresh = new ModelCache(store, { intraOpThreads: 1, minScore: 0, registeredSha256: async (_kind, v) => registered[v as 't'] });
+    await expect(fresh.detect('t', frame)).rejects.toThrow(/does not match the sha256 it was registered with/);
+    await fresh.close();
   });
 });
 
