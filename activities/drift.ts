@@ -2,14 +2,25 @@
 // each of its cameras) with the reference window, store the reports, and act on drift.
 
 import type { Db } from '../db/client.ts';
-import { cameraWindows, cameras, ensureBoost, getDriftSettings, latestWindow, modelReference, pinnedWindow, recordTrigger, saveReport, type EmbeddingWindow } from '../db/drift.ts';
+import {
+  cameraWindows,
+  cameras,
+  ensureBoost,
+  getDriftSettings,
+  latestWindow,
+  modelReference,
+  pinnedWindow,
+  recordTrigger,
+  saveReport,
+  type EmbeddingWindow,
+} from '../db/drift.ts';
 import { productionVersion } from '../db/scoring.ts';
 import { driftReport, type DriftReport } from '../drift/report.ts';
 import { defaultDriftMonitorSettings } from '../drift/settings.ts';
 import { driftDecisions, driftPValue, driftStatistic } from '../observability/metrics.ts';
 
 /** Fewer frames than this in a window make no test. */
-export const MIN_WINDOW = 20;
+const MIN_WINDOW = 20;
 
 export interface DriftCheckInput {
   streamId: string | null;
@@ -52,32 +63,69 @@ export function createDriftActivities(deps: DriftDeps) {
     async runDriftCheck(input: DriftCheckInput): Promise<DriftCheckResult> {
       const { db } = deps;
       const settings = input.streamId ? await getDriftSettings(db, input.streamId) : defaultDriftMonitorSettings;
-      const base = { intervalSeconds: settings.intervalSeconds, retrainMinLabels: settings.retrainMinLabels, retrainMaxWaitHours: settings.retrainMaxWaitHours, segments: [] as SegmentOutcome[], verdict: 'none' as const, boosted: [] as string[], retrainTriggered: false };
+      const base = {
+        intervalSeconds: settings.intervalSeconds,
+        retrainMinLabels: settings.retrainMinLabels,
+        retrainMaxWaitHours: settings.retrainMaxWaitHours,
+        segments: [] as SegmentOutcome[],
+        verdict: 'none' as const,
+        boosted: [] as string[],
+        retrainTriggered: false,
+      };
       const modelVersion = await productionVersion(db, 'detection');
       if (!modelVersion) return { ...base, status: 'no_model', modelVersion: null, summary: 'no detection model in production' };
 
       let reference: EmbeddingWindow;
       let referenceName: string;
       if (settings.pinnedReference && input.streamId) {
-        reference = await pinnedWindow(db, { modelVersion, streamId: input.streamId, from: settings.pinnedReference.from, to: settings.pinnedReference.to, limit: 5000 });
+        reference = await pinnedWindow(db, {
+          modelVersion,
+          streamId: input.streamId,
+          from: settings.pinnedReference.from,
+          to: settings.pinnedReference.to,
+          limit: 5000,
+        });
         referenceName = `pinned ${settings.pinnedReference.from.toISOString()} to ${settings.pinnedReference.to.toISOString()}`;
       } else {
         reference = await modelReference(db, modelVersion);
         referenceName = `held-out frames of model ${modelVersion}`;
       }
       if (reference.embeddings.length < MIN_WINDOW) {
-        return { ...base, status: 'no_reference', modelVersion, summary: `the reference (${referenceName}) has ${reference.embeddings.length} frames; at least ${MIN_WINDOW} are needed` };
+        return {
+          ...base,
+          status: 'no_reference',
+          modelVersion,
+          summary: `the reference (${referenceName}) has ${reference.embeddings.length} frames; at least ${MIN_WINDOW} are needed`,
+        };
       }
       const reportSettings = { alpha: settings.alpha, components: settings.components, correction: settings.correction, minEffect: settings.minEffect };
 
-      const test = async (segmentType: SegmentOutcome['segmentType'], segment: string, current: EmbeddingWindow, against = { window: reference, name: referenceName }): Promise<SegmentOutcome | null> => {
+      const test = async (
+        segmentType: SegmentOutcome['segmentType'],
+        segment: string,
+        current: EmbeddingWindow,
+        against = { window: reference, name: referenceName },
+      ): Promise<SegmentOutcome | null> => {
         if (current.embeddings.length < MIN_WINDOW || against.window.embeddings.length < MIN_WINDOW) return null;
         const ref = against.window;
         const report: DriftReport = driftReport(
-          { reference: ref.embeddings, current: current.embeddings, referenceScores: ref.scores, currentScores: current.scores, referenceDetections: ref.detections, currentDetections: current.detections },
+          {
+            reference: ref.embeddings,
+            current: current.embeddings,
+            referenceScores: ref.scores,
+            currentScores: current.scores,
+            referenceDetections: ref.detections,
+            currentDetections: current.detections,
+          },
           reportSettings,
         );
-        const reportId = await saveReport(db, { checkId: input.checkId, segmentType, segmentKey: segment, modelVersion, report: { ...report, reference: against.name } });
+        const reportId = await saveReport(db, {
+          checkId: input.checkId,
+          segmentType,
+          segmentKey: segment,
+          modelVersion,
+          report: { ...report, reference: against.name },
+        });
         driftStatistic.set({ segment_type: segmentType, segment }, report.maxStatistic);
         driftPValue.set({ segment_type: segmentType, segment }, report.minAdjustedP);
         driftDecisions.inc({ segment_type: segmentType, decision: report.drift ? 'drift' : 'no_drift' });
@@ -90,19 +138,33 @@ export function createDriftActivities(deps: DriftDeps) {
         const outcome = await test('global', 'all', await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride }));
         if (outcome) segments.push(outcome);
       } else {
-        const streamOutcome = await test('stream', input.streamId, await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId }));
+        const streamOutcome = await test(
+          'stream',
+          input.streamId,
+          await latestWindow(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId }),
+        );
         if (streamOutcome) segments.push(streamOutcome);
         // Each camera against its own first frames under this model (see cameraWindows); the
         // busiest `maxCameras` of them, so a client inventing camera ids cannot multiply the work.
         const tested = await cameras(db, input.streamId, modelVersion, settings.maxCameras);
         camerasLeftOut = tested.more;
         for (const cameraId of tested.ids) {
-          const { baseline, current } = await cameraWindows(db, { modelVersion, size: settings.windowSize, stride: settings.windowStride, streamId: input.streamId, cameraId });
-          const o = await test('camera', `${input.streamId}/${cameraId}`, current, { window: baseline, name: `the first ${baseline.embeddings.length} frames of camera ${cameraId} scored by ${modelVersion}` });
+          const { baseline, current } = await cameraWindows(db, {
+            modelVersion,
+            size: settings.windowSize,
+            stride: settings.windowStride,
+            streamId: input.streamId,
+            cameraId,
+          });
+          const o = await test('camera', `${input.streamId}/${cameraId}`, current, {
+            window: baseline,
+            name: `the first ${baseline.embeddings.length} frames of camera ${cameraId} scored by ${modelVersion}`,
+          });
           if (o) segments.push(o);
         }
       }
-      if (segments.length === 0) return { ...base, status: 'not_enough_frames', modelVersion, summary: `fewer than ${MIN_WINDOW} frames scored by ${modelVersion} yet` };
+      if (segments.length === 0)
+        return { ...base, status: 'not_enough_frames', modelVersion, summary: `fewer than ${MIN_WINDOW} frames scored by ${modelVersion} yet` };
 
       // A camera that moves while its neighbours do not is a camera problem (dirty lens, new
       // mount); most cameras moving together is the world changing.
@@ -132,11 +194,19 @@ export function createDriftActivities(deps: DriftDeps) {
           reportId: trigger.reportId,
         });
       } else if (verdict !== 'none') {
-        retrainTriggered = await recordTrigger(db, { dedupeKey: `${input.checkId}:all`, reason: 'drift across all streams', streamId: null, reportId: segments[0].reportId });
+        retrainTriggered = await recordTrigger(db, {
+          dedupeKey: `${input.checkId}:all`,
+          reason: 'drift across all streams',
+          streamId: null,
+          reportId: segments[0].reportId,
+        });
       }
       const summary =
-        (verdict === 'world' ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)` : verdict === 'cameras' ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only` : 'no drift') +
-        (camerasLeftOut ? ` (only the ${settings.maxCameras} busiest cameras tested)` : '');
+        (verdict === 'world'
+          ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)`
+          : verdict === 'cameras'
+            ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only`
+            : 'no drift') + (camerasLeftOut ? ` (only the ${settings.maxCameras} busiest cameras tested)` : '');
       return { ...base, status: 'checked', modelVersion, segments, verdict, boosted, retrainTriggered, summary };
     },
   };

@@ -37,16 +37,35 @@ export function createRetrainActivities(deps: RetrainDeps) {
      * Records the run; a run started by drift takes up the pending triggers of its own scope (the
      * drifted stream, or the global monitor for null), and only those.
      */
-    async recordRetrainRun(input: { runId: string; trigger: 'schedule' | 'drift' | 'manual'; reason: string; requestedBy: string; driftScope?: { streamId: string | null } }): Promise<void> {
-      await deps.db.insert(retrainRuns).values({ id: input.runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy }).onConflictDoNothing();
+    async recordRetrainRun(input: {
+      runId: string;
+      trigger: 'schedule' | 'drift' | 'manual';
+      reason: string;
+      requestedBy: string;
+      driftScope?: { streamId: string | null };
+    }): Promise<void> {
+      await deps.db
+        .insert(retrainRuns)
+        .values({ id: input.runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy })
+        .onConflictDoNothing();
       if (input.trigger === 'drift' && input.driftScope) {
         const scope = input.driftScope.streamId === null ? isNull(retrainTriggers.streamId) : eq(retrainTriggers.streamId, input.driftScope.streamId);
-        await deps.db.update(retrainTriggers).set({ status: 'started', runId: input.runId }).where(and(eq(retrainTriggers.status, 'pending'), scope));
+        await deps.db
+          .update(retrainTriggers)
+          .set({ status: 'started', runId: input.runId })
+          .where(and(eq(retrainTriggers.status, 'pending'), scope));
       }
     },
 
     /** Replaces the step of that name (or appends it) and optionally sets the run's status and fields. */
-    async recordRetrainStep(input: { runId: string; step: StepRecord; status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> }): Promise<void> {
+    async recordRetrainStep(input: {
+      runId: string;
+      step: StepRecord;
+      status?: RunStatus;
+      snapshotId?: string;
+      candidateVersion?: string;
+      metrics?: Record<string, unknown>;
+    }): Promise<void> {
       await deps.db.transaction(async (tx) => {
         const [run] = await tx.select().from(retrainRuns).where(eq(retrainRuns.id, input.runId)).for('update');
         if (!run) return;
@@ -75,7 +94,10 @@ export function createRetrainActivities(deps: RetrainDeps) {
       if (m?.production) modelEvalMap50.set({ kind: 'detection', role: 'production' }, m.production.map50);
       // Whatever the outcome, the run is over: drift on its scope may start the next one.
       if (input.status && input.status !== 'running') {
-        await deps.db.update(retrainTriggers).set({ status: 'done' }).where(and(eq(retrainTriggers.status, 'started'), eq(retrainTriggers.runId, input.runId)));
+        await deps.db
+          .update(retrainTriggers)
+          .set({ status: 'done' })
+          .where(and(eq(retrainTriggers.status, 'started'), eq(retrainTriggers.runId, input.runId)));
       }
     },
 
@@ -94,7 +116,8 @@ export function createRetrainActivities(deps: RetrainDeps) {
       const classNames = (production?.metadata as { classNames?: string[] } | undefined)?.classNames;
       const parentKey = production?.trainingSnapshot ? `snapshots/${production.trainingSnapshot}/dataset.json` : null;
       const snap = await createSnapshot(deps.db, deps.store, { id: input.runId, asOf: new Date(input.asOf), trigger: 'retrain', classNames, parentKey });
-      const hasCheckpoint = async (kind: ModelKind, version: string | undefined) => (version ? deps.store.exists(`models/${kind}/${version}/checkpoint.pt`) : false);
+      const hasCheckpoint = async (kind: ModelKind, version: string | undefined) =>
+        version ? deps.store.exists(`models/${kind}/${version}/checkpoint.pt`) : false;
       return {
         ...snap,
         production: production?.version ?? null,
@@ -105,16 +128,35 @@ export function createRetrainActivities(deps: RetrainDeps) {
       };
     },
 
-    async registerCandidate(input: { kind: ModelKind; version: string; artifactKey: string; snapshotId: string; parentVersion: string | null; metrics: Record<string, unknown> }): Promise<{ version: string }> {
+    async registerCandidate(input: {
+      kind: ModelKind;
+      version: string;
+      artifactKey: string;
+      snapshotId: string;
+      parentVersion: string | null;
+      metrics: Record<string, unknown>;
+    }): Promise<{ version: string }> {
       const bytes = await deps.store.get(input.artifactKey);
       const refKey = input.artifactKey.replace(/model\.onnx$/, 'reference.json');
-      const reference = input.kind === 'detection' && (await deps.store.exists(refKey)) ? (JSON.parse((await deps.store.get(refKey)).toString()) as ReferenceFile) : undefined;
-      const row = await registerModel(deps.db, deps.store, { kind: input.kind, bytes, version: input.version, metrics: input.metrics, trainingSnapshot: input.snapshotId, parentVersion: input.parentVersion, reference });
+      const reference =
+        input.kind === 'detection' && (await deps.store.exists(refKey)) ? (JSON.parse((await deps.store.get(refKey)).toString()) as ReferenceFile) : undefined;
+      const row = await registerModel(deps.db, deps.store, {
+        kind: input.kind,
+        bytes,
+        version: input.version,
+        metrics: input.metrics,
+        trainingSnapshot: input.snapshotId,
+        parentVersion: input.parentVersion,
+        reference,
+      });
       return { version: row.version };
     },
 
     async deployCandidate(input: { kind: ModelKind; version: string; triggeredBy: string; reason: string }) {
-      return deployVersion({ db: deps.db, loopControl: deps.loopControl, warm: deps.warm }, input.kind, input.version, { triggeredBy: input.triggeredBy, reason: input.reason });
+      return deployVersion({ db: deps.db, loopControl: deps.loopControl, warm: deps.warm }, input.kind, input.version, {
+        triggeredBy: input.triggeredBy,
+        reason: input.reason,
+      });
     },
 
     /** Every running loop reports the deployment (they switch at their next batch boundary). */
@@ -131,7 +173,12 @@ export function createRetrainActivities(deps: RetrainDeps) {
     },
 
     async rollbackDeployment(input: { kind: ModelKind; toVersion: string; reason: string }) {
-      return rollbackVersion({ db: deps.db, loopControl: deps.loopControl, warm: deps.warm }, input.kind, { triggeredBy: 'retrain', reason: input.reason }, input.toVersion);
+      return rollbackVersion(
+        { db: deps.db, loopControl: deps.loopControl, warm: deps.warm },
+        input.kind,
+        { triggeredBy: 'retrain', reason: input.reason },
+        input.toVersion,
+      );
     },
   };
 }

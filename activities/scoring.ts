@@ -138,7 +138,12 @@ export function createScoringActivities(deps: ScoringDeps) {
       const bad = new Set(err.failures.map((f) => f.index));
       for (const f of err.failures) failures.push({ frameId: usable[f.index].id, reason: 'undecodable', detail: f.message });
       const keep = usable.map((_, i) => i).filter((i) => !bad.has(i));
-      return detectSettingAside(modelVersion, keep.map((i) => usable[i]), keep.map((i) => images[i]), failures);
+      return detectSettingAside(
+        modelVersion,
+        keep.map((i) => usable[i]),
+        keep.map((i) => images[i]),
+        failures,
+      );
     }
   }
 
@@ -239,13 +244,24 @@ export function createScoringActivities(deps: ScoringDeps) {
       const persistMs = performance.now() - t2;
 
       if (failures.length) {
-        logger.warn({ stream: input.streamId, failures: failures.map((f) => ({ frameId: f.frameId, reason: f.reason, detail: f.detail.slice(0, 200) })) }, 'frames set aside; the stream goes on');
+        logger.warn(
+          { stream: input.streamId, failures: failures.map((f) => ({ frameId: f.frameId, reason: f.reason, detail: f.detail.slice(0, 200) })) },
+          'frames set aside; the stream goes on',
+        );
       }
       const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion, deployment };
       const info = Context.current().info;
       // Debug level: a line every batch would drown `make up`'s console; LOG_LEVEL=debug shows it.
       logger.debug(
-        { stream: input.streamId, workflowId: info.workflowExecution?.workflowId, activityId: info.activityId, attempt: info.attempt, modelVersion, ...result, ms: Math.round(performance.now() - t0) },
+        {
+          stream: input.streamId,
+          workflowId: info.workflowExecution?.workflowId,
+          activityId: info.activityId,
+          attempt: info.attempt,
+          modelVersion,
+          ...result,
+          ms: Math.round(performance.now() - t0),
+        },
         'batch scored',
       );
       deps.onBatch?.({

@@ -45,7 +45,9 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
 
   app.onError((err, c) => {
     if (err instanceof ProblemError) {
-      return c.json(problemBody(err.problemStatus, err.title, err.detail, err.errors, err.code), err.problemStatus, { 'Content-Type': 'application/problem+json' });
+      return c.json(problemBody(err.problemStatus, err.title, err.detail, err.errors, err.code), err.problemStatus, {
+        'Content-Type': 'application/problem+json',
+      });
     }
     if (err instanceof HTTPException) {
       const status = err.status;
@@ -53,15 +55,31 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     }
     if (isDatabaseUnavailable(err)) {
       // A restart or failover: nothing was stored, and the same request will work shortly.
-      return c.json(problemBody(503, 'Database unavailable', 'the database cannot be reached right now; nothing was stored, try again shortly', undefined, 'database_unavailable'), 503, {
-        'Content-Type': 'application/problem+json',
-        'Retry-After': '2',
-      });
+      return c.json(
+        problemBody(
+          503,
+          'Database unavailable',
+          'the database cannot be reached right now; nothing was stored, try again shortly',
+          undefined,
+          'database_unavailable',
+        ),
+        503,
+        {
+          'Content-Type': 'application/problem+json',
+          'Retry-After': '2',
+        },
+      );
     }
     opts.onError?.(err);
-    return c.json(problemBody(500, 'Internal error', 'the server failed to handle the request; see its logs'), 500, { 'Content-Type': 'application/problem+json' });
+    return c.json(problemBody(500, 'Internal error', 'the server failed to handle the request; see its logs'), 500, {
+      'Content-Type': 'application/problem+json',
+    });
   });
-  app.notFound((c) => c.json(problemBody(404, 'Not found', `no route for ${c.req.method} ${c.req.path}`, undefined, 'no_route'), 404, { 'Content-Type': 'application/problem+json' }));
+  app.notFound((c) =>
+    c.json(problemBody(404, 'Not found', `no route for ${c.req.method} ${c.req.path}`, undefined, 'no_route'), 404, {
+      'Content-Type': 'application/problem+json',
+    }),
+  );
 
   // The pages load only their own scripts, styles and images (frames come as blob: URLs), and
   // may not be framed by another site.

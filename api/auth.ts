@@ -15,7 +15,7 @@ const FAILURE_WINDOW_MS = 60_000;
 export interface Authenticator {
   middleware: MiddlewareHandler<AppEnv>;
   /** Forgets cached tokens, so a change made by this process applies to its next request. */
-  forget(): void;
+  forget: () => void;
 }
 
 /** The socket's address. Forwarded headers are not trusted: any client can write them. */
@@ -51,7 +51,13 @@ export function createAuthenticator(deps: ApiDeps): Authenticator {
     if (failed && now - failed.since < FAILURE_WINDOW_MS && failed.count >= limit) {
       const retryAfter = Math.ceil((failed.since + FAILURE_WINDOW_MS - now) / 1000);
       c.header('Retry-After', String(retryAfter));
-      throw new ProblemError(429, 'Too many failed logins', `${failed.count} failed authentications from this address within a minute; try again in ${retryAfter} s`, undefined, 'rate_limited');
+      throw new ProblemError(
+        429,
+        'Too many failed logins',
+        `${failed.count} failed authentications from this address within a minute; try again in ${retryAfter} s`,
+        undefined,
+        'rate_limited',
+      );
     }
     const refuse = (detail: string, code: string, challenge: string): never => {
       const current = failures.get(address);
@@ -64,7 +70,9 @@ export function createAuthenticator(deps: ApiDeps): Authenticator {
     if (!match) return refuse('send Authorization: Bearer <token>', 'unauthenticated', 'Bearer');
     const outcome = await lookup(match[1]);
     if (!('user' in outcome)) {
-      const why = { unknown: 'the token is not valid', expired: 'the token has expired; ask an admin for a new one', disabled: 'this user is disabled' }[outcome.refused];
+      const why = { unknown: 'the token is not valid', expired: 'the token has expired; ask an admin for a new one', disabled: 'this user is disabled' }[
+        outcome.refused
+      ];
       return refuse(why, outcome.refused === 'unknown' ? 'invalid_token' : `token_${outcome.refused}`, 'Bearer error="invalid_token"');
     }
     c.set('user', outcome.user);

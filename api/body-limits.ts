@@ -20,7 +20,13 @@ export function limitBodies(config: Config): MiddlewareHandler<AppEnv> {
       bodyLimit({
         maxSize: bytes,
         onError: () => {
-          throw new ProblemError(413, 'Payload too large', `${what} is larger than the limit of ${bytes} bytes`, [{ field: 'body', message: `over ${bytes} bytes` }], 'too_large');
+          throw new ProblemError(
+            413,
+            'Payload too large',
+            `${what} is larger than the limit of ${bytes} bytes`,
+            [{ field: 'body', message: `over ${bytes} bytes` }],
+            'too_large',
+          );
         },
       }),
     ]),

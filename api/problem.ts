@@ -1,6 +1,5 @@
 // Errors as RFC 9457 problem details. Every refusal says what was wrong and, for bad input,
 // which field: `errors: [{ field: 'band.high', message }]`.
-import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
@@ -23,19 +22,22 @@ export class ProblemError extends HTTPException {
 }
 
 export function problemBody(status: number, title: string, detail: string, errors?: FieldError[], code?: string) {
-  return { type: code ? `https://dataengine.dev/problems/${code}` : 'about:blank', title, status, detail, ...(code ? { code } : {}), ...(errors ? { errors } : {}) };
+  return {
+    type: code ? `https://dataengine.dev/problems/${code}` : 'about:blank',
+    title,
+    status,
+    detail,
+    ...(code ? { code } : {}),
+    ...(errors ? { errors } : {}),
+  };
 }
 
-export function problemResponse(c: Context, status: ContentfulStatusCode, title: string, detail: string, errors?: FieldError[], code?: string) {
-  return c.json(problemBody(status, title, detail, errors, code), status, { 'Content-Type': 'application/problem+json' });
-}
-
-export function fieldErrors(error: z.ZodError, prefix = ''): FieldError[] {
+function fieldErrors(error: z.ZodError, prefix = ''): FieldError[] {
   return error.issues.map((i) => ({ field: [prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(body)', message: i.message }));
 }
 
 /** Throws a 400 naming every invalid field. */
-export function badInput(error: z.ZodError, what: string, prefix = ''): never {
+function badInput(error: z.ZodError, what: string, prefix = ''): never {
   const errors = fieldErrors(error, prefix);
   throw new ProblemError(400, 'Invalid input', `${what}: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, errors, 'invalid_input');
 }

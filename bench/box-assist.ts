@@ -25,7 +25,20 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
   await handle.db.insert(streams).values({ id: 'box-bench', name: 'box' }).onConflictDoNothing();
   const key = `frames/bench/${sha256Hex(frameBytes)}.png`;
   await store.put(key, frameBytes);
-  const [frame] = await handle.db.insert(frames).values({ streamId: 'box-bench', cameraId: 'c', capturedAt: new Date(), contentHash: sha256Hex(frameBytes), storageKey: key, mediaType: 'image/png', sizeBytes: frameBytes.length, width: 320, height: 240 }).returning();
+  const [frame] = await handle.db
+    .insert(frames)
+    .values({
+      streamId: 'box-bench',
+      cameraId: 'c',
+      capturedAt: new Date(),
+      contentHash: sha256Hex(frameBytes),
+      storageKey: key,
+      mediaType: 'image/png',
+      sizeBytes: frameBytes.length,
+      width: 320,
+      height: 240,
+    })
+    .returning();
   const { token } = await createUser(handle.db, { name: `box-bench-${Date.now()}`, role: 'reviewer' });
   const models = new ModelCache(store, { intraOpThreads: 1, minScore: 0.1 });
   const app = createApp({ db: handle.db, store, config: loadConfig({ ...process.env, STORE_DIR: storeDir }), loopControl: noLoops, models });
@@ -36,17 +49,28 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
   const one = await (await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body })).json();
   const rows: (string | number)[][] = [];
   for (const connections of [1, 16, 64]) {
-    const r = await autocannon({ url, method: 'POST', connections, duration: 5, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body });
+    const r = await autocannon({
+      url,
+      method: 'POST',
+      connections,
+      duration: 5,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body,
+    });
     if (r.non2xx) throw new Error(`box assist bench: ${r.non2xx} non-2xx responses`);
     rows.push([connections, r.latency.p50, r.latency.p90, r.latency.p97_5, r.latency.p99, r.requests.average]);
   }
   table('Box assist over HTTP (ms; requests/s)', ['clients', 'p50', 'p90', 'p97.5', 'p99', 'req/s'], rows);
-  table('Box assist decoding', ['measure', 'value'], [
-    ['bare box model session.run p50 (ms)', bareP50],
-    ['bytes decoded per request', one.bytesDecoded],
-    ['bytes of the whole decoded frame', one.frameBytes],
-    ['share of the frame decoded', one.bytesDecoded / one.frameBytes],
-  ]);
+  table(
+    'Box assist decoding',
+    ['measure', 'value'],
+    [
+      ['bare box model session.run p50 (ms)', bareP50],
+      ['bytes decoded per request', one.bytesDecoded],
+      ['bytes of the whole decoded frame', one.frameBytes],
+      ['share of the frame decoded', one.bytesDecoded / one.frameBytes],
+    ],
+  );
   await new Promise((r) => server.close(r));
   await models.close();
   fs.rmSync(storeDir, { recursive: true, force: true });

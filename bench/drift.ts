@@ -25,7 +25,25 @@ function sample<T>(pool: T[], n: number, rand: () => number): T[] {
 
 async function embedScenario(det: DetectorSession, scenario: string, count: number, seed: number, tmp: string, startIndex: number) {
   const out = path.join(tmp, scenario);
-  execFileSync(trainerPython, ['-m', 'dataengine_trainer', 'generate', '--out', out, '--scenario', scenario, '--count', String(count), '--cameras', '4', '--seed', String(seed), '--start-index', String(startIndex), '--stride', '16']);
+  execFileSync(trainerPython, [
+    '-m',
+    'dataengine_trainer',
+    'generate',
+    '--out',
+    out,
+    '--scenario',
+    scenario,
+    '--count',
+    String(count),
+    '--cameras',
+    '4',
+    '--seed',
+    String(seed),
+    '--start-index',
+    String(startIndex),
+    '--stride',
+    '16',
+  ]);
   const coco = JSON.parse(fs.readFileSync(path.join(out, 'dataset.json'), 'utf8')) as { images: { file_name: string }[] };
   const result: { embedding: number[]; scores: number[]; n: number }[] = [];
   for (let i = 0; i < coco.images.length; i += 32) {
@@ -39,9 +57,19 @@ async function embedScenario(det: DetectorSession, scenario: string, count: numb
 export async function benchDrift() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-drift-'));
   const det = await DetectorSession.load(fs.readFileSync(path.join(repoRoot, 'models/seed/detection.onnx')), { intraOpThreads: 2, minScore: 0.1 });
-  const ref = JSON.parse(fs.readFileSync(path.join(repoRoot, 'models/seed/reference.json'), 'utf8')) as { embeddings: number[][]; scores: number[][]; num_detections: number[] };
+  const ref = JSON.parse(fs.readFileSync(path.join(repoRoot, 'models/seed/reference.json'), 'utf8')) as {
+    embeddings: number[][];
+    scores: number[][];
+    num_detections: number[];
+  };
   const pools: Record<string, { embedding: number[]; scores: number[]; n: number }[]> = {};
-  for (const [scenario, count] of [['clear', 1200], ['night', 1000], ['fog', 1000], ['new_camera', 1000], ['class_mix', 1000]] as const) {
+  for (const [scenario, count] of [
+    ['clear', 1200],
+    ['night', 1000],
+    ['fog', 1000],
+    ['new_camera', 1000],
+    ['class_mix', 1000],
+  ] as const) {
     // The same cameras the seed model was trained on (seed 0), frames it never saw: "no shift"
     // is then truly the reference's distribution, and each scenario changes only what it names.
     pools[scenario] = await embedScenario(det, scenario, count, 0, tmp, 3000);
@@ -62,7 +90,11 @@ export async function benchDrift() {
     }
     rows.push(row);
   }
-  table(`Drift flagged (fraction of ${trials} trials; reference: the seed model's 200 held-out frames of its training cameras; alpha 0.05, Bonferroni over 8 components, min effect 0.1)`, ['scenario', 'window 50', 'window 200', 'window 1000'], rows);
+  table(
+    `Drift flagged (fraction of ${trials} trials; reference: the seed model's 200 held-out frames of its training cameras; alpha 0.05, Bonferroni over 8 components, min effect 0.1)`,
+    ['scenario', 'window 50', 'window 200', 'window 1000'],
+    rows,
+  );
 
   // Frames from a shift's start until the monitor flags it: window 200, a check every 50 frames.
   const stream = [...sample(pools.clear, 400, rand), ...sample(pools.night, 400, rand)];
@@ -74,15 +106,23 @@ export async function benchDrift() {
       break;
     }
   }
-  table('Time to flag a shift (clear -> night at frame 400; window 200, check every 50 frames)', ['measure', 'value'], [['frames after the shift began', flaggedAt], ['at 4 frames/s (make up camera)', `${flaggedAt / 4} s + the check interval`]]);
+  table(
+    'Time to flag a shift (clear -> night at frame 400; window 200, check every 50 frames)',
+    ['measure', 'value'],
+    [
+      ['frames after the shift began', flaggedAt],
+      ['at 4 frames/s (make up camera)', `${flaggedAt / 4} s + the check interval`],
+    ],
+  );
 
   // Timing: PCA fit on 50,000 x 256 and KS on a 5,000 window, here and in sklearn/scipy.
   const r2 = rng(9);
   const gauss = () => Math.sqrt(-2 * Math.log(r2() + 1e-12)) * Math.cos(2 * Math.PI * r2());
-  const make = (n: number, shift: number) => Array.from({ length: n }, () => {
-    const f = Array.from({ length: 16 }, (_, j) => gauss() * (16 - j) / 4 + (j === 0 ? shift : 0));
-    return Array.from({ length: 256 }, (_, i) => f.reduce((a, v, j) => a + v * Math.sin(i * 0.11 + j * 0.7), 0) + 0.1 * gauss());
-  });
+  const make = (n: number, shift: number) =>
+    Array.from({ length: n }, () => {
+      const f = Array.from({ length: 16 }, (_, j) => (gauss() * (16 - j)) / 4 + (j === 0 ? shift : 0));
+      return Array.from({ length: 256 }, (_, i) => f.reduce((a, v, j) => a + v * Math.sin(i * 0.11 + j * 0.7), 0) + 0.1 * gauss());
+    });
   const X = make(50_000, 0);
   const W = make(5_000, 0.3);
   let t = performance.now();
@@ -99,7 +139,9 @@ export async function benchDrift() {
   W.forEach((r, i) => buf.set(r, (50_000 + i) * 256));
   fs.writeFileSync(file, Buffer.from(buf.buffer));
   const py = JSON.parse(
-    execFileSync(trainerPython, ['-c', `
+    execFileSync(trainerPython, [
+      '-c',
+      `
 import json, time, numpy as np
 from sklearn.decomposition import PCA
 from scipy.stats import ks_2samp
@@ -108,12 +150,17 @@ X, W = a[:50000], a[50000:]
 t = time.perf_counter(); p = PCA(n_components=8, svd_solver='full').fit(X); fit = time.perf_counter() - t
 t = time.perf_counter(); px, pw = p.transform(X), p.transform(W); ps = [ks_2samp(px[:, k], pw[:, k]).pvalue for k in range(8)]; test = time.perf_counter() - t
 print(json.dumps({"fit_ms": fit * 1000, "test_ms": test * 1000, "p": ps}))
-`]).toString(),
+`,
+    ]).toString(),
   );
-  table('PCA fit on 50,000 x 256, KS test of a 5,000 window (8 components), ms', ['step', 'dataengine (TypeScript)', 'scikit-learn / scipy', 'ratio'], [
-    ['PCA fit', fitMs, py.fit_ms, fitMs / py.fit_ms],
-    ['project + 8 KS tests', testMs, py.test_ms, testMs / py.test_ms],
-  ]);
+  table(
+    'PCA fit on 50,000 x 256, KS test of a 5,000 window (8 components), ms',
+    ['step', 'dataengine (TypeScript)', 'scikit-learn / scipy', 'ratio'],
+    [
+      ['PCA fit', fitMs, py.fit_ms, fitMs / py.fit_ms],
+      ['project + 8 KS tests', testMs, py.test_ms, testMs / py.test_ms],
+    ],
+  );
   console.log(`p-values agree: max relative difference ${Math.max(...ps.map((p, k) => Math.abs(p - py.p[k]) / Math.max(py.p[k], 1e-300))).toExponential(2)}`);
   await det.release();
   fs.rmSync(tmp, { recursive: true, force: true });

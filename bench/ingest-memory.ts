@@ -40,14 +40,20 @@ async function child(uploads: number, framePath: string) {
   const bodies = Array.from({ length: uploads }, (_, i) => new Uint8Array(Buffer.concat([frame, Buffer.from(`#${i}`)])));
   // One small frame first, so first-use costs (module loads, the first insert) are in the idle
   // figure and not charged to the uploads measured.
-  const warm = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).jpeg().toBuffer();
+  const warm = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
+    .jpeg()
+    .toBuffer();
   await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'image/jpeg' }, body: new Uint8Array(warm) });
   global.gc?.();
   const idle = process.memoryUsage().rss;
   let peak = idle;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const started = performance.now();
-  const statuses = await Promise.all(bodies.map(async (body) => (await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'image/jpeg' }, body })).status));
+  const statuses = await Promise.all(
+    bodies.map(
+      async (body) => (await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'image/jpeg' }, body })).status,
+    ),
+  );
   const seconds = (performance.now() - started) / 1000;
   clearInterval(sampler);
   server.close();
@@ -61,10 +67,16 @@ async function child(uploads: number, framePath: string) {
 export async function benchIngestMemory() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ingest-frame-'));
   const framePath = path.join(dir, 'frame.jpg');
-  await sharp({ create: { width: WIDTH, height: HEIGHT, channels: 3, background: '#6080a0', noise: { type: 'gaussian', mean: 128, sigma: 10 } } }).jpeg({ quality: 80 }).toFile(framePath);
+  await sharp({ create: { width: WIDTH, height: HEIGHT, channels: 3, background: '#6080a0', noise: { type: 'gaussian', mean: 128, sigma: 10 } } })
+    .jpeg({ quality: 80 })
+    .toFile(framePath);
   const size = fs.statSync(framePath).size;
   const run = async (uploads: number) => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(uploads), framePath], { maxBuffer: 1 << 20, env: { ...process.env, LOG_LEVEL: 'error' } });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(uploads), framePath],
+      { maxBuffer: 1 << 20, env: { ...process.env, LOG_LEVEL: 'error' } },
+    );
     return JSON.parse(stdout.trim().split('\n').pop()!) as { uploads: number; idle: number; peak: number; seconds: number; statuses: number[] };
   };
   const rows = [];
@@ -72,9 +84,22 @@ export async function benchIngestMemory() {
     const r = await run(n);
     const ok = r.statuses.filter((s) => s === 201).length;
     // Beside it, what the frames are: their bytes, and their pixels if each were held decoded.
-    rows.push([`${n} at once`, r.idle / 2 ** 20, r.peak / 2 ** 20, (r.peak - r.idle) / 2 ** 20, (n * size) / 2 ** 20, (n * WIDTH * HEIGHT * 3) / 2 ** 20, r.seconds, `${ok}/${n}`]);
+    rows.push([
+      `${n} at once`,
+      r.idle / 2 ** 20,
+      r.peak / 2 ** 20,
+      (r.peak - r.idle) / 2 ** 20,
+      (n * size) / 2 ** 20,
+      (n * WIDTH * HEIGHT * 3) / 2 ** 20,
+      r.seconds,
+      `${ok}/${n}`,
+    ]);
   }
-  table(`Ingest memory: ${WIDTH}x${HEIGHT} JPEG frames of ${(size / 2 ** 20).toFixed(1)} MiB (one API process, PGlite)`, ['uploads', 'idle RSS (MiB)', 'peak RSS (MiB)', 'added (MiB)', 'frame bytes (MiB)', 'RGB if decoded whole (MiB)', 'seconds', 'stored'], rows);
+  table(
+    `Ingest memory: ${WIDTH}x${HEIGHT} JPEG frames of ${(size / 2 ** 20).toFixed(1)} MiB (one API process, PGlite)`,
+    ['uploads', 'idle RSS (MiB)', 'peak RSS (MiB)', 'added (MiB)', 'frame bytes (MiB)', 'RGB if decoded whole (MiB)', 'seconds', 'stored'],
+    rows,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

@@ -33,7 +33,16 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const loop = new TemporalLoopControl(client, { batchSize: 16, maxWaitMs: 500, taskQueue: queue, controlQueue: `bench-control-${Date.now()}` });
   const models = new ModelCache(store, { intraOpThreads: 2, minScore: 0.1 });
   const native = await NativeConnection.connect({ address: temporalAddress });
-  const workers = await startWorkers({ connection: native, namespace: 'default', db: handle.db, store, detectors: models, scoringQueue: queue, controlQueue: `bench-control-${Date.now()}`, idleWaitMs: 1000 });
+  const workers = await startWorkers({
+    connection: native,
+    namespace: 'default',
+    db: handle.db,
+    store,
+    detectors: models,
+    scoringQueue: queue,
+    controlQueue: `bench-control-${Date.now()}`,
+    idleWaitMs: 1000,
+  });
   await models.warm('detection', 'bench');
   await createStream(handle.db, { id: 'bench', name: 'bench', createdBy: 'bench' });
   const n = frames.length;
@@ -41,7 +50,10 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const started = performance.now();
   let unique = 0;
   for (const [i, f] of frames.entries()) {
-    const r = await ingestFrame({ db: handle.db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 }, { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' });
+    const r = await ingestFrame(
+      { db: handle.db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 },
+      { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' },
+    );
     if (r.created) unique++;
   }
   const ingestMs = performance.now() - started;
@@ -52,7 +64,10 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   for (;;) {
     const [{ n: scored }] = await handle.db.select({ n: count() }).from(frameScores).where(eq(frameScores.streamId, 'bench'));
     if (scored >= unique) break;
-    if (Date.now() > deadline) throw new Error(`loop bench: only ${scored} of ${unique} frames scored after 10 minutes; loop status ${JSON.stringify(await loop.status('bench').catch((e) => String(e)))}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `loop bench: only ${scored} of ${unique} frames scored after 10 minutes; loop status ${JSON.stringify(await loop.status('bench').catch((e) => String(e)))}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
   const totalMs = performance.now() - loopStarted;
@@ -61,27 +76,47 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const status = await loop.status('bench');
   const desc = await client.workflow.getHandle(streamWorkflowId('bench')).describe();
   const eventsPer1000 = (desc.historyLength / status!.totals.framesScored) * 1000;
-  const stages = (await registry.getSingleMetric('dataengine_batch_stage_seconds')!.get()).values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_sum'));
+  const stages = (await registry.getSingleMetric('dataengine_batch_stage_seconds')!.get()).values.filter((v) =>
+    (v as { metricName?: string }).metricName?.endsWith('_sum'),
+  );
   const stageMs = Object.fromEntries(stages.map((v) => [v.labels.stage as string, (v.value * 1000) / (status!.totals.batches || 1)]));
 
-  table(`Whole loop, ${unique} distinct frames posted back to back, batch 16, 2 threads`, ['measure', 'value'], [
-    ['loop frames/s (loop start to last frame scored and routed)', fps],
-    ['bare session.run frames/s at batch 16', bareFps16],
-    ['ratio loop / bare', fps / bareFps16],
-    ['ingestion frames/s (HTTP-less, one client, full decode check)', unique / (ingestMs / 1000)],
-    ['tasks routed', tasks],
-    ['batches', status!.totals.batches],
-    ...Object.entries(stageMs).map(([k, v]) => [`mean ms per batch: ${k}`, v] as [string, number]),
-    ['history events per 1,000 frames', eventsPer1000],
-    ['batches until continue-as-new (4,096 events)', 4096 / (desc.historyLength / status!.totals.batches)],
-    ['frames until continue-as-new at batch 16', (4096 / (desc.historyLength / status!.totals.batches)) * 16],
-  ]);
+  table(
+    `Whole loop, ${unique} distinct frames posted back to back, batch 16, 2 threads`,
+    ['measure', 'value'],
+    [
+      ['loop frames/s (loop start to last frame scored and routed)', fps],
+      ['bare session.run frames/s at batch 16', bareFps16],
+      ['ratio loop / bare', fps / bareFps16],
+      ['ingestion frames/s (HTTP-less, one client, full decode check)', unique / (ingestMs / 1000)],
+      ['tasks routed', tasks],
+      ['batches', status!.totals.batches],
+      ...Object.entries(stageMs).map(([k, v]) => [`mean ms per batch: ${k}`, v] as [string, number]),
+      ['history events per 1,000 frames', eventsPer1000],
+      ['batches until continue-as-new (4,096 events)', 4096 / (desc.historyLength / status!.totals.batches)],
+      ['frames until continue-as-new at batch 16', (4096 / (desc.historyLength / status!.totals.batches)) * 16],
+    ],
+  );
 
   // Metrics cost: recording one 16-frame batch of 10 detections each, vs the batch's inference.
   const report = {
-    framesScored: 16, predictions: 160, tasksRouted: 2, streamId: 'bench', modelVersion: 'bench', policyVersion: 1, timings: { decode: 1, preprocess: 1, inference: 1, persist: 1 },
-    frames: Array.from({ length: 16 }, (_, i) => ({ frameId: `f${i}`, cameraId: 'c', embedding: [], detections: Array.from({ length: 10 }, (_, r) => ({ rank: r, className: 'vehicle', score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })) })),
-    tasks: [{ reason: 'band', className: 'vehicle' }, { reason: 'random', className: null }],
+    framesScored: 16,
+    predictions: 160,
+    tasksRouted: 2,
+    streamId: 'bench',
+    modelVersion: 'bench',
+    policyVersion: 1,
+    timings: { decode: 1, preprocess: 1, inference: 1, persist: 1 },
+    frames: Array.from({ length: 16 }, (_, i) => ({
+      frameId: `f${i}`,
+      cameraId: 'c',
+      embedding: [],
+      detections: Array.from({ length: 10 }, (_, r) => ({ rank: r, className: 'vehicle', score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })),
+    })),
+    tasks: [
+      { reason: 'band', className: 'vehicle' },
+      { reason: 'random', className: null },
+    ],
     failures: [],
   };
   const reps = 2000;
@@ -89,10 +124,24 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   for (let i = 0; i < reps; i++) recordBatch(report);
   const recordMs = (performance.now() - t) / reps;
   const batchMs = (16 / bareFps16) * 1000;
-  table('Metrics cost per 16-frame batch', ['measure', 'value'], [['recordBatch (ms)', recordMs], ['batch inference (ms)', batchMs], ['overhead %', (recordMs / batchMs) * 100]]);
+  table(
+    'Metrics cost per 16-frame batch',
+    ['measure', 'value'],
+    [
+      ['recordBatch (ms)', recordMs],
+      ['batch inference (ms)', batchMs],
+      ['overhead %', (recordMs / batchMs) * 100],
+    ],
+  );
 
-  await client.workflow.getHandle(streamWorkflowId('bench')).terminate('bench over').catch(() => undefined);
-  await client.workflow.getHandle('drift-bench').terminate('bench over').catch(() => undefined);
+  await client.workflow
+    .getHandle(streamWorkflowId('bench'))
+    .terminate('bench over')
+    .catch(() => undefined);
+  await client.workflow
+    .getHandle('drift-bench')
+    .terminate('bench over')
+    .catch(() => undefined);
   await workers.shutdown();
   await native.close();
   await connection.close();

@@ -31,7 +31,11 @@ export async function benchModels(frames: Buffer[]) {
     results[`batch${batch}Bare`] = bare;
     rows.push([batch, bare, wrapped, wrapped / bare]);
   }
-  table(`Detector inference (seed model, ${threads} intra-op threads), frames/s`, ['batch', 'bare session.run', 'wrapper (decode+letterbox+run+map)', 'ratio'], rows);
+  table(
+    `Detector inference (seed model, ${threads} intra-op threads), frames/s`,
+    ['batch', 'bare session.run', 'wrapper (decode+letterbox+run+map)', 'ratio'],
+    rows,
+  );
 
   const box = await BoxModelSession.load(fs.readFileSync(path.join(repoRoot, 'models/seed/box.onnx')), { intraOpThreads: 1 });
   const roi = new Float32Array(3 * 64 * 64).fill(0.5);
@@ -48,7 +52,15 @@ export async function benchModels(frames: Buffer[]) {
   }
   const b = summarize(bare.slice(20));
   const w = summarize(wrapped.slice(20));
-  table('Box model, one region (ms)', ['', 'p50', 'p99'], [['bare session.run', b.p50, b.p99], ['wrapper (region decode + crop + run)', w.p50, w.p99], ['ratio', w.p50 / b.p50, w.p99 / b.p99]]);
+  table(
+    'Box model, one region (ms)',
+    ['', 'p50', 'p99'],
+    [
+      ['bare session.run', b.p50, b.p99],
+      ['wrapper (region decode + crop + run)', w.p50, w.p99],
+      ['ratio', w.p50 / b.p50, w.p99 / b.p99],
+    ],
+  );
   await det.release();
   await box.release();
   return { detector: results, boxBareP50: b.p50, boxWrappedP50: w.p50 };

@@ -10,9 +10,32 @@ export async function benchQueue(handle: DbHandle, label: string, tasks = 1500, 
   const db = handle.db;
   const streamId = `queue-${randomUUID().slice(0, 8)}`;
   await db.insert(streams).values({ id: streamId, name: streamId });
-  const [frame] = await db.insert(frames).values({ streamId, cameraId: 'c', capturedAt: new Date(), contentHash: randomUUID(), storageKey: 'frames/x/y.png', mediaType: 'image/png', sizeBytes: 1, width: 1, height: 1 }).returning();
+  const [frame] = await db
+    .insert(frames)
+    .values({
+      streamId,
+      cameraId: 'c',
+      capturedAt: new Date(),
+      contentHash: randomUUID(),
+      storageKey: 'frames/x/y.png',
+      mediaType: 'image/png',
+      sizeBytes: 1,
+      width: 1,
+      height: 1,
+    })
+    .returning();
   for (let i = 0; i < tasks; i += 500) {
-    await db.insert(reviewTasks).values(Array.from({ length: Math.min(500, tasks - i) }, (_, k) => ({ dedupeKey: `${streamId}:${i + k}`, streamId, cameraId: 'c', frameId: frame.id, modelVersion: 'q', reason: 'random' as const, policyVersion: 1 })));
+    await db.insert(reviewTasks).values(
+      Array.from({ length: Math.min(500, tasks - i) }, (_, k) => ({
+        dedupeKey: `${streamId}:${i + k}`,
+        streamId,
+        cameraId: 'c',
+        frameId: frame.id,
+        modelVersion: 'q',
+        reason: 'random' as const,
+        policyVersion: 1,
+      })),
+    );
   }
   const users = await Promise.all(Array.from({ length: clients }, (_, i) => createUser(db, { name: `${streamId}-r${i}`, role: 'reviewer' })));
   const claimedBy = new Map<string, number>();
@@ -30,10 +53,14 @@ export async function benchQueue(handle: DbHandle, label: string, tasks = 1500, 
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  table(`Review queue on ${label}: ${clients} concurrent reviewers`, ['measure', 'value'], [
-    ['tasks', tasks],
-    ['claim+submit per second', tasks / seconds],
-    ['tasks claimed twice', doubles],
-  ]);
+  table(
+    `Review queue on ${label}: ${clients} concurrent reviewers`,
+    ['measure', 'value'],
+    [
+      ['tasks', tasks],
+      ['claim+submit per second', tasks / seconds],
+      ['tasks claimed twice', doubles],
+    ],
+  );
   return { perSecond: tasks / seconds, doubles };
 }

@@ -34,7 +34,9 @@ const m = await benchModels(frames);
 let env: TestWorkflowEnvironment | undefined;
 let address = process.env.TEMPORAL_ADDRESS;
 if (!address && (want('loop') || want('retrain'))) {
-  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] } });
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] },
+  });
   address = env.address;
 }
 if (want('loop')) {

@@ -1,13 +1,10 @@
-// Small helpers for the benchmarks: percentiles and table printing.
-export function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
+// Small helpers for the benchmarks: latency summaries (quantiles from simple-statistics) and
+// table printing.
+import { mean, quantileSorted } from 'simple-statistics';
 
 export function summarize(ms: number[]) {
   const s = [...ms].sort((a, b) => a - b);
-  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return { p50: quantileSorted(s, 0.5), p95: quantileSorted(s, 0.95), p99: quantileSorted(s, 0.99), mean: mean(s) };
 }
 
 export function table(title: string, header: string[], rows: (string | number)[][]): void {
@@ -19,10 +16,4 @@ export function table(title: string, header: string[], rows: (string | number)[]
     console.log(`| ${r.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`);
     if (k === 0) console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   });
-}
-
-export async function timeIt<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const t = performance.now();
-  const v = await fn();
-  return [v, performance.now() - t];
 }

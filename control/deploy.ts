@@ -18,7 +18,7 @@ export interface DeployDeps {
   warm?: (kind: ModelKind, version: string) => Promise<void>;
 }
 
-export interface LoopDeployState {
+interface LoopDeployState {
   streamId: string;
   /** `confirmed`: the loop answered and serves this deployment (or a newer one) from its next batch. */
   status: 'confirmed' | 'pending';
@@ -66,7 +66,12 @@ export async function deployVersion(deps: DeployDeps, kind: ModelKind, version: 
   return outcome(kind, version, previousVersion, deploymentId, await notifyLoops(deps, kind, version, deploymentId));
 }
 
-export async function rollbackVersion(deps: DeployDeps, kind: ModelKind, by: { triggeredBy: string; reason?: string }, toVersion?: string): Promise<DeployOutcome> {
+export async function rollbackVersion(
+  deps: DeployDeps,
+  kind: ModelKind,
+  by: { triggeredBy: string; reason?: string },
+  toVersion?: string,
+): Promise<DeployOutcome> {
   const { version, previousVersion, deploymentId } = await rollback(deps.db, kind, by, toVersion);
   await deps.warm?.(kind, version);
   return outcome(kind, version, previousVersion, deploymentId, await notifyLoops(deps, kind, version, deploymentId));
@@ -90,7 +95,13 @@ export async function deploymentProgress(deps: DeployDeps, deploymentId: number)
       } else {
         const described = await deps.loopControl.describe(streamId).catch(() => null);
         const caughtUp = described?.modelVersion === deployment.version;
-        loops.push({ streamId, status: caughtUp ? 'confirmed' : 'pending', modelVersion: described?.modelVersion ?? null, deploymentId: null, detail: 'no worker answered; judged by the version the loop last published' });
+        loops.push({
+          streamId,
+          status: caughtUp ? 'confirmed' : 'pending',
+          modelVersion: described?.modelVersion ?? null,
+          deploymentId: null,
+          detail: 'no worker answered; judged by the version the loop last published',
+        });
       }
     }
   }

@@ -175,7 +175,9 @@ export class TemporalLoopControl implements LoopControl {
 
   async runningStreams(): Promise<string[]> {
     const ids: string[] = [];
-    for await (const wf of this.client.workflow.list({ query: `WorkflowType = 'streamLoop' AND ExecutionStatus = 'Running' AND TaskQueue = '${this.settings.taskQueue ?? SCORING_QUEUE}'` })) {
+    for await (const wf of this.client.workflow.list({
+      query: `WorkflowType = 'streamLoop' AND ExecutionStatus = 'Running' AND TaskQueue = '${this.settings.taskQueue ?? SCORING_QUEUE}'`,
+    })) {
       ids.push(wf.workflowId.replace(/^stream-/, ''));
     }
     return ids;

@@ -4,8 +4,8 @@ import { Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporali
 import { approveSignal, rejectSignal, type RetrainInput } from '../workflows/retrain.ts';
 import { CONTROL_QUEUE } from '../workflows/shared.ts';
 
-export const WEEKLY_SCHEDULE_ID = 'retrain-weekly';
-export const DEFAULT_RETRAIN_CRON = '0 3 * * 1'; // Mondays 03:00 UTC
+const WEEKLY_SCHEDULE_ID = 'retrain-weekly';
+const DEFAULT_RETRAIN_CRON = '0 3 * * 1'; // Mondays 03:00 UTC
 
 export class RetrainControl {
   constructor(

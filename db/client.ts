@@ -15,10 +15,10 @@ import lockfile from 'proper-lockfile';
 import { logger } from '../observability/logger.ts';
 import * as schema from './schema.ts';
 
-export type Schema = typeof schema;
+type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 /** What a function inside `db.transaction(async (tx) => ...)` receives. */
-export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type DbOrTx = Db | Tx;
 
 export interface DbHandle {
@@ -58,7 +58,7 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
   return handle;
 }
 
-export class DatabaseInUseError extends Error {
+class DatabaseInUseError extends Error {
   constructor(dir: string) {
     super(
       `the embedded database in ${dir} is open in another process (PGlite is one in-process database; two processes on one folder would corrupt it). ` +

@@ -19,7 +19,15 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: number
     const preds = await db
       .select({ score: predictions.score })
       .from(predictions)
-      .where(and(inArray(predictions.frameId, rows.map((r) => r.frameId)), eq(predictions.modelVersion, rows[0].modelVersion)));
+      .where(
+        and(
+          inArray(
+            predictions.frameId,
+            rows.map((r) => r.frameId),
+          ),
+          eq(predictions.modelVersion, rows[0].modelVersion),
+        ),
+      );
     for (const p of preds) scores.push(p.score);
   }
   return { embeddings: rows.map((r) => r.embedding), scores, detections: rows.map((r) => r.numDetections) };
@@ -28,13 +36,24 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: number
 type WindowScope = { modelVersion: string; streamId?: string; cameraId?: string };
 
 const scopeFilter = (opts: WindowScope) =>
-  and(eq(frameScores.modelVersion, opts.modelVersion), opts.streamId ? eq(frameScores.streamId, opts.streamId) : undefined, opts.cameraId ? eq(frameScores.cameraId, opts.cameraId) : undefined);
+  and(
+    eq(frameScores.modelVersion, opts.modelVersion),
+    opts.streamId ? eq(frameScores.streamId, opts.streamId) : undefined,
+    opts.cameraId ? eq(frameScores.cameraId, opts.cameraId) : undefined,
+  );
 
 /** Up to `limit` frames of the scope, newest or oldest first, thinned by `stride`. */
 async function scoredFrames(db: DbOrTx, opts: WindowScope & { limit: number; stride: number; newest: boolean }): Promise<EmbeddingWindow> {
   const order = opts.newest ? [desc(frameScores.scoredAt), desc(frameScores.frameId)] : [asc(frameScores.scoredAt), asc(frameScores.frameId)];
   const rows = await db
-    .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion, streamId: frameScores.streamId, cameraId: frameScores.cameraId })
+    .select({
+      frameId: frameScores.frameId,
+      embedding: frameScores.embedding,
+      numDetections: frameScores.numDetections,
+      modelVersion: frameScores.modelVersion,
+      streamId: frameScores.streamId,
+      cameraId: frameScores.cameraId,
+    })
     .from(frameScores)
     .where(scopeFilter(opts))
     .orderBy(...order)
@@ -63,8 +82,14 @@ export async function latestWindow(db: DbOrTx, opts: WindowScope & { size: numbe
  * has not yet sent two full windows. A camera is compared with itself because cameras differ
  * by design (mount, view, lens); against the model's reference, which mixes many cameras, every
  * single camera would look shifted. */
-export async function cameraWindows(db: DbOrTx, opts: Required<Omit<WindowScope, 'cameraId'>> & { cameraId: string; size: number; stride: number }): Promise<{ baseline: EmbeddingWindow; current: EmbeddingWindow }> {
-  const [{ n }] = await db.select({ n: sql<number>`count(*)::int` }).from(frameScores).where(scopeFilter(opts));
+export async function cameraWindows(
+  db: DbOrTx,
+  opts: Required<Omit<WindowScope, 'cameraId'>> & { cameraId: string; size: number; stride: number },
+): Promise<{ baseline: EmbeddingWindow; current: EmbeddingWindow }> {
+  const [{ n }] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(frameScores)
+    .where(scopeFilter(opts));
   const limit = Math.min(opts.size * opts.stride, Math.floor(n / 2));
   return {
     baseline: await scoredFrames(db, { ...opts, limit, newest: false }),
@@ -73,11 +98,26 @@ export async function cameraWindows(db: DbOrTx, opts: Required<Omit<WindowScope,
 }
 
 /** Frames of one stream scored in a pinned period (a lead's chosen reference). */
-export async function pinnedWindow(db: DbOrTx, opts: { modelVersion: string; streamId: string; from: Date; to: Date; limit: number }): Promise<EmbeddingWindow> {
+export async function pinnedWindow(
+  db: DbOrTx,
+  opts: { modelVersion: string; streamId: string; from: Date; to: Date; limit: number },
+): Promise<EmbeddingWindow> {
   const rows = await db
-    .select({ frameId: frameScores.frameId, embedding: frameScores.embedding, numDetections: frameScores.numDetections, modelVersion: frameScores.modelVersion })
+    .select({
+      frameId: frameScores.frameId,
+      embedding: frameScores.embedding,
+      numDetections: frameScores.numDetections,
+      modelVersion: frameScores.modelVersion,
+    })
     .from(frameScores)
-    .where(and(eq(frameScores.modelVersion, opts.modelVersion), eq(frameScores.streamId, opts.streamId), gte(frameScores.scoredAt, opts.from), lte(frameScores.scoredAt, opts.to)))
+    .where(
+      and(
+        eq(frameScores.modelVersion, opts.modelVersion),
+        eq(frameScores.streamId, opts.streamId),
+        gte(frameScores.scoredAt, opts.from),
+        lte(frameScores.scoredAt, opts.to),
+      ),
+    )
     .orderBy(asc(frameScores.scoredAt))
     .limit(opts.limit);
   return withScores(db, rows);
@@ -96,7 +136,13 @@ export async function cameras(db: DbOrTx, streamId: string, modelVersion: string
     .groupBy(frameScores.cameraId)
     .orderBy(desc(count()), asc(frameScores.cameraId))
     .limit(limit + 1);
-  return { ids: rows.slice(0, limit).map((r) => r.cameraId).sort(), more: rows.length > limit };
+  return {
+    ids: rows
+      .slice(0, limit)
+      .map((r) => r.cameraId)
+      .sort(),
+    more: rows.length > limit,
+  };
 }
 
 export interface ReferenceFile {
@@ -108,8 +154,18 @@ export interface ReferenceFile {
 /** Stores a model's reference embeddings (the reference.json the trainer writes beside it). */
 export async function saveModelReference(db: DbOrTx, modelVersion: string, ref: ReferenceFile): Promise<number> {
   if (!ref.embeddings.length) return 0;
-  const rows = ref.embeddings.map((embedding, idx) => ({ modelVersion, idx, embedding, numDetections: ref.num_detections[idx] ?? 0, scores: ref.scores[idx] ?? [] }));
-  for (let i = 0; i < rows.length; i += 200) await db.insert(modelReferences).values(rows.slice(i, i + 200)).onConflictDoNothing();
+  const rows = ref.embeddings.map((embedding, idx) => ({
+    modelVersion,
+    idx,
+    embedding,
+    numDetections: ref.num_detections[idx] ?? 0,
+    scores: ref.scores[idx] ?? [],
+  }));
+  for (let i = 0; i < rows.length; i += 200)
+    await db
+      .insert(modelReferences)
+      .values(rows.slice(i, i + 200))
+      .onConflictDoNothing();
   return rows.length;
 }
 
@@ -168,7 +224,13 @@ export async function ensureBoost(db: DbOrTx, opts: { streamId: string; cameraId
   const active = await db
     .select({ id: driftBoosts.id })
     .from(driftBoosts)
-    .where(and(eq(driftBoosts.streamId, opts.streamId), opts.cameraId === null ? sql`${driftBoosts.cameraId} is null` : eq(driftBoosts.cameraId, opts.cameraId), gt(driftBoosts.expiresAt, opts.now)));
+    .where(
+      and(
+        eq(driftBoosts.streamId, opts.streamId),
+        opts.cameraId === null ? sql`${driftBoosts.cameraId} is null` : eq(driftBoosts.cameraId, opts.cameraId),
+        gt(driftBoosts.expiresAt, opts.now),
+      ),
+    );
   if (active.length) return false;
   await db.insert(driftBoosts).values({ streamId: opts.streamId, cameraId: opts.cameraId, reason: opts.reason, expiresAt: opts.until });
   return true;
@@ -191,9 +253,25 @@ export async function recordTrigger(db: DbOrTx, opts: { dedupeKey: string; reaso
 
 export async function listReports(db: DbOrTx, opts: { streamId?: string; limit: number; driftOnly?: boolean }) {
   return db
-    .select({ id: driftReports.id, segmentType: driftReports.segmentType, segmentKey: driftReports.segmentKey, modelVersion: driftReports.modelVersion, drift: driftReports.drift, maxStatistic: driftReports.maxStatistic, minAdjustedP: driftReports.minAdjustedP, windowSize: driftReports.windowSize, createdAt: driftReports.createdAt, summary: sql<string>`${driftReports.report}->>'summary'` })
+    .select({
+      id: driftReports.id,
+      segmentType: driftReports.segmentType,
+      segmentKey: driftReports.segmentKey,
+      modelVersion: driftReports.modelVersion,
+      drift: driftReports.drift,
+      maxStatistic: driftReports.maxStatistic,
+      minAdjustedP: driftReports.minAdjustedP,
+      windowSize: driftReports.windowSize,
+      createdAt: driftReports.createdAt,
+      summary: sql<string>`${driftReports.report}->>'summary'`,
+    })
     .from(driftReports)
-    .where(and(opts.streamId ? sql`(${driftReports.segmentKey} = ${opts.streamId} or ${driftReports.segmentKey} like ${opts.streamId + '/%'})` : undefined, opts.driftOnly ? eq(driftReports.drift, true) : undefined))
+    .where(
+      and(
+        opts.streamId ? sql`(${driftReports.segmentKey} = ${opts.streamId} or ${driftReports.segmentKey} like ${opts.streamId + '/%'})` : undefined,
+        opts.driftOnly ? eq(driftReports.drift, true) : undefined,
+      ),
+    )
     .orderBy(desc(driftReports.createdAt))
     .limit(opts.limit);
 }

@@ -32,22 +32,13 @@ export async function getPolicy(db: DbOrTx, streamId: string, version: number): 
 
 /** The newest stored version, or the implicit default (version 1) when none is stored. */
 export async function currentPolicy(db: DbOrTx, streamId: string): Promise<StoredPolicy | null> {
-  const [row] = await db
-    .select()
-    .from(samplingPolicies)
-    .where(eq(samplingPolicies.streamId, streamId))
-    .orderBy(desc(samplingPolicies.version))
-    .limit(1);
+  const [row] = await db.select().from(samplingPolicies).where(eq(samplingPolicies.streamId, streamId)).orderBy(desc(samplingPolicies.version)).limit(1);
   if (!row) return null;
   return { ...row, policy: samplingPolicySchema.parse(row.policy) };
 }
 
 export async function listPolicyVersions(db: DbOrTx, streamId: string): Promise<StoredPolicy[]> {
-  const rows = await db
-    .select()
-    .from(samplingPolicies)
-    .where(eq(samplingPolicies.streamId, streamId))
-    .orderBy(desc(samplingPolicies.version));
+  const rows = await db.select().from(samplingPolicies).where(eq(samplingPolicies.streamId, streamId)).orderBy(desc(samplingPolicies.version));
   return rows.map((row) => ({ ...row, policy: samplingPolicySchema.parse(row.policy) }));
 }
 
@@ -65,5 +56,5 @@ export async function savePolicy(db: DbOrTx, streamId: string, policy: SamplingP
       version: sql`(select coalesce(max(${samplingPolicies.version}), 0) + 1 from ${samplingPolicies} where ${samplingPolicies.streamId} = ${streamId})`,
     })
     .returning();
-  return { ...row!, policy };
+  return { ...row, policy };
 }

@@ -28,8 +28,7 @@ export class QueueError extends Error {
   }
 }
 
-const claimable = (now: Date) =>
-  or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.status, 'leased'), lt(reviewTasks.leaseExpiresAt, now)));
+const claimable = (now: Date) => or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.status, 'leased'), lt(reviewTasks.leaseExpiresAt, now)));
 
 /**
  * The caller's current lease if they hold one, else the best open task (priority, then age),
@@ -105,7 +104,8 @@ export async function submitDecision(
       const [p] = await tx.select().from(predictions).where(eq(predictions.id, task.predictionId));
       boxes = [{ className: p.className, x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2 }];
     }
-    if (args.decision === 'reject' && boxes.length > 0) throw new QueueError('a rejection carries no boxes; use "correct" to replace the prediction', 'invalid');
+    if (args.decision === 'reject' && boxes.length > 0)
+      throw new QueueError('a rejection carries no boxes; use "correct" to replace the prediction', 'invalid');
     if (task.status === 'done') {
       const [existing] = await tx.select().from(labels).where(eq(labels.taskId, task.id));
       if (existing && existing.reviewerId === args.userId && existing.decision === args.decision && sameBoxes(existing.boxes, boxes)) {
@@ -115,7 +115,8 @@ export async function submitDecision(
     }
     if (task.status !== 'leased' || task.leaseOwner === null) throw new QueueError(`task ${task.id} is not leased; claim it first`, 'not_leased');
     if (task.leaseOwner !== args.userId) throw new QueueError(`task ${task.id} is leased by another reviewer`, 'held_by_other');
-    if (task.leaseExpiresAt && task.leaseExpiresAt <= now) throw new QueueError(`your lease on task ${task.id} expired at ${task.leaseExpiresAt.toISOString()}; claim again`, 'lease_expired');
+    if (task.leaseExpiresAt && task.leaseExpiresAt <= now)
+      throw new QueueError(`your lease on task ${task.id} expired at ${task.leaseExpiresAt.toISOString()}; claim again`, 'lease_expired');
     const [label] = await tx
       .insert(labels)
       .values({

@@ -56,7 +56,9 @@ export const frames = pgTable(
     id: uuid('id').primaryKey().defaultRandom(),
     // Arrival order within the whole table; the loop pulls frames of a stream by seq.
     seq: bigserial('seq', { mode: 'number' }).notNull().unique(),
-    streamId: text('stream_id').notNull().references(() => streams.id),
+    streamId: text('stream_id')
+      .notNull()
+      .references(() => streams.id),
     cameraId: text('camera_id').notNull(),
     capturedAt: timestamp('captured_at', { withTimezone: true }).notNull(),
     contentHash: text('content_hash').notNull(),
@@ -78,7 +80,9 @@ export const frames = pgTable(
 export const frameScores = pgTable(
   'frame_scores',
   {
-    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    frameId: uuid('frame_id')
+      .notNull()
+      .references(() => frames.id),
     modelVersion: text('model_version').notNull(),
     streamId: text('stream_id').notNull(),
     cameraId: text('camera_id').notNull(),
@@ -86,10 +90,7 @@ export const frameScores = pgTable(
     embedding: vector('embedding', { dimensions: EMBEDDING_DIM }).notNull(),
     scoredAt: timestamp('scored_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [
-    uniqueIndex('frame_scores_pk').on(t.frameId, t.modelVersion),
-    index('frame_scores_stream_scored_idx').on(t.streamId, t.scoredAt),
-  ],
+  (t) => [uniqueIndex('frame_scores_pk').on(t.frameId, t.modelVersion), index('frame_scores_stream_scored_idx').on(t.streamId, t.scoredAt)],
 );
 
 /**
@@ -100,8 +101,12 @@ export const frameScores = pgTable(
 export const frameFailures = pgTable(
   'frame_failures',
   {
-    frameId: uuid('frame_id').primaryKey().references(() => frames.id),
-    streamId: text('stream_id').notNull().references(() => streams.id),
+    frameId: uuid('frame_id')
+      .primaryKey()
+      .references(() => frames.id),
+    streamId: text('stream_id')
+      .notNull()
+      .references(() => streams.id),
     reason: text('reason', { enum: ['missing_blob', 'undecodable', 'too_many_pixels'] }).notNull(),
     detail: text('detail').notNull(),
     modelVersion: text('model_version').notNull(),
@@ -114,7 +119,9 @@ export const predictions = pgTable(
   'predictions',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    frameId: uuid('frame_id')
+      .notNull()
+      .references(() => frames.id),
     modelVersion: text('model_version').notNull(),
     rank: integer('rank').notNull(),
     className: text('class_name').notNull(),
@@ -133,7 +140,9 @@ export const samplingPolicies = pgTable(
   'sampling_policies',
   {
     id: serial('id').primaryKey(),
-    streamId: text('stream_id').notNull().references(() => streams.id),
+    streamId: text('stream_id')
+      .notNull()
+      .references(() => streams.id),
     version: integer('version').notNull(),
     policy: jsonb('policy').notNull(),
     createdBy: text('created_by').notNull(),
@@ -148,9 +157,13 @@ export const reviewTasks = pgTable(
     id: uuid('id').primaryKey().defaultRandom(),
     // `${frameId}:${modelVersion}:${rank|random}`: a retried routing step hits this and adds nothing.
     dedupeKey: text('dedupe_key').notNull().unique(),
-    streamId: text('stream_id').notNull().references(() => streams.id),
+    streamId: text('stream_id')
+      .notNull()
+      .references(() => streams.id),
     cameraId: text('camera_id').notNull(),
-    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    frameId: uuid('frame_id')
+      .notNull()
+      .references(() => frames.id),
     predictionId: uuid('prediction_id').references(() => predictions.id),
     modelVersion: text('model_version').notNull(),
     className: text('class_name'),
@@ -158,7 +171,9 @@ export const reviewTasks = pgTable(
     reason: text('reason', { enum: ['band', 'random', 'drift_boost'] }).notNull(),
     policyVersion: integer('policy_version').notNull(),
     priority: integer('priority').notNull().default(0),
-    status: text('status', { enum: ['pending', 'leased', 'done'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'leased', 'done'] })
+      .notNull()
+      .default('pending'),
     leaseOwner: uuid('lease_owner').references(() => users.id),
     leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
     attempts: integer('attempts').notNull().default(0),
@@ -178,8 +193,12 @@ export const labels = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     // One label per task: a resubmitted decision is refused, a retried one is a no-op.
-    taskId: uuid('task_id').references(() => reviewTasks.id).unique(),
-    frameId: uuid('frame_id').notNull().references(() => frames.id),
+    taskId: uuid('task_id')
+      .references(() => reviewTasks.id)
+      .unique(),
+    frameId: uuid('frame_id')
+      .notNull()
+      .references(() => frames.id),
     streamId: text('stream_id').notNull(),
     reviewerId: uuid('reviewer_id').references(() => users.id),
     decision: text('decision', { enum: ['accept', 'reject', 'correct'] }).notNull(),
@@ -188,7 +207,9 @@ export const labels = pgTable(
     predictionId: uuid('prediction_id').references(() => predictions.id),
     policyVersion: integer('policy_version'),
     modelVersion: text('model_version'),
-    source: text('source', { enum: ['review', 'oracle', 'import'] }).notNull().default('review'),
+    source: text('source', { enum: ['review', 'oracle', 'import'] })
+      .notNull()
+      .default('review'),
     createdAt: createdAt(),
   },
   (t) => [index('labels_stream_created_idx').on(t.streamId, t.createdAt), index('labels_frame_idx').on(t.frameId)],
@@ -207,13 +228,17 @@ export const models = pgTable(
     metrics: jsonb('metrics').notNull().default({}),
     trainingSnapshot: text('training_snapshot'),
     parentVersion: text('parent_version'),
-    status: text('status', { enum: ['candidate', 'production', 'retired'] }).notNull().default('candidate'),
+    status: text('status', { enum: ['candidate', 'production', 'retired'] })
+      .notNull()
+      .default('candidate'),
     createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex('models_kind_version_uq').on(t.kind, t.version),
     // At most one production model per kind: the pointer moves in one transaction.
-    uniqueIndex('models_one_production_uq').on(t.kind).where(sql`status = 'production'`),
+    uniqueIndex('models_one_production_uq')
+      .on(t.kind)
+      .where(sql`status = 'production'`),
   ],
 );
 
@@ -269,7 +294,9 @@ export const driftBoosts = pgTable(
   'drift_boosts',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    streamId: text('stream_id').notNull().references(() => streams.id),
+    streamId: text('stream_id')
+      .notNull()
+      .references(() => streams.id),
     // null: every camera of the stream.
     cameraId: text('camera_id'),
     reason: text('reason').notNull(),
@@ -292,7 +319,9 @@ export const auditLog = pgTable('audit_log', {
 
 /** Per-stream drift monitor settings (validated by drift/settings.ts). */
 export const driftSettings = pgTable('drift_settings', {
-  streamId: text('stream_id').primaryKey().references(() => streams.id),
+  streamId: text('stream_id')
+    .primaryKey()
+    .references(() => streams.id),
   settings: jsonb('settings').notNull(),
   updatedBy: text('updated_by').notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
@@ -321,7 +350,9 @@ export const retrainTriggers = pgTable(
     reason: text('reason').notNull(),
     streamId: text('stream_id'),
     reportId: uuid('report_id').references(() => driftReports.id),
-    status: text('status', { enum: ['pending', 'started', 'done'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'started', 'done'] })
+      .notNull()
+      .default('pending'),
     // The retraining run that took the trigger up; only that run marks it done.
     runId: text('run_id'),
     createdAt: createdAt(),
@@ -339,7 +370,9 @@ export const retrainRuns = pgTable(
     trigger: text('trigger', { enum: ['schedule', 'drift', 'manual'] }).notNull(),
     reason: text('reason').notNull(),
     requestedBy: text('requested_by').notNull(),
-    status: text('status', { enum: ['running', 'deployed', 'refused', 'rejected', 'failed', 'cancelled', 'rolled_back'] }).notNull().default('running'),
+    status: text('status', { enum: ['running', 'deployed', 'refused', 'rejected', 'failed', 'cancelled', 'rolled_back'] })
+      .notNull()
+      .default('running'),
     snapshotId: text('snapshot_id'),
     candidateVersion: text('candidate_version'),
     // [{ name, status, startedAt, finishedAt, detail }]

@@ -5,17 +5,7 @@ import type { Detection } from '../models/sessions.ts';
 import type { TaskCandidate } from '../policies/route.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
-import {
-  driftBoosts,
-  frameFailures,
-  frames,
-  frameScores,
-  models,
-  predictions,
-  reviewTasks,
-  samplingPolicies,
-  streams,
-} from './schema.ts';
+import { driftBoosts, frameFailures, frames, frameScores, models, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
 
 export interface PendingFrame {
   id: string;
@@ -37,8 +27,14 @@ const STRAGGLER_LOOKBACK = 10_000;
 /** The stream's unscored frames at or near its cursor, oldest first. */
 export async function nextFrames(db: DbOrTx, streamId: string, limit: number): Promise<PendingFrame[]> {
   const cursor = db.select({ s: streams.scoredThroughSeq }).from(streams).where(eq(streams.id, streamId));
-  const scored = db.select({ one: sql`1` }).from(frameScores).where(eq(frameScores.frameId, frames.id));
-  const quarantined = db.select({ one: sql`1` }).from(frameFailures).where(eq(frameFailures.frameId, frames.id));
+  const scored = db
+    .select({ one: sql`1` })
+    .from(frameScores)
+    .where(eq(frameScores.frameId, frames.id));
+  const quarantined = db
+    .select({ one: sql`1` })
+    .from(frameFailures)
+    .where(eq(frameFailures.frameId, frames.id));
   return db
     .select({
       id: frames.id,
@@ -49,14 +45,7 @@ export async function nextFrames(db: DbOrTx, streamId: string, limit: number): P
       height: frames.height,
     })
     .from(frames)
-    .where(
-      and(
-        eq(frames.streamId, streamId),
-        gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`),
-        notExists(scored),
-        notExists(quarantined),
-      ),
-    )
+    .where(and(eq(frames.streamId, streamId), gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`), notExists(scored), notExists(quarantined)))
     .orderBy(asc(frames.seq))
     .limit(limit);
 }
@@ -104,7 +93,7 @@ export async function boostedCameras(db: DbOrTx, streamId: string, now: Date): P
 }
 
 /** How many of a stream's most recently queued frames the diversity filter compares against. */
-export const DIVERSITY_LOOKBACK = 1000;
+const DIVERSITY_LOOKBACK = 1000;
 
 /**
  * Embeddings of the stream's most recently queued (or labelled) frames: the diversity filter of
@@ -135,7 +124,7 @@ export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): numb
 }
 
 /** A detection with its rank in the frame's output (0 = highest score). */
-export interface ScoredDetection extends Detection {
+interface ScoredDetection extends Detection {
   rank: number;
 }
 
@@ -208,12 +197,18 @@ export async function persistScoredBatch(
     if (args.failures?.length) {
       await tx
         .insert(frameFailures)
-        .values(args.failures.map((f) => ({ frameId: f.frameId, streamId: args.streamId, reason: f.reason, detail: f.detail.slice(0, 1000), modelVersion: args.modelVersion })))
+        .values(
+          args.failures.map((f) => ({
+            frameId: f.frameId,
+            streamId: args.streamId,
+            reason: f.reason,
+            detail: f.detail.slice(0, 1000),
+            modelVersion: args.modelVersion,
+          })),
+        )
         .onConflictDoNothing();
     }
-    const predictionRows = args.frames.flatMap((f) =>
-      f.detections.map((d) => ({ frameId: f.frameId, modelVersion: args.modelVersion, ...d })),
-    );
+    const predictionRows = args.frames.flatMap((f) => f.detections.map((d) => ({ frameId: f.frameId, modelVersion: args.modelVersion, ...d })));
     if (predictionRows.length > 0) {
       await tx.insert(predictions).values(predictionRows).onConflictDoNothing();
     }
@@ -224,12 +219,7 @@ export async function persistScoredBatch(
       const ids = await tx
         .select({ id: predictions.id, frameId: predictions.frameId, rank: predictions.rank })
         .from(predictions)
-        .where(
-          and(
-            eq(predictions.modelVersion, args.modelVersion),
-            or(...frameIds.map((id) => eq(predictions.frameId, id))),
-          ),
-        );
+        .where(and(eq(predictions.modelVersion, args.modelVersion), or(...frameIds.map((id) => eq(predictions.frameId, id)))));
       const predictionId = new Map(ids.map((p) => [`${p.frameId}:${p.rank}`, p.id]));
       const inserted = await tx
         .insert(reviewTasks)
@@ -255,4 +245,3 @@ export async function persistScoredBatch(
     return { predictions: predictionRows.length, tasksRouted };
   });
 }
-

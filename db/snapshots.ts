@@ -9,7 +9,7 @@ import { toCocoBbox } from './coco.ts';
 import type { LabelBox } from './queue.ts';
 import { datasetSnapshots, frames, labels } from './schema.ts';
 
-export const DEFAULT_CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
+const DEFAULT_CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
 /** Frames of one camera within this many seconds form one sequence for the split. */
 const SEQUENCE_SECONDS = 30;
 
@@ -29,19 +29,19 @@ interface CocoAnnotation {
   area: number;
   iscrowd: 0;
 }
-export interface CocoDataset {
+interface CocoDataset {
   info: Record<string, unknown>;
   categories: { id: number; name: string }[];
   images: CocoImage[];
   annotations: CocoAnnotation[];
 }
 
-export function splitOf(sequenceKey: string, valFraction = 0.2): 'train' | 'val' {
+function splitOf(sequenceKey: string, valFraction = 0.2): 'train' | 'val' {
   const h = createHash('sha256').update(sequenceKey).digest().readUInt32BE(0) / 2 ** 32;
   return h < valFraction ? 'val' : 'train';
 }
 
-export const snapshotKey = (id: string) => `snapshots/${id}/dataset.json`;
+const snapshotKey = (id: string) => `snapshots/${id}/dataset.json`;
 
 /**
  * Builds and stores snapshot `id` (idempotent: the same id is written once, with the labels
@@ -55,21 +55,40 @@ export async function createSnapshot(
   const [existing] = await db.select().from(datasetSnapshots).where(eq(datasetSnapshots.id, opts.id));
   if (existing) {
     const ds = JSON.parse((await store.get(existing.datasetKey)).toString()) as CocoDataset;
-    return { id: existing.id, datasetKey: existing.datasetKey, numImages: existing.numImages, numAnnotations: existing.numAnnotations, numVal: ds.images.filter((i) => i.split === 'val').length };
+    return {
+      id: existing.id,
+      datasetKey: existing.datasetKey,
+      numImages: existing.numImages,
+      numAnnotations: existing.numAnnotations,
+      numVal: ds.images.filter((i) => i.split === 'val').length,
+    };
   }
   const classNames = opts.classNames ?? DEFAULT_CLASSES;
   const parent: CocoDataset | null = opts.parentKey && (await store.exists(opts.parentKey)) ? JSON.parse((await store.get(opts.parentKey)).toString()) : null;
-  const rows = await db.select({ label: labels, frame: frames }).from(labels).innerJoin(frames, eq(frames.id, labels.frameId)).where(lte(labels.createdAt, opts.asOf)).orderBy(labels.createdAt);
+  const rows = await db
+    .select({ label: labels, frame: frames })
+    .from(labels)
+    .innerJoin(frames, eq(frames.id, labels.frameId))
+    .where(lte(labels.createdAt, opts.asOf))
+    .orderBy(labels.createdAt);
   const newest = new Map<string, (typeof rows)[number]>();
   for (const r of rows) newest.set(r.frame.id, r);
 
-  const dataset: CocoDataset = { info: { description: `snapshot ${opts.id}`, trigger: opts.trigger, as_of: opts.asOf.toISOString() }, categories: classNames.map((name, i) => ({ id: i + 1, name })), images: [], annotations: [] };
+  const dataset: CocoDataset = {
+    info: { description: `snapshot ${opts.id}`, trigger: opts.trigger, as_of: opts.asOf.toISOString() },
+    categories: classNames.map((name, i) => ({ id: i + 1, name })),
+    images: [],
+    annotations: [],
+  };
   const seen = new Set<string>();
-  const addImage = (img: { file_name: string; width: number; height: number; split: 'train' | 'val'; [extra: string]: unknown }, boxes: { className: string; bbox: [number, number, number, number] }[]) => {
+  const addImage = (
+    img: { file_name: string; width: number; height: number; split: 'train' | 'val'; [extra: string]: unknown },
+    boxes: { className: string; bbox: [number, number, number, number] }[],
+  ) => {
     if (seen.has(img.file_name)) return;
     seen.add(img.file_name);
     const id = dataset.images.length + 1;
-    dataset.images.push({ ...img, id } as CocoImage);
+    dataset.images.push({ ...img, id });
     for (const b of boxes) {
       const category = classNames.indexOf(b.className) + 1;
       const [, , w, h] = b.bbox;
@@ -81,18 +100,43 @@ export async function createSnapshot(
     const bucket = Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS);
     const sequence = `${frame.streamId}/${frame.cameraId}/${bucket}`;
     const boxes = (label.boxes as LabelBox[]).map((b) => ({ className: b.className, bbox: toCocoBbox(b, frame.width, frame.height) }));
-    addImage({ file_name: frame.storageKey, width: frame.width, height: frame.height, split: splitOf(sequence), frame_id: frame.id, stream_id: frame.streamId, camera_id: frame.cameraId, sequence_id: sequence, label_id: label.id }, boxes);
+    addImage(
+      {
+        file_name: frame.storageKey,
+        width: frame.width,
+        height: frame.height,
+        split: splitOf(sequence),
+        frame_id: frame.id,
+        stream_id: frame.streamId,
+        camera_id: frame.cameraId,
+        sequence_id: sequence,
+        label_id: label.id,
+      },
+      boxes,
+    );
   }
   if (parent) {
     const byName = new Map(parent.categories.map((c) => [c.id, c.name]));
     const anns = new Map<number, CocoAnnotation[]>();
     for (const a of parent.annotations) anns.set(a.image_id, [...(anns.get(a.image_id) ?? []), a]);
     for (const im of parent.images) {
-      addImage({ ...im, split: im.split === 'val' ? 'val' : 'train' }, (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', bbox: a.bbox })));
+      addImage(
+        { ...im, split: im.split === 'val' ? 'val' : 'train' },
+        (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', bbox: a.bbox })),
+      );
     }
   }
   const datasetKey = snapshotKey(opts.id);
   await store.put(datasetKey, Buffer.from(JSON.stringify(dataset)));
-  await db.insert(datasetSnapshots).values({ id: opts.id, datasetKey, numImages: dataset.images.length, numAnnotations: dataset.annotations.length, trigger: opts.trigger }).onConflictDoNothing();
-  return { id: opts.id, datasetKey, numImages: dataset.images.length, numAnnotations: dataset.annotations.length, numVal: dataset.images.filter((i) => i.split === 'val').length };
+  await db
+    .insert(datasetSnapshots)
+    .values({ id: opts.id, datasetKey, numImages: dataset.images.length, numAnnotations: dataset.annotations.length, trigger: opts.trigger })
+    .onConflictDoNothing();
+  return {
+    id: opts.id,
+    datasetKey,
+    numImages: dataset.images.length,
+    numAnnotations: dataset.annotations.length,
+    numVal: dataset.images.filter((i) => i.split === 'val').length,
+  };
 }

@@ -45,7 +45,14 @@ export async function createUser(db: DbOrTx, input: NewUser): Promise<{ user: Us
   const token = newToken();
   const [row] = await db
     .insert(users)
-    .values({ name: input.name, role: input.role, streams: input.streams ?? null, cameraIds: input.cameraIds ?? null, tokenExpiresAt: input.tokenExpiresAt ?? null, tokenHash: hashToken(token) })
+    .values({
+      name: input.name,
+      role: input.role,
+      streams: input.streams ?? null,
+      cameraIds: input.cameraIds ?? null,
+      tokenExpiresAt: input.tokenExpiresAt ?? null,
+      tokenHash: hashToken(token),
+    })
     .returning(viewColumns);
   return { user: row, token };
 }
@@ -53,7 +60,11 @@ export async function createUser(db: DbOrTx, input: NewUser): Promise<{ user: Us
 /** Replaces a user's token (the old one stops working at once); the expiry is set anew. */
 export async function rotateToken(db: DbOrTx, name: string, tokenExpiresAt: Date | null = null): Promise<string | null> {
   const token = newToken();
-  const rows = await db.update(users).set({ tokenHash: hashToken(token), tokenExpiresAt }).where(eq(users.name, name)).returning({ id: users.id });
+  const rows = await db
+    .update(users)
+    .set({ tokenHash: hashToken(token), tokenExpiresAt })
+    .where(eq(users.name, name))
+    .returning({ id: users.id });
   return rows.length ? token : null;
 }
 
@@ -62,7 +73,11 @@ export async function rotateToken(db: DbOrTx, name: string, tokenExpiresAt: Date
  * value nobody was ever given, so no token matches it (the column stays unique and not null).
  */
 export async function revokeToken(db: DbOrTx, name: string): Promise<boolean> {
-  const rows = await db.update(users).set({ tokenHash: hashToken(`revoked:${newToken()}`) }).where(eq(users.name, name)).returning({ id: users.id });
+  const rows = await db
+    .update(users)
+    .set({ tokenHash: hashToken(`revoked:${newToken()}`) })
+    .where(eq(users.name, name))
+    .returning({ id: users.id });
   return rows.length > 0;
 }
 
@@ -73,7 +88,11 @@ export async function bindCamera(db: DbOrTx, name: string, scope: { streams: str
 }
 
 export async function setDisabled(db: DbOrTx, name: string, disabled: boolean, now = new Date()): Promise<UserView | null> {
-  const [row] = await db.update(users).set({ disabledAt: disabled ? now : null }).where(eq(users.name, name)).returning(viewColumns);
+  const [row] = await db
+    .update(users)
+    .set({ disabledAt: disabled ? now : null })
+    .where(eq(users.name, name))
+    .returning(viewColumns);
   return row ?? null;
 }
 
@@ -81,7 +100,10 @@ export type AuthOutcome = { user: User } | { refused: 'unknown' | 'expired' | 'd
 
 export async function authenticate(db: DbOrTx, token: string, now = new Date()): Promise<AuthOutcome> {
   if (!token) return { refused: 'unknown' };
-  const [row] = await db.select({ ...userColumns, tokenExpiresAt: users.tokenExpiresAt, disabledAt: users.disabledAt }).from(users).where(eq(users.tokenHash, hashToken(token)));
+  const [row] = await db
+    .select({ ...userColumns, tokenExpiresAt: users.tokenExpiresAt, disabledAt: users.disabledAt })
+    .from(users)
+    .where(eq(users.tokenHash, hashToken(token)));
   if (!row) return { refused: 'unknown' };
   if (row.disabledAt) return { refused: 'disabled' };
   if (row.tokenExpiresAt && row.tokenExpiresAt <= now) return { refused: 'expired' };

@@ -21,7 +21,7 @@ function gcd(a: number, b: number): number {
 }
 
 /** Largest distance between the two empirical CDFs. */
-export function ksStatistic(a: ArrayLike<number>, b: ArrayLike<number>): number {
+function ksStatistic(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const x = Float64Array.from(a).sort();
   const y = Float64Array.from(b).sort();
   const n1 = x.length;
@@ -101,7 +101,7 @@ const SQRT2PI = Math.sqrt(2 * Math.PI);
 const MIN_LOG = -708;
 
 /** One-sided Smirnov survival P(D+_n >= x), by its exact sum, in log space. */
-export function smirnov(n: number, x: number): number {
+function smirnov(n: number, x: number): number {
   if (x <= 0) return 1;
   if (x >= 1) return 0;
   const jmax = Math.floor(n * (1 - x) + 1e-12);
@@ -244,7 +244,14 @@ const clip = (p: number) => Math.min(1, Math.max(0, p));
 
 /** Log of n!/n^n by Stirling's series (SciPy's _log_nfactorial_div_n_pow_n). */
 function logNFactorialDivNPowN(n: number): number {
-  const coeffs = [-2.955065359477124183e-2, 6.4102564102564102564e-3, -1.9175269175269175269e-3, 8.4175084175084175084e-4, -5.952380952380952381e-4, 7.9365079365079365079e-4, -2.7777777777777777778e-3, 8.3333333333333333333e-2];
+  // The coefficients as SciPy writes them (more digits than a double holds), so they can be
+  // compared with its source line by line.
+  /* eslint-disable no-loss-of-precision */
+  const coeffs = [
+    -2.955065359477124183e-2, 6.4102564102564102564e-3, -1.9175269175269175269e-3, 8.4175084175084175084e-4, -5.952380952380952381e-4, 7.9365079365079365079e-4,
+    -2.7777777777777777778e-3, 8.3333333333333333333e-2,
+  ];
+  /* eslint-enable no-loss-of-precision */
   const rn = 1 / n;
   let poly = 0;
   for (const c of coeffs) poly = poly * (rn / n) + c;
@@ -252,7 +259,7 @@ function logNFactorialDivNPowN(n: number): number {
 }
 
 /** P(D_n >= x) for the two-sided one-sample statistic (scipy.stats.kstwo.sf). */
-export function kolmogorovSf(n: number, x: number): number {
+function kolmogorovSf(n: number, x: number): number {
   if (x >= 1) return 0;
   if (x <= 0) return 1;
   const t = n * x;

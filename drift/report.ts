@@ -15,9 +15,9 @@ export interface DriftSettings {
   minEffect: number;
 }
 
-export const defaultDriftSettings: DriftSettings = { alpha: 0.05, components: 8, correction: 'bonferroni', minEffect: 0.1 };
+const defaultDriftSettings: DriftSettings = { alpha: 0.05, components: 8, correction: 'bonferroni', minEffect: 0.1 };
 
-export interface ComponentResult {
+interface ComponentResult {
   component: number;
   explainedVarianceRatio: number;
   statistic: number;
@@ -27,7 +27,7 @@ export interface ComponentResult {
   drifted: boolean;
 }
 
-export interface SignalResult {
+interface SignalResult {
   statistic: number;
   pvalue: number;
   drifted: boolean;
@@ -62,7 +62,13 @@ const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 function signal(ref: number[] | undefined, cur: number[] | undefined, s: DriftSettings): SignalResult | null {
   if (!ref?.length || !cur?.length) return null;
   const r = ks2samp(ref, cur);
-  return { statistic: r.statistic, pvalue: r.pvalue, drifted: r.pvalue < s.alpha && r.statistic >= s.minEffect, referenceMean: mean(ref), currentMean: mean(cur) };
+  return {
+    statistic: r.statistic,
+    pvalue: r.pvalue,
+    drifted: r.pvalue < s.alpha && r.statistic >= s.minEffect,
+    referenceMean: mean(ref),
+    currentMean: mean(cur),
+  };
 }
 
 export function driftReport(input: DriftInput, settings: DriftSettings = defaultDriftSettings): DriftReport {
@@ -76,7 +82,10 @@ export function driftReport(input: DriftInput, settings: DriftSettings = default
   const ref = projectPca(pca, input.reference);
   const cur = projectPca(pca, input.current);
   const tests = ref.map((r, k) => ks2samp(r, cur[k]));
-  const adjusted = correct(tests.map((t) => t.pvalue), settings.correction);
+  const adjusted = correct(
+    tests.map((t) => t.pvalue),
+    settings.correction,
+  );
   const components = tests.map((t, k) => {
     const significant = adjusted[k] < settings.alpha;
     return {

@@ -21,14 +21,28 @@ export const driftSettingsSchema = z
     /** Cameras of a stream tested one by one per check (the busiest); the stream test covers all. */
     maxCameras: z.number().int().min(0).max(256).default(32),
     /** Seconds between checks. */
-    intervalSeconds: z.number().int().min(5).max(7 * 24 * 3600).default(300),
+    intervalSeconds: z
+      .number()
+      .int()
+      .min(5)
+      .max(7 * 24 * 3600)
+      .default(300),
     /** How long a drift boost raises sampling for the drifted stream or camera. */
-    boostMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60),
+    boostMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .default(60),
     /** A drift-started retraining run first waits until this many frames of the stream have
      * been reviewed since the drift: retraining at once would learn nothing about the shift. */
     retrainMinLabels: z.number().int().min(1).max(1_000_000).default(200),
     /** ...and gives up if they have not been reviewed within this many hours. */
-    retrainMaxWaitHours: z.number().min(0.01).max(30 * 24).default(7 * 24),
+    retrainMaxWaitHours: z
+      .number()
+      .min(0.01)
+      .max(30 * 24)
+      .default(7 * 24),
     /** Instead of the production model's reference: frames of this stream scored in this period. */
     pinnedReference: z
       .object({ from: z.coerce.date(), to: z.coerce.date() })

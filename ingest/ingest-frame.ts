@@ -25,10 +25,10 @@ const MEDIA = {
   'image/png': { ext: 'png', format: 'png', magic: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
   'image/jpeg': { ext: 'jpg', format: 'jpeg', magic: [0xff, 0xd8, 0xff] },
 } as const;
-export type MediaType = keyof typeof MEDIA;
-export const SUPPORTED_MEDIA_TYPES = Object.keys(MEDIA) as MediaType[];
+type MediaType = keyof typeof MEDIA;
+const SUPPORTED_MEDIA_TYPES = Object.keys(MEDIA) as MediaType[];
 
-export function mediaTypeOf(contentType: string | undefined | null): MediaType | null {
+function mediaTypeOf(contentType: string | undefined | null): MediaType | null {
   const base = (contentType ?? '').split(';')[0].trim().toLowerCase();
   return base in MEDIA ? (base as MediaType) : null;
 }
@@ -71,7 +71,11 @@ export async function ingestFrame(deps: IngestDeps, input: IngestInput): Promise
 async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
   const media = mediaTypeOf(input.contentType);
   if (!media) {
-    throw new IngestError(`Content-Type must be one of ${SUPPORTED_MEDIA_TYPES.join(', ')}, got ${JSON.stringify(input.contentType ?? '')}`, 415, 'content_type');
+    throw new IngestError(
+      `Content-Type must be one of ${SUPPORTED_MEDIA_TYPES.join(', ')}, got ${JSON.stringify(input.contentType ?? '')}`,
+      415,
+      'content_type',
+    );
   }
   if (!CAMERA_ID.test(input.cameraId)) {
     throw new IngestError('cameraId must be 1-100 characters of letters, digits, ".", "_", ":" or "-"', 400, 'camera_id');
@@ -94,7 +98,11 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
   }
   const pixels = (header.width ?? 0) * (header.height ?? 0);
   if (pixels > deps.maxFramePixels) {
-    throw new IngestError(`the image is ${header.width}x${header.height} (${pixels} pixels); the limit is ${deps.maxFramePixels} pixels`, 413, 'too_many_pixels');
+    throw new IngestError(
+      `the image is ${header.width}x${header.height} (${pixels} pixels); the limit is ${deps.maxFramePixels} pixels`,
+      413,
+      'too_many_pixels',
+    );
   }
   const width = header.width ?? 0;
   const height = header.height ?? 0;
@@ -140,7 +148,7 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
     .returning({ id: frames.id });
   if (!row) {
     const raced = await findFrame(deps.db, input.streamId, hash);
-    return { frameId: raced!.id, created: false, storageKey: key, width, height };
+    return { frameId: raced.id, created: false, storageKey: key, width, height };
   }
   const camera = cameraLabel(input.streamId, input.cameraId);
   framesIngested.inc({ stream: input.streamId, camera, source: input.source });

@@ -27,7 +27,7 @@ export interface BoxMetadata {
 
 export type ModelMetadata = DetectionMetadata | BoxMetadata;
 
-export const SIGNATURES = {
+const SIGNATURES = {
   detection: { inputs: ['images'], outputs: ['boxes', 'scores', 'class_ids', 'embedding'] },
   box: { inputs: ['roi'], outputs: ['box', 'score'] },
 } as const;
@@ -44,11 +44,12 @@ export class ModelContractError extends Error {
  * pixels a side would take gigabytes at the registration probe; the embedding width is the
  * database's vector column.
  */
-export const METADATA_LIMITS = { input_size: 2048, roi_size: 1024, max_detections: 1000, classes: 1000, className: 100, contextMargin: 4 } as const;
+const METADATA_LIMITS = { input_size: 2048, roi_size: 1024, max_detections: 1000, classes: 1000, className: 100, contextMargin: 4 } as const;
 
 function positiveInt(props: Record<string, string>, key: string, max: number): number {
   const n = Number(props[key]);
-  if (!Number.isInteger(n) || n <= 0 || n > max) throw new ModelContractError(`metadata_props.${key} must be an integer from 1 to ${max}, got ${JSON.stringify(props[key])}`);
+  if (!Number.isInteger(n) || n <= 0 || n > max)
+    throw new ModelContractError(`metadata_props.${key} must be an integer from 1 to ${max}, got ${JSON.stringify(props[key])}`);
   return n;
 }
 
@@ -76,10 +77,15 @@ export function parseModelMetadata(bytes: Uint8Array): ModelMetadata {
       classNames.length > METADATA_LIMITS.classes ||
       !classNames.every((c) => typeof c === 'string' && c.length > 0 && c.length <= METADATA_LIMITS.className)
     ) {
-      throw new ModelContractError(`metadata_props.class_names must be a JSON array of 1 to ${METADATA_LIMITS.classes} class names of 1 to ${METADATA_LIMITS.className} characters`);
+      throw new ModelContractError(
+        `metadata_props.class_names must be a JSON array of 1 to ${METADATA_LIMITS.classes} class names of 1 to ${METADATA_LIMITS.className} characters`,
+      );
     }
     const embeddingDim = Number(props.embedding_dim);
-    if (embeddingDim !== EMBEDDING_DIM) throw new ModelContractError(`metadata_props.embedding_dim must be ${EMBEDDING_DIM} (the platform's embedding width), got ${JSON.stringify(props.embedding_dim)}`);
+    if (embeddingDim !== EMBEDDING_DIM)
+      throw new ModelContractError(
+        `metadata_props.embedding_dim must be ${EMBEDDING_DIM} (the platform's embedding width), got ${JSON.stringify(props.embedding_dim)}`,
+      );
     return {
       kind,
       ...common,
@@ -91,7 +97,8 @@ export function parseModelMetadata(bytes: Uint8Array): ModelMetadata {
   }
   if (kind === 'box') {
     const margin = Number(props.context_margin ?? '0.5');
-    if (!(margin >= 0 && margin <= METADATA_LIMITS.contextMargin)) throw new ModelContractError(`metadata_props.context_margin must be a number from 0 to ${METADATA_LIMITS.contextMargin}`);
+    if (!(margin >= 0 && margin <= METADATA_LIMITS.contextMargin))
+      throw new ModelContractError(`metadata_props.context_margin must be a number from 0 to ${METADATA_LIMITS.contextMargin}`);
     return { kind, ...common, roiSize: positiveInt(props, 'roi_size', METADATA_LIMITS.roi_size), contextMargin: margin };
   }
   throw new ModelContractError(`metadata_props.kind must be "detection" or "box", got ${JSON.stringify(kind)}`);

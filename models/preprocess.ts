@@ -6,8 +6,8 @@
 // tensor the model was trained on, not merely a similar one.
 import sharp from 'sharp';
 
-export const PAD_VALUE = 0.5;
-export const CONTEXT_MARGIN = 0.5;
+const PAD_VALUE = 0.5;
+const CONTEXT_MARGIN = 0.5;
 
 export interface RgbImage {
   data: Uint8Array; // HxWx3, row-major
@@ -28,7 +28,7 @@ export async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
   return { data, width: info.width, height: info.height };
 }
 
-export function letterboxGeometry(width: number, height: number, size: number) {
+function letterboxGeometry(width: number, height: number, size: number) {
   const scale = Math.min(size / width, size / height);
   return { scale, nw: Math.round(width * scale), nh: Math.round(height * scale) };
 }
@@ -93,14 +93,14 @@ export function letterboxInto(img: RgbImage, size: number, out: Float32Array, of
   return { scale };
 }
 
-export interface RoiGeometry {
+interface RoiGeometry {
   x0: number;
   y0: number;
   side: number;
 }
 
 /** Crop square around a rough region (frame pixels), with the contract's context margin. */
-export function roiGeometry(region: { x1: number; y1: number; x2: number; y2: number }, margin = CONTEXT_MARGIN): RoiGeometry {
+function roiGeometry(region: { x1: number; y1: number; x2: number; y2: number }, margin = CONTEXT_MARGIN): RoiGeometry {
   const side = Math.max(region.x2 - region.x1, region.y2 - region.y1, 4) * (1 + 2 * margin);
   const cx = (region.x1 + region.x2) / 2;
   const cy = (region.y1 + region.y2) / 2;
@@ -108,7 +108,7 @@ export function roiGeometry(region: { x1: number; y1: number; x2: number; y2: nu
 }
 
 /** The frame pixels (inclusive bounds) bilinear sampling of the crop can touch, clipped to the frame; null if none. */
-export function roiSourceWindow(g: RoiGeometry, size: number, width: number, height: number) {
+function roiSourceWindow(g: RoiGeometry, size: number, width: number, height: number) {
   const first = 0.5 * (g.side / size) - 0.5;
   const last = (size - 0.5) * (g.side / size) - 0.5;
   const left = Math.max(0, Math.floor(g.x0 + first));
@@ -123,7 +123,7 @@ export function roiSourceWindow(g: RoiGeometry, size: number, width: number, hei
  * Samples the `size` x `size` crop (CHW float32) from `patch`, the part of the frame that starts
  * at (`left`, `top`); neighbours outside the frame count as 0.5.
  */
-export function sampleRoi(
+function sampleRoi(
   patch: RgbImage | null,
   left: number,
   top: number,
@@ -149,9 +149,7 @@ export function sampleRoi(
       const x0 = Math.floor(sx);
       const wx = sx - x0;
       for (let ch = 0; ch < 3; ch++) {
-        const v =
-          (px(x0, y0, ch) * (1 - wx) + px(x0 + 1, y0, ch) * wx) * (1 - wy) +
-          (px(x0, y0 + 1, ch) * (1 - wx) + px(x0 + 1, y0 + 1, ch) * wx) * wy;
+        const v = (px(x0, y0, ch) * (1 - wx) + px(x0 + 1, y0, ch) * wx) * (1 - wy) + (px(x0, y0 + 1, ch) * (1 - wx) + px(x0 + 1, y0 + 1, ch) * wx) * wy;
         out[offset + ch * plane + i * size + j] = v;
       }
     }

@@ -36,11 +36,12 @@ export interface RegisterInput {
 }
 
 /** Validates and probes a model without storing it; returns its contract metadata. */
-export async function validateModel(kind: ModelKind, bytes: Uint8Array) {
+async function validateModel(kind: ModelKind, bytes: Uint8Array) {
   try {
     const meta = parseModelMetadata(bytes);
     if (meta.kind !== kind) throw new ModelContractError(`the file is a ${meta.kind} model, not a ${kind} model`);
-    const session = kind === 'detection' ? await DetectorSession.load(bytes, { intraOpThreads: 1, minScore: 1 }) : await BoxModelSession.load(bytes, { intraOpThreads: 1 });
+    const session =
+      kind === 'detection' ? await DetectorSession.load(bytes, { intraOpThreads: 1, minScore: 1 }) : await BoxModelSession.load(bytes, { intraOpThreads: 1 });
     await session.release();
     return meta;
   } catch (err) {
@@ -89,7 +90,10 @@ export async function registerModel(db: Db, store: BlobStore, input: RegisterInp
 }
 
 export async function getModel(db: DbOrTx, kind: ModelKind, version: string): Promise<ModelRow | undefined> {
-  const [row] = await db.select().from(models).where(and(eq(models.kind, kind), eq(models.version, version)));
+  const [row] = await db
+    .select()
+    .from(models)
+    .where(and(eq(models.kind, kind), eq(models.version, version)));
   return row;
 }
 
@@ -99,7 +103,10 @@ export async function listModels(db: DbOrTx, kind?: ModelKind): Promise<ModelRow
 }
 
 export async function productionModel(db: DbOrTx, kind: ModelKind): Promise<ModelRow | undefined> {
-  const [row] = await db.select().from(models).where(and(eq(models.kind, kind), eq(models.status, 'production')));
+  const [row] = await db
+    .select()
+    .from(models)
+    .where(and(eq(models.kind, kind), eq(models.status, 'production')));
   return row;
 }
 
@@ -114,7 +121,12 @@ export interface PointerMove {
  * Returns the id of the deployment that now stands for production: the new row, or (when
  * `version` already serves) the newest row, so loops that missed it can still be told again.
  */
-export async function setProduction(db: Db, kind: ModelKind, version: string, move: PointerMove): Promise<{ previousVersion: string | null; deploymentId: number }> {
+export async function setProduction(
+  db: Db,
+  kind: ModelKind,
+  version: string,
+  move: PointerMove,
+): Promise<{ previousVersion: string | null; deploymentId: number }> {
   return db.transaction(async (tx) => {
     const target = await getModel(tx, kind, version);
     if (!target) throw new RegistryError(`${kind} model ${version} is not registered`, 'not_found');
@@ -142,7 +154,12 @@ export async function setProduction(db: Db, kind: ModelKind, version: string, mo
 
 /** The newest deployment of a kind: what every loop of that kind must end up serving. */
 export async function latestDeployment(db: DbOrTx, kind: ModelKind): Promise<{ id: number; version: string } | undefined> {
-  const [row] = await db.select({ id: deployments.id, version: deployments.version }).from(deployments).where(eq(deployments.kind, kind)).orderBy(desc(deployments.id)).limit(1);
+  const [row] = await db
+    .select({ id: deployments.id, version: deployments.version })
+    .from(deployments)
+    .where(eq(deployments.kind, kind))
+    .orderBy(desc(deployments.id))
+    .limit(1);
   return row;
 }
 
@@ -152,12 +169,20 @@ export async function getDeployment(db: DbOrTx, id: number) {
 }
 
 /** Rolls production back to `toVersion`, or to the version that served before the current one. */
-export async function rollback(db: Db, kind: ModelKind, move: Omit<PointerMove, 'action'>, toVersion?: string): Promise<{ version: string; previousVersion: string | null; deploymentId: number }> {
+export async function rollback(
+  db: Db,
+  kind: ModelKind,
+  move: Omit<PointerMove, 'action'>,
+  toVersion?: string,
+): Promise<{ version: string; previousVersion: string | null; deploymentId: number }> {
   let target = toVersion;
   if (!target) {
     const current = await productionModel(db, kind);
     const history = await db.select().from(deployments).where(eq(deployments.kind, kind)).orderBy(desc(deployments.id));
-    target = history.find((d) => d.version !== current?.version)?.version ?? history.find((d) => d.previousVersion && d.previousVersion !== current?.version)?.previousVersion ?? undefined;
+    target =
+      history.find((d) => d.version !== current?.version)?.version ??
+      history.find((d) => d.previousVersion && d.previousVersion !== current?.version)?.previousVersion ??
+      undefined;
     if (!target) throw new RegistryError(`no earlier ${kind} version to roll back to`, 'no_previous_version');
   }
   const { previousVersion, deploymentId } = await setProduction(db, kind, target, { ...move, action: 'rollback' });

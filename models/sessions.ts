@@ -84,7 +84,9 @@ export class DetectorSession {
   async detect(images: Uint8Array[]): Promise<{ frames: FrameResult[]; timings: Record<string, number> }> {
     const t0 = performance.now();
     const settled = await Promise.allSettled(images.map((b) => decodeRgb(b)));
-    const failures = settled.flatMap((r, index) => (r.status === 'rejected' ? [{ index, message: r.reason instanceof Error ? r.reason.message : String(r.reason) }] : []));
+    const failures = settled.flatMap((r, index) =>
+      r.status === 'rejected' ? [{ index, message: r.reason instanceof Error ? r.reason.message : String(r.reason) }] : [],
+    );
     if (failures.length) throw new UndecodableFramesError(failures);
     const decoded = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof decodeRgb>>>).value);
     const t1 = performance.now();
@@ -170,7 +172,9 @@ export class BoxModelSession {
     const r = this.meta.roiSize;
     const out = await this.runRaw(new Float32Array(3 * r * r).fill(0.5), 1);
     if (out.box.dims.join(',') !== '1,4' || out.score.dims.join(',') !== '1') {
-      throw new ModelContractError(`box model outputs have shapes box [${out.box.dims}] and score [${out.score.dims}]; the contract says [1, 4] and [1]`);
+      throw new ModelContractError(
+        `box model outputs have shapes box [${out.box.dims.join(', ')}] and score [${out.score.dims.join(', ')}]; the contract says [1, 4] and [1]`,
+      );
     }
   }
 

@@ -8,5 +8,3 @@ export const logger = pino({
   base: { service: 'dataengine' },
   redact: { paths: ['token', 'authorization', '*.authorization', 'headers.authorization', 'bytes', 'image'], censor: '[redacted]' },
 });
-
-export type Logger = typeof logger;

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { bandFor, type SamplingPolicy } from './sampling-policy.ts';
 
-export interface RoutableDetection {
+interface RoutableDetection {
   rank: number;
   className: string;
   score: number;

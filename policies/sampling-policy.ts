@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 const probability = z.number().min(0).max(1);
 
-export const confidenceBand = z
+const confidenceBand = z
   .object({ low: probability, high: probability })
   .refine((b) => b.low < b.high, { message: 'band.low must be below band.high', path: ['high'] });
 
@@ -40,7 +40,6 @@ export const samplingPolicySchema = z
   .strict();
 
 export type SamplingPolicy = z.infer<typeof samplingPolicySchema>;
-export type SamplingPolicyInput = z.input<typeof samplingPolicySchema>;
 
 export const defaultSamplingPolicy: SamplingPolicy = samplingPolicySchema.parse({});
 

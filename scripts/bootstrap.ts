@@ -21,14 +21,14 @@ async function ensureTokens(engine: Engine, tokensFile: string, streamId: string
   const saved: Partial<DemoTokens> = fs.existsSync(tokensFile) ? JSON.parse(fs.readFileSync(tokensFile, 'utf8')) : {};
   const tokens: Partial<DemoTokens> = {};
   for (const [name, role] of Object.entries(DEMO_USERS)) {
-    const known = saved[name as keyof DemoTokens];
+    const known = saved[name];
     const outcome = known ? await authenticate(db, known) : null;
     if (known && outcome && 'user' in outcome && outcome.user.name === name) {
-      tokens[name as keyof DemoTokens] = known;
+      tokens[name] = known;
     } else if (await findUser(db, name)) {
-      tokens[name as keyof DemoTokens] = (await rotateToken(db, name))!;
+      tokens[name] = (await rotateToken(db, name))!;
     } else {
-      tokens[name as keyof DemoTokens] = (await createUser(db, { name, role })).token;
+      tokens[name] = (await createUser(db, { name, role })).token;
     }
   }
   // The camera token sends into the demo stream only (and a data folder from before camera tokens
@@ -51,7 +51,7 @@ async function ensureSeedModel(engine: Engine, kind: ModelKind): Promise<string>
   const version = `seed-${sha256Hex(bytes).slice(0, 8)}`;
   const referenceFile = path.join(repoRoot, 'models', 'seed', 'reference.json');
   const reference = kind === 'detection' && fs.existsSync(referenceFile) ? JSON.parse(fs.readFileSync(referenceFile, 'utf8')) : undefined;
-  await registerModel(db, store, { kind, bytes, version, reference, metrics: kind === 'detection' ? metrics.detector ?? {} : metrics.box_model ?? {} });
+  await registerModel(db, store, { kind, bytes, version, reference, metrics: kind === 'detection' ? (metrics.detector ?? {}) : (metrics.box_model ?? {}) });
   await setProduction(db, kind, version, { triggeredBy: 'bootstrap', reason: 'seed model' });
   return version;
 }

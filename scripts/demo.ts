@@ -55,7 +55,8 @@ const markAt = (when: Date, event: string, tag?: string) => {
 };
 const mark = (event: string, tag?: string) => markAt(new Date(), event, tag);
 // Asynchronous, so the workers in this process keep running their workflow tasks meanwhile.
-const py = async (...args: string[]) => (await promisify(execFile)(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+const py = async (...args: string[]) =>
+  (await promisify(execFile)(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface LivePoint {
@@ -85,9 +86,43 @@ async function main() {
   await py('generate', '--out', path.join(work, 'base'), '--scenario', 'clear', '--count', '800', '--cameras', '4', '--seed', '0');
   const baseDir = path.join(storeDir, 'models', 'detection', 'base');
   await py('train-detector', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', baseDir, '--version', 'base', '--epochs', '4');
-  await py('train-box', '--dataset', path.join(work, 'base', 'dataset.json'), '--out', path.join(storeDir, 'models', 'box', 'base'), '--version', 'base', '--epochs', '1');
-  await py('generate', '--out', path.join(work, 'ref'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '1000', '--stride', '16');
-  await py('reference', '--model', path.join(baseDir, 'model.onnx'), '--dataset', path.join(work, 'ref', 'dataset.json'), '--out', path.join(baseDir, 'reference.json'));
+  await py(
+    'train-box',
+    '--dataset',
+    path.join(work, 'base', 'dataset.json'),
+    '--out',
+    path.join(storeDir, 'models', 'box', 'base'),
+    '--version',
+    'base',
+    '--epochs',
+    '1',
+  );
+  await py(
+    'generate',
+    '--out',
+    path.join(work, 'ref'),
+    '--scenario',
+    'clear',
+    '--count',
+    '160',
+    '--cameras',
+    '4',
+    '--seed',
+    '0',
+    '--start-index',
+    '1000',
+    '--stride',
+    '16',
+  );
+  await py(
+    'reference',
+    '--model',
+    path.join(baseDir, 'model.onnx'),
+    '--dataset',
+    path.join(work, 'ref', 'dataset.json'),
+    '--out',
+    path.join(baseDir, 'reference.json'),
+  );
 
   const handle = await openDb({});
   const db = handle.db;
@@ -102,7 +137,9 @@ async function main() {
   let env: TestWorkflowEnvironment | undefined;
   let address = process.env.TEMPORAL_ADDRESS;
   if (!address) {
-    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] } });
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] },
+    });
     address = env.address;
   }
   const connection = await Connection.connect({ address });
@@ -115,10 +152,20 @@ async function main() {
   const models = new ModelCache(store, { intraOpThreads: 2, minScore: 0.1 });
   const native = await NativeConnection.connect({ address });
   const workers = await startWorkers({
-    connection: native, namespace: 'default', db, store, detectors: models, scoringQueue, controlQueue, idleWaitMs: 1000,
+    connection: native,
+    namespace: 'default',
+    db,
+    store,
+    detectors: models,
+    scoringQueue,
+    controlQueue,
+    idleWaitMs: 1000,
     controlActivities: createRetrainActivities({ db, store, loopControl: loops, warm: (k, v) => models.warm(k, v) }),
   });
-  const trainer = spawn(requireTool(trainerPython), ['-m', 'dataengine_trainer', 'worker', '--task-queue', trainingQueue, '--address', address], { env: { ...process.env, STORE_DIR: storeDir }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const trainer = spawn(requireTool(trainerPython), ['-m', 'dataengine_trainer', 'worker', '--task-queue', trainingQueue, '--address', address], {
+    env: { ...process.env, STORE_DIR: storeDir },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 
   // 3. The stream: band routing plus a generous random sample, a fast drift monitor.
   await createStream(db, { id: 'demo', name: 'demo', createdBy: 'demo' });
@@ -128,11 +175,21 @@ async function main() {
   // the stream and each of its four cameras, calls for a smaller alpha to keep false alarms rare
   // (night moves p below 1e-9 within seconds). A drift-started run waits for
   // LABELS_TO_RETRAIN frames reviewed after the drift before it snapshots.
-  await saveDriftSettings(db, 'demo', driftSettingsSchema.parse({ windowSize: 40, windowStride: 2, intervalSeconds: 5, alpha: 0.001, retrainMinLabels: LABELS_TO_RETRAIN }), 'demo');
+  await saveDriftSettings(
+    db,
+    'demo',
+    driftSettingsSchema.parse({ windowSize: 40, windowStride: 2, intervalSeconds: 5, alpha: 0.001, retrainMinLabels: LABELS_TO_RETRAIN }),
+    'demo',
+  );
   await loops.ensureLoop('demo');
   // The monitor starts retraining by itself; the demo only sizes the runs it starts.
   const retrainSettings = { trainingQueue, epochs: 6, boxEpochs: 1, gate: { maxMapDrop: 0, maxClassDrop: 0.5 } };
-  await client.workflow.start('driftMonitor', { taskQueue: controlQueue, workflowId: driftWorkflowId('demo'), args: [{ streamId: 'demo', autoRetrain: true, retrain: retrainSettings }], workflowIdConflictPolicy: 'TERMINATE_EXISTING' });
+  await client.workflow.start('driftMonitor', {
+    taskQueue: controlQueue,
+    workflowId: driftWorkflowId('demo'),
+    args: [{ streamId: 'demo', autoRetrain: true, retrain: retrainSettings }],
+    workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+  });
 
   // Ground truth of every frame the camera sends, for the simulated reviewer.
   const truth = new Map<string, LabelBox[]>();
@@ -141,18 +198,86 @@ async function main() {
     return coco.images.map((im) => {
       const bytes = fs.readFileSync(path.join(dir, im.file_name));
       const annotations = coco.annotations.filter((a) => a.image_id === im.id);
-      truth.set(sha256Hex(bytes), annotations.map((a) => fromCocoBbox(CLASSES[a.category_id - 1], a.bbox, im.width, im.height)));
+      truth.set(
+        sha256Hex(bytes),
+        annotations.map((a) => fromCocoBbox(CLASSES[a.category_id - 1], a.bbox, im.width, im.height)),
+      );
       return { bytes, camera: im.camera_id, file: path.join(dir, im.file_name), width: im.width, height: im.height, annotations };
     });
   };
-  await py('generate', '--out', path.join(work, 'clear'), '--scenario', 'clear', '--count', '240', '--cameras', '4', '--seed', '0', '--start-index', '2000', '--stride', '8');
-  await py('generate', '--out', path.join(work, 'night'), '--scenario', 'night', '--count', '2400', '--cameras', '4', '--seed', '0', '--start-index', '3000', '--stride', '8');
-  await py('generate', '--out', path.join(work, 'eval-night'), '--scenario', 'night', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
-  await py('generate', '--out', path.join(work, 'eval-clear'), '--scenario', 'clear', '--count', '160', '--cameras', '4', '--seed', '0', '--start-index', '9000', '--stride', '16');
+  await py(
+    'generate',
+    '--out',
+    path.join(work, 'clear'),
+    '--scenario',
+    'clear',
+    '--count',
+    '240',
+    '--cameras',
+    '4',
+    '--seed',
+    '0',
+    '--start-index',
+    '2000',
+    '--stride',
+    '8',
+  );
+  await py(
+    'generate',
+    '--out',
+    path.join(work, 'night'),
+    '--scenario',
+    'night',
+    '--count',
+    '2400',
+    '--cameras',
+    '4',
+    '--seed',
+    '0',
+    '--start-index',
+    '3000',
+    '--stride',
+    '8',
+  );
+  await py(
+    'generate',
+    '--out',
+    path.join(work, 'eval-night'),
+    '--scenario',
+    'night',
+    '--count',
+    '160',
+    '--cameras',
+    '4',
+    '--seed',
+    '0',
+    '--start-index',
+    '9000',
+    '--stride',
+    '16',
+  );
+  await py(
+    'generate',
+    '--out',
+    path.join(work, 'eval-clear'),
+    '--scenario',
+    'clear',
+    '--count',
+    '160',
+    '--cameras',
+    '4',
+    '--seed',
+    '0',
+    '--start-index',
+    '9000',
+    '--stride',
+    '16',
+  );
   const camera = [...load(path.join(work, 'clear')), ...load(path.join(work, 'night'))];
   const shiftAt = 240;
 
-  const evaluate = async (modelKey: string, set: string) => JSON.parse(await py('evaluate', '--model', path.join(storeDir, modelKey), '--dataset', path.join(work, set, 'dataset.json'))).map50 as number;
+  const evaluate = async (modelKey: string, set: string) =>
+    JSON.parse(await py('evaluate', '--model', path.join(storeDir, modelKey), '--dataset', path.join(work, set, 'dataset.json'))).map50 as number;
   // mAP@0.5 of what the loop actually served: the stored predictions of each window of frames
   // the camera sent, scored against the generator's ground truth by pycocotools.
   const liveAccuracy = async (sentFrames: { frameId: string; at: number; index: number }[]) => {
@@ -162,10 +287,20 @@ async function main() {
       if (chunk.length < LIVE_WINDOW / 2) break;
       const images = chunk.map((f, i) => ({ id: i + 1, file_name: camera[f.index].file, width: camera[f.index].width, height: camera[f.index].height }));
       const annotations = chunk
-        .flatMap((f, i) => camera[f.index].annotations.map((a) => ({ image_id: i + 1, category_id: a.category_id, bbox: a.bbox, area: a.bbox[2] * a.bbox[3], iscrowd: 0 })))
+        .flatMap((f, i) =>
+          camera[f.index].annotations.map((a) => ({ image_id: i + 1, category_id: a.category_id, bbox: a.bbox, area: a.bbox[2] * a.bbox[3], iscrowd: 0 })),
+        )
         .map((a, k) => ({ id: k + 1, ...a }));
       const imageOf = new Map(chunk.map((f, i) => [f.frameId, i + 1]));
-      const rows = await db.select().from(predictions).where(inArray(predictions.frameId, chunk.map((f) => f.frameId)));
+      const rows = await db
+        .select()
+        .from(predictions)
+        .where(
+          inArray(
+            predictions.frameId,
+            chunk.map((f) => f.frameId),
+          ),
+        );
       const versions = [...new Set(rows.map((r) => r.modelVersion))];
       const detections = rows.map((r) => {
         const image = imageOf.get(r.frameId)!;
@@ -181,14 +316,17 @@ async function main() {
     }
     return windows;
   };
-  const before = { night: await evaluate('models/detection/base/model.onnx', 'eval-night'), clear: await evaluate('models/detection/base/model.onnx', 'eval-clear') };
+  const before = {
+    night: await evaluate('models/detection/base/model.onnx', 'eval-night'),
+    clear: await evaluate('models/detection/base/model.onnx', 'eval-clear'),
+  };
   mark(`base model: mAP@0.5 clear ${before.clear.toFixed(3)}, night ${before.night.toFixed(3)}`);
 
   // 4. The simulated reviewer: labels every routed task with the ground truth, sometimes wrong.
   const { user: oracle } = await createUser(db, { name: 'oracle', role: 'reviewer' });
   let reviewing = true;
   let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const reviewer = (async () => {
     while (reviewing) {
       const claim = await claimNext(db, { userId: oracle.id, leaseSeconds: 60 });
@@ -214,7 +352,10 @@ async function main() {
         mark('the cameras switch to night', 'night');
       }
       const started = Date.now();
-      const { frameId, created } = await ingestFrame({ db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 }, { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' });
+      const { frameId, created } = await ingestFrame(
+        { db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 },
+        { streamId: 'demo', cameraId: f.camera, capturedAt: new Date(), contentType: 'image/png', bytes: f.bytes, source: 'http' },
+      );
       // A frame identical to an earlier one (an empty night street, say) is stored, and scored, once.
       if (created) sent.push({ frameId, at: (Date.now() - t0) / 1000, index: i });
       await sleep(Math.max(0, 1000 / CAMERA_FPS - (Date.now() - started)));
@@ -237,20 +378,50 @@ async function main() {
   const shiftedAt = await waitFor('the shift', async () => shiftTime, 600_000);
   const framesAfterShift = (at: Date) => sent.filter((f) => f.index >= shiftAt && t0 + f.at * 1000 <= at.getTime()).length;
   // The stream's reports and its cameras' ('demo/cam-0'...): either can start a retraining run.
-  const reports = () => db.select().from(driftReports).where(or(eq(driftReports.segmentKey, 'demo'), like(driftReports.segmentKey, 'demo/%'))).orderBy(asc(driftReports.createdAt));
+  const reports = () =>
+    db
+      .select()
+      .from(driftReports)
+      .where(or(eq(driftReports.segmentKey, 'demo'), like(driftReports.segmentKey, 'demo/%')))
+      .orderBy(asc(driftReports.createdAt));
   const flagged = await waitFor('drift', async () => (await reports()).find((x) => x.drift && x.createdAt >= shiftedAt), 600_000);
   const falseAlarms = (await reports()).filter((x) => x.drift && x.createdAt < shiftedAt).length;
-  markAt(flagged.createdAt, `drift flagged on ${flagged.segmentKey}, ${framesAfterShift(flagged.createdAt)} frames after the shift (${(flagged.report as { summary: string }).summary}); ${falseAlarms} false alarms before it`, 'drift');
-  const started = await waitFor('the drift-started retraining run', async () => (await db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift')).orderBy(asc(retrainRuns.createdAt)))[0], 120_000);
+  markAt(
+    flagged.createdAt,
+    `drift flagged on ${flagged.segmentKey}, ${framesAfterShift(flagged.createdAt)} frames after the shift (${(flagged.report as { summary: string }).summary}); ${falseAlarms} false alarms before it`,
+    'drift',
+  );
+  const started = await waitFor(
+    'the drift-started retraining run',
+    async () => (await db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift')).orderBy(asc(retrainRuns.createdAt)))[0],
+    120_000,
+  );
   const runId = started.id;
-  markAt(started.createdAt, `drift monitor started retraining ${runId}${started.createdAt < shiftedAt ? ' (on a false alarm before the shift)' : ''}, ${framesAfterShift(started.createdAt)} frames after the shift; it waits for ${LABELS_TO_RETRAIN} frames reviewed since the drift`, 'run');
-  const snapshotAt = await waitFor('reviews', async () => {
-    const [r] = await db.select().from(retrainRuns).where(eq(retrainRuns.id, runId));
-    const snap = (r.steps as { name: string; at: string }[]).find((s) => s.name === 'snapshot');
-    return snap && new Date(snap.at);
-  }, 600_000);
-  const decided = (await db.select({ n: countDistinct(labels.frameId) }).from(labels).where(gte(labels.createdAt, started.createdAt)))[0].n;
-  markAt(snapshotAt, `retraining snapshots the labels and trains, ${framesAfterShift(snapshotAt)} frames after the shift (${decided} frames reviewed since the run started, reviewer error rate ${ERROR_RATE})`, 'train');
+  markAt(
+    started.createdAt,
+    `drift monitor started retraining ${runId}${started.createdAt < shiftedAt ? ' (on a false alarm before the shift)' : ''}, ${framesAfterShift(started.createdAt)} frames after the shift; it waits for ${LABELS_TO_RETRAIN} frames reviewed since the drift`,
+    'run',
+  );
+  const snapshotAt = await waitFor(
+    'reviews',
+    async () => {
+      const [r] = await db.select().from(retrainRuns).where(eq(retrainRuns.id, runId));
+      const snap = (r.steps as { name: string; at: string }[]).find((s) => s.name === 'snapshot');
+      return snap && new Date(snap.at);
+    },
+    600_000,
+  );
+  const decided = (
+    await db
+      .select({ n: countDistinct(labels.frameId) })
+      .from(labels)
+      .where(gte(labels.createdAt, started.createdAt))
+  )[0].n;
+  markAt(
+    snapshotAt,
+    `retraining snapshots the labels and trains, ${framesAfterShift(snapshotAt)} frames after the shift (${decided} frames reviewed since the run started, reviewer error rate ${ERROR_RATE})`,
+    'train',
+  );
   const result = (await client.workflow.getHandle(runId).result()) as { status: string; detail: string };
   const [run] = await db.select().from(retrainRuns).where(eq(retrainRuns.id, runId));
   mark(`retraining finished: ${result.status} (${result.detail})`);
@@ -262,7 +433,10 @@ async function main() {
     // Two more windows of live accuracy, served by the new model only.
     const more = sent.length + 2 * LIVE_WINDOW + (LIVE_WINDOW - (sent.length % LIVE_WINDOW));
     await waitFor('frames served by the new model', async () => sent.length >= Math.min(more, camera.length), 120_000);
-    after = { night: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-night'), clear: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-clear') };
+    after = {
+      night: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-night'),
+      clear: await evaluate(`models/detection/${runId}/model.onnx`, 'eval-clear'),
+    };
   }
   streaming = false;
   await cameraDone;
@@ -270,12 +444,21 @@ async function main() {
   const live = await liveAccuracy(sent);
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
   const liveBy = (model: string) => mean(live.filter((p) => p.night && p.models.length === 1 && p.models[0] === model).map((p) => p.map50));
-  mark(`live mAP@0.5 of night frames as served: ${liveBy('base').toFixed(3)} by the base model${result.status === 'deployed' ? `, ${liveBy(runId).toFixed(3)} by the retrained one` : ' (the retrained model was not deployed)'}`);
-  mark(`mAP@0.5 on held-out scenes: night ${before.night.toFixed(3)} -> ${after.night.toFixed(3)}; clear ${before.clear.toFixed(3)} -> ${after.clear.toFixed(3)}`);
+  mark(
+    `live mAP@0.5 of night frames as served: ${liveBy('base').toFixed(3)} by the base model${result.status === 'deployed' ? `, ${liveBy(runId).toFixed(3)} by the retrained one` : ' (the retrained model was not deployed)'}`,
+  );
+  mark(
+    `mAP@0.5 on held-out scenes: night ${before.night.toFixed(3)} -> ${after.night.toFixed(3)}; clear ${before.clear.toFixed(3)} -> ${after.clear.toFixed(3)}`,
+  );
 
   // 7. The report: timeline, mAP before/after, and the drift p-value over time.
-  const points = (await reports()).filter((r) => r.segmentKey === 'demo').map((r) => ({ t: (r.createdAt.getTime() - t0) / 1000, p: Math.max(r.minAdjustedP, 1e-12), drift: r.drift }));
-  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport({ timeline, points, live, before, after, run: run ?? null, production: (await productionModel(db, 'detection'))?.version ?? '' }));
+  const points = (await reports())
+    .filter((r) => r.segmentKey === 'demo')
+    .map((r) => ({ t: (r.createdAt.getTime() - t0) / 1000, p: Math.max(r.minAdjustedP, 1e-12), drift: r.drift }));
+  fs.writeFileSync(
+    path.join(outDir, 'report.html'),
+    renderReport({ timeline, points, live, before, after, run: run ?? null, production: (await productionModel(db, 'detection'))?.version ?? '' }),
+  );
   console.log(`\nreport: ${path.relative(process.cwd(), path.join(outDir, 'report.html'))}`);
 
   reviewing = false;
@@ -283,7 +466,11 @@ async function main() {
   // Workers first, so no activity finishes against a terminated workflow.
   trainer.kill('SIGTERM');
   await workers.shutdown();
-  for (const id of [streamWorkflowId('demo'), driftWorkflowId('demo')]) await client.workflow.getHandle(id).terminate('demo over').catch(() => undefined);
+  for (const id of [streamWorkflowId('demo'), driftWorkflowId('demo')])
+    await client.workflow
+      .getHandle(id)
+      .terminate('demo over')
+      .catch(() => undefined);
   await native.close();
   await connection.close();
   await models.close();
@@ -292,7 +479,15 @@ async function main() {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-function renderReport(r: { timeline: { at: number; event: string; tag?: string }[]; points: { t: number; p: number; drift: boolean }[]; live: LivePoint[]; before: { night: number; clear: number }; after: { night: number; clear: number }; run: unknown; production: string }): string {
+function renderReport(r: {
+  timeline: { at: number; event: string; tag?: string }[];
+  points: { t: number; p: number; drift: boolean }[];
+  live: LivePoint[];
+  before: { night: number; clear: number };
+  after: { night: number; clear: number };
+  run: unknown;
+  production: string;
+}): string {
   const W = 720;
   const H = 220;
   // The charts start when the camera does; the timeline below keeps the whole demo.
@@ -300,21 +495,44 @@ function renderReport(r: { timeline: { at: number; event: string; tag?: string }
   const minT = tagged.find((e) => e.tag === 'camera')?.at ?? 0;
   const maxT = Math.max(minT + 1, ...r.points.map((p) => p.t), ...tagged.map((e) => e.at), ...r.live.map((p) => p.t));
   const x = (t: number) => 40 + ((t - minT) / (maxT - minT)) * (W - 60);
-  const events = tagged.map((e, i) => `<line x1="${x(e.at)}" x2="${x(e.at)}" y1="15" y2="${H - 30}" stroke="#bbb" stroke-dasharray="3 3"><title>${e.event.replace(/</g, '&lt;')}</title></line><text x="${x(e.at) + 2}" y="${12 + (i % 2) * 11}" font-size="10" fill="#666">${e.tag}</text>`).join('');
+  const events = tagged
+    .map(
+      (e, i) =>
+        `<line x1="${x(e.at)}" x2="${x(e.at)}" y1="15" y2="${H - 30}" stroke="#bbb" stroke-dasharray="3 3"><title>${e.event.replace(/</g, '&lt;')}</title></line><text x="${x(e.at) + 2}" y="${12 + (i % 2) * 11}" font-size="10" fill="#666">${e.tag}</text>`,
+    )
+    .join('');
   const step = Math.max(10, Math.ceil((maxT - minT) / 8 / 10) * 10);
-  const xTicks = Array.from({ length: Math.floor((maxT - minT) / step) + 1 }, (_, i) => `<text x="${x(minT + i * step) - 6}" y="${H - 16}" font-size="10">${i * step}</text>`).join('');
+  const xTicks = Array.from(
+    { length: Math.floor((maxT - minT) / step) + 1 },
+    (_, i) => `<text x="${x(minT + i * step) - 6}" y="${H - 16}" font-size="10">${i * step}</text>`,
+  ).join('');
   const axes = `<line x1="40" y1="${H - 30}" x2="${W - 20}" y2="${H - 30}" stroke="#333"/><line x1="40" y1="15" x2="40" y2="${H - 30}" stroke="#333"/>${xTicks}<text x="${W / 2 - 60}" y="${H - 2}" font-size="12">seconds since the camera started</text>`;
   const path = (pts: { x: number; y: number }[]) => pts.map((p, i) => `${i ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
 
   // Live mAP@0.5 of the served predictions: grey while the base model served, blue after.
   const ym = (m: number) => H - 30 - m * (H - 50);
-  const live = r.live.map((p) => ({ x: x(p.t), y: ym(p.map50), colour: p.models.length === 1 && p.models[0] === 'base' ? '#888' : p.models.includes('base') ? '#a6c' : '#4a90d9', p }));
-  const liveDots = live.map((d) => `<circle cx="${d.x.toFixed(1)}" cy="${d.y.toFixed(1)}" r="4" fill="${d.colour}"><title>${d.p.night ? 'night' : 'clear'}: ${d.p.map50.toFixed(3)} (${d.p.models.join(', ')})</title></circle>`).join('');
+  const live = r.live.map((p) => ({
+    x: x(p.t),
+    y: ym(p.map50),
+    colour: p.models.length === 1 && p.models[0] === 'base' ? '#888' : p.models.includes('base') ? '#a6c' : '#4a90d9',
+    p,
+  }));
+  const liveDots = live
+    .map(
+      (d) =>
+        `<circle cx="${d.x.toFixed(1)}" cy="${d.y.toFixed(1)}" r="4" fill="${d.colour}"><title>${d.p.night ? 'night' : 'clear'}: ${d.p.map50.toFixed(3)} (${d.p.models.join(', ')})</title></circle>`,
+    )
+    .join('');
   const ticks = [0, 0.5, 1].map((m) => `<text x="8" y="${ym(m) + 4}" font-size="11">${m}</text>`).join('');
 
   const yp = (p: number) => 20 + (-Math.log10(p) / 12) * (H - 50);
   const pDots = r.points.map((p) => `<circle cx="${x(p.t).toFixed(1)}" cy="${yp(p.p).toFixed(1)}" r="3" fill="${p.drift ? '#d33' : '#3a3'}"/>`).join('');
-  const bars = (['clear', 'night'] as const).map((k, i) => `<rect x="${60 + i * 160}" y="${200 - r.before[k] * 150}" width="50" height="${r.before[k] * 150}" fill="#999"/><rect x="${115 + i * 160}" y="${200 - r.after[k] * 150}" width="50" height="${r.after[k] * 150}" fill="#4a90d9"/><text x="${85 + i * 160}" y="220">${k}</text><text x="${60 + i * 160}" y="${195 - r.before[k] * 150}" font-size="11">${r.before[k].toFixed(2)}</text><text x="${115 + i * 160}" y="${195 - r.after[k] * 150}" font-size="11">${r.after[k].toFixed(2)}</text>`).join('');
+  const bars = (['clear', 'night'] as const)
+    .map(
+      (k, i) =>
+        `<rect x="${60 + i * 160}" y="${200 - r.before[k] * 150}" width="50" height="${r.before[k] * 150}" fill="#999"/><rect x="${115 + i * 160}" y="${200 - r.after[k] * 150}" width="50" height="${r.after[k] * 150}" fill="#4a90d9"/><text x="${85 + i * 160}" y="220">${k}</text><text x="${60 + i * 160}" y="${195 - r.before[k] * 150}" font-size="11">${r.before[k].toFixed(2)}</text><text x="${115 + i * 160}" y="${195 - r.after[k] * 150}" font-size="11">${r.after[k].toFixed(2)}</text>`,
+    )
+    .join('');
   return `<!doctype html><meta charset="utf-8"><title>dataengine closed-loop demo</title>
 <style>body{font:14px system-ui;margin:24px;max-width:800px} td{padding:2px 8px}</style>
 <h1>Closed-loop demo</h1>

@@ -33,7 +33,11 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ch
   // and the workers and clients reconnect by themselves.
   const child = superviseChild('temporal', requireTool(temporalCli), args, {
     quiet: true,
-    onRestart: () => void waitForPort('127.0.0.1', opts.port, 60_000).then(() => console.error('[temporal] back on port ' + opts.port), () => undefined),
+    onRestart: () =>
+      void waitForPort('127.0.0.1', opts.port, 60_000).then(
+        () => console.error('[temporal] back on port ' + opts.port),
+        () => undefined,
+      ),
   });
   await waitForPort('127.0.0.1', opts.port, 60_000);
   return child;

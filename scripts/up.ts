@@ -63,8 +63,23 @@ async function main() {
   const camera: Child = superviseChild(
     'camera',
     python,
-    ['-m', 'dataengine_trainer', 'camera', '--api', engine.apiUrl!, '--stream', DEMO_STREAM, '--cameras', '4', '--fps', '1',
-      '--start-index', String(demo.framesPerCamera), '--truth-dir', path.join(dataDir, 'camera-truth')],
+    [
+      '-m',
+      'dataengine_trainer',
+      'camera',
+      '--api',
+      engine.apiUrl!,
+      '--stream',
+      DEMO_STREAM,
+      '--cameras',
+      '4',
+      '--fps',
+      '1',
+      '--start-index',
+      String(demo.framesPerCamera),
+      '--truth-dir',
+      path.join(dataDir, 'camera-truth'),
+    ],
     { env: { ...childEnv, DATAENGINE_TOKEN: demo.tokens.camera }, quiet: true },
   );
   stops.push({ name: 'camera', stop: () => camera.stop() });
@@ -72,12 +87,17 @@ async function main() {
   // 3. Prometheus with the project's scrape config and alert rules, when it is installed.
   let prometheusUrl = 'not installed (apt-get install prometheus)';
   if (onPath('prometheus')) {
-    const prom = superviseChild('prometheus', 'prometheus', [
-      `--config.file=${path.join(repoRoot, 'dashboards', 'prometheus', 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dataDir, 'prometheus')}`,
-      '--web.listen-address=127.0.0.1:9090',
-      '--log.level=error',
-    ], { quiet: true });
+    const prom = superviseChild(
+      'prometheus',
+      'prometheus',
+      [
+        `--config.file=${path.join(repoRoot, 'dashboards', 'prometheus', 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dataDir, 'prometheus')}`,
+        '--web.listen-address=127.0.0.1:9090',
+        '--log.level=error',
+      ],
+      { quiet: true },
+    );
     stops.push({ name: 'prometheus', stop: () => prom.stop() });
     prometheusUrl = 'http://127.0.0.1:9090 (dashboards to import: dashboards/grafana/*.json)';
   }

@@ -22,7 +22,11 @@ export async function api(path, { method = 'GET', body, raw = false } = {}) {
   if (res.status === 204) return null;
   if (!res.ok) {
     let problem;
-    try { problem = await res.json(); } catch { problem = { detail: res.statusText }; }
+    try {
+      problem = await res.json();
+    } catch {
+      problem = { detail: res.statusText };
+    }
     throw new ApiError(res.status, problem);
   }
   return raw ? res : res.json();

@@ -28,19 +28,24 @@ function set(obj, path, value) {
   o[keys.at(-1)] = value;
 }
 
-const loopLink = (streamId) => `${config.temporalUiUrl}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(`stream-${streamId}`)}`;
+const loopLink = (streamId) =>
+  `${config.temporalUiUrl}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(`stream-${streamId}`)}`;
 
 async function render() {
   const [{ streams }, { depth }] = await Promise.all([api('/v1/streams'), api('/v1/queue')]);
   root.innerHTML = `<div class="cards">
     <section class="card" style="grid-column: 1 / -1"><h2>Streams</h2>
       <table><thead><tr><th>stream</th><th>frames</th><th>open tasks</th><th>loop</th><th>model</th><th>policy</th><th>scored</th><th></th></tr></thead><tbody>
-      ${streams.map((s) => `<tr>
+      ${streams
+        .map(
+          (s) => `<tr>
         <td>${escapeHtml(s.id)}</td><td>${s.frames}</td><td>${s.pendingTasks}</td>
         <td>${escapeHtml(s.loop?.state ?? (s.loopServer ? `${s.loopServer.state ?? s.loopServer.execution} (no worker answering)` : 'not running'))}</td><td>${escapeHtml(s.loop?.modelVersion ?? s.loopServer?.modelVersion ?? '—')}</td><td>v${s.loop?.policyVersion ?? '—'}</td>
         <td>${s.loop?.totals.framesScored ?? 0}</td>
         <td><a href="${loopLink(s.id)}" target="_blank" rel="noopener">Temporal UI</a>
-          <button data-action="${s.loop?.paused ? 'resume' : 'pause'}" data-stream="${escapeHtml(s.id)}">${s.loop?.paused ? 'Resume' : 'Pause'}</button></td></tr>`).join('')}
+          <button data-action="${s.loop?.paused ? 'resume' : 'pause'}" data-stream="${escapeHtml(s.id)}">${s.loop?.paused ? 'Resume' : 'Pause'}</button></td></tr>`,
+        )
+        .join('')}
       </tbody></table></section>
     <section class="card"><h2>Queue depth</h2>
       <table><thead><tr><th>stream</th><th>class</th><th>open</th><th>leased</th><th>oldest</th></tr></thead><tbody>
@@ -58,10 +63,12 @@ async function render() {
     </section>
     <section class="card" style="grid-column: 1 / -1"><h2>Frames set aside by the loop</h2><div id="failed-frames"></div></section>
   </div>`;
-  root.querySelectorAll('button[data-action]').forEach((b) => b.addEventListener('click', async () => {
-    await api(`/v1/streams/${encodeURIComponent(b.dataset.stream)}/${b.dataset.action}`, { method: 'POST' });
-    setTimeout(render, 500);
-  }));
+  root.querySelectorAll('button[data-action]').forEach((b) =>
+    b.addEventListener('click', async () => {
+      await api(`/v1/streams/${encodeURIComponent(b.dataset.stream)}/${b.dataset.action}`, { method: 'POST' });
+      setTimeout(render, 500);
+    }),
+  );
   const select = root.querySelector('#policy-stream');
   select.addEventListener('change', () => loadPolicy(select.value));
   root.querySelector('#policy-save').addEventListener('click', () => savePolicy(select.value));
@@ -74,7 +81,8 @@ async function render() {
 // went on without them; this is where someone notices.
 async function renderFailedFrames() {
   const { frames } = await api('/v1/frames?status=failed&limit=20');
-  root.querySelector('#failed-frames').innerHTML = `<table><thead><tr><th>when</th><th>stream</th><th>camera</th><th>reason</th><th>detail</th><th>frame</th></tr></thead><tbody>
+  root.querySelector('#failed-frames').innerHTML =
+    `<table><thead><tr><th>when</th><th>stream</th><th>camera</th><th>reason</th><th>detail</th><th>frame</th></tr></thead><tbody>
     ${frames.map((f) => `<tr><td>${escapeHtml(new Date(f.failedAt).toLocaleString())}</td><td>${escapeHtml(f.streamId)}</td><td>${escapeHtml(f.cameraId)}</td><td>${escapeHtml(f.reason)}</td><td>${escapeHtml(f.detail)}</td><td><code>${escapeHtml(f.frameId)}</code></td></tr>`).join('') || '<tr><td colspan="6">None: every frame was scored.</td></tr>'}
   </tbody></table>`;
 }
@@ -85,9 +93,10 @@ async function loadPolicy(streamId) {
   const form = root.querySelector('#policy-form');
   form.innerHTML = FIELDS.map((f) => {
     const value = get(current.policy, f.field);
-    const input = f.type === 'json'
-      ? `<textarea data-field="${f.field}" rows="3">${escapeHtml(JSON.stringify(value ?? {}, null, 1))}</textarea>`
-      : `<input data-field="${f.field}" type="number" step="${f.step}" value="${value ?? ''}">`;
+    const input =
+      f.type === 'json'
+        ? `<textarea data-field="${f.field}" rows="3">${escapeHtml(JSON.stringify(value ?? {}, null, 1))}</textarea>`
+        : `<input data-field="${f.field}" type="number" step="${f.step}" value="${value ?? ''}">`;
     return `<label for="f-${f.field}">${escapeHtml(f.label)}</label><div>${input}<div class="field-error" data-error-for="${f.field}"></div></div>`;
   }).join('');
 }
@@ -101,7 +110,11 @@ async function savePolicy(streamId) {
     const el = root.querySelector(`[data-field="${f.field}"]`);
     const raw = el.value.trim();
     if (f.type === 'json') {
-      try { set(policy, f.field, raw ? JSON.parse(raw) : {}); } catch { return showErrors([{ field: f.field, message: 'not valid JSON' }]); }
+      try {
+        set(policy, f.field, raw ? JSON.parse(raw) : {});
+      } catch {
+        return showErrors([{ field: f.field, message: 'not valid JSON' }]);
+      }
     } else if (raw === '' && f.nullable) set(policy, f.field, null);
     else if (raw !== '') set(policy, f.field, Number(raw));
   }
@@ -155,11 +168,15 @@ config = await fetch('/app/config.json').then((r) => r.json());
 const user = await signedInUser();
 const start = (u) => {
   who.innerHTML = `${escapeHtml(u.name)} (${escapeHtml(u.role)}) <button id="signout">Sign out</button>`;
-  who.querySelector('#signout').addEventListener('click', () => { token.clear(); location.reload(); });
+  who.querySelector('#signout').addEventListener('click', () => {
+    token.clear();
+    location.reload();
+  });
   if (u.role !== 'lead' && u.role !== 'admin') {
     root.innerHTML = '<div class="empty">These pages are for leads. <a href="/">Review tasks instead</a>.</div>';
     return;
   }
   render().catch((err) => (root.innerHTML = `<div class="empty">${escapeHtml(err.message)}</div>`));
 };
-if (user) start(user); else renderSignIn(root, start, 'a lead token');
+if (user) start(user);
+else renderSignIn(root, start, 'a lead token');

@@ -9,7 +9,20 @@ const charts = [];
 
 function chart(el, title, xs, series, opts = {}) {
   const width = Math.max(320, el.clientWidth - 8);
-  charts.push(new uPlot({ title, width, height: 180, scales: { x: { time: true }, y: opts.log ? { distr: 3 } : {} }, axes: [{ stroke: '#9aa3b2' }, { stroke: '#9aa3b2' }], series: [{}, ...series] }, [xs, ...series.map((s) => s.data)], el));
+  charts.push(
+    new uPlot(
+      {
+        title,
+        width,
+        height: 180,
+        scales: { x: { time: true }, y: opts.log ? { distr: 3 } : {} },
+        axes: [{ stroke: '#9aa3b2' }, { stroke: '#9aa3b2' }],
+        series: [{}, ...series],
+      },
+      [xs, ...series.map((s) => s.data)],
+      el,
+    ),
+  );
 }
 
 async function render() {
@@ -18,18 +31,33 @@ async function render() {
   const run = ops.latestRetraining;
   root.innerHTML = `<div class="cards">
     <section class="card"><h2>Latest retraining</h2>${run ? `<p><b>${escapeHtml(run.status)}</b> · ${escapeHtml(run.trigger)} · ${escapeHtml(new Date(run.updatedAt).toLocaleString())}<br>${escapeHtml(run.reason)}<br><code>${escapeHtml(run.id)}</code></p>` : '<p>No retraining run yet.</p>'}</section>
-    ${ops.streams.map((s, i) => `<section class="card" data-stream="${escapeHtml(s.id)}"><h2>${escapeHtml(s.id)}</h2>
+    ${ops.streams
+      .map(
+        (s, i) => `<section class="card" data-stream="${escapeHtml(s.id)}"><h2>${escapeHtml(s.id)}</h2>
       <dl class="kv"><dt>model</dt><dd>${escapeHtml(s.modelVersion ?? '—')}</dd><dt>open tasks</dt><dd>${s.openTasks}</dd><dt>frames</dt><dd>${s.frames}</dd>
       <dt>last drift check</dt><dd>${s.lastDrift ? `${s.lastDrift.drift ? '<b style="color:var(--bad)">drift</b>' : 'no drift'} · ${escapeHtml(new Date(s.lastDrift.at).toLocaleTimeString())}<br>${escapeHtml(s.lastDrift.summary ?? '')}` : '—'}</dd></dl>
-      <div class="chart" id="fps-${i}"></div><div class="chart" id="drift-${i}"></div></section>`).join('')}
+      <div class="chart" id="fps-${i}"></div><div class="chart" id="drift-${i}"></div></section>`,
+      )
+      .join('')}
   </div>`;
   ops.streams.forEach((s, i) => {
     const fps = s.framesPerMinute;
-    chart(document.getElementById(`fps-${i}`), 'frames scored per second (last hour)', fps.map((r) => Date.parse(r.at) / 1000), [{ label: 'frames/s', stroke: '#4da3ff', data: fps.map((r) => r.frames / 60) }]);
-    chart(document.getElementById(`drift-${i}`), 'drift: smallest corrected p-value (log)', s.drift.map((d) => Date.parse(d.at) / 1000), [
-      { label: 'p', stroke: '#ffb454', data: s.drift.map((d) => Math.max(d.p, 1e-12)) },
-      { label: 'alpha', stroke: '#ff6b6b', dash: [4, 4], data: s.drift.map(() => 0.05) },
-    ], { log: true });
+    chart(
+      document.getElementById(`fps-${i}`),
+      'frames scored per second (last hour)',
+      fps.map((r) => Date.parse(r.at) / 1000),
+      [{ label: 'frames/s', stroke: '#4da3ff', data: fps.map((r) => r.frames / 60) }],
+    );
+    chart(
+      document.getElementById(`drift-${i}`),
+      'drift: smallest corrected p-value (log)',
+      s.drift.map((d) => Date.parse(d.at) / 1000),
+      [
+        { label: 'p', stroke: '#ffb454', data: s.drift.map((d) => Math.max(d.p, 1e-12)) },
+        { label: 'alpha', stroke: '#ff6b6b', dash: [4, 4], data: s.drift.map(() => 0.05) },
+      ],
+      { log: true },
+    );
   });
 }
 
@@ -39,4 +67,5 @@ const start = (u) => {
   render().catch((err) => (root.innerHTML = `<div class="empty">${escapeHtml(err.message)}</div>`));
   setInterval(() => render().catch(() => undefined), 15_000);
 };
-if (user) start(user); else renderSignIn(root, start, 'a lead token');
+if (user) start(user);
+else renderSignIn(root, start, 'a lead token');

@@ -58,7 +58,19 @@ async function next() {
   const boxes = predictions
     .filter((p) => p.underReview || p.score >= SHOW_SCORE)
     .map((p) => ({ className: p.className, score: p.score, ...toPx(p), predictionId: p.id, underReview: p.underReview }));
-  state = { task, frame, predictions, boxes, selected: boxes.findIndex((b) => b.underReview), history: [], mode: 'select', classes: classesOf(payload), dirty: false, image: await imageUrl(frame.imageUrl), claimedAt: performance.now() };
+  state = {
+    task,
+    frame,
+    predictions,
+    boxes,
+    selected: boxes.findIndex((b) => b.underReview),
+    history: [],
+    mode: 'select',
+    classes: classesOf(payload),
+    dirty: false,
+    image: await imageUrl(frame.imageUrl),
+    claimedAt: performance.now(),
+  };
   render();
   leaseTimer = setInterval(renderLease, 1000);
   document.body.dataset.taskId = task.id; // lets tests and screen readers find the current task
@@ -120,9 +132,15 @@ function render() {
   renderLease();
   root.querySelector('#boxes').addEventListener('click', (e) => {
     const li = e.target.closest('li');
-    if (li) { state.selected = Number(li.dataset.i); render(); }
+    if (li) {
+      state.selected = Number(li.dataset.i);
+      render();
+    }
   });
-  root.querySelector('#signout').addEventListener('click', () => { token.clear(); location.reload(); });
+  root.querySelector('#signout').addEventListener('click', () => {
+    token.clear();
+    location.reload();
+  });
   attachPointer();
 }
 
@@ -150,21 +168,31 @@ function drawOverlay() {
     g.dataset.i = String(i);
     const rect = document.createElementNS(ns, 'rect');
     rect.setAttribute('class', 'body');
-    rect.setAttribute('x', b.x1); rect.setAttribute('y', b.y1);
-    rect.setAttribute('width', Math.max(1, b.x2 - b.x1)); rect.setAttribute('height', Math.max(1, b.y2 - b.y1));
+    rect.setAttribute('x', b.x1);
+    rect.setAttribute('y', b.y1);
+    rect.setAttribute('width', Math.max(1, b.x2 - b.x1));
+    rect.setAttribute('height', Math.max(1, b.y2 - b.y1));
     rect.setAttribute('stroke', colour);
     rect.dataset.part = 'body';
     g.appendChild(rect);
     const label = document.createElementNS(ns, 'text');
-    label.setAttribute('x', b.x1 + 2); label.setAttribute('y', Math.max(10, b.y1 - 3));
+    label.setAttribute('x', b.x1 + 2);
+    label.setAttribute('y', Math.max(10, b.y1 - 3));
     label.textContent = `${b.className}${b.score !== undefined ? ` ${b.score.toFixed(2)}` : ''}`;
     g.appendChild(label);
     if (i === state.selected) {
-      for (const [corner, x, y] of [['nw', b.x1, b.y1], ['ne', b.x2, b.y1], ['sw', b.x1, b.y2], ['se', b.x2, b.y2]]) {
+      for (const [corner, x, y] of [
+        ['nw', b.x1, b.y1],
+        ['ne', b.x2, b.y1],
+        ['sw', b.x1, b.y2],
+        ['se', b.x2, b.y2],
+      ]) {
         const h = document.createElementNS(ns, 'rect');
         h.setAttribute('class', 'handle');
-        h.setAttribute('x', x - handle / 2); h.setAttribute('y', y - handle / 2);
-        h.setAttribute('width', handle); h.setAttribute('height', handle);
+        h.setAttribute('x', x - handle / 2);
+        h.setAttribute('y', y - handle / 2);
+        h.setAttribute('width', handle);
+        h.setAttribute('height', handle);
         h.dataset.part = corner;
         h.dataset.corner = corner;
         g.appendChild(h);
@@ -180,9 +208,12 @@ function framePoint(svg, e) {
 }
 
 function clampBox(b) {
-  const W = state.frame.width, H = state.frame.height;
-  const x1 = Math.max(0, Math.min(b.x1, b.x2)), x2 = Math.min(W, Math.max(b.x1, b.x2));
-  const y1 = Math.max(0, Math.min(b.y1, b.y2)), y2 = Math.min(H, Math.max(b.y1, b.y2));
+  const W = state.frame.width,
+    H = state.frame.height;
+  const x1 = Math.max(0, Math.min(b.x1, b.x2)),
+    x2 = Math.min(W, Math.max(b.x1, b.x2));
+  const y1 = Math.max(0, Math.min(b.y1, b.y2)),
+    y2 = Math.min(H, Math.max(b.y1, b.y2));
   return { ...b, x1, y1, x2, y2 };
 }
 
@@ -213,13 +244,16 @@ function attachPointer() {
     const p = framePoint(svg, e);
     const overlay = document.getElementById('overlay');
     if (drag.kind === 'move') {
-      const dx = p.x - drag.start.x, dy = p.y - drag.start.y;
+      const dx = p.x - drag.start.x,
+        dy = p.y - drag.start.y;
       state.boxes[state.selected] = clampBox({ ...drag.orig, x1: drag.orig.x1 + dx, x2: drag.orig.x2 + dx, y1: drag.orig.y1 + dy, y2: drag.orig.y2 + dy });
       drawOverlay();
     } else if (drag.kind === 'resize') {
       const b = { ...drag.orig };
-      if (drag.corner.includes('w')) b.x1 = p.x; else b.x2 = p.x;
-      if (drag.corner.includes('n')) b.y1 = p.y; else b.y2 = p.y;
+      if (drag.corner.includes('w')) b.x1 = p.x;
+      else b.x2 = p.x;
+      if (drag.corner.includes('n')) b.y1 = p.y;
+      else b.y2 = p.y;
       state.boxes[state.selected] = { ...b };
       drawOverlay();
     } else {
@@ -228,8 +262,10 @@ function attachPointer() {
       const ns = 'http://www.w3.org/2000/svg';
       const r = document.createElementNS(ns, 'rect');
       r.setAttribute('class', 'region');
-      r.setAttribute('x', Math.min(drag.start.x, p.x)); r.setAttribute('y', Math.min(drag.start.y, p.y));
-      r.setAttribute('width', Math.abs(p.x - drag.start.x)); r.setAttribute('height', Math.abs(p.y - drag.start.y));
+      r.setAttribute('x', Math.min(drag.start.x, p.x));
+      r.setAttribute('y', Math.min(drag.start.y, p.y));
+      r.setAttribute('width', Math.abs(p.x - drag.start.x));
+      r.setAttribute('height', Math.abs(p.y - drag.start.y));
       overlay.appendChild(r);
     }
   });
@@ -257,13 +293,19 @@ function attachPointer() {
     setStatus('asking box assist…');
     try {
       const started = performance.now();
-      const res = await api('/v1/box-predictions', { method: 'POST', body: { frameId: state.frame.id, region: { x1: region.x1, y1: region.y1, x2: region.x2, y2: region.y2 } } });
+      const res = await api('/v1/box-predictions', {
+        method: 'POST',
+        body: { frameId: state.frame.id, region: { x1: region.x1, y1: region.y1, x2: region.x2, y2: region.y2 } },
+      });
       snapshot();
       const selectedClass = state.boxes[state.selected]?.className ?? state.classes[0];
       state.boxes.push({ ...res.box, className: selectedClass, score: undefined, assisted: true });
       state.selected = state.boxes.length - 1;
       render();
-      setStatus(`box assist: ${Math.round(performance.now() - started)} ms, confidence ${res.score.toFixed(2)}; press 1-${state.classes.length} to set its class`, 'good');
+      setStatus(
+        `box assist: ${Math.round(performance.now() - started)} ms, confidence ${res.score.toFixed(2)}; press 1-${state.classes.length} to set its class`,
+        'good',
+      );
     } catch (err) {
       render();
       setStatus(`box assist failed: ${err.message}`, 'bad');
@@ -273,11 +315,15 @@ function attachPointer() {
 
 async function submit(decision) {
   const { frame } = state;
-  const boxes = state.boxes.map((b) => ({
-    className: b.className,
-    x1: +(b.x1 / frame.width).toFixed(6), y1: +(b.y1 / frame.height).toFixed(6),
-    x2: +(b.x2 / frame.width).toFixed(6), y2: +(b.y2 / frame.height).toFixed(6),
-  })).filter((b) => b.x2 > b.x1 && b.y2 > b.y1);
+  const boxes = state.boxes
+    .map((b) => ({
+      className: b.className,
+      x1: +(b.x1 / frame.width).toFixed(6),
+      y1: +(b.y1 / frame.height).toFixed(6),
+      x2: +(b.x2 / frame.width).toFixed(6),
+      y2: +(b.y2 / frame.height).toFixed(6),
+    }))
+    .filter((b) => b.x2 > b.x1 && b.y2 > b.y1);
   const body = decision === 'reject' ? { decision } : { decision, boxes };
   setStatus('saving…');
   try {
@@ -295,27 +341,60 @@ document.addEventListener('keydown', async (e) => {
   const key = e.key;
   if (/^[1-9]$/.test(key)) {
     const cls = state.classes[Number(key) - 1];
-    if (cls && state.selected >= 0) { snapshot(); state.boxes[state.selected] = { ...state.boxes[state.selected], className: cls, score: undefined, edited: true }; render(); }
+    if (cls && state.selected >= 0) {
+      snapshot();
+      state.boxes[state.selected] = { ...state.boxes[state.selected], className: cls, score: undefined, edited: true };
+      render();
+    }
     return;
   }
   switch (key) {
-    case 'a': return submit('accept');
-    case 'r': return submit('reject');
-    case 'Enter': e.preventDefault(); return submit(state.dirty ? 'correct' : 'accept');
+    case 'a':
+      return submit('accept');
+    case 'r':
+      return submit('reject');
+    case 'Enter':
+      e.preventDefault();
+      return submit(state.dirty ? 'correct' : 'accept');
     case 'n':
-      try { await api(`/v1/tasks/${state.task.id}/release`, { method: 'POST' }); } catch { /* an expired lease is fine to skip */ }
+      try {
+        await api(`/v1/tasks/${state.task.id}/release`, { method: 'POST' });
+      } catch {
+        /* an expired lease is fine to skip */
+      }
       return next();
-    case 'd': state.mode = 'draw'; return render();
-    case 'b': state.mode = 'assist'; return render();
-    case 'Escape': state.mode = 'select'; return render();
-    case 'z': return undo();
-    case 'Tab': e.preventDefault(); state.selected = state.boxes.length ? (state.selected + 1) % state.boxes.length : -1; return render();
-    case 'Delete': case 'Backspace': case 'x':
-      if (state.selected >= 0) { snapshot(); state.boxes.splice(state.selected, 1); state.selected = -1; render(); }
+    case 'd':
+      state.mode = 'draw';
+      return render();
+    case 'b':
+      state.mode = 'assist';
+      return render();
+    case 'Escape':
+      state.mode = 'select';
+      return render();
+    case 'z':
+      return undo();
+    case 'Tab':
+      e.preventDefault();
+      state.selected = state.boxes.length ? (state.selected + 1) % state.boxes.length : -1;
+      return render();
+    case 'Delete':
+    case 'Backspace':
+    case 'x':
+      if (state.selected >= 0) {
+        snapshot();
+        state.boxes.splice(state.selected, 1);
+        state.selected = -1;
+        render();
+      }
       return;
   }
 });
 
 const user = await signedInUser();
-const start = (u) => { who.textContent = `${u.name} (${u.role})`; next(); };
-if (user) start(user); else renderSignIn(root, start, 'reviewers get theirs from a lead; `make up` prints one');
+const start = (u) => {
+  who.textContent = `${u.name} (${u.role})`;
+  next();
+};
+if (user) start(user);
+else renderSignIn(root, start, 'reviewers get theirs from a lead; `make up` prints one');

@@ -70,11 +70,21 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     let workers: RunningWorkers | null = null;
     if (opts.worker) {
       // The SDK logs every worker state change at INFO; our own logs say what matters.
-      installTemporalRuntime({ sdkMetricsPort: config.WORKER_METRICS_PORT + 1, logLevel: config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN' });
+      installTemporalRuntime({
+        sdkMetricsPort: config.WORKER_METRICS_PORT + 1,
+        logLevel: config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
+      });
       const native = await NativeConnection.connect({ address });
       stops.push(() => native.close());
       const retrain = createRetrainActivities({ db: handle.db, store, loopControl, warm: (kind, v) => models.warm(kind, v) });
-      workers = await startWorkers({ connection: native, namespace: config.TEMPORAL_NAMESPACE, db: handle.db, store, detectors: models, controlActivities: retrain });
+      workers = await startWorkers({
+        connection: native,
+        namespace: config.TEMPORAL_NAMESPACE,
+        db: handle.db,
+        store,
+        detectors: models,
+        controlActivities: retrain,
+      });
       stops.push(() => workers!.shutdown());
       workers.done.catch((err) => logger.error({ err }, 'a worker stopped with an error'));
       if (!opts.api) {
@@ -98,7 +108,14 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       stops.push(() => new Promise((r) => server.close(() => r(undefined))));
     }
     if (config.INGEST_DIR && opts.api) {
-      const source = startDirectorySource({ db: handle.db, store, dir: config.INGEST_DIR, maxFrameBytes: config.MAX_FRAME_BYTES, maxFramePixels: config.MAX_FRAME_PIXELS, onError: (err, file) => logger.warn({ err, file }, 'directory source') });
+      const source = startDirectorySource({
+        db: handle.db,
+        store,
+        dir: config.INGEST_DIR,
+        maxFrameBytes: config.MAX_FRAME_BYTES,
+        maxFramePixels: config.MAX_FRAME_PIXELS,
+        onError: (err, file) => logger.warn({ err, file }, 'directory source'),
+      });
       stops.push(() => source.stop());
     }
     return { deps, apiUrl, workers, stop };

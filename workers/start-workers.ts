@@ -70,4 +70,3 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     },
   };
 }
-

@@ -1,7 +1,19 @@
 // driftMonitor: every interval, test the latest frames of a stream (and each of its cameras), or
 // of all streams, against the production model's reference; the activity stores the report
 // and acts on drift. The Web UI shows the last decision in the workflow's current details.
-import { condition, continueAsNew, defineQuery, defineSignal, ParentClosePolicy, proxyActivities, setCurrentDetails, setHandler, startChild, workflowInfo, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  ParentClosePolicy,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  startChild,
+  workflowInfo,
+  WorkflowIdReusePolicy,
+} from '@temporalio/workflow';
 import type { retrain, RetrainInput } from './retrain.ts';
 import type { DriftActivities, DriftCheckResult } from '../activities/drift.ts';
 
@@ -29,7 +41,9 @@ const { runDriftCheck } = proxyActivities<DriftActivities>({
 const CHECKS_PER_RUN = 100;
 
 function details(streamId: string | null, r: DriftCheckResult, at: string): string {
-  const rows = r.segments.map((s) => `| ${s.segmentType} | ${s.segment} | ${s.drift ? '**drift**' : 'ok'} | ${s.maxStatistic.toFixed(3)} | ${s.minAdjustedP.toExponential(2)} |`);
+  const rows = r.segments.map(
+    (s) => `| ${s.segmentType} | ${s.segment} | ${s.drift ? '**drift**' : 'ok'} | ${s.maxStatistic.toFixed(3)} | ${s.minAdjustedP.toExponential(2)} |`,
+  );
   return [
     `### Drift monitor: ${streamId ?? 'all streams'}`,
     `Last check ${at}: **${r.summary}** (model ${r.modelVersion ?? '—'})`,
@@ -57,7 +71,13 @@ async function requestRetraining(input: DriftMonitorInput, r: DriftCheckResult):
           driftScope: { streamId },
           // Reviewers need time to label what the shift routed; the run waits for them, checking
           // as often as this monitor checks for drift.
-          waitForLabels: { streamId, since: new Date().toISOString(), minNew: r.retrainMinLabels, maxWaitMs: r.retrainMaxWaitHours * 3_600_000, pollMs: r.intervalSeconds * 1000 },
+          waitForLabels: {
+            streamId,
+            since: new Date().toISOString(),
+            minNew: r.retrainMinLabels,
+            maxWaitMs: r.retrainMaxWaitHours * 3_600_000,
+            pollMs: r.intervalSeconds * 1000,
+          },
         },
       ],
       parentClosePolicy: ParentClosePolicy.ABANDON,

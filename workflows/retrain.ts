@@ -89,7 +89,12 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 3 },
   });
-  const evaluator = proxyActivities<TrainerActivities>({ taskQueue: input.trainingQueue ?? TRAINING_QUEUE, startToCloseTimeout: '30 minutes', heartbeatTimeout: '5 minutes', retry: { maximumAttempts: 3 } });
+  const evaluator = proxyActivities<TrainerActivities>({
+    taskQueue: input.trainingQueue ?? TRAINING_QUEUE,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '5 minutes',
+    retry: { maximumAttempts: 3 },
+  });
 
   const steps: StepRecord[] = [];
   let decision: { approved: boolean; by: string; reason?: string } | null = null;
@@ -98,8 +103,22 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
   setHandler(runStepsQuery, () => steps);
 
   const show = (headline: string) =>
-    setCurrentDetails([`### Retraining (${input.trigger})`, `_${input.reason}_`, `**${headline}**`, '| step | status | detail |', '|---|---|---|', ...steps.map((s) => `| ${s.name} | ${s.status} | ${s.detail ?? ''} |`)].join('\n'));
-  const step = async (name: string, status: StepRecord['status'], detail?: string, extra: { status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> } = {}) => {
+    setCurrentDetails(
+      [
+        `### Retraining (${input.trigger})`,
+        `_${input.reason}_`,
+        `**${headline}**`,
+        '| step | status | detail |',
+        '|---|---|---|',
+        ...steps.map((s) => `| ${s.name} | ${s.status} | ${s.detail ?? ''} |`),
+      ].join('\n'),
+    );
+  const step = async (
+    name: string,
+    status: StepRecord['status'],
+    detail?: string,
+    extra: { status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> } = {},
+  ) => {
     const record: StepRecord = { name, status, at: new Date().toISOString(), detail };
     const i = steps.findIndex((s) => s.name === name);
     if (i >= 0) steps[i] = record;
@@ -157,19 +176,39 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     await step('train', 'running', snap.detectionParent ? `fine-tuning ${snap.detectionParent}` : 'from scratch');
     const common = { dataset_key: snap.datasetKey, image_root_key: '', training_snapshot: snap.id, seed: input.seed ?? 0 };
     const detector: TrainResult = await trainer.train_detector({ ...common, version: runId, parent_version: snap.detectionParent, epochs: input.epochs ?? 6 });
-    const box: TrainResult = await trainer.train_box_model({ ...common, version: runId, parent_version: snap.boxParent, epochs: input.boxEpochs ?? input.epochs ?? 2 });
+    const box: TrainResult = await trainer.train_box_model({
+      ...common,
+      version: runId,
+      parent_version: snap.boxParent,
+      epochs: input.boxEpochs ?? input.epochs ?? 2,
+    });
     const resumed = [detector, box].filter((r) => r.resumed_from_epoch > 0).map((r) => `${r.kind} resumed after epoch ${r.resumed_from_epoch}`);
-    await step('train', 'done', [`detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)} (${box.train_seconds.toFixed(0)} s)`, ...resumed].join('; '), { candidateVersion: runId });
+    await step(
+      'train',
+      'done',
+      [
+        `detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)} (${box.train_seconds.toFixed(0)} s)`,
+        ...resumed,
+      ].join('; '),
+      { candidateVersion: runId },
+    );
 
     current = 'evaluate';
     await step('evaluate', 'running');
     const heldOut = { dataset_key: snap.datasetKey, image_root_key: '', split: 'val' };
     const candidateMetrics = await evaluator.evaluate_detector({ ...heldOut, model_key: detector.artifact_key });
-    const productionMetrics = snap.production ? await evaluator.evaluate_detector({ ...heldOut, model_key: `models/detection/${snap.production}/model.onnx` }) : null;
+    const productionMetrics = snap.production
+      ? await evaluator.evaluate_detector({ ...heldOut, model_key: `models/detection/${snap.production}/model.onnx` })
+      : null;
     const boxMetrics = await evaluator.evaluate_box_model({ ...heldOut, model_key: box.artifact_key });
-    await step('evaluate', 'done', `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`, {
-      metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics },
-    });
+    await step(
+      'evaluate',
+      'done',
+      `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`,
+      {
+        metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics },
+      },
+    );
 
     current = 'gate';
     const verdict = promotionGate(candidateMetrics, productionMetrics, gate);
@@ -180,8 +219,22 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     await step('gate', 'done', verdict.reasons.join('; ') || 'candidate is at least as good');
 
     current = 'register';
-    await local.registerCandidate({ kind: 'detection', version: runId, artifactKey: detector.artifact_key, snapshotId: snap.id, parentVersion: snap.production, metrics: { ...candidateMetrics } });
-    await local.registerCandidate({ kind: 'box', version: runId, artifactKey: box.artifact_key, snapshotId: snap.id, parentVersion: snap.productionBox, metrics: { ...boxMetrics } });
+    await local.registerCandidate({
+      kind: 'detection',
+      version: runId,
+      artifactKey: detector.artifact_key,
+      snapshotId: snap.id,
+      parentVersion: snap.production,
+      metrics: { ...candidateMetrics },
+    });
+    await local.registerCandidate({
+      kind: 'box',
+      version: runId,
+      artifactKey: box.artifact_key,
+      snapshotId: snap.id,
+      parentVersion: snap.productionBox,
+      metrics: { ...boxMetrics },
+    });
     await step('register', 'done', `detection and box ${runId}`);
 
     if (input.requireApproval) {
@@ -212,7 +265,10 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
       await step('verify', 'failed', `loops still on the old version: ${check.lagging.join(', ')}`);
       // Both models go back: a box model trained with the refused detector is not kept alone.
       const back: string[] = [];
-      for (const [kind, previous] of [['detection', deployed.previousVersion], ['box', deployedBox.previousVersion]] as const) {
+      for (const [kind, previous] of [
+        ['detection', deployed.previousVersion],
+        ['box', deployedBox.previousVersion],
+      ] as const) {
         if (!previous) continue;
         await local.rollbackDeployment({ kind, toVersion: previous, reason: `verification of ${runId} failed` });
         back.push(`${kind} ${previous}`);

@@ -65,8 +65,7 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
   const state: StreamLoopState = input.state ?? initialState();
   let batchScope: CancellationScope | undefined;
 
-  const stateName = (): StreamStatus['state'] =>
-    state.paused ? 'PAUSED' : state.modelVersion === null ? 'WAITING_FOR_MODEL' : 'RUNNING';
+  const stateName = (): StreamStatus['state'] => (state.paused ? 'PAUSED' : state.modelVersion === null ? 'WAITING_FOR_MODEL' : 'RUNNING');
 
   // Updates can be delivered again after continue-as-new (temporalio/temporal#6375), so each
   // handler remembers the ids it applied and carries them into the next run.

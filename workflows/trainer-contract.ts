@@ -1,6 +1,6 @@
 // The Python training worker's activities (docs/contracts.md "Training worker"), as TypeScript
 // types for proxyActivities. Keys are snake_case because the Python dataclasses are.
-export interface TrainInput {
+interface TrainInput {
   dataset_key: string;
   version: string;
   image_root_key?: string | null;
@@ -27,7 +27,7 @@ export interface TrainResult {
   resumed_from_epoch: number;
 }
 
-export interface EvaluateInput {
+interface EvaluateInput {
   model_key: string;
   dataset_key: string;
   image_root_key?: string | null;
@@ -44,7 +44,7 @@ export interface DetectorMetrics {
   num_images: number;
 }
 
-export interface BoxMetrics {
+interface BoxMetrics {
   mean_iou_input: number;
   mean_iou_refined: number;
   iou_gain: number;

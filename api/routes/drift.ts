@@ -9,7 +9,11 @@ import { driftSettingsSchema } from '../../drift/settings.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
 
-const listQuery = z.object({ streamId: z.string().optional(), limit: z.coerce.number().int().min(1).max(500).default(50), driftOnly: z.enum(['true', 'false']).optional() });
+const listQuery = z.object({
+  streamId: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  driftOnly: z.enum(['true', 'false']).optional(),
+});
 
 export function driftRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();

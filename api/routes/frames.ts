@@ -27,7 +27,6 @@ const failedQuery = z
   })
   .strict();
 
-
 export function frameRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   const ingestDeps = { db: deps.db, store: deps.store, maxFrameBytes: deps.config.MAX_FRAME_BYTES, maxFramePixels: deps.config.MAX_FRAME_PIXELS };
@@ -39,17 +38,34 @@ export function frameRoutes(deps: ApiDeps) {
     const user = c.get('user');
     // A camera token sends only into the streams (and as the cameras) it was issued for.
     if (user.role === 'camera') {
-      if (!user.streams?.includes(streamId)) throw new ProblemError(403, 'Forbidden', `this camera token may not send frames to stream ${JSON.stringify(streamId)}`, [{ field: 'id', message: 'not a stream of this token' }], 'forbidden');
+      if (!user.streams?.includes(streamId))
+        throw new ProblemError(
+          403,
+          'Forbidden',
+          `this camera token may not send frames to stream ${JSON.stringify(streamId)}`,
+          [{ field: 'id', message: 'not a stream of this token' }],
+          'forbidden',
+        );
       if (user.cameraIds && !user.cameraIds.includes(q.cameraId)) {
-        throw new ProblemError(403, 'Forbidden', `this camera token may not send as camera ${JSON.stringify(q.cameraId)}`, [{ field: 'cameraId', message: 'not a camera of this token' }], 'forbidden');
+        throw new ProblemError(
+          403,
+          'Forbidden',
+          `this camera token may not send as camera ${JSON.stringify(q.cameraId)}`,
+          [{ field: 'cameraId', message: 'not a camera of this token' }],
+          'forbidden',
+        );
       }
     }
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     try {
-      const result = await ingestFrame(
-        ingestDeps,
-        { streamId, cameraId: q.cameraId, capturedAt, contentType: c.req.header('content-type'), bytes, source: 'http' },
-      );
+      const result = await ingestFrame(ingestDeps, {
+        streamId,
+        cameraId: q.cameraId,
+        capturedAt,
+        contentType: c.req.header('content-type'),
+        bytes,
+        source: 'http',
+      });
       return c.json(result, result.created ? 201 : 200);
     } catch (err) {
       if (err instanceof IngestError) {

@@ -11,7 +11,11 @@ import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
 
 const kindSchema = z.enum(['detection', 'box']);
-const deploymentId = z.coerce.number().int().min(1).max(2 ** 31 - 1);
+const deploymentId = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 31 - 1);
 
 const boxRequest = z
   .object({
@@ -59,16 +63,14 @@ export function modelRoutes(deps: ApiDeps) {
 
   // Upload an ONNX file (application/octet-stream). The version comes from ?version= or from
   // the model's metadata; the file must meet the contract or nothing is stored.
-  app.post(
-    '/v1/models/:kind',
-    async (c) => {
-      const kind = kindOf(c.req.param('kind'));
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new ProblemError(400, 'Invalid input', 'send the ONNX file as the request body', [{ field: 'body', message: 'empty' }], 'invalid_input');
-      const row = await registerModel(deps.db, deps.store, { kind, bytes, version: c.req.query('version') || undefined }).catch(registryProblem);
-      return c.json({ model: row }, 201);
-    },
-  );
+  app.post('/v1/models/:kind', async (c) => {
+    const kind = kindOf(c.req.param('kind'));
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length === 0)
+      throw new ProblemError(400, 'Invalid input', 'send the ONNX file as the request body', [{ field: 'body', message: 'empty' }], 'invalid_input');
+    const row = await registerModel(deps.db, deps.store, { kind, bytes, version: c.req.query('version') || undefined }).catch(registryProblem);
+    return c.json({ model: row }, 201);
+  });
 
   // 200 when every running loop confirmed the deployment; 202 naming the loops still pending
   // (their next batch reads the registry and catches up; GET /v1/deployments/:id shows it).
@@ -77,14 +79,19 @@ export function modelRoutes(deps: ApiDeps) {
 
   app.post('/v1/models/:kind/:version/deploy', async (c) => {
     const kind = kindOf(c.req.param('kind'));
-    const result = await deployVersion(deployDeps, kind, c.req.param('version'), { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual deploy' }).catch(registryProblem);
+    const result = await deployVersion(deployDeps, kind, c.req.param('version'), {
+      triggeredBy: c.get('user').name,
+      reason: c.req.query('reason') ?? 'manual deploy',
+    }).catch(registryProblem);
     return answer(c, result);
   });
 
   app.post('/v1/models/:kind/rollback', async (c) => {
     const kind = kindOf(c.req.param('kind'));
     const to = c.req.query('version') || undefined;
-    const result = await rollbackVersion(deployDeps, kind, { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual rollback' }, to).catch(registryProblem);
+    const result = await rollbackVersion(deployDeps, kind, { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual rollback' }, to).catch(
+      registryProblem,
+    );
     return answer(c, result);
   });
 
@@ -106,13 +113,23 @@ export function modelRoutes(deps: ApiDeps) {
     const input = parseOrThrow(boxRequest, await readJson(c), 'invalid box request');
     let frame = frameRows.get(input.frameId);
     if (!frame) {
-      [frame] = await deps.db.select({ storageKey: frames.storageKey, width: frames.width, height: frames.height }).from(frames).where(eq(frames.id, input.frameId));
+      [frame] = await deps.db
+        .select({ storageKey: frames.storageKey, width: frames.width, height: frames.height })
+        .from(frames)
+        .where(eq(frames.id, input.frameId));
       if (frame) frameRows.set(input.frameId, frame);
     }
-    if (!frame) throw new ProblemError(404, 'Not found', `frame ${input.frameId} does not exist`, [{ field: 'frameId', message: 'unknown frame' }], 'unknown_frame');
+    if (!frame)
+      throw new ProblemError(404, 'Not found', `frame ${input.frameId} does not exist`, [{ field: 'frameId', message: 'unknown frame' }], 'unknown_frame');
     const r = input.region;
     if (r.x1 < 0 || r.y1 < 0 || r.x2 > frame.width || r.y2 > frame.height) {
-      throw new ProblemError(400, 'Invalid input', `the region must lie inside the ${frame.width}x${frame.height} frame`, [{ field: 'region', message: 'outside the frame' }], 'invalid_input');
+      throw new ProblemError(
+        400,
+        'Invalid input',
+        `the region must lie inside the ${frame.width}x${frame.height} frame`,
+        [{ field: 'region', message: 'outside the frame' }],
+        'invalid_input',
+      );
     }
     const version = await productionBoxVersion();
     if (!version) throw new ProblemError(503, 'No box model', 'no box model is in production yet', undefined, 'no_model');
@@ -125,7 +142,14 @@ export function modelRoutes(deps: ApiDeps) {
     const latencyMs = performance.now() - started;
     boxAssistSeconds.observe({ model_version: version }, latencyMs / 1000);
     boxAssistBytesDecoded.observe(refined.bytesDecoded);
-    return c.json({ box: refined.box, score: refined.score, modelVersion: version, bytesDecoded: refined.bytesDecoded, frameBytes: refined.frameBytes, latencyMs });
+    return c.json({
+      box: refined.box,
+      score: refined.score,
+      modelVersion: version,
+      bytesDecoded: refined.bytesDecoded,
+      frameBytes: refined.frameBytes,
+      latencyMs,
+    });
   });
 
   return app;

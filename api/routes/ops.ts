@@ -28,7 +28,13 @@ export function opsRoutes(deps: ApiDeps) {
     const result = await Promise.all(
       streams.map(async (s) => {
         const drift = await deps.db
-          .select({ at: driftReports.createdAt, p: driftReports.minAdjustedP, statistic: driftReports.maxStatistic, drift: driftReports.drift, summary: sql<string>`${driftReports.report}->>'summary'` })
+          .select({
+            at: driftReports.createdAt,
+            p: driftReports.minAdjustedP,
+            statistic: driftReports.maxStatistic,
+            drift: driftReports.drift,
+            summary: sql<string>`${driftReports.report}->>'summary'`,
+          })
           .from(driftReports)
           .where(and(eq(driftReports.segmentType, 'stream'), eq(driftReports.segmentKey, s.id)))
           .orderBy(desc(driftReports.createdAt))
@@ -47,7 +53,16 @@ export function opsRoutes(deps: ApiDeps) {
     );
     return c.json({
       streams: result,
-      latestRetraining: latestRun ? { id: latestRun.id, status: latestRun.status, trigger: latestRun.trigger, reason: latestRun.reason, createdAt: latestRun.createdAt, updatedAt: latestRun.updatedAt } : null,
+      latestRetraining: latestRun
+        ? {
+            id: latestRun.id,
+            status: latestRun.status,
+            trigger: latestRun.trigger,
+            reason: latestRun.reason,
+            createdAt: latestRun.createdAt,
+            updatedAt: latestRun.updatedAt,
+          }
+        : null,
     });
   });
   return app;

@@ -13,10 +13,18 @@ const startInput = z
   .object({
     reason: z.string().min(1).max(500).default('requested by a lead'),
     requireApproval: z.boolean().default(false),
-    approvalTimeoutMinutes: z.number().int().min(1).max(7 * 24 * 60).default(24 * 60),
+    approvalTimeoutMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .default(24 * 60),
     epochs: z.number().int().min(1).max(200).optional(),
     boxEpochs: z.number().int().min(1).max(200).optional(),
-    gate: z.object({ maxMapDrop: z.number().min(0).max(1).optional(), maxClassDrop: z.number().min(0).max(1).optional() }).strict().optional(),
+    gate: z
+      .object({ maxMapDrop: z.number().min(0).max(1).optional(), maxClassDrop: z.number().min(0).max(1).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 const scheduleInput = z.object({ cron: z.string().regex(/^(\S+\s+){4}\S+$/, 'cron must have five fields, e.g. "0 3 * * 1"') }).strict();
@@ -67,7 +75,9 @@ export function retrainRoutes(deps: ApiDeps) {
 
   app.get('/v1/retrain/schedule', async (c) => {
     const s = await control().describeSchedule();
-    return c.json({ schedule: s ? { id: s.scheduleId, spec: s.spec, overlap: s.policies.overlap, paused: s.state.paused, nextRuns: s.info.nextActionTimes } : null });
+    return c.json({
+      schedule: s ? { id: s.scheduleId, spec: s.spec, overlap: s.policies.overlap, paused: s.state.paused, nextRuns: s.info.nextActionTimes } : null,
+    });
   });
 
   app.put('/v1/retrain/schedule', async (c) => {

@@ -66,8 +66,26 @@ export function taskRoutes(deps: ApiDeps) {
         streamId: task.streamId,
         cameraId: task.cameraId,
       },
-      frame: { id: frame.id, width: frame.width, height: frame.height, cameraId: frame.cameraId, capturedAt: frame.capturedAt, streamId: frame.streamId, imageUrl: `/v1/frames/${frame.id}/image` },
-      predictions: predictions.map((p) => ({ id: p.id, rank: p.rank, className: p.className, score: p.score, x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2, underReview: p.id === task.predictionId })),
+      frame: {
+        id: frame.id,
+        width: frame.width,
+        height: frame.height,
+        cameraId: frame.cameraId,
+        capturedAt: frame.capturedAt,
+        streamId: frame.streamId,
+        imageUrl: `/v1/frames/${frame.id}/image`,
+      },
+      predictions: predictions.map((p) => ({
+        id: p.id,
+        rank: p.rank,
+        className: p.className,
+        score: p.score,
+        x1: p.x1,
+        y1: p.y1,
+        x2: p.x2,
+        y2: p.y2,
+        underReview: p.id === task.predictionId,
+      })),
     };
   }
 
@@ -91,7 +109,9 @@ export function taskRoutes(deps: ApiDeps) {
     if (!(await getTask(deps.db, c.req.param('id')).catch(() => null))) {
       throw new ProblemError(404, 'Not found', `task ${c.req.param('id')} does not exist`, undefined, 'not_found');
     }
-    const result = await submitDecision(deps.db, { taskId: c.req.param('id'), userId: c.get('user').id, decision: input.decision, boxes: input.boxes }).catch(queueProblem);
+    const result = await submitDecision(deps.db, { taskId: c.req.param('id'), userId: c.get('user').id, decision: input.decision, boxes: input.boxes }).catch(
+      queueProblem,
+    );
     if (!result.replayed) reviewDecisions.inc({ stream: result.label.streamId, decision: result.label.decision });
     return c.json({ label: result.label, replayed: result.replayed }, result.replayed ? 200 : 201);
   });
@@ -112,7 +132,13 @@ export function taskRoutes(deps: ApiDeps) {
       .select({ label: labels, reviewer: users.name })
       .from(labels)
       .leftJoin(users, eq(users.id, labels.reviewerId))
-      .where(and(q.streamId ? eq(labels.streamId, q.streamId) : undefined, q.from ? gte(labels.createdAt, q.from) : undefined, q.to ? lte(labels.createdAt, q.to) : undefined))
+      .where(
+        and(
+          q.streamId ? eq(labels.streamId, q.streamId) : undefined,
+          q.from ? gte(labels.createdAt, q.from) : undefined,
+          q.to ? lte(labels.createdAt, q.to) : undefined,
+        ),
+      )
       .orderBy(desc(labels.createdAt))
       .limit(q.limit);
     return c.json({ labels: rows.map((r) => ({ ...r.label, reviewer: r.reviewer })) });
@@ -124,7 +150,13 @@ export function taskRoutes(deps: ApiDeps) {
       .select({ label: labels, frame: frames })
       .from(labels)
       .innerJoin(frames, eq(frames.id, labels.frameId))
-      .where(and(q.streamId ? eq(labels.streamId, q.streamId) : undefined, q.from ? gte(labels.createdAt, q.from) : undefined, q.to ? lte(labels.createdAt, q.to) : undefined))
+      .where(
+        and(
+          q.streamId ? eq(labels.streamId, q.streamId) : undefined,
+          q.from ? gte(labels.createdAt, q.from) : undefined,
+          q.to ? lte(labels.createdAt, q.to) : undefined,
+        ),
+      )
       .orderBy(labels.createdAt);
     const production = await productionModel(deps.db, 'detection');
     const fromModel = (production?.metadata as { classNames?: string[] } | undefined)?.classNames ?? [];
@@ -139,18 +171,41 @@ export function taskRoutes(deps: ApiDeps) {
 type LabelWithFrame = { label: typeof labels.$inferSelect; frame: typeof frames.$inferSelect };
 
 /** COCO JSON (docs/contracts.md): one image per labelled frame, its newest label's boxes. */
-export function toCoco(rows: LabelWithFrame[], classNames: string[]) {
+function toCoco(rows: LabelWithFrame[], classNames: string[]) {
   const newest = new Map<string, LabelWithFrame>();
   for (const r of rows) newest.set(r.frame.id, r);
   const images: object[] = [];
   const annotations: object[] = [];
   [...newest.values()].forEach((r, i) => {
     const imageId = i + 1;
-    images.push({ id: imageId, file_name: r.frame.storageKey, width: r.frame.width, height: r.frame.height, frame_id: r.frame.id, stream_id: r.frame.streamId, camera_id: r.frame.cameraId, captured_at: r.frame.capturedAt, label_id: r.label.id, decision: r.label.decision });
+    images.push({
+      id: imageId,
+      file_name: r.frame.storageKey,
+      width: r.frame.width,
+      height: r.frame.height,
+      frame_id: r.frame.id,
+      stream_id: r.frame.streamId,
+      camera_id: r.frame.cameraId,
+      captured_at: r.frame.capturedAt,
+      label_id: r.label.id,
+      decision: r.label.decision,
+    });
     for (const b of r.label.boxes as LabelBox[]) {
       const bbox = toCocoBbox(b, r.frame.width, r.frame.height);
-      annotations.push({ id: annotations.length + 1, image_id: imageId, category_id: classNames.indexOf(b.className) + 1, bbox, area: bbox[2] * bbox[3], iscrowd: 0 });
+      annotations.push({
+        id: annotations.length + 1,
+        image_id: imageId,
+        category_id: classNames.indexOf(b.className) + 1,
+        bbox,
+        area: bbox[2] * bbox[3],
+        iscrowd: 0,
+      });
     }
   });
-  return { info: { description: 'dataengine label export', date_created: new Date().toISOString() }, categories: classNames.map((name, i) => ({ id: i + 1, name })), images, annotations };
+  return {
+    info: { description: 'dataengine label export', date_created: new Date().toISOString() },
+    categories: classNames.map((name, i) => ({ id: i + 1, name })),
+    images,
+    annotations,
+  };
 }

@@ -24,7 +24,10 @@ const userInput = z
   })
   .strict()
   .refine((u) => u.role !== 'camera' || u.streams !== undefined, { message: 'a camera needs the streams it may send to', path: ['streams'] })
-  .refine((u) => u.role === 'camera' || (u.streams === undefined && u.cameraIds === undefined), { message: 'only cameras are bound to streams', path: ['streams'] });
+  .refine((u) => u.role === 'camera' || (u.streams === undefined && u.cameraIds === undefined), {
+    message: 'only cameras are bound to streams',
+    path: ['streams'],
+  });
 const rotateInput = z.object({ expiresInDays }).strict();
 
 const expiry = (days: number | null | undefined) => (days ? new Date(Date.now() + days * 86_400_000) : null);
@@ -44,7 +47,8 @@ export function userRoutes(deps: ApiDeps) {
 
   app.post('/v1/users', async (c) => {
     const input = parseOrThrow(userInput, await readJson(c), 'invalid user');
-    if (await findUser(deps.db, input.name)) throw new ProblemError(409, 'Conflict', `user ${input.name} exists; rotate their token instead`, [{ field: 'name', message: 'taken' }], 'exists');
+    if (await findUser(deps.db, input.name))
+      throw new ProblemError(409, 'Conflict', `user ${input.name} exists; rotate their token instead`, [{ field: 'name', message: 'taken' }], 'exists');
     const { user, token } = await createUser(deps.db, {
       name: input.name,
       role: input.role as (typeof ROLES)[number],
@@ -52,7 +56,12 @@ export function userRoutes(deps: ApiDeps) {
       cameraIds: input.cameraIds ?? null,
       tokenExpiresAt: expiry(input.expiresInDays),
     });
-    await audit(deps.db, c.get('user').name, 'user.create', user.name, { role: user.role, streams: user.streams, cameraIds: user.cameraIds, tokenExpiresAt: user.tokenExpiresAt });
+    await audit(deps.db, c.get('user').name, 'user.create', user.name, {
+      role: user.role,
+      streams: user.streams,
+      cameraIds: user.cameraIds,
+      tokenExpiresAt: user.tokenExpiresAt,
+    });
     return c.json({ user, token }, 201);
   });
 
@@ -77,7 +86,8 @@ export function userRoutes(deps: ApiDeps) {
     app.post(`/v1/users/:name/${action}`, async (c) => {
       const name = c.req.param('name');
       await mustExist(name);
-      if (action === 'disable' && name === c.get('user').name) throw new ProblemError(409, 'Conflict', 'an admin cannot disable themselves', [{ field: 'name', message: 'yourself' }], 'self');
+      if (action === 'disable' && name === c.get('user').name)
+        throw new ProblemError(409, 'Conflict', 'an admin cannot disable themselves', [{ field: 'name', message: 'yourself' }], 'self');
       const user = await setDisabled(deps.db, name, action === 'disable');
       changed();
       await audit(deps.db, c.get('user').name, `user.${action}`, name);

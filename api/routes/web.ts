@@ -1,6 +1,7 @@
 // The review app and the lead pages: static files from web/ (plain ES modules, no build step),
 // plus the little configuration the pages need.
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Hono } from 'hono';
 import { repoRoot } from '../../config.ts';
@@ -8,6 +9,9 @@ import type { ApiDeps, AppEnv } from '../env.ts';
 import { ProblemError } from '../problem.ts';
 
 const WEB_DIR = path.join(repoRoot, 'web');
+// Resolved like an import, so it finds the package wherever npm put it.
+const require = createRequire(import.meta.url);
+const UPLOT_DIST = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 async function sendFile(file: string) {
@@ -26,7 +30,7 @@ export function webRoutes(deps: ApiDeps) {
   // uPlot, a small chart library, served from its npm package: the page needs no build step.
   app.get('/app/vendor/:file{uplot\\.(js|css)}', async (c) => {
     const file = c.req.param('file') === 'uplot.js' ? 'uPlot.iife.min.js' : 'uPlot.min.css';
-    const body = await fs.readFile(path.join(repoRoot, 'node_modules', 'uplot', 'dist', file));
+    const body = await fs.readFile(path.join(UPLOT_DIST, file));
     return new Response(new Uint8Array(body), { headers: { 'Content-Type': TYPES[path.extname(file)], 'Cache-Control': 'max-age=86400' } });
   });
   app.get('/app/config.json', (c) => c.json({ temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }));

@@ -29,7 +29,11 @@ beforeAll(async () => {
   expect((await p.app.request('/v1/streams', { method: 'POST', headers: json(p.tokens.lead), body: JSON.stringify({ id: STREAM }) })).status).toBe(201);
 });
 afterAll(async () => {
-  for (const id of [streamWorkflowId(STREAM), driftWorkflowId(STREAM)]) await p.deps.temporal!.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+  for (const id of [streamWorkflowId(STREAM), driftWorkflowId(STREAM)])
+    await p.deps
+      .temporal!.workflow.getHandle(id)
+      .terminate('test over')
+      .catch(() => undefined);
   await p.close();
   await handle.close();
 });
@@ -52,7 +56,13 @@ describe('route x role matrix', () => {
       .flatMap(([route, ops]) => Object.entries(ops).map(([method, op]) => ({ route, method: method.toUpperCase(), roles: op['x-roles'] })));
 
     // A route the app serves must be documented and have a rule.
-    const served = [...new Set(p.app.routes.filter((r) => r.method !== 'ALL' && r.path.startsWith('/v1/') && r.path !== '/v1/openapi.json').map((r) => `${r.method} ${openApiPath(r.path)}`))];
+    const served = [
+      ...new Set(
+        p.app.routes
+          .filter((r) => r.method !== 'ALL' && r.path.startsWith('/v1/') && r.path !== '/v1/openapi.json')
+          .map((r) => `${r.method} ${openApiPath(r.path)}`),
+      ),
+    ];
     expect(served.filter((key) => !ACCESS[key])).toEqual([]);
     expect(served.filter((key) => !operations.some((o) => `${o.method} ${o.route}` === key))).toEqual([]);
     expect(operations.filter((o) => !o.roles).map((o) => `${o.method} ${o.route}`)).toEqual([]);
@@ -62,7 +72,11 @@ describe('route x role matrix', () => {
       for (const role of ROLES) {
         // A body every route refuses (strict schemas name the unknown field), so an allowed call
         // changes nothing; the question is only whether the role got past the access check.
-        const res = await p.app.request(fill(op.route), { method: op.method, headers: json(p.tokens[role]), body: op.method === 'GET' || op.method === 'DELETE' ? undefined : JSON.stringify({ probe: true }) });
+        const res = await p.app.request(fill(op.route), {
+          method: op.method,
+          headers: json(p.tokens[role]),
+          body: op.method === 'GET' || op.method === 'DELETE' ? undefined : JSON.stringify({ probe: true }),
+        });
         const allowed = op.roles!.includes(role);
         if (allowed ? res.status === 403 || res.status === 401 : res.status !== 403) wrong.push(`${role} ${op.method} ${op.route} -> ${res.status}`);
       }
@@ -76,19 +90,28 @@ describe('route x role matrix', () => {
 describe('tokens and users', () => {
   it('refuses expired, revoked and disabled tokens with the reason, and an enabled user works again', async () => {
     const admin = json(p.tokens.admin);
-    const create = await p.app.request('/v1/users', { method: 'POST', headers: admin, body: JSON.stringify({ name: 'temp-lead', role: 'lead', expiresInDays: 30 }) });
+    const create = await p.app.request('/v1/users', {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ name: 'temp-lead', role: 'lead', expiresInDays: 30 }),
+    });
     expect(create.status).toBe(201);
     const { token, user } = await create.json();
     expect(new Date(user.tokenExpiresAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
 
     // Expired: the clock passes the expiry (before first use: this process caches good tokens for 5 s).
-    await handle.db.update(users).set({ tokenExpiresAt: new Date(Date.now() - 1000) }).where(eq(users.name, 'temp-lead'));
+    await handle.db
+      .update(users)
+      .set({ tokenExpiresAt: new Date(Date.now() - 1000) })
+      .where(eq(users.name, 'temp-lead'));
     const expired = await p.app.request('/v1/me', { headers: auth(token) });
     expect(expired.status).toBe(401);
     expect((await expired.json()).code).toBe('token_expired');
 
     // A new token, then revoked.
-    const rotated = await (await p.app.request('/v1/users/temp-lead/token', { method: 'POST', headers: admin, body: JSON.stringify({ expiresInDays: 1 }) })).json();
+    const rotated = await (
+      await p.app.request('/v1/users/temp-lead/token', { method: 'POST', headers: admin, body: JSON.stringify({ expiresInDays: 1 }) })
+    ).json();
     expect((await p.app.request('/v1/me', { headers: auth(rotated.token) })).status).toBe(200);
     expect((await p.app.request('/v1/users/temp-lead/token', { method: 'DELETE', headers: admin })).status).toBe(200);
     expect((await p.app.request('/v1/me', { headers: auth(rotated.token) })).status).toBe(401);
@@ -111,19 +134,27 @@ describe('tokens and users', () => {
 
   it('binds a camera token to its streams and camera ids', async () => {
     const admin = json(p.tokens.admin);
-    expect((await p.app.request('/v1/users', { method: 'POST', headers: admin, body: JSON.stringify({ name: 'cam-unbound', role: 'camera' }) })).status).toBe(400);
-    const made = await p.app.request('/v1/users', { method: 'POST', headers: admin, body: JSON.stringify({ name: 'cam-7', role: 'camera', streams: [STREAM], cameraIds: ['cam-7'] }) });
+    expect((await p.app.request('/v1/users', { method: 'POST', headers: admin, body: JSON.stringify({ name: 'cam-unbound', role: 'camera' }) })).status).toBe(
+      400,
+    );
+    const made = await p.app.request('/v1/users', {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ name: 'cam-7', role: 'camera', streams: [STREAM], cameraIds: ['cam-7'] }),
+    });
     expect(made.status).toBe(201);
     const { token } = await made.json();
     const png = fs.readFileSync(sampleFrames()[5].file);
-    const post = (stream: string, camera: string) => p.app.request(`/v1/streams/${stream}/frames?cameraId=${camera}`, { method: 'POST', headers: auth(token, { 'Content-Type': 'image/png' }), body: png });
+    const post = (stream: string, camera: string) =>
+      p.app.request(`/v1/streams/${stream}/frames?cameraId=${camera}`, { method: 'POST', headers: auth(token, { 'Content-Type': 'image/png' }), body: png });
     expect((await post(STREAM, 'cam-7')).status).toBe(201);
     const asOther = await post(STREAM, 'cam-8');
     expect(asOther.status).toBe(403);
     expect((await asOther.json()).errors[0].field).toBe('cameraId');
     expect((await post('other-stream', 'cam-7')).status).toBe(403);
     // And it reads nothing: not the streams, the queue, the models or a frame.
-    for (const url of ['/v1/streams', '/v1/queue', '/v1/ops', '/v1/models', `/v1/streams/${STREAM}`]) expect((await p.app.request(url, { headers: auth(token) })).status, url).toBe(403);
+    for (const url of ['/v1/streams', '/v1/queue', '/v1/ops', '/v1/models', `/v1/streams/${STREAM}`])
+      expect((await p.app.request(url, { headers: auth(token) })).status, url).toBe(403);
   });
 
   it('answers 429 with Retry-After after too many failed logins from one address', async () => {

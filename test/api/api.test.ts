@@ -21,17 +21,27 @@ const STREAM = `api-${Math.random().toString(36).slice(2, 8)}`;
 beforeAll(async () => {
   handle = await createTestDb();
   p = await createTestPlatform(handle, { env: { MAX_FRAME_BYTES: '300000' }, cameraStreams: [STREAM] });
-  const res = await p.app.request('/v1/streams', { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: STREAM }) });
+  const res = await p.app.request('/v1/streams', {
+    method: 'POST',
+    headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+    body: JSON.stringify({ id: STREAM }),
+  });
   expect(res.status).toBe(201);
 });
 afterAll(async () => {
-  await p.deps.temporal!.workflow.getHandle(`stream-${STREAM}`).terminate('test over').catch(() => undefined);
+  await p.deps
+    .temporal!.workflow.getHandle(`stream-${STREAM}`)
+    .terminate('test over')
+    .catch(() => undefined);
   await p.close();
   await handle.close();
 });
 
 const json = (token: string) => auth(token, { 'Content-Type': 'application/json' });
-const storedFrameFiles = () => (fs.existsSync(path.join(p.storeDir, 'frames')) ? fs.readdirSync(path.join(p.storeDir, 'frames'), { recursive: true }).filter((f) => String(f).includes('.')).length : 0);
+const storedFrameFiles = () =>
+  fs.existsSync(path.join(p.storeDir, 'frames'))
+    ? fs.readdirSync(path.join(p.storeDir, 'frames'), { recursive: true }).filter((f) => String(f).includes('.')).length
+    : 0;
 const frameRows = async () => (await handle.db.select({ n: count() }).from(frames))[0].n;
 
 describe('auth', () => {
@@ -41,7 +51,11 @@ describe('auth', () => {
     const put = await p.app.request(`/v1/streams/${STREAM}/policy`, { method: 'PUT', headers: json(p.tokens.reviewer), body: '{}' });
     expect(put.status).toBe(403);
     expect(put.headers.get('content-type')).toContain('application/problem+json');
-    const upload = await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=c`, { method: 'POST', headers: auth(p.tokens.reviewer, { 'Content-Type': 'image/png' }), body: 'x' });
+    const upload = await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=c`, {
+      method: 'POST',
+      headers: auth(p.tokens.reviewer, { 'Content-Type': 'image/png' }),
+      body: 'x',
+    });
     expect(upload.status).toBe(403);
     expect((await p.app.request('/v1/tasks/claim', { method: 'POST', headers: auth(p.tokens.camera) })).status).toBe(403);
   });
@@ -50,15 +64,27 @@ describe('auth', () => {
 describe('sampling policies', () => {
   it('refuses an invalid policy with a 400 naming the field, stores nothing, and versions valid ones', async () => {
     const before = (await handle.db.select({ n: count() }).from(samplingPolicies))[0].n;
-    const bad = await p.app.request(`/v1/streams/${STREAM}/policy`, { method: 'PUT', headers: json(p.tokens.lead), body: JSON.stringify({ band: { low: 0.7, high: 0.4 } }) });
+    const bad = await p.app.request(`/v1/streams/${STREAM}/policy`, {
+      method: 'PUT',
+      headers: json(p.tokens.lead),
+      body: JSON.stringify({ band: { low: 0.7, high: 0.4 } }),
+    });
     expect(bad.status).toBe(400);
     const problem = await bad.json();
     expect(problem.errors).toEqual([expect.objectContaining({ field: 'band.high' })]);
-    const unknown = await p.app.request(`/v1/streams/${STREAM}/policy`, { method: 'PUT', headers: json(p.tokens.lead), body: JSON.stringify({ randomRate: 2, bogus: 1 }) });
+    const unknown = await p.app.request(`/v1/streams/${STREAM}/policy`, {
+      method: 'PUT',
+      headers: json(p.tokens.lead),
+      body: JSON.stringify({ randomRate: 2, bogus: 1 }),
+    });
     expect((await unknown.json()).errors.map((e: { field: string }) => e.field).sort()).toEqual(['(body)', 'randomRate'].sort());
     expect((await handle.db.select({ n: count() }).from(samplingPolicies))[0].n).toBe(before);
 
-    const ok = await p.app.request(`/v1/streams/${STREAM}/policy`, { method: 'PUT', headers: json(p.tokens.lead), body: JSON.stringify({ band: { low: 0.2, high: 0.5 }, classBands: { sign: { low: 0.4, high: 0.8 } } }) });
+    const ok = await p.app.request(`/v1/streams/${STREAM}/policy`, {
+      method: 'PUT',
+      headers: json(p.tokens.lead),
+      body: JSON.stringify({ band: { low: 0.2, high: 0.5 }, classBands: { sign: { low: 0.4, high: 0.8 } } }),
+    });
     expect(ok.status).toBe(201);
     const stored = await ok.json();
     expect(stored.version).toBe(2);
@@ -86,7 +112,9 @@ describe('ingestion', () => {
     expect(filesBefore).toBe(1);
 
     const jpeg = await sharp(png).jpeg().toBuffer();
-    const big = await sharp({ create: { width: 900, height: 900, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    const big = await sharp({ create: { width: 900, height: 900, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+      .png()
+      .toBuffer();
     const refusals: [Response, number, string][] = [
       [await post(png, 'text/plain'), 415, 'content_type'],
       [await post(jpeg, 'image/png'), 400, 'type_mismatch'],
@@ -135,8 +163,32 @@ describe('review queue', () => {
     const [frame] = await handle.db.select().from(frames).limit(1);
     const rows = [];
     for (let i = 0; i < n; i++) {
-      const [pred]: (typeof predictions.$inferSelect)[] = await handle.db.insert(predictions).values({ frameId: frame.id, modelVersion: 'q', rank: 1000 + rows.length + Math.floor(Math.random() * 1e6), className: 'vehicle', score: 0.45, x1: 0.1, y1: 0.1, x2: 0.3, y2: 0.3 }).returning();
-      rows.push({ dedupeKey: `${frame.id}:q:${pred.rank}`, streamId: STREAM, cameraId: frame.cameraId, frameId: frame.id, predictionId: pred.id, modelVersion: 'q', className: 'vehicle', score: 0.45, reason: 'band' as const, policyVersion: 1 });
+      const [pred]: (typeof predictions.$inferSelect)[] = await handle.db
+        .insert(predictions)
+        .values({
+          frameId: frame.id,
+          modelVersion: 'q',
+          rank: 1000 + rows.length + Math.floor(Math.random() * 1e6),
+          className: 'vehicle',
+          score: 0.45,
+          x1: 0.1,
+          y1: 0.1,
+          x2: 0.3,
+          y2: 0.3,
+        })
+        .returning();
+      rows.push({
+        dedupeKey: `${frame.id}:q:${pred.rank}`,
+        streamId: STREAM,
+        cameraId: frame.cameraId,
+        frameId: frame.id,
+        predictionId: pred.id,
+        modelVersion: 'q',
+        className: 'vehicle',
+        score: 0.45,
+        reason: 'band' as const,
+        policyVersion: 1,
+      });
     }
     return handle.db.insert(reviewTasks).values(rows).returning();
   }
@@ -161,27 +213,51 @@ describe('review queue', () => {
     // Claiming again returns the lease already held.
     expect((await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: json(p.tokens.reviewer) })).json()).task.id).toBe(task.id);
 
-    const other = await p.app.request(`/v1/tasks/${task.id}/submit`, { method: 'POST', headers: json(p.tokens.reviewer2), body: JSON.stringify({ decision: 'accept' }) });
+    const other = await p.app.request(`/v1/tasks/${task.id}/submit`, {
+      method: 'POST',
+      headers: json(p.tokens.reviewer2),
+      body: JSON.stringify({ decision: 'accept' }),
+    });
     expect(other.status).toBe(409);
-    const badBox = await p.app.request(`/v1/tasks/${task.id}/submit`, { method: 'POST', headers: json(p.tokens.reviewer), body: JSON.stringify({ decision: 'correct', boxes: [{ className: 'vehicle', x1: 0.5, y1: 0.1, x2: 0.2, y2: 0.3 }] }) });
+    const badBox = await p.app.request(`/v1/tasks/${task.id}/submit`, {
+      method: 'POST',
+      headers: json(p.tokens.reviewer),
+      body: JSON.stringify({ decision: 'correct', boxes: [{ className: 'vehicle', x1: 0.5, y1: 0.1, x2: 0.2, y2: 0.3 }] }),
+    });
     expect(badBox.status).toBe(400);
     expect((await badBox.json()).errors[0].field).toBe('boxes.0.x2');
 
     // An abandoned lease comes back to the queue for someone else; the first holder is refused.
-    await handle.db.update(reviewTasks).set({ leaseExpiresAt: new Date(Date.now() - 1000) }).where(eq(reviewTasks.id, task.id));
-    const stale = await p.app.request(`/v1/tasks/${task.id}/submit`, { method: 'POST', headers: json(p.tokens.reviewer), body: JSON.stringify({ decision: 'accept' }) });
+    await handle.db
+      .update(reviewTasks)
+      .set({ leaseExpiresAt: new Date(Date.now() - 1000) })
+      .where(eq(reviewTasks.id, task.id));
+    const stale = await p.app.request(`/v1/tasks/${task.id}/submit`, {
+      method: 'POST',
+      headers: json(p.tokens.reviewer),
+      body: JSON.stringify({ decision: 'accept' }),
+    });
     expect(stale.status).toBe(410);
-    const reclaimed = await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: json(p.tokens.reviewer2), body: JSON.stringify({ streamId: STREAM }) })).json();
+    const reclaimed = await (
+      await p.app.request('/v1/tasks/claim', { method: 'POST', headers: json(p.tokens.reviewer2), body: JSON.stringify({ streamId: STREAM }) })
+    ).json();
     expect(reclaimed.task.id).toBe(task.id);
     expect(reclaimed.task.attempts).toBe(2);
 
-    const submit = () => p.app.request(`/v1/tasks/${task.id}/submit`, { method: 'POST', headers: json(p.tokens.reviewer2), body: JSON.stringify({ decision: 'accept' }) });
+    const submit = () =>
+      p.app.request(`/v1/tasks/${task.id}/submit`, { method: 'POST', headers: json(p.tokens.reviewer2), body: JSON.stringify({ decision: 'accept' }) });
     expect((await submit()).status).toBe(201);
     expect((await submit()).status).toBe(200); // a retried request is a no-op
     const rows = await handle.db.select().from(labels).where(eq(labels.taskId, task.id));
     expect(rows).toHaveLength(1);
-    expect(rows[0].boxes).toEqual([{ className: 'vehicle', x1: expect.closeTo(0.1, 5), y1: expect.closeTo(0.1, 5), x2: expect.closeTo(0.3, 5), y2: expect.closeTo(0.3, 5) }]);
-    const differ = await p.app.request(`/v1/tasks/${task.id}/submit`, { method: 'POST', headers: json(p.tokens.reviewer2), body: JSON.stringify({ decision: 'reject' }) });
+    expect(rows[0].boxes).toEqual([
+      { className: 'vehicle', x1: expect.closeTo(0.1, 5), y1: expect.closeTo(0.1, 5), x2: expect.closeTo(0.3, 5), y2: expect.closeTo(0.3, 5) },
+    ]);
+    const differ = await p.app.request(`/v1/tasks/${task.id}/submit`, {
+      method: 'POST',
+      headers: json(p.tokens.reviewer2),
+      body: JSON.stringify({ decision: 'reject' }),
+    });
     expect(differ.status).toBe(409);
 
     const depth = await (await p.app.request('/v1/queue', { headers: auth(p.tokens.lead) })).json();
@@ -217,10 +293,10 @@ describe('box assist', () => {
 describe('OpenAPI', () => {
   it('describes every route the app serves', async () => {
     const doc = await (await p.app.request('/v1/openapi.json')).json();
-    const documented = new Set(Object.entries(doc.paths as Record<string, object>).flatMap(([route, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${route}`)));
-    const served = p.app.routes
-      .filter((r) => r.method !== 'ALL')
-      .map((r) => `${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, '{$1}')}`);
+    const documented = new Set(
+      Object.entries(doc.paths as Record<string, object>).flatMap(([route, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${route}`)),
+    );
+    const served = p.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, '{$1}')}`);
     const missing = [...new Set(served)].filter((r) => !documented.has(r));
     expect(missing).toEqual([]);
   });

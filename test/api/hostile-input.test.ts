@@ -20,10 +20,22 @@ const UUID0 = '00000000-0000-4000-8000-000000000000';
 beforeAll(async () => {
   handle = await createTestDb();
   p = await createTestPlatform(handle, { cameraStreams: [STREAM], env: { MAX_FRAME_PIXELS: '100000', MAX_FRAME_BYTES: '400000' } });
-  expect((await p.app.request('/v1/streams', { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: STREAM }) })).status).toBe(201);
+  expect(
+    (
+      await p.app.request('/v1/streams', {
+        method: 'POST',
+        headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ id: STREAM }),
+      })
+    ).status,
+  ).toBe(201);
 });
 afterAll(async () => {
-  for (const id of [streamWorkflowId(STREAM), driftWorkflowId(STREAM)]) await p.deps.temporal!.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+  for (const id of [streamWorkflowId(STREAM), driftWorkflowId(STREAM)])
+    await p.deps
+      .temporal!.workflow.getHandle(id)
+      .terminate('test over')
+      .catch(() => undefined);
   await p.close();
   await handle.close();
 });
@@ -45,8 +57,20 @@ function varint(n: number): Buffer {
 }
 
 async function storedCounts() {
-  const tables = { frames: schema.frames, policies: schema.samplingPolicies, labels: schema.labels, models: schema.models, drift: schema.driftSettings, users: schema.users, streams: schema.streams, tasks: schema.reviewTasks, audit: schema.auditLog };
-  const rows = Object.fromEntries(await Promise.all(Object.entries(tables).map(async ([name, t]) => [name, (await handle.db.select({ n: count() }).from(t))[0].n])));
+  const tables = {
+    frames: schema.frames,
+    policies: schema.samplingPolicies,
+    labels: schema.labels,
+    models: schema.models,
+    drift: schema.driftSettings,
+    users: schema.users,
+    streams: schema.streams,
+    tasks: schema.reviewTasks,
+    audit: schema.auditLog,
+  };
+  const rows = Object.fromEntries(
+    await Promise.all(Object.entries(tables).map(async ([name, t]) => [name, (await handle.db.select({ n: count() }).from(t))[0].n])),
+  );
   const files = fs.existsSync(p.storeDir) ? fs.readdirSync(p.storeDir, { recursive: true }).length : 0;
   return { ...rows, files };
 }
@@ -57,14 +81,22 @@ describe('hostile input', () => {
     const reviewer = auth(p.tokens.reviewer, { 'Content-Type': 'application/json' });
     const admin = auth(p.tokens.admin, { 'Content-Type': 'application/json' });
     const png = fs.readFileSync(sampleFrames()[0].file);
-    const bigPicture = await sharp({ create: { width: 400, height: 400, channels: 3, background: '#336699' } }).png().toBuffer();
+    const bigPicture = await sharp({ create: { width: 400, height: 400, channels: 3, background: '#336699' } })
+      .png()
+      .toBuffer();
     const detector = fs.readFileSync(path.join(inject('tinyModelsDir'), 'detection.onnx'));
     const boxModel = fs.readFileSync(path.join(inject('tinyModelsDir'), 'box.onnx'));
-    const frame = (query: string, body: BodyInit, type = 'image/png') => ({ url: `/v1/streams/${STREAM}/frames?${query}`, init: { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': type }), body } });
+    const frame = (query: string, body: BodyInit, type = 'image/png') => ({
+      url: `/v1/streams/${STREAM}/frames?${query}`,
+      init: { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': type }), body },
+    });
     const put = (url: string, body: string, headers = lead) => ({ url, init: { method: 'PUT', headers, body } });
     const postJson = (url: string, body: string, headers = lead) => ({ url, init: { method: 'POST', headers, body } });
     const get = (url: string, headers: Record<string, string> = lead) => ({ url, init: { headers } });
-    const model = (bytes: Buffer, kind = 'detection') => ({ url: `/v1/models/${kind}?version=hostile`, init: { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }), body: new Uint8Array(bytes) } });
+    const model = (bytes: Buffer, kind = 'detection') => ({
+      url: `/v1/models/${kind}?version=hostile`,
+      init: { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }), body: new Uint8Array(bytes) },
+    });
     const box = (b: Record<string, unknown>) => ({ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2, ...b });
     const submit = (body: unknown) => postJson(`/v1/tasks/${UUID0}/submit`, typeof body === 'string' ? body : JSON.stringify(body), reviewer);
 
@@ -88,7 +120,15 @@ describe('hostile input', () => {
       ['Infinity (1e999)', put(`/v1/streams/${STREAM}/policy`, '{"randomRate": 1e999}'), 400, 'randomRate'],
       ['NaN is not JSON', put(`/v1/streams/${STREAM}/policy`, '{"randomRate": NaN}'), 400, '(body)'],
       ['a string for a number', put(`/v1/streams/${STREAM}/policy`, JSON.stringify({ randomRate: '0.5' })), 400, 'randomRate'],
-      ['300 class bands', put(`/v1/streams/${STREAM}/policy`, JSON.stringify({ classBands: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`c${i}`, { low: 0.1, high: 0.2 }])) })), 400, 'classBands'],
+      [
+        '300 class bands',
+        put(
+          `/v1/streams/${STREAM}/policy`,
+          JSON.stringify({ classBands: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`c${i}`, { low: 0.1, high: 0.2 }])) }),
+        ),
+        400,
+        'classBands',
+      ],
       ['negative budget', put(`/v1/streams/${STREAM}/policy`, JSON.stringify({ dailyBudget: -1 })), 400, 'dailyBudget'],
       ['unknown field', put(`/v1/streams/${STREAM}/policy`, JSON.stringify({ bandd: {} })), 400, '(body)'],
       ['a 2 MB JSON body', put(`/v1/streams/${STREAM}/policy`, JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) })), 413, 'body'],
@@ -101,16 +141,31 @@ describe('hostile input', () => {
       ['unknown decision', submit({ decision: 'maybe' }), 400, 'decision'],
       // Drift settings
       ['window of 100,000', put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ windowSize: 100_000 })), 400, 'windowSize'],
-      ['window x stride of 20 million rows', put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ windowSize: 20_000, windowStride: 1000 })), 400, 'windowStride'],
+      [
+        'window x stride of 20 million rows',
+        put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ windowSize: 20_000, windowStride: 1000 })),
+        400,
+        'windowStride',
+      ],
       ['alpha 0', put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ alpha: 0 })), 400, 'alpha'],
-      ['pinned reference backwards', put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ pinnedReference: { from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' } })), 400, 'pinnedReference.to'],
+      [
+        'pinned reference backwards',
+        put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ pinnedReference: { from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' } })),
+        400,
+        'pinnedReference.to',
+      ],
       // Model uploads
       ['truncated ONNX', model(detector.subarray(0, 1500)), 422, 'invalid_model'],
       ['random bytes', model(Buffer.alloc(4096, 0x5a)), 422, 'invalid_model'],
       ['a box model as a detector', model(boxModel), 422, 'invalid_model'],
       ['input_size of 16,000', model(withMetadata(detector, 'input_size', '16000')), 422, 'invalid_model'],
       ['embedding_dim the database cannot hold', model(withMetadata(detector, 'embedding_dim', '4096')), 422, 'invalid_model'],
-      ['5,000 class names', model(withMetadata(detector, 'class_names', JSON.stringify(Array.from({ length: 5000 }, (_, i) => `c${i}`)))), 422, 'invalid_model'],
+      [
+        '5,000 class names',
+        model(withMetadata(detector, 'class_names', JSON.stringify(Array.from({ length: 5000 }, (_, i) => `c${i}`)))),
+        422,
+        'invalid_model',
+      ],
       ['empty model body', model(Buffer.alloc(0)), 400, 'body'],
       ['unknown model kind', model(detector, 'segmentation'), 400, 'kind'],
       // Query strings and ids

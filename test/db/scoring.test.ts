@@ -37,8 +37,7 @@ const scored = (frameId: string, cameraId: string, scores: number[]): ScoredFram
   detections: scores.map((score, rank) => ({ rank, className: 'vehicle', score, x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.3 })),
 });
 
-const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores) =>
-  (await handle.db.select({ n: count() }).from(table))[0].n;
+const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores) => (await handle.db.select({ n: count() }).from(table))[0].n;
 
 describe('persistScoredBatch', () => {
   it('stores a batch once: a replay of the same batch adds no prediction, embedding or task', async () => {
@@ -71,8 +70,13 @@ describe('persistScoredBatch', () => {
     // Frames 0, 1 and 3 are scored; frame 2 stays behind (as if it committed late).
     const done = [rows[0], rows[1], rows[3]];
     await persistScoredBatch(handle.db, {
-      streamId: 's1', modelVersion: 'm1', policyVersion: 1, fromSeq: 0, toSeq: rows[3].seq,
-      frames: done.map((f) => scored(f.id, f.cameraId, [])), tasks: [],
+      streamId: 's1',
+      modelVersion: 'm1',
+      policyVersion: 1,
+      fromSeq: 0,
+      toSeq: rows[3].seq,
+      frames: done.map((f) => scored(f.id, f.cameraId, [])),
+      tasks: [],
     });
     const next = await nextFrames(handle.db, 's1', 10);
     expect(next.map((f) => f.id)).toEqual([rows[2].id, rows[4].id]);

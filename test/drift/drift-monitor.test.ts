@@ -20,7 +20,7 @@ import { eventually, testClient, uniqueQueue, withWorker } from '../helpers/temp
 function embeddings(n: number, seed: number, shift = 0): number[][] {
   const gauss = gaussian(mulberry32(seed));
   return Array.from({ length: n }, () => {
-    const f = Array.from({ length: 8 }, (_, j) => gauss() * (8 - j) / 4 + (j === 0 ? shift : 0));
+    const f = Array.from({ length: 8 }, (_, j) => (gauss() * (8 - j)) / 4 + (j === 0 ? shift : 0));
     return Array.from({ length: 128 }, (_, i) => f.reduce((acc, v, j) => acc + v * Math.sin(i * 0.37 + j * 1.3 + 0.5), 0) + 0.01 * gauss());
   });
 }
@@ -33,9 +33,25 @@ async function seedCamera(streamId: string, cameraId: string, rows: number[][], 
   const at = (i: number) => new Date(Date.UTC(2026, 0, 1) + (i * 4 + slot) * 1000);
   const inserted = await handle.db
     .insert(frames)
-    .values(rows.map((_, i) => ({ streamId, cameraId, capturedAt: at(i), contentHash: `${streamId}-${cameraId}-${i}`, storageKey: `frames/x/${streamId}-${cameraId}-${i}.png`, mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 })))
+    .values(
+      rows.map((_, i) => ({
+        streamId,
+        cameraId,
+        capturedAt: at(i),
+        contentHash: `${streamId}-${cameraId}-${i}`,
+        storageKey: `frames/x/${streamId}-${cameraId}-${i}.png`,
+        mediaType: 'image/png',
+        sizeBytes: 1,
+        width: 320,
+        height: 240,
+      })),
+    )
     .returning({ id: frames.id });
-  await handle.db.insert(frameScores).values(inserted.map((f, i) => ({ frameId: f.id, modelVersion: 'tiny-detection', streamId, cameraId, numDetections: 4, embedding: rows[i], scoredAt: at(i) })));
+  await handle.db
+    .insert(frameScores)
+    .values(
+      inserted.map((f, i) => ({ frameId: f.id, modelVersion: 'tiny-detection', streamId, cameraId, numDetections: 4, embedding: rows[i], scoredAt: at(i) })),
+    );
 }
 
 beforeAll(async () => {
@@ -66,7 +82,10 @@ describe('driftMonitor', () => {
     const { client, close } = await testClient();
     const taskQueue = uniqueQueue('control');
     try {
-      const activities = { ...createDriftActivities({ db: handle.db }), ...createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }) };
+      const activities = {
+        ...createDriftActivities({ db: handle.db }),
+        ...createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }),
+      };
       await withWorker({ taskQueue, activities }, async () => {
         const retrain = { epochs: 3, trainingQueue: 'training-not-reached' };
         const h = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-test-${taskQueue}`, args: [{ streamId: 'cams', retrain }] });
@@ -84,30 +103,55 @@ describe('driftMonitor', () => {
         expect(trigger.reason).toContain('cam-b');
 
         // The run it started waits for the stream's reviewers before snapshotting anything.
-        const run = await eventually(async () => {
-          const [r] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift'));
-          return (r?.steps as StepRecord[] | undefined)?.some((s) => s.name === 'labels') ? r : undefined;
-        }, 30_000, 'the drift-started retraining run');
+        const run = await eventually(
+          async () => {
+            const [r] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift'));
+            return (r?.steps as StepRecord[] | undefined)?.some((s) => s.name === 'labels') ? r : undefined;
+          },
+          30_000,
+          'the drift-started retraining run',
+        );
         expect(run.reason).toContain('cams: drift: camera cams/cam-b');
         expect(run.requestedBy).toBe('drift-monitor');
-        expect(run.steps).toEqual([expect.objectContaining({ name: 'labels', status: 'running', detail: 'waiting for 200 frames reviewed since the drift: 0 so far' })]);
+        expect(run.steps).toEqual([
+          expect.objectContaining({ name: 'labels', status: 'running', detail: 'waiting for 200 frames reviewed since the drift: 0 so far' }),
+        ]);
         expect((await handle.db.select().from(retrainTriggers))[0].status).toBe('started');
         const started = (await client.workflow.getHandle(run.id).fetchHistory()).events![0].workflowExecutionStartedEventAttributes!;
-        expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toMatchObject({ ...retrain, trigger: 'drift', waitForLabels: { streamId: 'cams', minNew: 200, maxWaitMs: 7 * 24 * 3600_000, pollMs: 300_000 } });
+        expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toMatchObject({
+          ...retrain,
+          trigger: 'drift',
+          waitForLabels: { streamId: 'cams', minNew: 200, maxWaitMs: 7 * 24 * 3600_000, pollMs: 300_000 },
+        });
 
         // A second check finds the boost active and adds no second one, and starts no second run
         // while the first one waits.
         await h.signal(checkNowSignal);
-        await eventually(async () => (await handle.db.select().from(driftReports).where(eq(driftReports.segmentKey, 'cams'))).length === 2, 30_000, 'second check');
+        await eventually(
+          async () => (await handle.db.select().from(driftReports).where(eq(driftReports.segmentKey, 'cams'))).length === 2,
+          30_000,
+          'second check',
+        );
         expect(await handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'cams'))).toHaveLength(1);
-        const second = await eventually(async () => { const d = await h.query(lastDecisionQuery); return d && d.segments[0]?.reportId !== decision.segments[0].reportId && d; }, 10_000, 'second decision');
+        const second = await eventually(
+          async () => {
+            const d = await h.query(lastDecisionQuery);
+            return d && d.segments[0]?.reportId !== decision.segments[0].reportId && d;
+          },
+          10_000,
+          'second decision',
+        );
         expect(second).toMatchObject({ verdict: 'cameras', retrainTriggered: false });
         expect(await handle.db.select().from(retrainRuns).where(eq(retrainRuns.trigger, 'drift'))).toHaveLength(1);
         expect((await h.describe()).status.name).toBe('RUNNING');
         await h.terminate('test over');
         await client.workflow.getHandle(run.id).terminate('test over');
 
-        const calm = await client.workflow.start('driftMonitor', { taskQueue, workflowId: `drift-calm-${taskQueue}`, args: [{ streamId: 'calm', autoRetrain: false }] });
+        const calm = await client.workflow.start('driftMonitor', {
+          taskQueue,
+          workflowId: `drift-calm-${taskQueue}`,
+          args: [{ streamId: 'calm', autoRetrain: false }],
+        });
         const quiet = await eventually(() => calm.query(lastDecisionQuery), 30_000, 'calm check');
         expect(quiet.verdict).toBe('none');
         expect(quiet.segments.every((s) => !s.drift)).toBe(true);
@@ -125,14 +169,30 @@ describe('driftMonitor', () => {
     const one = await (await p.app.request(`/v1/drift/reports/${camB.id}`, { headers: auth(p.tokens.lead) })).json();
     expect(one.report.drift).toBe(true);
     expect(one.report.report.components[0]).toMatchObject({ component: 1, drifted: expect.any(Boolean), adjustedP: expect.any(Number) });
-    const bad = await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ alpha: 2, correction: 'holm' }) });
+    const bad = await p.app.request('/v1/streams/cams/drift-settings', {
+      method: 'PUT',
+      headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+      body: JSON.stringify({ alpha: 2, correction: 'holm' }),
+    });
     expect(bad.status).toBe(400);
     expect((await bad.json()).errors.map((e: { field: string }) => e.field).sort()).toEqual(['alpha', 'correction']);
-    const ok = await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ alpha: 0.01, correction: 'bh', pinnedReference: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:01:00Z' } }) });
+    const ok = await p.app.request('/v1/streams/cams/drift-settings', {
+      method: 'PUT',
+      headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+      body: JSON.stringify({ alpha: 0.01, correction: 'bh', pinnedReference: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:01:00Z' } }),
+    });
     expect(ok.status).toBe(200);
     const got = await (await p.app.request('/v1/streams/cams/drift-settings', { headers: auth(p.tokens.lead) })).json();
     expect(got.settings).toMatchObject({ alpha: 0.01, correction: 'bh', components: 8 });
-    expect((await p.app.request('/v1/streams/cams/drift-settings', { method: 'PUT', headers: auth(p.tokens.reviewer, { 'Content-Type': 'application/json' }), body: '{}' })).status).toBe(403);
+    expect(
+      (
+        await p.app.request('/v1/streams/cams/drift-settings', {
+          method: 'PUT',
+          headers: auth(p.tokens.reviewer, { 'Content-Type': 'application/json' }),
+          body: '{}',
+        })
+      ).status,
+    ).toBe(403);
     void and;
   });
 });

@@ -15,13 +15,35 @@ beforeAll(async () => {
   // 64 frames from four cameras sending in turn; the embedding's first value names frame and camera.
   for (let i = 0; i < 64; i++) {
     const cameraId = CAMERAS[i % 4];
-    const [f] = await handle.db.insert(frames).values({ streamId: 'road', cameraId, capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)), contentHash: `h${i}`, storageKey: `frames/${i}.png`, mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 }).returning();
-    await handle.db.insert(frameScores).values({ frameId: f.id, modelVersion: 'm1', streamId: 'road', cameraId, numDetections: 1, embedding: [i, ...new Array(EMBEDDING_DIM - 1).fill(0)], scoredAt: new Date(Date.UTC(2026, 0, 1, 0, 1, i)) });
+    const [f] = await handle.db
+      .insert(frames)
+      .values({
+        streamId: 'road',
+        cameraId,
+        capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+        contentHash: `h${i}`,
+        storageKey: `frames/${i}.png`,
+        mediaType: 'image/png',
+        sizeBytes: 1,
+        width: 320,
+        height: 240,
+      })
+      .returning();
+    await handle.db.insert(frameScores).values({
+      frameId: f.id,
+      modelVersion: 'm1',
+      streamId: 'road',
+      cameraId,
+      numDetections: 1,
+      embedding: [i, ...new Array(EMBEDDING_DIM - 1).fill(0)],
+      scoredAt: new Date(Date.UTC(2026, 0, 1, 0, 1, i)),
+    });
   }
 });
 afterAll(async () => handle?.close());
 
-const framesIn = async (opts: { size: number; stride: number; cameraId?: string }) => (await latestWindow(handle.db, { modelVersion: 'm1', streamId: 'road', ...opts })).embeddings.map((e) => e[0]);
+const framesIn = async (opts: { size: number; stride: number; cameraId?: string }) =>
+  (await latestWindow(handle.db, { modelVersion: 'm1', streamId: 'road', ...opts })).embeddings.map((e) => e[0]);
 
 describe('latestWindow', () => {
   it('thins each camera on its own, so cameras sending in turn all stay in the window', async () => {

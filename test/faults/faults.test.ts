@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { count, eq, sql } from 'drizzle-orm';
+import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../config.ts';
@@ -56,7 +57,9 @@ async function freePort(): Promise<number> {
 /** A stream with a loop and its policy, created over the API as a lead would. */
 async function createStream(p: TestPlatform, streamId: string) {
   expect((await p.app.request('/v1/streams', { method: 'POST', headers: json(p.tokens.lead), body: JSON.stringify({ id: streamId }) })).status).toBe(201);
-  expect((await p.app.request(`/v1/streams/${streamId}/policy`, { method: 'PUT', headers: json(p.tokens.lead), body: JSON.stringify(ONE_TASK_PER_FRAME) })).status).toBe(201);
+  expect(
+    (await p.app.request(`/v1/streams/${streamId}/policy`, { method: 'PUT', headers: json(p.tokens.lead), body: JSON.stringify(ONE_TASK_PER_FRAME) })).status,
+  ).toBe(201);
 }
 
 /**
@@ -70,7 +73,13 @@ async function camera(p: TestPlatform, streamId: string, n: number, fps: number)
     // Bytes after a PNG's end chunk are ignored by decoders: each upload is a new frame.
     const body = new Uint8Array(Buffer.concat([fs.readFileSync(sample.file), Buffer.from(`${streamId}#${i}`)]));
     for (let attempt = 0; ; attempt++) {
-      const res = await Promise.resolve(p.app.request(`/v1/streams/${streamId}/frames?cameraId=${sample.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body })).catch(() => null);
+      const res = await Promise.resolve(
+        p.app.request(`/v1/streams/${streamId}/frames?cameraId=${sample.cameraId}`, {
+          method: 'POST',
+          headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
+          body,
+        }),
+      ).catch(() => null);
       if (res?.status === 201) {
         stored++;
         break;
@@ -88,11 +97,17 @@ const scoredCount = async (db: Db, streamId: string) => (await db.select({ n: co
 /** The exactly-once invariants, with the counts they were checked on. */
 async function exactlyOnce(db: Db, streamId: string, expectedFrames: number) {
   const [frameCount] = await db.select({ n: count() }).from(frames).where(eq(frames.streamId, streamId));
-  const scores = await db.select({ frameId: frameScores.frameId, version: frameScores.modelVersion, detections: frameScores.numDetections }).from(frameScores).where(eq(frameScores.streamId, streamId));
+  const scores = await db
+    .select({ frameId: frameScores.frameId, version: frameScores.modelVersion, detections: frameScores.numDetections })
+    .from(frameScores)
+    .where(eq(frameScores.streamId, streamId));
   const [preds] = await db.select({ n: count() }).from(predictions).innerJoin(frames, eq(frames.id, predictions.frameId)).where(eq(frames.streamId, streamId));
   const tasks = await db.select({ frameId: reviewTasks.frameId, reason: reviewTasks.reason }).from(reviewTasks).where(eq(reviewTasks.streamId, streamId));
   const [stream] = await db.select().from(streams).where(eq(streams.id, streamId));
-  const [maxSeq] = await db.select({ s: sql<number>`max(${frames.seq})` }).from(frames).where(eq(frames.streamId, streamId));
+  const [maxSeq] = await db
+    .select({ s: sql<number>`max(${frames.seq})` })
+    .from(frames)
+    .where(eq(frames.streamId, streamId));
   expect(frameCount.n).toBe(expectedFrames);
   expect(scores.length).toBe(expectedFrames);
   expect(new Set(scores.map((s) => s.frameId)).size).toBe(expectedFrames);
@@ -111,7 +126,17 @@ async function withWorkers<T>(db: TestDb, p: TestPlatform, address: string, fn: 
   const connection = await NativeConnection.connect({ address });
   let workers: RunningWorkers | null = null;
   try {
-    workers = await startWorkers({ connection, namespace: 'default', db: db.db, store: p.deps.store, detectors: p.deps.models, workflowBundle: { code: inject('workflowBundleCode') }, scoringQueue: p.taskQueue, controlQueue: p.controlQueue, idleWaitMs: 1000 });
+    workers = await startWorkers({
+      connection,
+      namespace: 'default',
+      db: db.db,
+      store: p.deps.store,
+      detectors: p.deps.models,
+      workflowBundle: { code: inject('workflowBundleCode') },
+      scoringQueue: p.taskQueue,
+      controlQueue: p.controlQueue,
+      idleWaitMs: 1000,
+    });
     return await fn();
   } finally {
     await workers?.shutdown();
@@ -120,7 +145,11 @@ async function withWorkers<T>(db: TestDb, p: TestPlatform, address: string, fn: 
 }
 
 async function stopLoop(p: TestPlatform, streamId: string) {
-  for (const id of [streamWorkflowId(streamId), driftWorkflowId(streamId)]) await p.deps.temporal!.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+  for (const id of [streamWorkflowId(streamId), driftWorkflowId(streamId)])
+    await p.deps
+      .temporal!.workflow.getHandle(id)
+      .terminate('test over')
+      .catch(() => undefined);
 }
 
 describe('fault injection', () => {
@@ -133,13 +162,17 @@ describe('fault injection', () => {
     const workers: ChildProcess[] = [];
     const startWorker = async () => {
       // node itself (not the tsx wrapper, which runs the script in a child it would leave behind).
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'faults', 'scoring-worker.ts'), inject('temporalAddress'), p.taskQueue, p.controlQueue, bundle], {
-        env: { ...process.env, DATABASE_URL: db.url!, STORE_DIR: p.storeDir, LOG_LEVEL: 'error', PREDICTION_MIN_SCORE: MIN_SCORE },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(repoRoot, 'test', 'faults', 'scoring-worker.ts'), inject('temporalAddress'), p.taskQueue, p.controlQueue, bundle],
+        {
+          env: { ...process.env, DATABASE_URL: db.url!, STORE_DIR: p.storeDir, LOG_LEVEL: 'error', PREDICTION_MIN_SCORE: MIN_SCORE },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       workers.push(child);
       await new Promise<void>((resolve, reject) => {
-        child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
         child.once('exit', (code) => reject(new Error(`scoring worker exited with ${code}`)));
       });
       return child;
@@ -150,10 +183,14 @@ describe('fault injection', () => {
       const sending = camera(p, streamId, 60, 15);
       await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
       // Kill it while a batch attempt is running on it, so that attempt is lost with the process.
-      await eventually(async () => {
-        const { raw } = await p.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).describe();
-        return raw.pendingActivities?.some((a) => String(a.state) === 'PENDING_ACTIVITY_STATE_STARTED' || a.state === 2);
-      }, 30_000, 'a batch attempt running');
+      await eventually(
+        async () => {
+          const { raw } = await p.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).describe();
+          return raw.pendingActivities?.some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+        },
+        30_000,
+        'a batch attempt running',
+      );
       first.kill('SIGKILL');
       await new Promise((r) => first.once('exit', r));
       const scoredAtKill = await scoredCount(db.db, streamId);
@@ -240,9 +277,32 @@ describe('fault injection', () => {
     try {
       await db.db.insert(streams).values({ id: 'race', name: 'race' });
       const sample = sampleFrames()[0];
-      const [frame] = await db.db.insert(frames).values({ streamId: 'race', cameraId: sample.cameraId, capturedAt: new Date(), contentHash: 'race', storageKey: 'frames/race.png', mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 }).returning();
+      const [frame] = await db.db
+        .insert(frames)
+        .values({
+          streamId: 'race',
+          cameraId: sample.cameraId,
+          capturedAt: new Date(),
+          contentHash: 'race',
+          storageKey: 'frames/race.png',
+          mediaType: 'image/png',
+          sizeBytes: 1,
+          width: 320,
+          height: 240,
+        })
+        .returning();
       const TASKS = 400;
-      await db.db.insert(reviewTasks).values(Array.from({ length: TASKS }, (_, i) => ({ dedupeKey: `race:${i}`, streamId: 'race', cameraId: sample.cameraId, frameId: frame.id, modelVersion: 'm', reason: 'random' as const, policyVersion: 1 })));
+      await db.db.insert(reviewTasks).values(
+        Array.from({ length: TASKS }, (_, i) => ({
+          dedupeKey: `race:${i}`,
+          streamId: 'race',
+          cameraId: sample.cameraId,
+          frameId: frame.id,
+          modelVersion: 'm',
+          reason: 'random' as const,
+          policyVersion: 1,
+        })),
+      );
       const reviewers = await Promise.all(Array.from({ length: 64 }, (_, i) => createUser(db.db, { name: `racer-${i}`, role: 'reviewer' })));
       const outcome = { submitted: 0, expired: 0, claims: 0 };
       await Promise.all(
@@ -251,7 +311,10 @@ describe('fault injection', () => {
             const claimed = await claimNext(db.db, { userId: user.id, leaseSeconds: 1 });
             if (!claimed) {
               // Leases that others let expire come back; stop once nothing is open at all.
-              const [open] = await db.db.select({ n: count() }).from(reviewTasks).where(sql`${reviewTasks.status} <> 'done'`);
+              const [open] = await db.db
+                .select({ n: count() })
+                .from(reviewTasks)
+                .where(sql`${reviewTasks.status} <> 'done'`);
               if (open.n === 0) return;
               await new Promise((res) => setTimeout(res, 100));
               continue;

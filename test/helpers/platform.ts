@@ -26,15 +26,28 @@ export interface TestPlatform {
   close(): Promise<void>;
 }
 
-export async function createTestPlatform(handle: DbHandle, opts: { env?: Record<string, string>; registerModels?: boolean; cameraStreams?: string[]; temporalAddress?: string } = {}): Promise<TestPlatform> {
+export async function createTestPlatform(
+  handle: DbHandle,
+  opts: { env?: Record<string, string>; registerModels?: boolean; cameraStreams?: string[]; temporalAddress?: string } = {},
+): Promise<TestPlatform> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dataengine-store-'));
   const config = loadConfig({ ...process.env, STORE_DIR: storeDir, BATCH_MAX_WAIT_MS: '300', ...opts.env });
   const store = new LocalBlobStore(storeDir);
   const { client, close: closeClient } = await testClient(opts.temporalAddress);
   const taskQueue = uniqueQueue('scoring');
   const controlQueue = uniqueQueue('control');
-  const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS, taskQueue, controlQueue, updateTimeoutMs: 1500 });
-  const models = new ModelCache(store, { intraOpThreads: 1, minScore: config.PREDICTION_MIN_SCORE, registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256 });
+  const loopControl = new TemporalLoopControl(client, {
+    batchSize: config.BATCH_SIZE,
+    maxWaitMs: config.BATCH_MAX_WAIT_MS,
+    taskQueue,
+    controlQueue,
+    updateTimeoutMs: 1500,
+  });
+  const models = new ModelCache(store, {
+    intraOpThreads: 1,
+    minScore: config.PREDICTION_MIN_SCORE,
+    registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
+  });
   const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
   if (opts.registerModels ?? true) {
     for (const kind of ['detection', 'box'] as const) {

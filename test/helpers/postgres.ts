@@ -23,7 +23,13 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   const { stdout } = await run('bash', [path.join(repoRoot, 'scripts', 'postgres-up.sh')], { env, maxBuffer: 4 * 1024 * 1024 });
   const url = /DATABASE_URL=(\S+)/.exec(stdout)?.[1];
   if (!url) throw new Error(`scripts/postgres-up.sh printed no DATABASE_URL:\n${stdout}`);
-  const vars = Object.fromEntries(fs.readFileSync(state, 'utf8').trim().split('\n').map((l) => l.split('=') as [string, string]));
+  const vars = Object.fromEntries(
+    fs
+      .readFileSync(state, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=') as [string, string]),
+  );
   const root = vars.PG_ROOT;
   const port = vars.PG_PORT;
   const pgCtl = (args: string) => {

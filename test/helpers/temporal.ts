@@ -11,7 +11,7 @@ export function quietRuntime() {
   runtimeInstalled = true;
 }
 
-export async function testClient(address = inject('temporalAddress')): Promise<{ client: Client; close(): Promise<void> }> {
+export async function testClient(address = inject('temporalAddress')): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address });
   return { client: new Client({ connection }), close: () => connection.close() };
 }
@@ -19,10 +19,7 @@ export async function testClient(address = inject('temporalAddress')): Promise<{
 export const uniqueQueue = (prefix: string) => `${prefix}-${randomUUID()}`;
 
 /** Runs `fn` while a worker with the shared workflow bundle polls `taskQueue`. */
-export async function withWorker<T>(
-  opts: Omit<WorkerOptions, 'connection' | 'workflowBundle' | 'workflowsPath'>,
-  fn: () => Promise<T>,
-): Promise<T> {
+export async function withWorker<T>(opts: Omit<WorkerOptions, 'connection' | 'workflowBundle' | 'workflowsPath'>, fn: () => Promise<T>): Promise<T> {
   quietRuntime();
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   try {
@@ -49,7 +46,8 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

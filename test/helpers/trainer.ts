@@ -16,7 +16,7 @@ export async function startTrainer(opts: { address: string; taskQueue: string; s
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
+    child.stdout.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`trainer worker exited with ${code}`)));
   });
   return child;
@@ -41,7 +41,20 @@ export async function seedReviewedFrames(db: Db, store: BlobStore): Promise<void
     const key = `frames/sample/${i}.png`;
     await store.put(key, bytes);
     // Frames a minute apart: each is its own sequence for the train/val split.
-    const [frame] = await db.insert(frames).values({ streamId: 'road', cameraId: im.camera_id, capturedAt: new Date(Date.UTC(2026, 0, 1, 0, i)), contentHash: `h${i}`, storageKey: key, mediaType: 'image/png', sizeBytes: bytes.length, width: im.width, height: im.height }).returning();
+    const [frame] = await db
+      .insert(frames)
+      .values({
+        streamId: 'road',
+        cameraId: im.camera_id,
+        capturedAt: new Date(Date.UTC(2026, 0, 1, 0, i)),
+        contentHash: `h${i}`,
+        storageKey: key,
+        mediaType: 'image/png',
+        sizeBytes: bytes.length,
+        width: im.width,
+        height: im.height,
+      })
+      .returning();
     const boxes = coco.annotations
       .filter((a: { image_id: number }) => a.image_id === im.id)
       .map((a: { category_id: number; bbox: number[] }) => fromCocoBbox(names[a.category_id - 1], a.bbox, im.width, im.height));

@@ -56,7 +56,11 @@ async function postFrames(streamId: string, n: number): Promise<string[]> {
     const sample = sampleFrames()[posted % sampleFrames().length];
     // A PNG ignores bytes after its end chunk, so a counter there makes each upload a new frame.
     const bytes = Buffer.concat([fs.readFileSync(sample.file), Buffer.from(`#${posted++}`)]);
-    const res = await p.app.request(`/v1/streams/${streamId}/frames?cameraId=${sample.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: bytes });
+    const res = await p.app.request(`/v1/streams/${streamId}/frames?cameraId=${sample.cameraId}`, {
+      method: 'POST',
+      headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
+      body: bytes,
+    });
     expect(res.status).toBe(201);
     ids.push((await res.json()).frameId);
   }
@@ -65,10 +69,17 @@ async function postFrames(streamId: string, n: number): Promise<string[]> {
 
 /** Waits until these frames are scored, and returns the model version of each. */
 async function scoredWith(frameIds: string[]): Promise<string[]> {
-  return eventually(async () => {
-    const rows = await handle.db.select({ frameId: frameScores.frameId, version: frameScores.modelVersion }).from(frameScores).where(inArray(frameScores.frameId, frameIds));
-    return rows.length === frameIds.length ? rows.map((r) => r.version) : undefined;
-  }, 60_000, `${frameIds.length} frames scored`);
+  return eventually(
+    async () => {
+      const rows = await handle.db
+        .select({ frameId: frameScores.frameId, version: frameScores.modelVersion })
+        .from(frameScores)
+        .where(inArray(frameScores.frameId, frameIds));
+      return rows.length === frameIds.length ? rows.map((r) => r.version) : undefined;
+    },
+    60_000,
+    `${frameIds.length} frames scored`,
+  );
 }
 
 beforeAll(async () => {
@@ -80,13 +91,20 @@ beforeAll(async () => {
   quietRuntime();
   connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   await startScoring();
-  for (const id of STREAMS) expect((await p.app.request('/v1/streams', { method: 'POST', headers: json(p.tokens.lead), body: JSON.stringify({ id }) })).status).toBe(201);
+  for (const id of STREAMS)
+    expect((await p.app.request('/v1/streams', { method: 'POST', headers: json(p.tokens.lead), body: JSON.stringify({ id }) })).status).toBe(201);
 });
 
 afterAll(async () => {
   for (const id of STREAMS) {
-    await p.deps.temporal!.workflow.getHandle(streamWorkflowId(id)).terminate('test over').catch(() => undefined);
-    await p.deps.temporal!.workflow.getHandle(driftWorkflowId(id)).terminate('test over').catch(() => undefined);
+    await p.deps
+      .temporal!.workflow.getHandle(streamWorkflowId(id))
+      .terminate('test over')
+      .catch(() => undefined);
+    await p.deps
+      .temporal!.workflow.getHandle(driftWorkflowId(id))
+      .terminate('test over')
+      .catch(() => undefined);
   }
   await stopScoring();
   await connection.close();
@@ -144,10 +162,14 @@ describe('deploy and rollback', () => {
     const waiting = (await Promise.all(STREAMS.map((s) => postFrames(s, 1)))).flat();
     await startScoring();
     expect(await scoredWith(waiting)).toEqual(waiting.map(() => 'vB'));
-    const progress = await eventually(async () => {
-      const r = await (await p.app.request(body.statusUrl, { headers: auth(p.tokens.lead) })).json();
-      return r.pending.length === 0 ? r : undefined;
-    }, 30_000, 'every loop confirmed');
+    const progress = await eventually(
+      async () => {
+        const r = await (await p.app.request(body.statusUrl, { headers: auth(p.tokens.lead) })).json();
+        return r.pending.length === 0 ? r : undefined;
+      },
+      30_000,
+      'every loop confirmed',
+    );
     expect(progress.loops.every((l: { modelVersion: string }) => l.modelVersion === 'vB')).toBe(true);
   });
 });
@@ -158,7 +180,10 @@ describe('frames that cannot be scored', () => {
     const [missing, corrupt] = await postFrames(streamId, 2);
     // Damage what ingest accepted: one blob disappears, one is overwritten with garbage, and one
     // row claims more pixels than the limit (a frame ingested before the limit was lowered).
-    const rows = await handle.db.select().from(frames).where(inArray(frames.id, [missing, corrupt]));
+    const rows = await handle.db
+      .select()
+      .from(frames)
+      .where(inArray(frames.id, [missing, corrupt]));
     const keyOf = (id: string) => rows.find((r) => r.id === id)!.storageKey;
     fs.rmSync(p.deps.store.pathOf(keyOf(missing)));
     await p.deps.store.put(keyOf(corrupt), Buffer.from('\x89PNG\r\n\x1a\n this is not a picture'));
@@ -177,7 +202,12 @@ describe('frames that cannot be scored', () => {
     const [stream] = await handle.db.select().from(streams).where(eq(streams.id, streamId));
     const maxSeq = Math.max(...(await handle.db.select({ seq: frames.seq }).from(frames).where(eq(frames.streamId, streamId))).map((f) => f.seq));
     expect(stream.scoredThroughSeq).toBe(maxSeq);
-    expect(await handle.db.select().from(frameScores).where(and(eq(frameScores.streamId, streamId), inArray(frameScores.frameId, [missing, corrupt, huge])))).toEqual([]);
+    expect(
+      await handle.db
+        .select()
+        .from(frameScores)
+        .where(and(eq(frameScores.streamId, streamId), inArray(frameScores.frameId, [missing, corrupt, huge]))),
+    ).toEqual([]);
     const metric = (await registry.getSingleMetricAsString('dataengine_frames_quarantined_total')).split('\n').filter((l) => l.includes(streamId));
     expect(metric.map((l) => l.replace(/.*reason="([^"]+)".* (\d+)$/, '$1=$2')).sort()).toEqual(['missing_blob=1', 'too_many_pixels=1', 'undecodable=1']);
     // A reviewer may not list them; a bad query names the field.

@@ -38,13 +38,21 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
     });
     const { app, tokens } = platform;
     try {
-      const created = await app.request('/v1/streams', { method: 'POST', headers: auth(tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: streamId, name: 'test stream' }) });
+      const created = await app.request('/v1/streams', {
+        method: 'POST',
+        headers: auth(tokens.lead, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ id: streamId, name: 'test stream' }),
+      });
       expect(created.status).toBe(201);
 
       // Every frame gets a task (random rate 1) so the test does not depend on the tiny model's
       // confidences; the band catches uncertain detections on top.
       const policy = { band: { low: 0.1, high: 0.9 }, randomRate: 1, maxTasksPerFrame: 2, diversityMinDistance: 0, dailyBudget: null };
-      const put = await app.request(`/v1/streams/${streamId}/policy`, { method: 'PUT', headers: auth(tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify(policy) });
+      const put = await app.request(`/v1/streams/${streamId}/policy`, {
+        method: 'PUT',
+        headers: auth(tokens.lead, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify(policy),
+      });
       expect(put.status).toBe(201);
       expect((await put.json()).version).toBe(2);
 
@@ -58,7 +66,11 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
         expect(res.status).toBe(201);
       }
       // The same image again is stored once.
-      const again = await app.request(`/v1/streams/${streamId}/frames?cameraId=${samples[0].cameraId}`, { method: 'POST', headers: auth(tokens.camera, { 'Content-Type': 'image/png' }), body: fs.readFileSync(samples[0].file) });
+      const again = await app.request(`/v1/streams/${streamId}/frames?cameraId=${samples[0].cameraId}`, {
+        method: 'POST',
+        headers: auth(tokens.camera, { 'Content-Type': 'image/png' }),
+        body: fs.readFileSync(samples[0].file),
+      });
       expect(again.status).toBe(200);
 
       const db = handle.db;
@@ -72,7 +84,11 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
       const [stream] = await db.select().from(streams).where(eq(streams.id, streamId));
       const maxSeq = Math.max(...(await db.select({ seq: frames.seq }).from(frames).where(eq(frames.streamId, streamId))).map((f) => f.seq));
       expect(stream.scoredThroughSeq).toBe(maxSeq);
-      const preds = await db.select({ frameId: predictions.frameId, rank: predictions.rank }).from(predictions).innerJoin(frames, eq(frames.id, predictions.frameId)).where(eq(frames.streamId, streamId));
+      const preds = await db
+        .select({ frameId: predictions.frameId, rank: predictions.rank })
+        .from(predictions)
+        .innerJoin(frames, eq(frames.id, predictions.frameId))
+        .where(eq(frames.streamId, streamId));
       expect(new Set(preds.map((p) => `${p.frameId}:${p.rank}`)).size).toBe(preds.length);
 
       // The loop's status is readable (query), and it shows in the Web UI's search attributes.
@@ -89,17 +105,31 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
       const other = await (await app.request('/v1/tasks/claim', { method: 'POST', headers: auth(tokens.reviewer2) })).json();
       expect(other.task.id).not.toBe(claimed.task.id);
       const box = { className: 'vehicle', x1: 0.1, y1: 0.2, x2: 0.3, y2: 0.4 };
-      const submit = await app.request(`/v1/tasks/${claimed.task.id}/submit`, { method: 'POST', headers: auth(tokens.reviewer, { 'Content-Type': 'application/json' }), body: JSON.stringify({ decision: 'correct', boxes: [box] }) });
+      const submit = await app.request(`/v1/tasks/${claimed.task.id}/submit`, {
+        method: 'POST',
+        headers: auth(tokens.reviewer, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ decision: 'correct', boxes: [box] }),
+      });
       expect(submit.status).toBe(201);
       const [label] = await db.select().from(labels).where(eq(labels.taskId, claimed.task.id));
       expect(label.boxes).toEqual([box]);
       expect(label.policyVersion).toBe(2);
       // Someone else's task cannot be submitted.
-      const stolen = await app.request(`/v1/tasks/${other.task.id}/submit`, { method: 'POST', headers: auth(tokens.reviewer, { 'Content-Type': 'application/json' }), body: JSON.stringify({ decision: 'reject' }) });
+      const stolen = await app.request(`/v1/tasks/${other.task.id}/submit`, {
+        method: 'POST',
+        headers: auth(tokens.reviewer, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ decision: 'reject' }),
+      });
       expect(stolen.status).toBe(409);
     } finally {
-      await platform.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).terminate('test over').catch(() => undefined);
-      await platform.deps.temporal!.workflow.getHandle(`drift-${streamId}`).terminate('test over').catch(() => undefined);
+      await platform.deps
+        .temporal!.workflow.getHandle(streamWorkflowId(streamId))
+        .terminate('test over')
+        .catch(() => undefined);
+      await platform.deps
+        .temporal!.workflow.getHandle(`drift-${streamId}`)
+        .terminate('test over')
+        .catch(() => undefined);
       await workers.shutdown();
       await connection.close();
       await platform.close();

@@ -57,7 +57,11 @@ describe('preprocessing parity with the trainer', () => {
 
   it('crops box-model regions (inside, at the edge, and beyond the frame) like the trainer', async () => {
     const png = sampleFrames()[1].file;
-    for (const r of [[100, 80, 160, 120], [0, 0, 30, 50], [300, 200, 340, 260]]) {
+    for (const r of [
+      [100, 80, 160, 120],
+      [0, 0, 30, 50],
+      [300, 200, 340, 260],
+    ]) {
       const roi = await roiFromEncoded(fs.readFileSync(png), { x1: r[0], y1: r[1], x2: r[2], y2: r[3] }, 64);
       expect(maxAbsDiff(roi.tensor, pythonTensor(['roi', '--image', png, '--region', r.join(',')]))).toBeLessThan(1e-4);
       expect(roi.bytesDecoded).toBeLessThan(roi.frameWidth * roi.frameHeight * 3);
@@ -70,7 +74,9 @@ describe('detector session', () => {
     const meta = readOnnxMetadata(tiny('detection.onnx'));
     expect(meta.kind).toBe('detection');
     const session = await DetectorSession.load(tiny('detection.onnx'), { intraOpThreads: 1, minScore: 0 });
-    const frames = sampleFrames().slice(0, 3).map((s) => fs.readFileSync(s.file));
+    const frames = sampleFrames()
+      .slice(0, 3)
+      .map((s) => fs.readFileSync(s.file));
     const { frames: results, timings } = await session.detect(frames);
     expect(results).toHaveLength(3);
     for (const r of results) {
@@ -106,7 +112,7 @@ describe('model cache', () => {
     };
     expect(maxAbsDiff(reference.a, reference.b)).toBeGreaterThan(1e-3);
     // maxVersions 1: every switch evicts the other version while its requests may be running.
-    const requests = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 'b' : 'a') as 'a' | 'b');
+    const requests: ('a' | 'b')[] = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 'b' : 'a'));
     const results = await Promise.all(requests.map(async (v) => ({ v, emb: (await cache.detect(v, frame)).frames[0].embedding })));
     for (const { v, emb } of results) expect(maxAbsDiff(emb, reference[v])).toBeLessThan(1e-5);
     await cache.close();

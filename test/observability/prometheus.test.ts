@@ -63,66 +63,144 @@ describe('dashboards against a real Prometheus', () => {
     exposeDatabaseGauges(handle.db);
     connection = await NativeConnection.connect({ address: inject('temporalAddress') });
     workers = await startWorkers({
-      connection, namespace: 'default', db: handle.db, store: p.deps.store, detectors: p.deps.models,
-      workflowBundle: { code: inject('workflowBundleCode') }, scoringQueue: p.taskQueue, controlQueue: p.controlQueue, idleWaitMs: 1000,
+      connection,
+      namespace: 'default',
+      db: handle.db,
+      store: p.deps.store,
+      detectors: p.deps.models,
+      workflowBundle: { code: inject('workflowBundleCode') },
+      scoringQueue: p.taskQueue,
+      controlQueue: p.controlQueue,
+      idleWaitMs: 1000,
       controlActivities: createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }),
     });
     const lead = auth(p.tokens.lead, { 'Content-Type': 'application/json' });
     await p.app.request('/v1/streams', { method: 'POST', headers: lead, body: JSON.stringify({ id: 'obs' }) });
     await p.app.request('/v1/streams/obs/policy', { method: 'PUT', headers: lead, body: JSON.stringify({ randomRate: 1, diversityMinDistance: 0 }) });
-    await p.app.request('/v1/streams/obs/frames?cameraId=c', { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: 'not a png' });
+    await p.app.request('/v1/streams/obs/frames?cameraId=c', {
+      method: 'POST',
+      headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
+      body: 'not a png',
+    });
     for (const s of sampleFrames()) {
-      await p.app.request(`/v1/streams/obs/frames?cameraId=${s.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: fs.readFileSync(s.file) });
+      await p.app.request(`/v1/streams/obs/frames?cameraId=${s.cameraId}`, {
+        method: 'POST',
+        headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
+        body: fs.readFileSync(s.file),
+      });
     }
-    await eventually(async () => (await handle.db.select().from(frameScores).where(eq(frameScores.streamId, 'obs'))).length === sampleFrames().length, 60_000, 'frames scored');
+    await eventually(
+      async () => (await handle.db.select().from(frameScores).where(eq(frameScores.streamId, 'obs'))).length === sampleFrames().length,
+      60_000,
+      'frames scored',
+    );
     // A frame whose blob is gone: the loop sets it aside and counts it.
-    await handle.db.insert(frames).values({ streamId: 'obs', cameraId: 'c', capturedAt: new Date(), contentHash: 'gone', storageKey: 'frames/gone.png', mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 });
+    await handle.db.insert(frames).values({
+      streamId: 'obs',
+      cameraId: 'c',
+      capturedAt: new Date(),
+      contentHash: 'gone',
+      storageKey: 'frames/gone.png',
+      mediaType: 'image/png',
+      sizeBytes: 1,
+      width: 320,
+      height: 240,
+    });
     await eventually(async () => (await handle.db.select().from(frameFailures)).length === 1, 60_000, 'the frame set aside');
     // Review traffic: a claim that expires and is claimed again, decisions, box assist.
     const reviewer = auth(p.tokens.reviewer, { 'Content-Type': 'application/json' });
     const first = await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: reviewer })).json();
-    await handle.db.update(reviewTasks).set({ leaseExpiresAt: new Date(Date.now() - 1000), priority: 1000 }).where(eq(reviewTasks.id, first.task.id));
+    await handle.db
+      .update(reviewTasks)
+      .set({ leaseExpiresAt: new Date(Date.now() - 1000), priority: 1000 })
+      .where(eq(reviewTasks.id, first.task.id));
     const again = await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: auth(p.tokens.reviewer2) })).json();
-    await p.app.request(`/v1/tasks/${again.task.id}/submit`, { method: 'POST', headers: auth(p.tokens.reviewer2, { 'Content-Type': 'application/json' }), body: JSON.stringify({ decision: 'reject' }) });
-    await p.app.request('/v1/box-predictions', { method: 'POST', headers: reviewer, body: JSON.stringify({ frameId: again.frame.id, region: { x1: 100, y1: 100, x2: 150, y2: 140 } }) });
+    await p.app.request(`/v1/tasks/${again.task.id}/submit`, {
+      method: 'POST',
+      headers: auth(p.tokens.reviewer2, { 'Content-Type': 'application/json' }),
+      body: JSON.stringify({ decision: 'reject' }),
+    });
+    await p.app.request('/v1/box-predictions', {
+      method: 'POST',
+      headers: reviewer,
+      body: JSON.stringify({ frameId: again.frame.id, region: { x1: 100, y1: 100, x2: 150, y2: 140 } }),
+    });
     // A drift check and two finished retraining runs, through their real activities.
     const stored = await handle.db.select().from(frameScores).where(eq(frameScores.streamId, 'obs'));
     const embeddings = stored.map((s) => s.embedding);
-    await saveModelReference(handle.db, 'tiny-detection', { embeddings: [...embeddings, ...embeddings, ...embeddings], scores: embeddings.map(() => [0.5]), num_detections: embeddings.map(() => 1) });
+    await saveModelReference(handle.db, 'tiny-detection', {
+      embeddings: [...embeddings, ...embeddings, ...embeddings],
+      scores: embeddings.map(() => [0.5]),
+      num_detections: embeddings.map(() => 1),
+    });
     await saveDriftSettings(handle.db, 'obs', driftSettingsSchema.parse({ windowStride: 1 }), 'test');
     const drift = createDriftActivities({ db: handle.db });
     await drift.runDriftCheck({ streamId: 'obs', checkId: 'obs-1' });
     await drift.runDriftCheck({ streamId: null, checkId: 'obs-2' });
     const retrain = createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl });
-    for (const [id, status] of [['r1', 'deployed'], ['r2', 'refused']] as const) {
+    for (const [id, status] of [
+      ['r1', 'deployed'],
+      ['r2', 'refused'],
+    ] as const) {
       await retrain.recordRetrainRun({ runId: id, trigger: 'manual', reason: 'test', requestedBy: 'lead' });
       await retrain.recordRetrainStep({ runId: id, step: { name: 'train', status: 'running', at: new Date(Date.now() - 42_000).toISOString() } });
       await retrain.recordRetrainStep({ runId: id, step: { name: 'train', status: 'done', at: new Date().toISOString() } });
-      await retrain.recordRetrainStep({ runId: id, step: { name: 'result', status: 'done', at: new Date().toISOString() }, status, metrics: { candidate: { map50: 0.7 }, production: { map50: 0.6 } } });
+      await retrain.recordRetrainStep({
+        runId: id,
+        step: { name: 'result', status: 'done', at: new Date().toISOString() },
+        status,
+        metrics: { candidate: { map50: 0.7 }, production: { map50: 0.6 } },
+      });
     }
 
     server = serve({ fetch: p.app.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
     const appPort = (server.address() as net.AddressInfo).port;
     const promPort = await freePort();
-    fs.writeFileSync(path.join(tmp, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: dataengine\n    static_configs: [{ targets: ['127.0.0.1:${appPort}'] }]\n`);
-    prometheus = spawn('prometheus', [`--config.file=${path.join(tmp, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(tmp, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'], { stdio: 'ignore' });
+    fs.writeFileSync(
+      path.join(tmp, 'prometheus.yml'),
+      `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: dataengine\n    static_configs: [{ targets: ['127.0.0.1:${appPort}'] }]\n`,
+    );
+    prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${path.join(tmp, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(tmp, 'data')}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+        '--log.level=warn',
+      ],
+      { stdio: 'ignore' },
+    );
     promUrl = `http://127.0.0.1:${promPort}`;
     // Enough scrapes that rates over the panels' windows have two samples.
-    await eventually(async () => {
-      const r = await (await fetch(`${promUrl}/api/v1/query?query=count_over_time(up[1m])`)).json();
-      return Number(r.data?.result?.[0]?.value?.[1] ?? 0) >= 6;
-    }, 60_000, 'six scrapes');
+    await eventually(
+      async () => {
+        const r = await (await fetch(`${promUrl}/api/v1/query?query=count_over_time(up[1m])`)).json();
+        return Number(r.data?.result?.[0]?.value?.[1] ?? 0) >= 6;
+      },
+      60_000,
+      'six scrapes',
+    );
     // More traffic between scrapes, so rates are not all zero.
-    await p.app.request('/v1/box-predictions', { method: 'POST', headers: reviewer, body: JSON.stringify({ frameId: again.frame.id, region: { x1: 10, y1: 10, x2: 60, y2: 50 } }) });
+    await p.app.request('/v1/box-predictions', {
+      method: 'POST',
+      headers: reviewer,
+      body: JSON.stringify({ frameId: again.frame.id, region: { x1: 10, y1: 10, x2: 60, y2: 50 } }),
+    });
     await new Promise((r) => setTimeout(r, 3000));
   });
 
   afterAll(async () => {
     prometheus?.kill('SIGTERM');
     await new Promise((r) => server?.close(r));
-    await p.deps.temporal!.workflow.getHandle('stream-obs').terminate('test over').catch(() => undefined);
-    await p.deps.temporal!.workflow.getHandle('drift-obs').terminate('test over').catch(() => undefined);
+    await p.deps
+      .temporal!.workflow.getHandle('stream-obs')
+      .terminate('test over')
+      .catch(() => undefined);
+    await p.deps
+      .temporal!.workflow.getHandle('drift-obs')
+      .terminate('test over')
+      .catch(() => undefined);
     await workers?.shutdown();
     await connection?.close();
     await p?.close();

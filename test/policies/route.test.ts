@@ -18,7 +18,19 @@ const ctx = (overrides: Partial<RoutingContext> = {}): RoutingContext => ({
 
 describe('routeBatch', () => {
   it('routes detections inside the default band [0.3, 0.6) and nothing else', () => {
-    const tasks = routeBatch([frame('f1', [['vehicle', 0.95], ['pedestrian', 0.45], ['sign', 0.6], ['cyclist', 0.29], ['sign', 0.3]])], ctx(), 7);
+    const tasks = routeBatch(
+      [
+        frame('f1', [
+          ['vehicle', 0.95],
+          ['pedestrian', 0.45],
+          ['sign', 0.6],
+          ['cyclist', 0.29],
+          ['sign', 0.3],
+        ]),
+      ],
+      ctx(),
+      7,
+    );
     expect(tasks.map((t) => [t.rank, t.reason, t.className])).toEqual([
       [1, 'band', 'pedestrian'],
       [4, 'band', 'sign'],
@@ -33,7 +45,15 @@ describe('routeBatch', () => {
       classBands: { sign: { low: 0.7, high: 0.9 } },
     });
     const tasks = routeBatch(
-      [frame('f1', [['sign', 0.8], ['vehicle', 0.5], ['vehicle', 0.35], ['vehicle', 0.4]]), frame('f2', [['vehicle', 0.5]])],
+      [
+        frame('f1', [
+          ['sign', 0.8],
+          ['vehicle', 0.5],
+          ['vehicle', 0.35],
+          ['vehicle', 0.4],
+        ]),
+        frame('f2', [['vehicle', 0.5]]),
+      ],
       ctx({ policy, budgetRemaining: 2 }),
       1,
     );

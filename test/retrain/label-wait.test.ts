@@ -22,7 +22,10 @@ let p: TestPlatform;
 beforeAll(async () => {
   handle = await createTestDb();
   p = await createTestPlatform(handle);
-  await handle.db.insert(streams).values([{ id: 'road-a', name: 'a' }, { id: 'road-b', name: 'b' }]);
+  await handle.db.insert(streams).values([
+    { id: 'road-a', name: 'a' },
+    { id: 'road-b', name: 'b' },
+  ]);
 });
 afterAll(async () => {
   await p.close();
@@ -31,7 +34,20 @@ afterAll(async () => {
 
 async function addLabels(streamId: string, n: number) {
   for (let i = 0; i < n; i++) {
-    const [frame] = await handle.db.insert(frames).values({ streamId, cameraId: 'c', capturedAt: new Date(), contentHash: `${streamId}-${Date.now()}-${i}`, storageKey: `frames/${i}.png`, mediaType: 'image/png', sizeBytes: 1, width: 4, height: 4 }).returning();
+    const [frame] = await handle.db
+      .insert(frames)
+      .values({
+        streamId,
+        cameraId: 'c',
+        capturedAt: new Date(),
+        contentHash: `${streamId}-${Date.now()}-${i}`,
+        storageKey: `frames/${i}.png`,
+        mediaType: 'image/png',
+        sizeBytes: 1,
+        width: 4,
+        height: 4,
+      })
+      .returning();
     await handle.db.insert(labels).values({ frameId: frame.id, streamId, decision: 'correct', boxes: [], source: 'oracle' });
   }
 }
@@ -78,18 +94,48 @@ describe('a drift-started run', () => {
   });
 
   it('takes up and closes only the triggers of its own stream', async () => {
-    const [report] = await handle.db.insert(driftReports).values({ segmentType: 'stream', segmentKey: 'road-a', modelVersion: 'm', drift: true, maxStatistic: 0.5, minAdjustedP: 1e-9, windowSize: 100, report: {}, checkId: 'c1' }).returning();
+    const [report] = await handle.db
+      .insert(driftReports)
+      .values({
+        segmentType: 'stream',
+        segmentKey: 'road-a',
+        modelVersion: 'm',
+        drift: true,
+        maxStatistic: 0.5,
+        minAdjustedP: 1e-9,
+        windowSize: 100,
+        report: {},
+        checkId: 'c1',
+      })
+      .returning();
     await handle.db.insert(retrainTriggers).values([
       { dedupeKey: 'a:1', reason: 'drift a', streamId: 'road-a', reportId: report.id },
       { dedupeKey: 'b:1', reason: 'drift b', streamId: 'road-b', reportId: report.id },
       { dedupeKey: 'global:1', reason: 'drift everywhere', streamId: null, reportId: report.id },
     ]);
     const activities = createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl });
-    const statusOf = async () => Object.fromEntries((await handle.db.select().from(retrainTriggers)).filter((t) => t.dedupeKey.endsWith(':1')).map((t) => [t.dedupeKey, `${t.status}${t.runId ? ` by ${t.runId}` : ''}`]));
+    const statusOf = async () =>
+      Object.fromEntries(
+        (await handle.db.select().from(retrainTriggers))
+          .filter((t) => t.dedupeKey.endsWith(':1'))
+          .map((t) => [t.dedupeKey, `${t.status}${t.runId ? ` by ${t.runId}` : ''}`]),
+      );
 
-    await activities.recordRetrainRun({ runId: 'run-a', trigger: 'drift', reason: 'drift a', requestedBy: 'drift-monitor', driftScope: { streamId: 'road-a' } });
+    await activities.recordRetrainRun({
+      runId: 'run-a',
+      trigger: 'drift',
+      reason: 'drift a',
+      requestedBy: 'drift-monitor',
+      driftScope: { streamId: 'road-a' },
+    });
     expect(await statusOf()).toEqual({ 'a:1': 'started by run-a', 'b:1': 'pending', 'global:1': 'pending' });
-    await activities.recordRetrainRun({ runId: 'run-b', trigger: 'drift', reason: 'drift b', requestedBy: 'drift-monitor', driftScope: { streamId: 'road-b' } });
+    await activities.recordRetrainRun({
+      runId: 'run-b',
+      trigger: 'drift',
+      reason: 'drift b',
+      requestedBy: 'drift-monitor',
+      driftScope: { streamId: 'road-b' },
+    });
     await activities.recordRetrainStep({ runId: 'run-a', step: { name: 'result', status: 'failed', at: new Date().toISOString() }, status: 'refused' });
     expect(await statusOf()).toEqual({ 'a:1': 'done by run-a', 'b:1': 'started by run-b', 'global:1': 'pending' });
   });

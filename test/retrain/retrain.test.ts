@@ -45,21 +45,36 @@ afterAll(async () => {
 async function runRetrain(input: Partial<RetrainInput>, during: (id: string, handle: WorkflowHandle) => Promise<void> = async () => {}) {
   const { client, close } = await testClient();
   try {
-    return await withWorker({ taskQueue: p.controlQueue, activities: createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }) }, async () => {
-      const id = await new RetrainControl(client, p.controlQueue).start({ trigger: 'manual', reason: 'test', requestedBy: 'lead', trainingQueue, epochs: 1, boxEpochs: 1, ...input });
-      const wf = client.workflow.getHandle(id);
-      await during(id, wf);
-      const result = await wf.result().then((r) => r as { status: string }, (err: unknown) => ({ status: 'error', error: err }));
-      const [run] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.id, id));
-      return { id, result: result as { status: string; error?: unknown }, run };
-    });
+    return await withWorker(
+      { taskQueue: p.controlQueue, activities: createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }) },
+      async () => {
+        const id = await new RetrainControl(client, p.controlQueue).start({
+          trigger: 'manual',
+          reason: 'test',
+          requestedBy: 'lead',
+          trainingQueue,
+          epochs: 1,
+          boxEpochs: 1,
+          ...input,
+        });
+        const wf = client.workflow.getHandle(id);
+        await during(id, wf);
+        const result: { status: string; error?: unknown } = await wf.result().then(
+          (r) => r as { status: string },
+          (err: unknown) => ({ status: 'error', error: err }),
+        );
+        const [run] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.id, id));
+        return { id, result, run };
+      },
+    );
   } finally {
     await close();
   }
 }
 
 /** Resolves once a training step of the run has finished its first epoch (resume.pt exists). */
-const firstEpochDone = (id: string) => eventually(async () => fs.existsSync(path.join(p.storeDir, 'models/detection', id, 'resume.pt')), 120_000, `first epoch of ${id}`);
+const firstEpochDone = (id: string) =>
+  eventually(async () => fs.existsSync(path.join(p.storeDir, 'models/detection', id, 'resume.pt')), 120_000, `first epoch of ${id}`);
 
 describe('retrain', () => {
   it('snapshots labels, fine-tunes, evaluates beside production, deploys through the gate, and can be rolled back', async () => {
@@ -68,7 +83,14 @@ describe('retrain', () => {
     expect((await productionModel(handle.db, 'detection'))?.version).toBe(id);
     expect((await productionModel(handle.db, 'box'))?.version).toBe(id);
     expect((run.steps as { name: string; status: string }[]).map((s) => [s.name, s.status])).toEqual([
-      ['snapshot', 'done'], ['train', 'done'], ['evaluate', 'done'], ['gate', 'done'], ['register', 'done'], ['deploy', 'done'], ['verify', 'done'], ['result', 'done'],
+      ['snapshot', 'done'],
+      ['train', 'done'],
+      ['evaluate', 'done'],
+      ['gate', 'done'],
+      ['register', 'done'],
+      ['deploy', 'done'],
+      ['verify', 'done'],
+      ['result', 'done'],
     ]);
     const metrics = run.metrics as { candidate: { map50: number }; production: { map50: number } };
     expect(metrics.candidate.map50).toBeGreaterThanOrEqual(0);
@@ -107,7 +129,10 @@ describe('retrain', () => {
     expect(result.status).toBe('error');
     expect((result.error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     expect(run.status).toBe('cancelled');
-    expect((run.steps as { name: string; status: string; detail?: string }[]).find((s) => s.name === 'train')).toMatchObject({ status: 'failed', detail: 'cancelled' });
+    expect((run.steps as { name: string; status: string; detail?: string }[]).find((s) => s.name === 'train')).toMatchObject({
+      status: 'failed',
+      detail: 'cancelled',
+    });
     expect(stoppedAfterMs).toBeLessThan(30_000); // 400 epochs take minutes: training did stop
     // Nothing half-made was left for anyone to take for a model: no export, no registration.
     expect(fs.existsSync(path.join(p.storeDir, 'models/detection', id, 'model.onnx'))).toBe(false);

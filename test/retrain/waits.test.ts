@@ -61,7 +61,18 @@ const start = (workflowId: string) =>
     taskQueue: controlQueue,
     workflowId,
     // The wait is left at its default: a day.
-    args: [{ trigger: 'manual', reason: 'approval test', requestedBy: 'lead', trainingQueue, epochs: 1, boxEpochs: 1, requireApproval: true, gate: { maxMapDrop: 1, maxClassDrop: 1 } } satisfies RetrainInput],
+    args: [
+      {
+        trigger: 'manual',
+        reason: 'approval test',
+        requestedBy: 'lead',
+        trainingQueue,
+        epochs: 1,
+        boxEpochs: 1,
+        requireApproval: true,
+        gate: { maxMapDrop: 1, maxClassDrop: 1 },
+      } satisfies RetrainInput,
+    ],
   });
 
 const stepsOf = async (id: string) => {
@@ -111,7 +122,18 @@ describe('a drift-started run waits for reviews of the shifted frames', () => {
       taskQueue: controlQueue,
       workflowId,
       // As the drift monitor starts it: labels of the stream since the drift, polled every 5 minutes.
-      args: [{ trigger: 'drift', reason: 'road: drift', requestedBy: 'drift-monitor', trainingQueue, epochs: 1, boxEpochs: 1, gate: { maxMapDrop: 1, maxClassDrop: 1 }, waitForLabels: { streamId: 'road', since: new Date().toISOString(), minNew, maxWaitMs: 6 * 3600_000, pollMs: 5 * 60_000 } } satisfies RetrainInput],
+      args: [
+        {
+          trigger: 'drift',
+          reason: 'road: drift',
+          requestedBy: 'drift-monitor',
+          trainingQueue,
+          epochs: 1,
+          boxEpochs: 1,
+          gate: { maxMapDrop: 1, maxClassDrop: 1 },
+          waitForLabels: { streamId: 'road', since: new Date().toISOString(), minNew, maxWaitMs: 6 * 3600_000, pollMs: 5 * 60_000 },
+        } satisfies RetrainInput,
+      ],
     });
 
   it('gives up after the wait when too few frames were reviewed, without training', async () => {
@@ -137,7 +159,8 @@ describe('a drift-started run waits for reviews of the shifted frames', () => {
     }
     // Reviewers confirm three frames of the stream; the next poll sees them.
     const earlier = await handle.db.select().from(labels).limit(3);
-    for (const l of earlier) await handle.db.insert(labels).values({ frameId: l.frameId, streamId: 'road', decision: 'accept', boxes: l.boxes, source: 'review' });
+    for (const l of earlier)
+      await handle.db.insert(labels).values({ frameId: l.frameId, streamId: 'road', decision: 'accept', boxes: l.boxes, source: 'review' });
     expect(await wf.result()).toMatchObject({ status: 'deployed' });
     const { steps } = await stepsOf('labels-arrive');
     expect(steps.find((s) => s.name === 'labels' && s.status === 'done')?.detail).toMatch(/^3 frames reviewed since /);

@@ -24,9 +24,19 @@ const shots = path.join(process.cwd(), 'test-results');
 beforeAll(async () => {
   handle = await createTestDb();
   p = await createTestPlatform(handle, { cameraStreams: [STREAM] });
-  await p.app.request('/v1/streams', { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }), body: JSON.stringify({ id: STREAM }) });
+  await p.app.request('/v1/streams', {
+    method: 'POST',
+    headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+    body: JSON.stringify({ id: STREAM }),
+  });
   const sample = sampleFrames()[4];
-  const ingested = await (await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=${sample.cameraId}`, { method: 'POST', headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }), body: fs.readFileSync(sample.file) })).json();
+  const ingested = await (
+    await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=${sample.cameraId}`, {
+      method: 'POST',
+      headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
+      body: fs.readFileSync(sample.file),
+    })
+  ).json();
   // One prediction under review, one confident neighbour: what the loop would have stored.
   const [underReview, other] = await handle.db
     .insert(predictions)
@@ -36,7 +46,18 @@ beforeAll(async () => {
     ])
     .returning();
   void other;
-  await handle.db.insert(reviewTasks).values({ dedupeKey: `${ingested.frameId}:tiny-detection:0`, streamId: STREAM, cameraId: sample.cameraId, frameId: ingested.frameId, predictionId: underReview.id, modelVersion: 'tiny-detection', className: 'vehicle', score: 0.45, reason: 'band', policyVersion: 1 });
+  await handle.db.insert(reviewTasks).values({
+    dedupeKey: `${ingested.frameId}:tiny-detection:0`,
+    streamId: STREAM,
+    cameraId: sample.cameraId,
+    frameId: ingested.frameId,
+    predictionId: underReview.id,
+    modelVersion: 'tiny-detection',
+    className: 'vehicle',
+    score: 0.45,
+    reason: 'band',
+    policyVersion: 1,
+  });
   server = serve({ fetch: p.app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -50,7 +71,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await new Promise((r) => server?.close(r));
-  await p.deps.temporal!.workflow.getHandle(`stream-${STREAM}`).terminate('test over').catch(() => undefined);
+  await p.deps
+    .temporal!.workflow.getHandle(`stream-${STREAM}`)
+    .terminate('test over')
+    .catch(() => undefined);
   await p.close();
   await handle.close();
 });
@@ -114,9 +138,27 @@ describe('review app', () => {
 
   it('shows an operations page with scoring rate and drift p-values charted per stream', async () => {
     const [frameRow] = await handle.db.select().from(predictions).limit(1);
-    await handle.db.insert(frameScores).values({ frameId: frameRow.frameId, modelVersion: 'tiny-detection', streamId: STREAM, cameraId: 'cam-0', numDetections: 2, embedding: Array.from({ length: 128 }, (_, i) => Math.sin(i)) });
+    await handle.db.insert(frameScores).values({
+      frameId: frameRow.frameId,
+      modelVersion: 'tiny-detection',
+      streamId: STREAM,
+      cameraId: 'cam-0',
+      numDetections: 2,
+      embedding: Array.from({ length: 128 }, (_, i) => Math.sin(i)),
+    });
     for (const [i, p] of [0.4, 0.2, 1e-6].entries()) {
-      await handle.db.insert(driftReports).values({ checkId: `ops-${i}`, segmentType: 'stream', segmentKey: STREAM, modelVersion: 'tiny-detection', drift: p < 0.05, maxStatistic: 0.1 * (i + 1), minAdjustedP: p, windowSize: 200, report: { summary: p < 0.05 ? 'drift: 2 of 8 components shifted' : 'no drift' }, createdAt: new Date(Date.now() - (3 - i) * 60_000) });
+      await handle.db.insert(driftReports).values({
+        checkId: `ops-${i}`,
+        segmentType: 'stream',
+        segmentKey: STREAM,
+        modelVersion: 'tiny-detection',
+        drift: p < 0.05,
+        maxStatistic: 0.1 * (i + 1),
+        minAdjustedP: p,
+        windowSize: 200,
+        report: { summary: p < 0.05 ? 'drift: 2 of 8 components shifted' : 'no drift' },
+        createdAt: new Date(Date.now() - (3 - i) * 60_000),
+      });
     }
     const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
     page.on('pageerror', (err) => console.error('ops page error:', err.message));
@@ -136,8 +178,23 @@ describe('review app', () => {
     const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
     page.on('pageerror', (err) => console.error('lead page error:', err.message));
     // A frame the loop set aside, for the page to list.
-    const [gone] = await handle.db.insert(frames).values({ streamId: STREAM, cameraId: 'cam-gone', capturedAt: new Date(), contentHash: 'gone', storageKey: 'frames/gone.png', mediaType: 'image/png', sizeBytes: 1, width: 320, height: 240 }).returning();
-    await handle.db.insert(frameFailures).values({ frameId: gone.id, streamId: STREAM, reason: 'missing_blob', detail: 'no blob at frames/gone.png', modelVersion: 'tiny-detection' });
+    const [gone] = await handle.db
+      .insert(frames)
+      .values({
+        streamId: STREAM,
+        cameraId: 'cam-gone',
+        capturedAt: new Date(),
+        contentHash: 'gone',
+        storageKey: 'frames/gone.png',
+        mediaType: 'image/png',
+        sizeBytes: 1,
+        width: 320,
+        height: 240,
+      })
+      .returning();
+    await handle.db
+      .insert(frameFailures)
+      .values({ frameId: gone.id, streamId: STREAM, reason: 'missing_blob', detail: 'no blob at frames/gone.png', modelVersion: 'tiny-detection' });
     await page.goto(base + '/app/lead');
     await page.fill('#token', p.tokens.lead);
     await page.press('#token', 'Enter');

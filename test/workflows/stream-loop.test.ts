@@ -5,14 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { streamLoop } from '../../workflows/stream-loop.ts';
-import {
-  deployModelUpdate,
-  pauseSignal,
-  resumeSignal,
-  setPolicyUpdate,
-  statusQuery,
-  type ScoreBatchCall,
-} from './fake-types.ts';
+import { deployModelUpdate, pauseSignal, resumeSignal, setPolicyUpdate, statusQuery, type ScoreBatchCall } from './fake-types.ts';
 import { eventually, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
 
 /** A stream of numbered frames that the fake scoring activity consumes in batches. */
@@ -74,10 +67,14 @@ describe('streamLoop', () => {
 
       await handle.signal(pauseSignal);
       // A batch already in flight may finish; no new batch starts after it.
-      await eventually(async () => {
-        const s = await handle.query(statusQuery);
-        return s.state === 'PAUSED' && !s.batchInFlight;
-      }, 10_000, 'paused with no batch in flight');
+      await eventually(
+        async () => {
+          const s = await handle.query(statusQuery);
+          return s.state === 'PAUSED' && !s.batchInFlight;
+        },
+        10_000,
+        'paused with no batch in flight',
+      );
       const consumedAtPause = stream.consumed;
       stream.add(5);
       await new Promise((r) => setTimeout(r, 800));
@@ -85,9 +82,15 @@ describe('streamLoop', () => {
 
       // Updates are acknowledged with the version the loop now uses; a repeated update id is a no-op.
       await expect(handle.executeUpdate(setPolicyUpdate, { args: [{ policyVersion: 3 }], updateId: 'p3' })).resolves.toEqual({ policyVersion: 3 });
-      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm2', deploymentId: 5 }], updateId: 'deploy-5' })).resolves.toEqual({ modelVersion: 'm2', deploymentId: 5 });
+      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm2', deploymentId: 5 }], updateId: 'deploy-5' })).resolves.toEqual({
+        modelVersion: 'm2',
+        deploymentId: 5,
+      });
       // A late delivery of an older deployment does not win over the newer one.
-      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm1', deploymentId: 4 }], updateId: 'deploy-4' })).resolves.toEqual({ modelVersion: 'm2', deploymentId: 5 });
+      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm1', deploymentId: 4 }], updateId: 'deploy-4' })).resolves.toEqual({
+        modelVersion: 'm2',
+        deploymentId: 5,
+      });
       const badDeploy = await handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm3', deploymentId: 0 }] }).catch((e: Error) => e);
       expect((badDeploy as { cause?: Error }).cause?.message).toMatch(/deploymentId must be a positive integer/);
       // The validator refuses a bad version; nothing changes.
@@ -108,7 +111,10 @@ describe('streamLoop', () => {
       expect(description.typedSearchAttributes.get({ name: 'ModelVersion', type: 'KEYWORD' } as never)).toBe('m2');
 
       // A rollback to a version this loop served before is a new deployment, and it applies.
-      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm1', deploymentId: 6 }], updateId: 'deploy-6' })).resolves.toEqual({ modelVersion: 'm1', deploymentId: 6 });
+      await expect(handle.executeUpdate(deployModelUpdate, { args: [{ modelVersion: 'm1', deploymentId: 6 }], updateId: 'deploy-6' })).resolves.toEqual({
+        modelVersion: 'm1',
+        deploymentId: 6,
+      });
       const before = stream.calls.length;
       stream.add(8);
       await eventually(async () => stream.consumed === 23, 20_000, 'eight more frames after the rollback');

@@ -62,7 +62,9 @@ def jitter_region(box: np.ndarray, rng: np.random.Generator, strength: float = 0
 
 def to_crop_coords(box: np.ndarray, region: np.ndarray) -> np.ndarray:
     x0, y0, side = roi_geometry(tuple(float(v) for v in region))
-    return np.array([(box[0] - x0) / side, (box[1] - y0) / side, (box[2] - x0) / side, (box[3] - y0) / side], dtype=np.float32)
+    return np.array(
+        [(box[0] - x0) / side, (box[1] - y0) / side, (box[2] - x0) / side, (box[3] - y0) / side], dtype=np.float32
+    )
 
 
 def from_crop_coords(box: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -71,7 +73,11 @@ def from_crop_coords(box: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 def make_rois(frame: torch.Tensor, regions: list[np.ndarray]) -> torch.Tensor:
-    return torch.stack([roi_crop(frame, tuple(float(v) for v in r), ROI_SIZE) for r in regions]) if regions else torch.zeros(0, 3, ROI_SIZE, ROI_SIZE)
+    return (
+        torch.stack([roi_crop(frame, tuple(float(v) for v in r), ROI_SIZE) for r in regions])
+        if regions
+        else torch.zeros(0, 3, ROI_SIZE, ROI_SIZE)
+    )
 
 
 def box_loss(pred_box: torch.Tensor, pred_score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,6 @@ is a client of the public API and needs nothing else."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import io
@@ -25,7 +24,9 @@ def add_parser(sub) -> None:
     c = sub.add_parser("camera", help="post generated frames to the ingestion API")
     c.add_argument("--api", default="http://127.0.0.1:8080")
     c.add_argument("--stream", required=True)
-    c.add_argument("--token", default=os.environ.get("DATAENGINE_TOKEN"), help="bearer token (default: $DATAENGINE_TOKEN)")
+    c.add_argument(
+        "--token", default=os.environ.get("DATAENGINE_TOKEN"), help="bearer token (default: $DATAENGINE_TOKEN)"
+    )
     c.add_argument("--cameras", type=int, default=2)
     c.add_argument("--fps", type=float, default=2.0, help="frames per second per camera")
     c.add_argument("--scenario", default="clear", choices=SCENARIOS)
@@ -72,10 +73,19 @@ def run(a) -> None:
             png = buf.getvalue()
             if truth:
                 (truth / f"{hashlib.sha256(png).hexdigest()}.json").write_text(
-                    json.dumps({"scenario": scenario, "camera_id": camera_id, "frame_index": index,
-                                "boxes": [{"className": b.category, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2} for b in frame.boxes]})
+                    json.dumps(
+                        {
+                            "scenario": scenario,
+                            "camera_id": camera_id,
+                            "frame_index": index,
+                            "boxes": [
+                                {"className": b.category, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2}
+                                for b in frame.boxes
+                            ],
+                        }
+                    )
                 )
-            captured = dt.datetime.now(dt.timezone.utc).isoformat()
+            captured = dt.datetime.now(dt.UTC).isoformat()
             delay = 1.0
             while not stop["now"]:
                 try:
@@ -84,7 +94,9 @@ def run(a) -> None:
                 except urllib.error.HTTPError as err:
                     body = err.read().decode(errors="replace")[:300]
                     if 400 <= err.code < 500:
-                        raise SystemExit(f"camera: the API refused frame {index} of {camera_id}: {err.code} {body}")
+                        raise SystemExit(
+                            f"camera: the API refused frame {index} of {camera_id}: {err.code} {body}"
+                        ) from err
                     print(f"camera: {err.code} from the API, retrying in {delay:.0f}s", file=sys.stderr)
                 except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
                     print(f"camera: API not reachable ({err}), retrying in {delay:.0f}s", file=sys.stderr)

@@ -11,7 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from .dataset import generate_dataset, load_dataset
@@ -45,7 +44,9 @@ def _progress_printer(desc: str):
 
 def cmd_generate(a) -> None:
     with _bar(a.count, f"generating {a.scenario}") as bar:
-        path = generate_dataset(a.out, a.scenario, a.count, a.cameras, a.seed, a.start_index, progress=bar.update, stride=a.stride)
+        path = generate_dataset(
+            a.out, a.scenario, a.count, a.cameras, a.seed, a.start_index, progress=bar.update, stride=a.stride
+        )
     print(path)
 
 
@@ -53,11 +54,25 @@ def _train(a, kind: str) -> None:
     data = load_dataset(a.dataset, a.image_root, split=a.split, max_images=a.max_images)
     cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.learning_rate, seed=a.seed)
     outcome = train_to_dir(
-        kind, data, a.version, Path(a.out), cfg,
+        kind,
+        data,
+        a.version,
+        Path(a.out),
+        cfg,
         parent_checkpoint=Path(a.parent_checkpoint) if a.parent_checkpoint else None,
         progress=_progress_printer(kind),
     )
-    print(json.dumps({"model": str(outcome.model_path), "final_loss": outcome.final_loss, "train_seconds": round(outcome.train_seconds, 1), "num_images": outcome.num_images, "peak_rss_mb": round(peak_rss_mb())}))
+    print(
+        json.dumps(
+            {
+                "model": str(outcome.model_path),
+                "final_loss": outcome.final_loss,
+                "train_seconds": round(outcome.train_seconds, 1),
+                "num_images": outcome.num_images,
+                "peak_rss_mb": round(peak_rss_mb()),
+            }
+        )
+    )
 
 
 def cmd_evaluate(a) -> None:
@@ -66,7 +81,11 @@ def cmd_evaluate(a) -> None:
     image_root = Path(a.image_root) if a.image_root else None
     if a.detections:
         # Detections made elsewhere (by the platform's loop, say), in COCO results format.
-        metrics = coco_metrics(load_dataset(Path(a.dataset), image_root, a.split), json.loads(Path(a.detections).read_text()), a.score_threshold)
+        metrics = coco_metrics(
+            load_dataset(Path(a.dataset), image_root, a.split),
+            json.loads(Path(a.detections).read_text()),
+            a.score_threshold,
+        )
     else:
         metrics = evaluate_model(a.kind, Path(a.model), Path(a.dataset), image_root, a.split, a.score_threshold)
     print(json.dumps(metrics, indent=2))
@@ -85,14 +104,38 @@ def cmd_roi(a) -> None:
     Path(a.out).write_bytes(crop.numpy().astype("<f4").tobytes())
 
 
-def build_models(out: Path, frames: int, val_frames: int, det_epochs: int, box_epochs: int, seed: int, scenarios_eval: list[str], eval_frames: int, work: Path) -> dict:
+def build_models(
+    out: Path,
+    frames: int,
+    val_frames: int,
+    det_epochs: int,
+    box_epochs: int,
+    seed: int,
+    scenarios_eval: list[str],
+    eval_frames: int,
+    work: Path,
+) -> dict:
     """Generates a training set, trains and exports both models into `out`, and evaluates them."""
     train_dir = work / "train"
     generate_dataset(train_dir, "clear", frames, cameras=4, seed=seed)
     data = load_dataset(train_dir / "dataset.json")
     started = time.time()
-    det = train_to_dir("detection", data, "seed", work / "detection", TrainConfig(epochs=det_epochs, seed=seed), progress=_progress_printer("detector"))
-    box = train_to_dir("box", data, "seed", work / "box", TrainConfig(epochs=box_epochs, seed=seed, batch_size=64), progress=_progress_printer("box model"))
+    det = train_to_dir(
+        "detection",
+        data,
+        "seed",
+        work / "detection",
+        TrainConfig(epochs=det_epochs, seed=seed),
+        progress=_progress_printer("detector"),
+    )
+    box = train_to_dir(
+        "box",
+        data,
+        "seed",
+        work / "box",
+        TrainConfig(epochs=box_epochs, seed=seed, batch_size=64),
+        progress=_progress_printer("box model"),
+    )
     train_seconds = time.time() - started
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(det.model_path, out / "detection.onnx")
@@ -111,7 +154,9 @@ def build_models(out: Path, frames: int, val_frames: int, det_epochs: int, box_e
     # One frame per scene (stride = the sequence length): consecutive frames of a scene are nearly
     # identical, and a reference of correlated frames would make every new scene look like drift.
     generate_dataset(work / "reference", "clear", 200, cameras=4, seed=seed, start_index=frames // 4 + 1000, stride=16)
-    ref = reference_stats(str(out / "detection.onnx"), load_dataset(work / "reference" / "dataset.json"), max_images=200)
+    ref = reference_stats(
+        str(out / "detection.onnx"), load_dataset(work / "reference" / "dataset.json"), max_images=200
+    )
     (out / "reference.json").write_text(json.dumps(ref))
     return {
         "seed": seed,
@@ -128,7 +173,9 @@ def build_models(out: Path, frames: int, val_frames: int, det_epochs: int, box_e
 def cmd_seed_models(a) -> None:
     out = Path(a.out)
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = build_models(out, a.frames, 0, a.epochs, a.box_epochs, a.seed, SCENARIOS[:-1] + ["class_mix"], a.eval_frames, Path(tmp))
+        metrics = build_models(
+            out, a.frames, 0, a.epochs, a.box_epochs, a.seed, SCENARIOS[:-1] + ["class_mix"], a.eval_frames, Path(tmp)
+        )
     metrics["command"] = " ".join(["python -m dataengine_trainer"] + sys.argv[1:])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
@@ -142,7 +189,9 @@ def cmd_tiny_models(a) -> None:
         generate_dataset(work / "train", "clear", a.frames, cameras=2, seed=a.seed)
         data = load_dataset(work / "train" / "dataset.json")
         for kind, name, epochs in (("detection", "detection.onnx", 2), ("box", "box.onnx", 2)):
-            o = train_to_dir(kind, data, f"tiny-{a.seed}", work / kind, TrainConfig(epochs=epochs, seed=a.seed, batch_size=8))
+            o = train_to_dir(
+                kind, data, f"tiny-{a.seed}", work / kind, TrainConfig(epochs=epochs, seed=a.seed, batch_size=8)
+            )
             out.mkdir(parents=True, exist_ok=True)
             shutil.copy(o.model_path, out / name)
             shutil.copy(o.checkpoint_path, out / name.replace(".onnx", ".pt"))
@@ -157,7 +206,14 @@ def cmd_shift_benchmark(a) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         generate_dataset(work / "base", "clear", a.base_frames, cameras=4, seed=a.seed)
-        base = train_to_dir("detection", load_dataset(work / "base" / "dataset.json"), "base", work / "base-model", TrainConfig(epochs=a.base_epochs, seed=a.seed), progress=_progress_printer("base"))
+        base = train_to_dir(
+            "detection",
+            load_dataset(work / "base" / "dataset.json"),
+            "base",
+            work / "base-model",
+            TrainConfig(epochs=a.base_epochs, seed=a.seed),
+            progress=_progress_printer("base"),
+        )
         evals = {}
         for scenario in ["clear"] + scenarios:
             generate_dataset(work / f"eval-{scenario}", scenario, a.eval_frames, cameras=4, seed=a.seed + 1000)
@@ -167,10 +223,21 @@ def cmd_shift_benchmark(a) -> None:
         rows = []
         for scenario in scenarios:
             generate_dataset(work / f"ft-{scenario}", scenario, max(sizes), cameras=4, seed=a.seed + 2000)
-            row = {"scenario": scenario, "clear_before": base_scores["clear"]["map50"], "shifted_before": base_scores[scenario]["map50"]}
+            row = {
+                "scenario": scenario,
+                "clear_before": base_scores["clear"]["map50"],
+                "shifted_before": base_scores[scenario]["map50"],
+            }
             for n in sizes:
                 data = load_dataset(work / f"ft-{scenario}" / "dataset.json", max_images=n)
-                tuned = train_to_dir("detection", data, f"ft-{scenario}-{n}", work / f"ft-model-{scenario}-{n}", TrainConfig(epochs=a.ft_epochs, seed=a.seed, learning_rate=1e-3), parent_checkpoint=base.checkpoint_path)
+                tuned = train_to_dir(
+                    "detection",
+                    data,
+                    f"ft-{scenario}-{n}",
+                    work / f"ft-model-{scenario}-{n}",
+                    TrainConfig(epochs=a.ft_epochs, seed=a.seed, learning_rate=1e-3),
+                    parent_checkpoint=base.checkpoint_path,
+                )
                 m = evaluate_model("detection", tuned.model_path, evals[scenario], None, None)
                 row[f"after_{n}"] = m["map50"]
                 row[f"after_{n}_map50_95"] = m["map50_95"]
@@ -178,7 +245,11 @@ def cmd_shift_benchmark(a) -> None:
                 row[f"recovered_{n}"] = (m["map50"] - row["shifted_before"]) / drop if drop > 0 else None
                 print(f"{scenario}: {n} labels -> mAP@0.5 {m['map50']:.3f}", file=sys.stderr)
             rows.append(row)
-    table = {"base": {s: {"map50": v["map50"], "map50_95": v["map50_95"]} for s, v in base_scores.items()}, "fine_tuning": rows, "settings": vars(a) | {"fn": None}}
+    table = {
+        "base": {s: {"map50": v["map50"], "map50_95": v["map50_95"]} for s, v in base_scores.items()},
+        "fine_tuning": rows,
+        "settings": vars(a) | {"fn": None},
+    }
     print(json.dumps(table, indent=2, default=str))
 
 
@@ -189,9 +260,28 @@ def cmd_fine_tune_eval(a) -> None:
     data = load_dataset(a.dataset, a.image_root)
     evals = dict(item.split("=", 1) for item in a.eval.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        tuned = train_to_dir("detection", data, "fine-tuned", Path(tmp), TrainConfig(epochs=a.epochs, seed=a.seed, learning_rate=a.learning_rate), parent_checkpoint=Path(a.parent_checkpoint))
-        scores = {name: evaluate_model("detection", tuned.model_path, Path(path), None, None) for name, path in evals.items()}
-    print(json.dumps({"num_images": len(data.samples), "epochs": a.epochs, "train_seconds": round(tuned.train_seconds, 1), "map50": {n: m["map50"] for n, m in scores.items()}, "map50_95": {n: m["map50_95"] for n, m in scores.items()}}))
+        tuned = train_to_dir(
+            "detection",
+            data,
+            "fine-tuned",
+            Path(tmp),
+            TrainConfig(epochs=a.epochs, seed=a.seed, learning_rate=a.learning_rate),
+            parent_checkpoint=Path(a.parent_checkpoint),
+        )
+        scores = {
+            name: evaluate_model("detection", tuned.model_path, Path(path), None, None) for name, path in evals.items()
+        }
+    print(
+        json.dumps(
+            {
+                "num_images": len(data.samples),
+                "epochs": a.epochs,
+                "train_seconds": round(tuned.train_seconds, 1),
+                "map50": {n: m["map50"] for n, m in scores.items()},
+                "map50_95": {n: m["map50_95"] for n, m in scores.items()},
+            }
+        )
+    )
 
 
 def cmd_reference(a) -> None:
@@ -218,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, kind in (("train-detector", "detection"), ("train-box", "box")):
         t = sub.add_parser(name, help=f"train the {kind} model from a COCO dataset and export ONNX")
         t.add_argument("--dataset", required=True, help="COCO JSON file")
-        t.add_argument("--image-root", default=None, help="folder image file names are relative to (default: the dataset's folder)")
+        t.add_argument(
+            "--image-root", default=None, help="folder image file names are relative to (default: the dataset's folder)"
+        )
         t.add_argument("--out", required=True, help="artifact folder: model.onnx, checkpoint.pt, metrics.json")
         t.add_argument("--version", default="local")
         t.add_argument("--split", default=None, help="train only on images of this split")
@@ -255,7 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     ti.add_argument("--seed", type=int, default=0)
     ti.set_defaults(fn=cmd_tiny_models)
 
-    sb = sub.add_parser("shift-benchmark", help="mAP drop per shift scenario and recovery after fine-tuning on N labels")
+    sb = sub.add_parser(
+        "shift-benchmark", help="mAP drop per shift scenario and recovery after fine-tuning on N labels"
+    )
     sb.add_argument("--base-frames", type=int, default=2000)
     sb.add_argument("--base-epochs", type=int, default=5)
     sb.add_argument("--sizes", default="500,2000")
@@ -265,7 +359,9 @@ def main(argv: list[str] | None = None) -> None:
     sb.add_argument("--scenarios", default=None, help="comma-separated shift scenarios (default: all)")
     sb.set_defaults(fn=cmd_shift_benchmark)
 
-    fe = sub.add_parser("fine-tune-eval", help="fine-tune a detector on a dataset and print its mAP on named evaluation sets")
+    fe = sub.add_parser(
+        "fine-tune-eval", help="fine-tune a detector on a dataset and print its mAP on named evaluation sets"
+    )
     fe.add_argument("--dataset", required=True, help="COCO JSON of the labelled frames")
     fe.add_argument("--image-root", default=None)
     fe.add_argument("--parent-checkpoint", required=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -119,7 +119,10 @@ def load_dataset(
     for im in _select(coco["images"], split, max_images):
         rgb = decode_rgb((root / im["file_name"]).read_bytes())
         anns = [a for a in by_image.get(im["id"], []) if not a.get("iscrowd", 0)]
-        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns], dtype=np.float32).reshape(-1, 4)
+        boxes = np.array(
+            [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
+            dtype=np.float32,
+        ).reshape(-1, 4)
         labels = np.array([cat_index[a["category_id"]] for a in anns], dtype=np.int64)
         samples.append(Sample(im["id"], rgb, boxes, labels))
     return LoadedDataset(coco, [c["name"] for c in cats], [c["id"] for c in cats], samples, path)

@@ -109,9 +109,11 @@ def build_targets(
     size = torch.zeros(n, 2, out_h, out_w)
     offset = torch.zeros(n, 2, out_h, out_w)
     mask = torch.zeros(n, 1, out_h, out_w)
-    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32), indexing="ij")
-    for i, (boxes, labels) in enumerate(zip(boxes_per_image, labels_per_image)):
-        for box, label in zip(boxes.tolist(), labels.tolist()):
+    ys, xs = torch.meshgrid(
+        torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32), indexing="ij"
+    )
+    for i, (boxes, labels) in enumerate(zip(boxes_per_image, labels_per_image, strict=True)):
+        for box, label in zip(boxes.tolist(), labels.tolist(), strict=True):
             x1, y1, x2, y2 = (v / STRIDE for v in box)
             bw, bh = x2 - x1, y2 - y1
             if bw <= 0 or bh <= 0:

@@ -31,11 +31,11 @@ def predict_detections(model_path: str, data: LoadedDataset, batch_size: int = 3
     results = []
     for i in range(0, len(data.samples), batch_size):
         chunk = data.samples[i : i + batch_size]
-        tensors, scales = zip(*(letterbox(to_float_chw(s.rgb), size) for s in chunk))
+        tensors, scales = zip(*(letterbox(to_float_chw(s.rgb), size) for s in chunk), strict=True)
         boxes, scores, classes, _ = session.run(None, {"images": torch.stack(tensors).numpy()})
-        for s, scale, b, sc, c in zip(chunk, scales, boxes, scores, classes):
+        for s, scale, b, sc, c in zip(chunk, scales, boxes, scores, classes, strict=True):
             px = b * size / scale
-            for (x1, y1, x2, y2), score, cls in zip(px, sc, c):
+            for (x1, y1, x2, y2), score, cls in zip(px, sc, c, strict=True):
                 if score < 0.01:
                     continue
                 results.append(
@@ -149,10 +149,17 @@ def evaluate_box(model_path: str, data: LoadedDataset, seed: int = 1234, max_obj
     t = torch.from_numpy(np.stack(truths))
     iou_in = float(box_iou(torch.from_numpy(np.stack(inputs)), t).mean())
     iou_out = float(box_iou(torch.from_numpy(np.stack(refined)), t).mean())
-    return {"mean_iou_input": iou_in, "mean_iou_refined": iou_out, "iou_gain": iou_out - iou_in, "num_objects": len(items)}
+    return {
+        "mean_iou_input": iou_in,
+        "mean_iou_refined": iou_out,
+        "iou_gain": iou_out - iou_in,
+        "num_objects": len(items),
+    }
 
 
-def reference_stats(model_path: str, data: LoadedDataset, max_images: int = 300, min_score: float = 0.1, batch_size: int = 32) -> dict:
+def reference_stats(
+    model_path: str, data: LoadedDataset, max_images: int = 300, min_score: float = 0.1, batch_size: int = 32
+) -> dict:
     """What the drift monitor compares live frames against: the model's frame embeddings, kept
     detection scores and detections per frame on held-out images (docs/contracts.md)."""
     session = onnx_session(model_path)
@@ -163,9 +170,16 @@ def reference_stats(model_path: str, data: LoadedDataset, max_images: int = 300,
         chunk = samples[i : i + batch_size]
         tensors = [letterbox(to_float_chw(s.rgb), size)[0] for s in chunk]
         _, sc, _, emb = session.run(None, {"images": torch.stack(tensors).numpy()})
-        for e, s in zip(emb, sc):
+        for e, s in zip(emb, sc, strict=True):
             kept = [round(float(v), 5) for v in s if v >= min_score]
             embeddings.append([round(float(v), 6) for v in e])
             scores.append(kept)
             counts.append(len(kept))
-    return {"model": model_path.rsplit("/", 1)[-1], "num_frames": len(samples), "min_score": min_score, "embeddings": embeddings, "scores": scores, "num_detections": counts}
+    return {
+        "model": model_path.rsplit("/", 1)[-1],
+        "num_frames": len(samples),
+        "min_score": min_score,
+        "embeddings": embeddings,
+        "scores": scores,
+        "num_detections": counts,
+    }

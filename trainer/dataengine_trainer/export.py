@@ -27,7 +27,14 @@ def _set_metadata(path: Path, props: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def export_detector(model: Detector, path: Path, version: str, class_names: list[str], training_snapshot: str = "", parent_version: str | None = None) -> Path:
+def export_detector(
+    model: Detector,
+    path: Path,
+    version: str,
+    class_names: list[str],
+    training_snapshot: str = "",
+    parent_version: str | None = None,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportDetector(model.eval(), MAX_DETECTIONS).eval()
     dummy = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE)
@@ -40,7 +47,13 @@ def export_detector(model: Detector, path: Path, version: str, class_names: list
             str(path),
             input_names=["images"],
             output_names=["boxes", "scores", "class_ids", "embedding"],
-            dynamic_axes={"images": {0: "n"}, "boxes": {0: "n"}, "scores": {0: "n"}, "class_ids": {0: "n"}, "embedding": {0: "n"}},
+            dynamic_axes={
+                "images": {0: "n"},
+                "boxes": {0: "n"},
+                "scores": {0: "n"},
+                "class_ids": {0: "n"},
+                "embedding": {0: "n"},
+            },
             opset_version=OPSET,
             dynamo=False,
         )
@@ -61,7 +74,9 @@ def export_detector(model: Detector, path: Path, version: str, class_names: list
     return path
 
 
-def export_box_model(model: BoxModel, path: Path, version: str, training_snapshot: str = "", parent_version: str | None = None) -> Path:
+def export_box_model(
+    model: BoxModel, path: Path, version: str, training_snapshot: str = "", parent_version: str | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.rand(2, 3, ROI_SIZE, ROI_SIZE)
     torch.onnx.export(

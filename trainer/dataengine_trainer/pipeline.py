@@ -93,10 +93,28 @@ def train_to_dir(
     metrics_path = out_dir / "metrics.json"
     write_json(metrics_path, metrics)
     (out_dir / "resume.pt").unlink(missing_ok=True)
-    return TrainOutcome(kind, version, model_path, ckpt_path, metrics_path, cfg.epochs, len(data.samples), result["final_loss"], result["train_seconds"], result["resumed_from_epoch"])
+    return TrainOutcome(
+        kind,
+        version,
+        model_path,
+        ckpt_path,
+        metrics_path,
+        cfg.epochs,
+        len(data.samples),
+        result["final_loss"],
+        result["train_seconds"],
+        result["resumed_from_epoch"],
+    )
 
 
-def evaluate_model(kind: str, model_path: Path, dataset_path: Path, image_root: Path | None, split: str | None, score_threshold: float = 0.5) -> dict:
+def evaluate_model(
+    kind: str,
+    model_path: Path,
+    dataset_path: Path,
+    image_root: Path | None,
+    split: str | None,
+    score_threshold: float = 0.5,
+) -> dict:
     data = load_dataset(dataset_path, image_root, split=split)
     if kind == "detection":
         return coco_metrics(data, predict_detections(str(model_path), data), score_threshold)

@@ -50,7 +50,9 @@ def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
     return out, scale
 
 
-def roi_geometry(region: tuple[float, float, float, float], margin: float = CONTEXT_MARGIN) -> tuple[float, float, float]:
+def roi_geometry(
+    region: tuple[float, float, float, float], margin: float = CONTEXT_MARGIN
+) -> tuple[float, float, float]:
     """Rough region (x1, y1, x2, y2) in frame pixels -> crop origin (x0, y0) and side."""
     x1, y1, x2, y2 = region
     side = max(x2 - x1, y2 - y1, 4.0) * (1 + 2 * margin)

@@ -122,7 +122,7 @@ def _sequence_objects(seed: int, scenario: str, camera_id: str, sequence: int, t
 def _draw_object(draw: ImageDraw.ImageDraw, obj: _Object, x: float, y: float, fill_override: int | None = None) -> Box:
     """Draws one object with its foot point at (x, y); returns its full (unoccluded) box."""
     s = obj.scale
-    f = (lambda c: fill_override if fill_override is not None else c)  # noqa: E731 - mask drawing
+    f = lambda c: fill_override if fill_override is not None else c  # noqa: E731 - mask drawing
     if obj.category == "vehicle":
         w, h = 64 * s * (1.0 + 0.2 * obj.variant), 34 * s
         x1, y1 = x - w / 2, y - h
@@ -172,11 +172,15 @@ def _background(traits: dict) -> Image.Image:
     hz = traits["horizon"]
     d.rectangle([0, hz, WIDTH, HEIGHT], fill=traits["grass"])
     t = traits["road_tone"]
-    d.polygon([(WIDTH * 0.42, hz), (WIDTH * 0.58, hz), (WIDTH * 1.15, HEIGHT), (-WIDTH * 0.15, HEIGHT)], fill=(t, t, t + 4))
+    d.polygon(
+        [(WIDTH * 0.42, hz), (WIDTH * 0.58, hz), (WIDTH * 1.15, HEIGHT), (-WIDTH * 0.15, HEIGHT)], fill=(t, t, t + 4)
+    )
     for i in range(6):
         y0 = hz + (HEIGHT - hz) * (i / 6) ** 1.6
         y1 = hz + (HEIGHT - hz) * ((i + 0.5) / 6) ** 1.6
-        d.polygon([(WIDTH / 2 - 1, y0), (WIDTH / 2 + 1, y0), (WIDTH / 2 + 3, y1), (WIDTH / 2 - 3, y1)], fill=(230, 230, 230))
+        d.polygon(
+            [(WIDTH / 2 - 1, y0), (WIDTH / 2 + 1, y0), (WIDTH / 2 + 3, y1), (WIDTH / 2 - 3, y1)], fill=(230, 230, 230)
+        )
     return img
 
 

@@ -8,9 +8,9 @@ import json
 import random
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -53,7 +53,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def detector_batch(samples: list[Sample], rng: np.random.Generator, augment: bool) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+def detector_batch(
+    samples: list[Sample], rng: np.random.Generator, augment: bool
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     images, boxes, labels = [], [], []
     for s in samples:
         rgb, b = s.rgb, s.boxes.copy()
@@ -118,18 +120,36 @@ def _run_epochs(
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
-            progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps_per_epoch, "loss": losses[-1]})
+            progress(
+                {
+                    "epoch": epoch + 1,
+                    "epochs": cfg.epochs,
+                    "step": step + 1,
+                    "steps": steps_per_epoch,
+                    "loss": losses[-1],
+                }
+            )
         last_loss = float(np.mean(losses)) if losses else last_loss
         # Written under a temporary name and renamed: a worker killed mid-write must not leave a
         # torn resume.pt that the retried step would fail to load.
         tmp = resume.with_suffix(".tmp")
         torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1},
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1,
+            },
             tmp,
         )
         tmp.replace(resume)
     checkpoint = _checkpoint_payload(kind, model, optimizer, cfg.epochs, meta)
-    return {"final_loss": last_loss, "train_seconds": time.time() - started, "checkpoint": checkpoint, "resumed_from_epoch": start_epoch}
+    return {
+        "final_loss": last_loss,
+        "train_seconds": time.time() - started,
+        "checkpoint": checkpoint,
+        "resumed_from_epoch": start_epoch,
+    }
 
 
 def train_detector(
@@ -187,6 +207,7 @@ def train_box_model(
     items = box_training_items(data)
     if not items:
         raise ValueError("the dataset has no boxes to train the box model on")
+
     def frame(i: int) -> torch.Tensor:
         # Converted per use, not cached: float frames of a large dataset would not fit in memory.
         return to_float_chw(data.samples[i].rgb)
@@ -201,7 +222,9 @@ def train_box_model(
         pred_box, pred_score = model(torch.stack(rois))
         return box_loss(pred_box, pred_score, torch.stack(targets))
 
-    result = _run_epochs("box", model, step, len(items), cfg, work_dir, {"roi_size": 64, "context_margin": 0.5}, progress, should_stop)
+    result = _run_epochs(
+        "box", model, step, len(items), cfg, work_dir, {"roi_size": 64, "context_margin": 0.5}, progress, should_stop
+    )
     model.eval()
     return model, result
 

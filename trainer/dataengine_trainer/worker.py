@@ -14,13 +14,12 @@ import contextlib
 import contextvars
 import json
 import os
-import sys
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
 
 from temporalio import activity
 from temporalio.client import Client
@@ -38,13 +37,13 @@ TRAINING_QUEUE = "training"
 class TrainInput:
     dataset_key: str
     version: str
-    image_root_key: Optional[str] = None
-    parent_version: Optional[str] = None
+    image_root_key: str | None = None
+    parent_version: str | None = None
     epochs: int = 8
     seed: int = 0
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     learning_rate: float = 2e-3
-    max_images: Optional[int] = None
+    max_images: int | None = None
     training_snapshot: str = ""
 
 
@@ -66,8 +65,8 @@ class TrainResult:
 class EvaluateInput:
     model_key: str
     dataset_key: str
-    image_root_key: Optional[str] = None
-    split: Optional[str] = None
+    image_root_key: str | None = None
+    split: str | None = None
     score_threshold: float = 0.5
 
 
@@ -93,7 +92,7 @@ def model_dir_key(kind: str, version: str) -> str:
     return f"models/{kind}/{version}"
 
 
-def _image_root(dataset_key: str, image_root_key: Optional[str]) -> Path:
+def _image_root(dataset_key: str, image_root_key: str | None) -> Path:
     return resolve_key(image_root_key) if image_root_key is not None else resolve_key(dataset_key).parent
 
 
@@ -131,31 +130,58 @@ def _train(kind: str, inp: TrainInput) -> TrainResult:
 
 def _train_reporting(kind: str, inp: TrainInput, report) -> TrainResult:
     report({"stage": "loading"})
-    data = load_dataset(resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="train", max_images=inp.max_images)
+    data = load_dataset(
+        resolve_key(inp.dataset_key),
+        _image_root(inp.dataset_key, inp.image_root_key),
+        split="train",
+        max_images=inp.max_images,
+    )
     if not data.samples:
         raise ValueError(f"dataset {inp.dataset_key} has no images in its train split")
     parent = None
     if inp.parent_version:
         parent = resolve_key(f"{model_dir_key(kind, inp.parent_version)}/checkpoint.pt")
         if not parent.exists():
-            raise FileNotFoundError(f"parent checkpoint {parent} not found (fine-tuning from {kind} {inp.parent_version})")
+            raise FileNotFoundError(
+                f"parent checkpoint {parent} not found (fine-tuning from {kind} {inp.parent_version})"
+            )
     batch = inp.batch_size or (16 if kind == "detection" else 64)
     cfg = TrainConfig(epochs=inp.epochs, batch_size=batch, learning_rate=inp.learning_rate, seed=inp.seed)
     key = model_dir_key(kind, inp.version)
     reference = None
     if kind == "detection":
-        reference = load_dataset(resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="val", max_images=300)
+        reference = load_dataset(
+            resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="val", max_images=300
+        )
     try:
         outcome = train_to_dir(
-            kind, data, inp.version, resolve_key(key), cfg,
-            parent_checkpoint=parent, parent_version=inp.parent_version, training_snapshot=inp.training_snapshot,
-            progress=report, should_stop=activity.is_cancelled, reference_data=reference,
+            kind,
+            data,
+            inp.version,
+            resolve_key(key),
+            cfg,
+            parent_checkpoint=parent,
+            parent_version=inp.parent_version,
+            training_snapshot=inp.training_snapshot,
+            progress=report,
+            should_stop=activity.is_cancelled,
+            reference_data=reference,
         )
     except Cancelled as err:
         # Re-raised as the SDK's cancellation, so the workflow sees a cancelled activity, not a failure.
         raise CancelledError(str(err)) from err
-    return TrainResult(kind, inp.version, f"{key}/model.onnx", f"{key}/checkpoint.pt", f"{key}/metrics.json",
-                       outcome.epochs, outcome.num_images, outcome.final_loss, outcome.train_seconds, outcome.resumed_from_epoch)
+    return TrainResult(
+        kind,
+        inp.version,
+        f"{key}/model.onnx",
+        f"{key}/checkpoint.pt",
+        f"{key}/metrics.json",
+        outcome.epochs,
+        outcome.num_images,
+        outcome.final_loss,
+        outcome.train_seconds,
+        outcome.resumed_from_epoch,
+    )
 
 
 @activity.defn(name="train_detector")
@@ -171,7 +197,14 @@ def train_box_model(inp: TrainInput) -> TrainResult:
 def _evaluate(kind: str, inp: EvaluateInput) -> dict:
     with _heartbeating() as report:
         report({"stage": "evaluate"})
-        return evaluate_model(kind, resolve_key(inp.model_key), resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), inp.split, inp.score_threshold)
+        return evaluate_model(
+            kind,
+            resolve_key(inp.model_key),
+            resolve_key(inp.dataset_key),
+            _image_root(inp.dataset_key, inp.image_root_key),
+            inp.split,
+            inp.score_threshold,
+        )
 
 
 @activity.defn(name="evaluate_detector")
@@ -227,5 +260,3 @@ def _run_and_exit(a) -> None:
     # threads and torch's thread pools can abort the process ("PyGILState_Release").
     sys.stdout.flush()
     os._exit(0)
-
-

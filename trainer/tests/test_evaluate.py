@@ -9,9 +9,16 @@ from dataengine_trainer.evaluate import coco_metrics
 def _perfect(data):
     dets = []
     for s in data.samples:
-        for box, label in zip(s.boxes, s.labels):
+        for box, label in zip(s.boxes, s.labels, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
-            dets.append({"image_id": s.image_id, "category_id": data.category_ids[int(label)], "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9})
+            dets.append(
+                {
+                    "image_id": s.image_id,
+                    "category_id": data.category_ids[int(label)],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": 0.9,
+                }
+            )
     return dets
 
 
@@ -19,7 +26,10 @@ def test_pycocotools_gives_full_marks_to_ground_truth_and_less_to_shifted_boxes(
     perfect = coco_metrics(small_dataset, _perfect(small_dataset))
     assert perfect["map50"] > 0.99 and perfect["map50_95"] > 0.99
     assert perfect["precision"] == 1.0 and perfect["recall"] == 1.0
-    shifted = [dict(d, bbox=[d["bbox"][0] + d["bbox"][2] * 0.3, d["bbox"][1], d["bbox"][2], d["bbox"][3]]) for d in _perfect(small_dataset)]
+    shifted = [
+        dict(d, bbox=[d["bbox"][0] + d["bbox"][2] * 0.3, d["bbox"][1], d["bbox"][2], d["bbox"][3]])
+        for d in _perfect(small_dataset)
+    ]
     worse = coco_metrics(small_dataset, shifted)
     assert worse["map50_95"] < perfect["map50_95"] - 0.2
     assert coco_metrics(small_dataset, [])["map50"] == 0.0

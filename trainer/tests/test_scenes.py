@@ -27,7 +27,11 @@ def test_objects_move_within_a_sequence():
     first = render_frame(0, "clear", "cam-0", 0)
     second = render_frame(0, "clear", "cam-0", 3)
     assert first.sequence_id == second.sequence_id
-    moved = [(a.x1, b.x1) for a, b in zip(first.boxes, second.boxes) if a.category == b.category and a.category != "sign"]
+    moved = [
+        (a.x1, b.x1)
+        for a, b in zip(first.boxes, second.boxes, strict=False)
+        if a.category == b.category and a.category != "sign"
+    ]
     assert any(abs(x0 - x1) > 0.5 for x0, x1 in moved)
     assert render_frame(0, "clear", "cam-0", SEQUENCE_LENGTH).sequence_id != first.sequence_id
 

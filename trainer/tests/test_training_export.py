@@ -13,7 +13,14 @@ from dataengine_trainer.train import TrainConfig
 
 def test_detector_trains_exports_and_onnx_matches_pytorch(small_dataset, tmp_path):
     losses = []
-    out = train_to_dir("detection", small_dataset, "v-test", tmp_path, TrainConfig(epochs=2, batch_size=8, seed=1), progress=lambda p: losses.append(p["loss"]))
+    out = train_to_dir(
+        "detection",
+        small_dataset,
+        "v-test",
+        tmp_path,
+        TrainConfig(epochs=2, batch_size=8, seed=1),
+        progress=lambda p: losses.append(p["loss"]),
+    )
     assert losses[-1] < losses[0]
     model = onnx.load(str(out.model_path))
     meta = {p.key: p.value for p in model.metadata_props}

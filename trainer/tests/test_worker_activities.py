@@ -23,7 +23,10 @@ def test_train_activity_heartbeats_and_writes_artifacts_under_its_version(store)
     assert result.artifact_key == "models/box/wf-1/model.onnx"
     assert (store / result.artifact_key).exists() and (store / result.checkpoint_key).exists()
     assert beats and {"epoch", "step", "loss"} <= set(beats[-1])
-    metrics = env.run(worker.evaluate_box_model, worker.EvaluateInput(model_key=result.artifact_key, dataset_key="snapshots/s1/dataset.json"))
+    metrics = env.run(
+        worker.evaluate_box_model,
+        worker.EvaluateInput(model_key=result.artifact_key, dataset_key="snapshots/s1/dataset.json"),
+    )
     assert metrics.num_objects > 0 and 0 <= metrics.mean_iou_refined <= 1
 
 
