@@ -14,7 +14,7 @@ import {
   saveReport,
   type EmbeddingWindow,
 } from '../db/drift.ts';
-import { productionVersion } from '../db/scoring.ts';
+import { productionModel } from '../db/models.ts';
 import { driftReport, type DriftReport } from '../drift/report.ts';
 import { defaultDriftMonitorSettings } from '../drift/settings.ts';
 import { driftDecisions, driftPValue, driftStatistic } from '../observability/metrics.ts';
@@ -72,7 +72,7 @@ export function createDriftActivities(deps: DriftDeps) {
         boosted: [] as string[],
         retrainTriggered: false,
       };
-      const modelVersion = await productionVersion(db, 'detection');
+      const modelVersion = (await productionModel(db, 'detection'))?.version ?? null;
       if (!modelVersion) return { ...base, status: 'no_model', modelVersion: null, summary: 'no detection model in production' };
 
       let reference: EmbeddingWindow;

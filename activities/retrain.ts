@@ -1,15 +1,15 @@
 // The TypeScript steps of a retraining run (the Python trainer does the training and the COCO
 // evaluation): snapshot the labels, register the candidate, deploy, verify, roll back, and
 // record every step in the database for the API and the lead pages.
-import { and, countDistinct, eq, gte, isNull, sql } from 'drizzle-orm';
 import { deploymentProgress, deployVersion, rollbackVersion } from '../control/deploy.ts';
 import type { LoopControl } from '../control/loop-control.ts';
 import type { Db } from '../db/client.ts';
 import type { ReferenceFile } from '../db/drift.ts';
-import { labels, retrainRuns, retrainTriggers } from '../db/schema.ts';
+import { closeTriggers, countLabelsSince, insertRun, recordStep, takeUpTriggers, type RunTrigger, type StepUpdate } from '../db/retrain.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { getModel, productionModel, registerModel } from '../models/registry.ts';
+import { registerModel } from '../models/registry.ts';
+import { getModel, productionModel } from '../db/models.ts';
 import { modelEvalMap50, retrainRunsTotal, retrainStepSeconds } from '../observability/metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 
@@ -19,15 +19,6 @@ export interface RetrainDeps {
   loopControl: LoopControl;
   warm?: (kind: ModelKind, version: string) => Promise<void>;
 }
-
-export interface StepRecord {
-  name: string;
-  status: 'running' | 'done' | 'failed' | 'skipped';
-  at: string;
-  detail?: string;
-}
-
-export type RunStatus = (typeof retrainRuns.$inferSelect)['status'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,81 +30,40 @@ export function createRetrainActivities(deps: RetrainDeps) {
      */
     async recordRetrainRun(input: {
       runId: string;
-      trigger: 'schedule' | 'drift' | 'manual';
+      trigger: RunTrigger;
       reason: string;
       requestedBy: string;
       driftScope?: { streamId: string | null };
     }): Promise<void> {
-      await deps.db
-        .insert(retrainRuns)
-        .values({ id: input.runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy })
-        .onConflictDoNothing();
-      if (input.trigger === 'drift' && input.driftScope) {
-        const scope = input.driftScope.streamId === null ? isNull(retrainTriggers.streamId) : eq(retrainTriggers.streamId, input.driftScope.streamId);
-        await deps.db
-          .update(retrainTriggers)
-          .set({ status: 'started', runId: input.runId })
-          .where(and(eq(retrainTriggers.status, 'pending'), scope));
-      }
+      await insertRun(deps.db, { id: input.runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy });
+      if (input.trigger === 'drift' && input.driftScope) await takeUpTriggers(deps.db, input.runId, input.driftScope.streamId);
     },
 
     /** Replaces the step of that name (or appends it) and optionally sets the run's status and fields. */
-    async recordRetrainStep(input: {
-      runId: string;
-      step: StepRecord;
-      status?: RunStatus;
-      snapshotId?: string;
-      candidateVersion?: string;
-      metrics?: Record<string, unknown>;
-    }): Promise<void> {
-      await deps.db.transaction(async (tx) => {
-        const [run] = await tx.select().from(retrainRuns).where(eq(retrainRuns.id, input.runId)).for('update');
-        if (!run) return;
-        const previous = (run.steps as StepRecord[]).find((s) => s.name === input.step.name);
-        if (previous?.status === 'running' && input.step.status !== 'running') {
-          retrainStepSeconds.observe({ step: input.step.name, outcome: input.step.status }, (Date.parse(input.step.at) - Date.parse(previous.at)) / 1000);
-        }
-        // Progress of a running step keeps the time it started, so its duration stays right.
-        const step = previous?.status === 'running' && input.step.status === 'running' ? { ...input.step, at: previous.at } : input.step;
-        const steps = (run.steps as StepRecord[]).filter((s) => s.name !== input.step.name);
-        await tx
-          .update(retrainRuns)
-          .set({
-            steps: [...steps, step],
-            status: input.status ?? run.status,
-            snapshotId: input.snapshotId ?? run.snapshotId,
-            candidateVersion: input.candidateVersion ?? run.candidateVersion,
-            metrics: input.metrics ? { ...(run.metrics as object), ...input.metrics } : run.metrics,
-            updatedAt: sql`now()`,
-          })
-          .where(eq(retrainRuns.id, input.runId));
-      });
-      if (input.status && input.status !== 'running') retrainRunsTotal.inc({ outcome: input.status });
+    async recordRetrainStep(input: StepUpdate): Promise<void> {
+      const recorded = await recordStep(deps.db, input);
+      if (!recorded) return;
+      const { previous } = recorded;
+      if (previous?.status === 'running' && input.step.status !== 'running') {
+        retrainStepSeconds.observe({ step: input.step.name, outcome: input.step.status }, (Date.parse(input.step.at) - Date.parse(previous.at)) / 1000);
+      }
       const m = input.metrics as { candidate?: { map50: number }; production?: { map50: number } | null } | undefined;
       if (m?.candidate) modelEvalMap50.set({ kind: 'detection', role: 'candidate' }, m.candidate.map50);
       if (m?.production) modelEvalMap50.set({ kind: 'detection', role: 'production' }, m.production.map50);
-      // Whatever the outcome, the run is over: drift on its scope may start the next one.
       if (input.status && input.status !== 'running') {
-        await deps.db
-          .update(retrainTriggers)
-          .set({ status: 'done' })
-          .where(and(eq(retrainTriggers.status, 'started'), eq(retrainTriggers.runId, input.runId)));
+        retrainRunsTotal.inc({ outcome: input.status });
+        await closeTriggers(deps.db, input.runId);
       }
     },
 
     /** Frames reviewed (labelled) since `since`, of one stream or all. */
     async countLabelsSince(input: { streamId: string | null; since: string }): Promise<number> {
-      const since = gte(labels.createdAt, new Date(input.since));
-      const [row] = await deps.db
-        .select({ n: countDistinct(labels.frameId) })
-        .from(labels)
-        .where(input.streamId ? and(since, eq(labels.streamId, input.streamId)) : since);
-      return row.n;
+      return countLabelsSince(deps.db, input.streamId, new Date(input.since));
     },
     async snapshotForRetrain(input: { runId: string; asOf: string }) {
       const production = await productionModel(deps.db, 'detection');
       const productionBox = await productionModel(deps.db, 'box');
-      const classNames = (production?.metadata as { classNames?: string[] } | undefined)?.classNames;
+      const classNames = production?.metadata.kind === 'detection' ? production.metadata.classNames : undefined;
       const parentKey = production?.trainingSnapshot ? `snapshots/${production.trainingSnapshot}/dataset.json` : null;
       const snap = await createSnapshot(deps.db, deps.store, { id: input.runId, asOf: new Date(input.asOf), trigger: 'retrain', classNames, parentKey });
       const hasCheckpoint = async (kind: ModelKind, version: string | undefined) =>

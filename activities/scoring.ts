@@ -12,7 +12,6 @@ import {
   latestPolicyVersion,
   nextFrames,
   persistScoredBatch,
-  productionVersion,
   streamCursor,
   tasksRoutedToday,
   type FrameFailure,
@@ -20,7 +19,7 @@ import {
   type ScoredFrameRow,
 } from '../db/scoring.ts';
 import { UndecodableFramesError, type FrameResult } from '../models/sessions.ts';
-import { latestDeployment } from '../models/registry.ts';
+import { latestDeployment, productionModel } from '../db/models.ts';
 import { routeBatch } from '../policies/route.ts';
 import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -172,7 +171,7 @@ export function createScoringActivities(deps: ScoringDeps) {
         throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
       }
       return {
-        modelVersion: await productionVersion(deps.db, 'detection'),
+        modelVersion: (await productionModel(deps.db, 'detection'))?.version ?? null,
         deployment: (await latestDeployment(deps.db, 'detection')) ?? null,
         policyVersion: (await latestPolicyVersion(deps.db, input.streamId)) ?? 1,
       };

@@ -2,6 +2,7 @@
 // Route modules each take the shared dependencies and return a sub-app.
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import { ping } from '../db/client.ts';
 import { registry } from '../observability/metrics.ts';
 import { allMetricsText } from '../observability/temporal-runtime.ts';
 import { secureHeaders } from 'hono/secure-headers';
@@ -105,7 +106,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
   );
 
   app.get('/healthz', async (c) => {
-    await deps.db.execute('select 1');
+    await ping(deps.db);
     return c.json({ ok: true });
   });
   app.get('/metrics', async (c) => c.text(await allMetricsText(), 200, { 'Content-Type': registry.contentType }));

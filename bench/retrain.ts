@@ -20,7 +20,6 @@ import { registerModel, setProduction } from '../models/registry.ts';
 import { requireTool, trainerPython } from '../scripts/tools.ts';
 import { LocalBlobStore } from '../storage/blob-store.ts';
 import { startWorkers } from '../workers/start-workers.ts';
-import type { StepRecord } from '../activities/retrain.ts';
 import { table } from './stats.ts';
 
 interface CocoImage {
@@ -147,7 +146,7 @@ export async function benchRetrain(handle: DbHandle, temporalAddress: string, op
     });
     const result = (await client.workflow.getHandle(id).result()) as { status: string };
     const [run] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.id, id));
-    const steps = run.steps as StepRecord[];
+    const steps = run.steps;
     // Each step record holds the time of its last change; a step ran from the previous step's end.
     let previous = run.createdAt.getTime();
     const total = Date.parse(steps.at(-1)!.at) - previous;

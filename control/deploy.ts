@@ -8,7 +8,8 @@
 // catches up: every batch reads the newest deployment from the registry.
 import type { Db } from '../db/client.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { getDeployment, getModel, latestDeployment, RegistryError, rollback, setProduction } from '../models/registry.ts';
+import { RegistryError, rollback, setProduction } from '../models/registry.ts';
+import { getDeployment, getModel, latestDeployment } from '../db/models.ts';
 import type { LoopControl } from './loop-control.ts';
 
 export interface DeployDeps {

@@ -117,3 +117,8 @@ async function migratePostgres(pool: pg.Pool): Promise<void> {
     conn.release();
   }
 }
+
+/** One round trip: the health check's proof that the database answers. */
+export async function ping(db: Db): Promise<void> {
+  await db.execute('select 1');
+}

@@ -171,7 +171,7 @@ export async function saveModelReference(db: DbOrTx, modelVersion: string, ref: 
 
 export async function modelReference(db: DbOrTx, modelVersion: string): Promise<EmbeddingWindow> {
   const rows = await db.select().from(modelReferences).where(eq(modelReferences.modelVersion, modelVersion)).orderBy(asc(modelReferences.idx));
-  return { embeddings: rows.map((r) => r.embedding), scores: rows.flatMap((r) => r.scores as number[]), detections: rows.map((r) => r.numDetections) };
+  return { embeddings: rows.map((r) => r.embedding), scores: rows.flatMap((r) => r.scores), detections: rows.map((r) => r.numDetections) };
 }
 
 export async function getDriftSettings(db: DbOrTx, streamId: string): Promise<DriftMonitorSettings> {
@@ -279,4 +279,20 @@ export async function listReports(db: DbOrTx, opts: { streamId?: string; limit: 
 export async function getReport(db: DbOrTx, id: string) {
   const [row] = await db.select().from(driftReports).where(eq(driftReports.id, id));
   return row ?? null;
+}
+
+/** A stream's latest drift decisions, newest first: the operations page charts them. */
+export async function streamDriftSeries(db: DbOrTx, streamId: string, limit: number) {
+  return db
+    .select({
+      at: driftReports.createdAt,
+      p: driftReports.minAdjustedP,
+      statistic: driftReports.maxStatistic,
+      drift: driftReports.drift,
+      summary: sql<string>`${driftReports.report}->>'summary'`,
+    })
+    .from(driftReports)
+    .where(and(eq(driftReports.segmentType, 'stream'), eq(driftReports.segmentKey, streamId)))
+    .orderBy(desc(driftReports.createdAt))
+    .limit(limit);
 }

@@ -3,18 +3,12 @@
 // the queue by the claim query itself, so no sweeper has to run for abandoned work to come back.
 import { and, asc, count, desc, eq, lt, min, or, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from './client.ts';
-import { frames, labels, predictions, reviewTasks } from './schema.ts';
+import { frames, labels, predictions, reviewTasks, type LabelBox } from './schema.ts';
+
+export type { LabelBox };
 
 export type TaskRow = typeof reviewTasks.$inferSelect;
 export type LabelRow = typeof labels.$inferSelect;
-
-export interface LabelBox {
-  className: string;
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-}
 
 export type Decision = 'accept' | 'reject' | 'correct';
 

@@ -18,6 +18,30 @@ import {
   vector,
 } from 'drizzle-orm/pg-core';
 
+// The shapes stored in jsonb columns, so a read needs no cast (type-only imports: erased at run
+// time, so the schema loads nothing else).
+import type { DriftReport } from '../drift/report.ts';
+import type { DriftMonitorSettings } from '../drift/settings.ts';
+import type { ModelMetadata } from '../models/contract.ts';
+import type { SamplingPolicy } from '../policies/sampling-policy.ts';
+
+/** A box of a label, normalized to the frame (0..1). */
+export interface LabelBox {
+  className: string;
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+/** One step of a retraining run, as the run records it. */
+export interface StepRecord {
+  name: string;
+  status: 'running' | 'done' | 'failed' | 'skipped';
+  at: string;
+  detail?: string;
+}
+
 /** Frame-level embedding width of the detection contract (docs/contracts.md). */
 export const EMBEDDING_DIM = 128;
 
@@ -144,7 +168,7 @@ export const samplingPolicies = pgTable(
       .notNull()
       .references(() => streams.id),
     version: integer('version').notNull(),
-    policy: jsonb('policy').notNull(),
+    policy: jsonb('policy').$type<SamplingPolicy>().notNull(),
     createdBy: text('created_by').notNull(),
     createdAt: createdAt(),
   },
@@ -203,7 +227,7 @@ export const labels = pgTable(
     reviewerId: uuid('reviewer_id').references(() => users.id),
     decision: text('decision', { enum: ['accept', 'reject', 'correct'] }).notNull(),
     // [{ className, x1, y1, x2, y2 }] normalized to the frame.
-    boxes: jsonb('boxes').notNull(),
+    boxes: jsonb('boxes').$type<LabelBox[]>().notNull(),
     predictionId: uuid('prediction_id').references(() => predictions.id),
     policyVersion: integer('policy_version'),
     modelVersion: text('model_version'),
@@ -224,8 +248,8 @@ export const models = pgTable(
     artifactKey: text('artifact_key').notNull(),
     sha256: text('sha256').notNull(),
     // Contract metadata read from the ONNX file: class names, input size, embedding dim...
-    metadata: jsonb('metadata').notNull(),
-    metrics: jsonb('metrics').notNull().default({}),
+    metadata: jsonb('metadata').$type<ModelMetadata>().notNull(),
+    metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default({}),
     trainingSnapshot: text('training_snapshot'),
     parentVersion: text('parent_version'),
     status: text('status', { enum: ['candidate', 'production', 'retired'] })
@@ -278,7 +302,7 @@ export const driftReports = pgTable(
     // Double precision: drift p-values go far below real's smallest value (1e-38).
     minAdjustedP: doublePrecision('min_adjusted_p').notNull(),
     windowSize: integer('window_size').notNull(),
-    report: jsonb('report').notNull(),
+    report: jsonb('report').$type<DriftReport & { summary?: string }>().notNull(),
     // The drift check that wrote it (workflow id + iteration): a retried check adds nothing.
     checkId: text('check_id').notNull(),
     createdAt: createdAt(),
@@ -311,7 +335,7 @@ export const auditLog = pgTable('audit_log', {
   actor: text('actor').notNull(),
   action: text('action').notNull(),
   target: text('target').notNull(),
-  details: jsonb('details').notNull().default({}),
+  details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
   createdAt: createdAt(),
 });
 
@@ -322,7 +346,7 @@ export const driftSettings = pgTable('drift_settings', {
   streamId: text('stream_id')
     .primaryKey()
     .references(() => streams.id),
-  settings: jsonb('settings').notNull(),
+  settings: jsonb('settings').$type<DriftMonitorSettings>().notNull(),
   updatedBy: text('updated_by').notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
@@ -335,7 +359,7 @@ export const modelReferences = pgTable(
     idx: integer('idx').notNull(),
     embedding: vector('embedding', { dimensions: EMBEDDING_DIM }).notNull(),
     numDetections: integer('num_detections').notNull(),
-    scores: jsonb('scores').notNull(),
+    scores: jsonb('scores').$type<number[]>().notNull(),
   },
   (t) => [uniqueIndex('model_references_pk').on(t.modelVersion, t.idx)],
 );
@@ -376,8 +400,8 @@ export const retrainRuns = pgTable(
     snapshotId: text('snapshot_id'),
     candidateVersion: text('candidate_version'),
     // [{ name, status, startedAt, finishedAt, detail }]
-    steps: jsonb('steps').notNull().default([]),
-    metrics: jsonb('metrics').notNull().default({}),
+    steps: jsonb('steps').$type<StepRecord[]>().notNull().default([]),
+    metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

@@ -5,7 +5,7 @@ import type { Detection } from '../models/sessions.ts';
 import type { TaskCandidate } from '../policies/route.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
-import { driftBoosts, frameFailures, frames, frameScores, models, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
+import { driftBoosts, frameFailures, frames, frameScores, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
 
 export interface PendingFrame {
   id: string;
@@ -53,14 +53,6 @@ export async function nextFrames(db: DbOrTx, streamId: string, limit: number): P
 export async function streamCursor(db: DbOrTx, streamId: string): Promise<number | null> {
   const [row] = await db.select({ s: streams.scoredThroughSeq }).from(streams).where(eq(streams.id, streamId));
   return row ? row.s : null;
-}
-
-export async function productionVersion(db: DbOrTx, kind: 'detection' | 'box'): Promise<string | null> {
-  const [row] = await db
-    .select({ version: models.version })
-    .from(models)
-    .where(and(eq(models.kind, kind), eq(models.status, 'production')));
-  return row?.version ?? null;
 }
 
 export async function latestPolicyVersion(db: DbOrTx, streamId: string): Promise<number | null> {
@@ -141,9 +133,6 @@ export interface FrameFailure {
   detail: string;
 }
 
-/** A task the routing step decided on, as persisted. */
-export type TaskRow = TaskCandidate;
-
 export class CursorMovedError extends Error {
   constructor(streamId: string) {
     super(`The scoring cursor of stream ${streamId} moved while this batch was scored; the batch will be retried`);
@@ -166,7 +155,7 @@ export async function persistScoredBatch(
     fromSeq: number;
     toSeq: number;
     frames: ScoredFrameRow[];
-    tasks: TaskRow[];
+    tasks: TaskCandidate[];
     /** Frames of the batch that could not be scored: set aside, never offered again. */
     failures?: FrameFailure[];
   },
@@ -244,4 +233,16 @@ export async function persistScoredBatch(
     }
     return { predictions: predictionRows.length, tasksRouted };
   });
+}
+
+/** Frames scored per stream and minute since `since`, oldest first. */
+export async function framesScoredPerMinute(db: DbOrTx, since: Date): Promise<{ streamId: string; minute: Date; frames: number }[]> {
+  const minute = sql<string>`date_trunc('minute', ${frameScores.scoredAt})`;
+  const rows = await db
+    .select({ streamId: frameScores.streamId, minute, n: count() })
+    .from(frameScores)
+    .where(gte(frameScores.scoredAt, since))
+    .groupBy(frameScores.streamId, minute)
+    .orderBy(minute);
+  return rows.map((r) => ({ streamId: r.streamId, minute: new Date(r.minute), frames: Number(r.n) }));
 }

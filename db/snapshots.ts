@@ -2,14 +2,13 @@
 // into a COCO JSON file in the blob store, with a train/val split that keeps the frames of one
 // sequence (a camera's frames close in time) on the same side.
 import { createHash } from 'node:crypto';
-import { eq, lte } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
 import { toCocoBbox } from './coco.ts';
-import type { LabelBox } from './queue.ts';
-import { datasetSnapshots, frames, labels } from './schema.ts';
+import { labelsWithFrames } from './labels.ts';
+import { datasetSnapshots } from './schema.ts';
 
-const DEFAULT_CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
 /** Frames of one camera within this many seconds form one sequence for the split. */
 const SEQUENCE_SECONDS = 30;
 
@@ -63,14 +62,12 @@ export async function createSnapshot(
       numVal: ds.images.filter((i) => i.split === 'val').length,
     };
   }
-  const classNames = opts.classNames ?? DEFAULT_CLASSES;
   const parent: CocoDataset | null = opts.parentKey && (await store.exists(opts.parentKey)) ? JSON.parse((await store.get(opts.parentKey)).toString()) : null;
-  const rows = await db
-    .select({ label: labels, frame: frames })
-    .from(labels)
-    .innerJoin(frames, eq(frames.id, labels.frameId))
-    .where(lte(labels.createdAt, opts.asOf))
-    .orderBy(labels.createdAt);
+  const rows = await labelsWithFrames(db, { to: opts.asOf });
+  // The production model's classes, in its order; without a production model, the classes the
+  // labels (and the parent snapshot) name, sorted: never a list written into the code.
+  const classNames =
+    opts.classNames ?? [...new Set([...rows.flatMap((r) => r.label.boxes.map((b) => b.className)), ...(parent?.categories.map((c) => c.name) ?? [])])].sort();
   const newest = new Map<string, (typeof rows)[number]>();
   for (const r of rows) newest.set(r.frame.id, r);
 
@@ -99,7 +96,7 @@ export async function createSnapshot(
   for (const { label, frame } of newest.values()) {
     const bucket = Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS);
     const sequence = `${frame.streamId}/${frame.cameraId}/${bucket}`;
-    const boxes = (label.boxes as LabelBox[]).map((b) => ({ className: b.className, bbox: toCocoBbox(b, frame.width, frame.height) }));
+    const boxes = label.boxes.map((b) => ({ className: b.className, bbox: toCocoBbox(b, frame.width, frame.height) }));
     addImage(
       {
         file_name: frame.storageKey,

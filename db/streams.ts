@@ -41,3 +41,16 @@ export async function listStreams(db: DbOrTx): Promise<StreamSummary[]> {
   const pc = new Map(pending.map((r) => [r.streamId, Number(r.n)]));
   return rows.map((r) => ({ ...r, frames: fc.get(r.id) ?? 0, pendingTasks: pc.get(r.id) ?? 0 }));
 }
+
+/** Frames ingested but not yet scored, per stream; every stream gets a value (0 included), so the
+ * "frames waiting" alerts and panels always have a series. */
+export async function framesWaiting(db: DbOrTx): Promise<{ stream: string; count: number }[]> {
+  const rows = await db
+    .select({
+      stream: streams.id,
+      // Qualified by hand: inside the subquery a bare "id" would mean the frame's id.
+      count: sql<number>`(select count(*) from frames f where f.stream_id = "streams"."id" and f.seq > "streams"."scored_through_seq" and not exists (select 1 from frame_scores fs where fs.frame_id = f.id))`,
+    })
+    .from(streams);
+  return rows.map((r) => ({ stream: r.stream, count: Number(r.count) }));
+}

@@ -2,11 +2,11 @@
 // size and that the bytes decode, store them content-addressed, and add a row. Every check runs
 // before anything is written, so a refused frame leaves no trace; the same image twice is
 // stored once (the stream + content hash is unique).
-import { and, eq } from 'drizzle-orm';
 import sharp from 'sharp';
 import { DECODE_OPTIONS } from '../models/preprocess.ts';
 import type { Db } from '../db/client.ts';
-import { frames, streams } from '../db/schema.ts';
+import { findFrameByHash, insertFrame } from '../db/frames.ts';
+import { getStream } from '../db/streams.ts';
 import { bytesIngested, cameraLabel, framesIngested, ingestRejected } from '../observability/metrics.ts';
 import { frameKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 
@@ -120,46 +120,34 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
     throw new IngestError(`the image cannot be decoded: ${(err as Error).message}`, 400, 'corrupt');
   }
 
-  const [stream] = await deps.db.select({ id: streams.id }).from(streams).where(eq(streams.id, input.streamId));
+  const stream = await getStream(deps.db, input.streamId);
   if (!stream) throw new IngestError(`stream ${JSON.stringify(input.streamId)} does not exist`, 404, 'unknown_stream');
 
   const hash = sha256Hex(input.bytes);
-  const existing = await findFrame(deps.db, input.streamId, hash);
+  const existing = await findFrameByHash(deps.db, input.streamId, hash);
   if (existing) return { frameId: existing.id, created: false, storageKey: existing.storageKey, width: existing.width, height: existing.height };
 
   const key = frameKey(hash, spec.ext);
   // Blob first, row second: a crash in between leaves an unreferenced blob that the next upload
   // of the same image reuses, never a row pointing at nothing.
   await deps.store.put(key, input.bytes);
-  const [row] = await deps.db
-    .insert(frames)
-    .values({
-      streamId: input.streamId,
-      cameraId: input.cameraId,
-      capturedAt: input.capturedAt,
-      contentHash: hash,
-      storageKey: key,
-      mediaType: media,
-      sizeBytes: input.bytes.length,
-      width,
-      height,
-    })
-    .onConflictDoNothing()
-    .returning({ id: frames.id });
-  if (!row) {
-    const raced = await findFrame(deps.db, input.streamId, hash);
+  const frameId = await insertFrame(deps.db, {
+    streamId: input.streamId,
+    cameraId: input.cameraId,
+    capturedAt: input.capturedAt,
+    contentHash: hash,
+    storageKey: key,
+    mediaType: media,
+    sizeBytes: input.bytes.length,
+    width,
+    height,
+  });
+  if (!frameId) {
+    const raced = await findFrameByHash(deps.db, input.streamId, hash);
     return { frameId: raced.id, created: false, storageKey: key, width, height };
   }
   const camera = cameraLabel(input.streamId, input.cameraId);
   framesIngested.inc({ stream: input.streamId, camera, source: input.source });
   bytesIngested.inc({ stream: input.streamId, camera }, input.bytes.length);
-  return { frameId: row.id, created: true, storageKey: key, width, height };
-}
-
-async function findFrame(db: Db, streamId: string, hash: string) {
-  const [row] = await db
-    .select({ id: frames.id, storageKey: frames.storageKey, width: frames.width, height: frames.height })
-    .from(frames)
-    .where(and(eq(frames.streamId, streamId), eq(frames.contentHash, hash)));
-  return row;
+  return { frameId, created: true, storageKey: key, width, height };
 }

@@ -1,15 +1,12 @@
 // The model registry: artifacts in the blob store keyed by kind and version, a row per model,
 // and the production pointer. Registration proves a model meets the contract (signature,
 // metadata, one probe run) before anything is written, so a bad file leaves no trace.
-import { and, desc, eq } from 'drizzle-orm';
-import type { Db, DbOrTx } from '../db/client.ts';
+import type { Db } from '../db/client.ts';
 import { saveModelReference, type ReferenceFile } from '../db/drift.ts';
-import { deployments, models } from '../db/schema.ts';
+import { deploymentHistory, getModel, insertDeployment, insertModel, latestDeployment, movePointer, productionModel, type ModelRow } from '../db/models.ts';
 import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 import { ModelContractError, parseModelMetadata, type ModelKind } from './contract.ts';
 import { BoxModelSession, DetectorSession } from './sessions.ts';
-
-export type ModelRow = typeof models.$inferSelect;
 
 export class RegistryError extends Error {
   constructor(
@@ -65,20 +62,16 @@ export async function registerModel(db: Db, store: BlobStore, input: RegisterInp
   const key = modelKey(input.kind, version);
   // Trained models already sit at their key (the trainer wrote them); the bytes are the same.
   await store.put(key, input.bytes);
-  const [row] = await db
-    .insert(models)
-    .values({
-      kind: input.kind,
-      version,
-      artifactKey: key,
-      sha256,
-      metadata: meta,
-      metrics: input.metrics ?? {},
-      trainingSnapshot: input.trainingSnapshot ?? (meta.trainingSnapshot || null),
-      parentVersion: input.parentVersion ?? meta.parentVersion,
-    })
-    .onConflictDoNothing()
-    .returning();
+  const row = await insertModel(db, {
+    kind: input.kind,
+    version,
+    artifactKey: key,
+    sha256,
+    metadata: meta,
+    metrics: input.metrics ?? {},
+    trainingSnapshot: input.trainingSnapshot ?? (meta.trainingSnapshot || null),
+    parentVersion: input.parentVersion ?? meta.parentVersion,
+  });
   if (row) {
     if (input.kind === 'detection' && input.reference) await saveModelReference(db, version, input.reference);
     return row;
@@ -87,27 +80,6 @@ export async function registerModel(db: Db, store: BlobStore, input: RegisterInp
   const winner = await getModel(db, input.kind, version);
   if (winner?.sha256 === sha256) return winner;
   throw new RegistryError(`${input.kind} model ${version} is already registered with different contents`, 'version_conflict');
-}
-
-export async function getModel(db: DbOrTx, kind: ModelKind, version: string): Promise<ModelRow | undefined> {
-  const [row] = await db
-    .select()
-    .from(models)
-    .where(and(eq(models.kind, kind), eq(models.version, version)));
-  return row;
-}
-
-export async function listModels(db: DbOrTx, kind?: ModelKind): Promise<ModelRow[]> {
-  const q = db.select().from(models);
-  return (kind ? q.where(eq(models.kind, kind)) : q).orderBy(desc(models.createdAt));
-}
-
-export async function productionModel(db: DbOrTx, kind: ModelKind): Promise<ModelRow | undefined> {
-  const [row] = await db
-    .select()
-    .from(models)
-    .where(and(eq(models.kind, kind), eq(models.status, 'production')));
-  return row;
 }
 
 export interface PointerMove {
@@ -135,37 +107,17 @@ export async function setProduction(
       const newest = await latestDeployment(tx, kind);
       if (newest) return { previousVersion: version, deploymentId: newest.id };
     }
-    if (current && current.version !== version) await tx.update(models).set({ status: 'retired' }).where(eq(models.id, current.id));
-    await tx.update(models).set({ status: 'production' }).where(eq(models.id, target.id));
-    const [row] = await tx
-      .insert(deployments)
-      .values({
-        kind,
-        version,
-        previousVersion: current?.version ?? null,
-        action: move.action ?? 'deploy',
-        triggeredBy: move.triggeredBy,
-        reason: move.reason ?? null,
-      })
-      .returning({ id: deployments.id });
-    return { previousVersion: current?.version ?? null, deploymentId: row.id };
+    await movePointer(tx, current && current.version !== version ? current.id : null, target.id);
+    const deploymentId = await insertDeployment(tx, {
+      kind,
+      version,
+      previousVersion: current?.version ?? null,
+      action: move.action ?? 'deploy',
+      triggeredBy: move.triggeredBy,
+      reason: move.reason ?? null,
+    });
+    return { previousVersion: current?.version ?? null, deploymentId };
   });
-}
-
-/** The newest deployment of a kind: what every loop of that kind must end up serving. */
-export async function latestDeployment(db: DbOrTx, kind: ModelKind): Promise<{ id: number; version: string } | undefined> {
-  const [row] = await db
-    .select({ id: deployments.id, version: deployments.version })
-    .from(deployments)
-    .where(eq(deployments.kind, kind))
-    .orderBy(desc(deployments.id))
-    .limit(1);
-  return row;
-}
-
-export async function getDeployment(db: DbOrTx, id: number) {
-  const [row] = await db.select().from(deployments).where(eq(deployments.id, id));
-  return row;
 }
 
 /** Rolls production back to `toVersion`, or to the version that served before the current one. */
@@ -178,7 +130,7 @@ export async function rollback(
   let target = toVersion;
   if (!target) {
     const current = await productionModel(db, kind);
-    const history = await db.select().from(deployments).where(eq(deployments.kind, kind)).orderBy(desc(deployments.id));
+    const history = await deploymentHistory(db, kind);
     target =
       history.find((d) => d.version !== current?.version)?.version ??
       history.find((d) => d.previousVersion && d.previousVersion !== current?.version)?.previousVersion ??
@@ -187,9 +139,4 @@ export async function rollback(
   }
   const { previousVersion, deploymentId } = await setProduction(db, kind, target, { ...move, action: 'rollback' });
   return { version: target, previousVersion, deploymentId };
-}
-
-export async function deploymentHistory(db: DbOrTx, kind?: ModelKind) {
-  const q = db.select().from(deployments);
-  return (kind ? q.where(eq(deployments.kind, kind)) : q).orderBy(desc(deployments.id));
 }

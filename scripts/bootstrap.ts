@@ -3,13 +3,13 @@
 // production, and a demo stream with its loop running.
 import fs from 'node:fs';
 import path from 'node:path';
-import { count, eq } from 'drizzle-orm';
 import { repoRoot } from '../config.ts';
 import { createStream } from '../db/streams.ts';
-import { frames } from '../db/schema.ts';
+import { maxFramesPerCamera } from '../db/frames.ts';
 import { authenticate, bindCamera, createUser, findUser, rotateToken, type Role } from '../db/users.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { productionModel, registerModel, setProduction } from '../models/registry.ts';
+import { registerModel, setProduction } from '../models/registry.ts';
+import { productionModel } from '../db/models.ts';
 import { sha256Hex } from '../storage/blob-store.ts';
 import type { Engine } from '../workers/engine.ts';
 
@@ -65,11 +65,6 @@ export async function bootstrapDemo(engine: Engine, opts: { streamId: string; to
   await engine.deps.loopControl.ensureDriftMonitor(null);
   // The synthetic camera resumes after the frames it already sent (its frames are a pure
   // function of the index, so resending would only hit the duplicate check).
-  const perCamera = await engine.deps.db
-    .select({ camera: frames.cameraId, n: count() })
-    .from(frames)
-    .where(eq(frames.streamId, opts.streamId))
-    .groupBy(frames.cameraId);
-  const framesPerCamera = perCamera.length ? Math.max(...perCamera.map((r) => Number(r.n))) : 0;
+  const framesPerCamera = await maxFramesPerCamera(engine.deps.db, opts.streamId);
   return { tokens, detector, box, framesPerCamera };
 }

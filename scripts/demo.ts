@@ -30,7 +30,8 @@ import { createUser } from '../db/users.ts';
 import { driftSettingsSchema } from '../drift/settings.ts';
 import { ingestFrame } from '../ingest/ingest-frame.ts';
 import { ModelCache } from '../models/model-cache.ts';
-import { productionModel, registerModel, setProduction } from '../models/registry.ts';
+import { registerModel, setProduction } from '../models/registry.ts';
+import { productionModel } from '../db/models.ts';
 import { samplingPolicySchema } from '../policies/sampling-policy.ts';
 import { LocalBlobStore, sha256Hex } from '../storage/blob-store.ts';
 import { startWorkers } from '../workers/start-workers.ts';
@@ -42,7 +43,8 @@ const CAMERA_FPS = 8;
 const LABELS_TO_RETRAIN = 150;
 /** Frames per point of the live mAP curve. */
 const LIVE_WINDOW = 120;
-const CLASSES = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
+// The generator's classes, read from the datasets it writes (COCO categories, ids from 1).
+let CLASSES: string[] = [];
 const outDir = path.join(repoRoot, 'data', 'demo');
 const t0 = Date.now();
 const timeline: { at: number; event: string; tag?: string }[] = [];
@@ -68,6 +70,7 @@ interface LivePoint {
 }
 
 interface Coco {
+  categories: { id: number; name: string }[];
   images: { id: number; file_name: string; width: number; height: number; camera_id: string }[];
   annotations: { image_id: number; category_id: number; bbox: number[] }[];
 }
@@ -195,6 +198,7 @@ async function main() {
   const truth = new Map<string, LabelBox[]>();
   const load = (dir: string) => {
     const coco = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as Coco;
+    CLASSES = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
     return coco.images.map((im) => {
       const bytes = fs.readFileSync(path.join(dir, im.file_name));
       const annotations = coco.annotations.filter((a) => a.image_id === im.id);

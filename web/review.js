@@ -11,8 +11,9 @@ const who = document.getElementById('who');
 let state = null; // { task, frame, predictions, boxes, selected, history, mode, classes, dirty }
 let leaseTimer = null;
 
+// The classes of the model that routed the task (from its metadata), plus any a prediction names.
 function classesOf(payload) {
-  const names = new Set(['vehicle', 'pedestrian', 'cyclist', 'sign']);
+  const names = new Set(payload.classNames);
   for (const p of payload.predictions) names.add(p.className);
   return [...names];
 }

@@ -15,7 +15,7 @@ import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
 import { startDirectorySource } from '../ingest/directory-source.ts';
 import { ModelCache } from '../models/model-cache.ts';
-import { getModel } from '../models/registry.ts';
+import { getModel } from '../db/models.ts';
 import { logger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { exposeDatabaseGauges } from '../observability/database-gauges.ts';

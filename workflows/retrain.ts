@@ -17,7 +17,9 @@ import {
   workflowInfo,
   ActivityCancellationType,
 } from '@temporalio/workflow';
-import type { RetrainActivities, RunStatus, StepRecord } from '../activities/retrain.ts';
+import type { RetrainActivities } from '../activities/retrain.ts';
+import type { RunStatus } from '../db/retrain.ts';
+import type { StepRecord } from '../db/schema.ts';
 import { TRAINING_QUEUE } from './shared.ts';
 import type { DetectorMetrics, TrainerActivities, TrainResult } from './trainer-contract.ts';
 

@@ -1,7 +1,6 @@
 // Frame ingestion over HTTP, and reading frames back (the review app shows them).
 import { Hono } from 'hono';
-import { and, asc, eq } from 'drizzle-orm';
-import { frames, predictions } from '../../db/schema.ts';
+import { framePredictions, getFrame } from '../../db/frames.ts';
 import { IngestError, ingestFrame } from '../../ingest/ingest-frame.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, UUID } from '../problem.ts';
@@ -84,7 +83,7 @@ export function frameRoutes(deps: ApiDeps) {
 
   async function frameOr404(id: string) {
     if (!UUID.test(id)) throw new ProblemError(404, 'Not found', `frame ${JSON.stringify(id)} does not exist`, undefined, 'unknown_frame');
-    const [frame] = await deps.db.select().from(frames).where(eq(frames.id, id));
+    const frame = await getFrame(deps.db, id);
     if (!frame) throw new ProblemError(404, 'Not found', `frame ${JSON.stringify(id)} does not exist`, undefined, 'unknown_frame');
     return frame;
   }
@@ -92,11 +91,7 @@ export function frameRoutes(deps: ApiDeps) {
   app.get('/v1/frames/:id', async (c) => {
     const frame = await frameOr404(c.req.param('id'));
     const modelVersion = c.req.query('modelVersion');
-    const preds = await deps.db
-      .select()
-      .from(predictions)
-      .where(and(eq(predictions.frameId, frame.id), modelVersion ? eq(predictions.modelVersion, modelVersion) : undefined))
-      .orderBy(asc(predictions.modelVersion), asc(predictions.rank));
+    const preds = await framePredictions(deps.db, frame.id, modelVersion);
     return c.json({ frame, predictions: preds });
   });
 

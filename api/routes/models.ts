@@ -1,11 +1,11 @@
 // The model registry over HTTP, deploys and rollbacks, and box assist.
 import { Hono, type Context } from 'hono';
-import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { deploymentProgress, deployVersion, rollbackVersion, type DeployOutcome } from '../../control/deploy.ts';
-import { frames } from '../../db/schema.ts';
+import { getFrame } from '../../db/frames.ts';
 import { boxAssistBytesDecoded, boxAssistSeconds } from '../../observability/metrics.ts';
-import { deploymentHistory, getModel, listModels, productionModel, registerModel, RegistryError } from '../../models/registry.ts';
+import { registerModel, RegistryError } from '../../models/registry.ts';
+import { deploymentHistory, getModel, listModels, productionModel } from '../../db/models.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
@@ -113,11 +113,8 @@ export function modelRoutes(deps: ApiDeps) {
     const input = parseOrThrow(boxRequest, await readJson(c), 'invalid box request');
     let frame = frameRows.get(input.frameId);
     if (!frame) {
-      [frame] = await deps.db
-        .select({ storageKey: frames.storageKey, width: frames.width, height: frames.height })
-        .from(frames)
-        .where(eq(frames.id, input.frameId));
-      if (frame) frameRows.set(input.frameId, frame);
+      const row = await getFrame(deps.db, input.frameId);
+      if (row) frameRows.set(input.frameId, (frame = { storageKey: row.storageKey, width: row.width, height: row.height }));
     }
     if (!frame)
       throw new ProblemError(404, 'Not found', `frame ${input.frameId} does not exist`, [{ field: 'frameId', message: 'unknown frame' }], 'unknown_frame');

@@ -2,11 +2,12 @@
 // last hour, queue depth, model version, drift decisions and p-values over time, and the latest
 // retraining run. It reads the platform's own tables, so it works without Prometheus.
 import { Hono } from 'hono';
-import { and, desc, eq, gte, sql } from 'drizzle-orm';
+import { streamDriftSeries } from '../../db/drift.ts';
 import { queueDepth } from '../../db/queue.ts';
-import { driftReports, frameScores, retrainRuns } from '../../db/schema.ts';
+import { listRuns } from '../../db/retrain.ts';
+import { framesScoredPerMinute } from '../../db/scoring.ts';
 import { listStreams } from '../../db/streams.ts';
-import { productionModel } from '../../models/registry.ts';
+import { productionModel } from '../../db/models.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 
 export function opsRoutes(deps: ApiDeps) {
@@ -17,35 +18,19 @@ export function opsRoutes(deps: ApiDeps) {
       listStreams(deps.db),
       queueDepth(deps.db),
       productionModel(deps.db, 'detection'),
-      deps.db.select().from(retrainRuns).orderBy(desc(retrainRuns.createdAt)).limit(1),
+      listRuns(deps.db, 1),
     ]);
-    const perMinute = await deps.db
-      .select({ streamId: frameScores.streamId, minute: sql<string>`date_trunc('minute', ${frameScores.scoredAt})`, n: sql<number>`count(*)` })
-      .from(frameScores)
-      .where(gte(frameScores.scoredAt, since))
-      .groupBy(frameScores.streamId, sql`date_trunc('minute', ${frameScores.scoredAt})`)
-      .orderBy(sql`date_trunc('minute', ${frameScores.scoredAt})`);
+    const perMinute = await framesScoredPerMinute(deps.db, since);
     const result = await Promise.all(
       streams.map(async (s) => {
-        const drift = await deps.db
-          .select({
-            at: driftReports.createdAt,
-            p: driftReports.minAdjustedP,
-            statistic: driftReports.maxStatistic,
-            drift: driftReports.drift,
-            summary: sql<string>`${driftReports.report}->>'summary'`,
-          })
-          .from(driftReports)
-          .where(and(eq(driftReports.segmentType, 'stream'), eq(driftReports.segmentKey, s.id)))
-          .orderBy(desc(driftReports.createdAt))
-          .limit(100);
+        const drift = await streamDriftSeries(deps.db, s.id, 100);
         const loop = await deps.loopControl.status(s.id).catch(() => null);
         return {
           id: s.id,
           frames: s.frames,
           openTasks: depth.filter((d) => d.streamId === s.id).reduce((a, d) => a + d.open, 0),
           modelVersion: loop?.modelVersion ?? production?.version ?? null,
-          framesPerMinute: perMinute.filter((r) => r.streamId === s.id).map((r) => ({ at: new Date(r.minute).toISOString(), frames: Number(r.n) })),
+          framesPerMinute: perMinute.filter((r) => r.streamId === s.id).map((r) => ({ at: r.minute.toISOString(), frames: r.frames })),
           drift: drift.reverse().map((d) => ({ at: d.at, p: d.p, statistic: d.statistic, drift: d.drift })),
           lastDrift: drift.length ? { at: drift[drift.length - 1].at, drift: drift[drift.length - 1].drift, summary: drift[drift.length - 1].summary } : null,
         };

@@ -1,11 +1,10 @@
 // Retraining runs over HTTP: start one, follow its steps, approve or reject, cancel; and the
 // weekly schedule.
 import { Hono } from 'hono';
-import { desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { RetrainControl } from '../../control/retrain-control.ts';
 import { audit } from '../../db/audit.ts';
-import { retrainRuns } from '../../db/schema.ts';
+import { getRun, listRuns } from '../../db/retrain.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
@@ -36,7 +35,7 @@ export function retrainRoutes(deps: ApiDeps) {
     return new RetrainControl(deps.temporal);
   };
   const runOr404 = async (id: string) => {
-    const [run] = await deps.db.select().from(retrainRuns).where(eq(retrainRuns.id, id));
+    const run = await getRun(deps.db, id);
     if (!run) throw new ProblemError(404, 'Not found', `retraining run ${id} does not exist`, undefined, 'not_found');
     return run;
   };
@@ -57,7 +56,7 @@ export function retrainRoutes(deps: ApiDeps) {
     return c.json({ runId: id }, 202);
   });
 
-  app.get('/v1/retrain/runs', async (c) => c.json({ runs: await deps.db.select().from(retrainRuns).orderBy(desc(retrainRuns.createdAt)).limit(50) }));
+  app.get('/v1/retrain/runs', async (c) => c.json({ runs: await listRuns(deps.db, 50) }));
   app.get('/v1/retrain/runs/:id', async (c) => c.json({ run: await runOr404(c.req.param('id')) }));
 
   for (const action of ['approve', 'reject', 'cancel'] as const) {

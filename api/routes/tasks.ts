@@ -1,15 +1,15 @@
 // The review queue over HTTP: claim with a lease, submit a decision, release; queue depth,
 // recent labels, and COCO export of labels.
 import { Hono } from 'hono';
-import { and, desc, eq, gte, lte } from 'drizzle-orm';
 import { z } from 'zod';
-import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision, taskContext, type LabelBox, type TaskRow } from '../../db/queue.ts';
+import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision, taskContext, type TaskRow } from '../../db/queue.ts';
 import { toCocoBbox } from '../../db/coco.ts';
-import { frames, labels, users } from '../../db/schema.ts';
+import { labelsWithFrames, recentLabels, type LabelWithFrame } from '../../db/labels.ts';
 import { getPolicy } from '../../db/policies.ts';
 import { bandFor } from '../../policies/sampling-policy.ts';
 import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observability/metrics.ts';
-import { productionModel } from '../../models/registry.ts';
+import { getModel, productionModel } from '../../db/models.ts';
+import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
 
@@ -47,10 +47,24 @@ function queueProblem(err: unknown): never {
 export function taskRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
 
+  // The classes a reviewer may pick: those of the model that routed the task (its metadata).
+  // A registered model never changes, so each version's list is read once.
+  const classesOfVersion = new Lru<string, string[]>(64);
+  async function classNamesOf(modelVersion: string): Promise<string[]> {
+    let names = classesOfVersion.get(modelVersion);
+    if (!names) {
+      const model = await getModel(deps.db, 'detection', modelVersion);
+      names = model?.metadata.kind === 'detection' ? model.metadata.classNames : [];
+      classesOfVersion.set(modelVersion, names);
+    }
+    return names;
+  }
+
   async function present(task: TaskRow) {
     const { frame, predictions } = await taskContext(deps.db, task);
     const policy = await getPolicy(deps.db, task.streamId, task.policyVersion).catch(() => null);
     return {
+      classNames: await classNamesOf(task.modelVersion),
       task: {
         id: task.id,
         status: task.status,
@@ -128,47 +142,21 @@ export function taskRoutes(deps: ApiDeps) {
 
   app.get('/v1/labels', async (c) => {
     const q = parseOrThrow(timeRange, c.req.query(), 'invalid query');
-    const rows = await deps.db
-      .select({ label: labels, reviewer: users.name })
-      .from(labels)
-      .leftJoin(users, eq(users.id, labels.reviewerId))
-      .where(
-        and(
-          q.streamId ? eq(labels.streamId, q.streamId) : undefined,
-          q.from ? gte(labels.createdAt, q.from) : undefined,
-          q.to ? lte(labels.createdAt, q.to) : undefined,
-        ),
-      )
-      .orderBy(desc(labels.createdAt))
-      .limit(q.limit);
-    return c.json({ labels: rows.map((r) => ({ ...r.label, reviewer: r.reviewer })) });
+    return c.json({ labels: await recentLabels(deps.db, q) });
   });
 
   app.get('/v1/labels/export', async (c) => {
     const q = parseOrThrow(timeRange.omit({ limit: true }), c.req.query(), 'invalid query');
-    const rows = await deps.db
-      .select({ label: labels, frame: frames })
-      .from(labels)
-      .innerJoin(frames, eq(frames.id, labels.frameId))
-      .where(
-        and(
-          q.streamId ? eq(labels.streamId, q.streamId) : undefined,
-          q.from ? gte(labels.createdAt, q.from) : undefined,
-          q.to ? lte(labels.createdAt, q.to) : undefined,
-        ),
-      )
-      .orderBy(labels.createdAt);
+    const rows = await labelsWithFrames(deps.db, q);
     const production = await productionModel(deps.db, 'detection');
-    const fromModel = (production?.metadata as { classNames?: string[] } | undefined)?.classNames ?? [];
-    const seen = new Set(rows.flatMap((r) => (r.label.boxes as { className: string }[]).map((b) => b.className)));
+    const fromModel = production?.metadata.kind === 'detection' ? production.metadata.classNames : [];
+    const seen = new Set(rows.flatMap((r) => r.label.boxes.map((b) => b.className)));
     const classNames = [...fromModel, ...[...seen].filter((n) => !fromModel.includes(n)).sort()];
     return c.json(toCoco(rows, classNames));
   });
 
   return app;
 }
-
-type LabelWithFrame = { label: typeof labels.$inferSelect; frame: typeof frames.$inferSelect };
 
 /** COCO JSON (docs/contracts.md): one image per labelled frame, its newest label's boxes. */
 function toCoco(rows: LabelWithFrame[], classNames: string[]) {
@@ -190,7 +178,7 @@ function toCoco(rows: LabelWithFrame[], classNames: string[]) {
       label_id: r.label.id,
       decision: r.label.decision,
     });
-    for (const b of r.label.boxes as LabelBox[]) {
+    for (const b of r.label.boxes) {
       const bbox = toCocoBbox(b, r.frame.width, r.frame.height);
       annotations.push({
         id: annotations.length + 1,

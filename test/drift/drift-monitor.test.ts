@@ -5,7 +5,8 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriftActivities } from '../../activities/drift.ts';
-import { createRetrainActivities, type StepRecord } from '../../activities/retrain.ts';
+import { createRetrainActivities } from '../../activities/retrain.ts';
+import type { StepRecord } from '../../db/schema.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { saveDriftSettings, saveModelReference } from '../../db/drift.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';

@@ -12,7 +12,8 @@ import { TemporalLoopControl } from '../../control/loop-control.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { createUser } from '../../db/users.ts';
 import { ModelCache } from '../../models/model-cache.ts';
-import { getModel, registerModel, setProduction } from '../../models/registry.ts';
+import { registerModel, setProduction } from '../../models/registry.ts';
+import { getModel } from '../../db/models.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
 import { testClient, uniqueQueue } from './temporal.ts';
 

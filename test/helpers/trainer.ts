@@ -35,7 +35,8 @@ export async function seedReviewedFrames(db: Db, store: BlobStore): Promise<void
   await db.insert(streams).values({ id: 'road', name: 'road' });
   const dir = inject('sampleFramesDir');
   const coco = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8'));
-  const names = ['vehicle', 'pedestrian', 'cyclist', 'sign'];
+  // The generator's classes, as its COCO file lists them (ids from 1).
+  const names = (coco.categories as { id: number; name: string }[]).sort((a, b) => a.id - b.id).map((c) => c.name);
   for (const [i, im] of coco.images.entries()) {
     const bytes = fs.readFileSync(path.join(dir, im.file_name));
     const key = `frames/sample/${i}.png`;

@@ -14,7 +14,7 @@ import { createRetrainActivities } from '../../activities/retrain.ts';
 import { RetrainControl } from '../../control/retrain-control.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { deployments, models, retrainRuns } from '../../db/schema.ts';
-import { productionModel } from '../../models/registry.ts';
+import { productionModel } from '../../db/models.ts';
 import type { RetrainInput } from '../../workflows/retrain.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';

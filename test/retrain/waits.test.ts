@@ -9,10 +9,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRetrainActivities } from '../../activities/retrain.ts';
-import type { StepRecord } from '../../activities/retrain.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { labels, retrainRuns } from '../../db/schema.ts';
-import { productionModel } from '../../models/registry.ts';
+import { productionModel } from '../../db/models.ts';
 import { requireTool, temporalTestServer } from '../../scripts/tools.ts';
 import { approveSignal, type RetrainInput } from '../../workflows/retrain.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -77,7 +76,7 @@ const start = (workflowId: string) =>
 
 const stepsOf = async (id: string) => {
   const [run] = await handle.db.select().from(retrainRuns).where(eq(retrainRuns.id, id));
-  return { run, steps: (run?.steps ?? []) as StepRecord[] };
+  return { run, steps: run?.steps ?? [] };
 };
 
 describe('approval before deploy', () => {

@@ -1,0 +1,43 @@
+// Statements about frames: ingestion's lookups and insert, a frame with its predictions, and
+// counts per camera.
+import { and, asc, count, eq } from 'drizzle-orm';
+import type { DbOrTx } from './client.ts';
+import { frames, predictions } from './schema.ts';
+
+export type FrameRow = typeof frames.$inferSelect;
+type NewFrame = typeof frames.$inferInsert;
+
+export async function getFrame(db: DbOrTx, id: string): Promise<FrameRow | undefined> {
+  const [frame] = await db.select().from(frames).where(eq(frames.id, id));
+  return frame;
+}
+
+/** The frame of a stream with these bytes (frames are stored once per stream and content hash). */
+export async function findFrameByHash(db: DbOrTx, streamId: string, contentHash: string) {
+  const [row] = await db
+    .select({ id: frames.id, storageKey: frames.storageKey, width: frames.width, height: frames.height })
+    .from(frames)
+    .where(and(eq(frames.streamId, streamId), eq(frames.contentHash, contentHash)));
+  return row;
+}
+
+/** Inserts a frame; returns its id, or null when the same bytes were stored meanwhile. */
+export async function insertFrame(db: DbOrTx, frame: NewFrame): Promise<string | null> {
+  const [row] = await db.insert(frames).values(frame).onConflictDoNothing().returning({ id: frames.id });
+  return row?.id ?? null;
+}
+
+/** A frame's predictions, of one model version or all, by version and rank. */
+export async function framePredictions(db: DbOrTx, frameId: string, modelVersion?: string) {
+  return db
+    .select()
+    .from(predictions)
+    .where(and(eq(predictions.frameId, frameId), modelVersion ? eq(predictions.modelVersion, modelVersion) : undefined))
+    .orderBy(asc(predictions.modelVersion), asc(predictions.rank));
+}
+
+/** The most frames any one camera of the stream has sent. */
+export async function maxFramesPerCamera(db: DbOrTx, streamId: string): Promise<number> {
+  const rows = await db.select({ n: count() }).from(frames).where(eq(frames.streamId, streamId)).groupBy(frames.cameraId);
+  return rows.length ? Math.max(...rows.map((r) => Number(r.n))) : 0;
+}
