@@ -21,14 +21,8 @@ import type { RetrainActivities } from '../activities/retrain.ts';
 import type { RunStatus } from '../db/retrain.ts';
 import type { StepRecord } from '../db/schema.ts';
 import { TRAINING_QUEUE } from './shared.ts';
-import type { DetectorMetrics, TrainerActivities, TrainResult } from './trainer-contract.ts';
-
-export interface PromotionGate {
-  /** The candidate's mAP@0.5 may be at most this much below production's. */
-  maxMapDrop: number;
-  /** No class's AP@0.5 may fall by more than this. */
-  maxClassDrop: number;
-}
+import { defaultGate, promotionGate, type PromotionGate } from './promotion-gate.ts';
+import type { TrainerActivities, TrainResult } from './trainer-contract.ts';
 
 export interface RetrainInput {
   trigger: 'schedule' | 'drift' | 'manual';
@@ -58,24 +52,23 @@ export interface RetrainInput {
   seed?: number;
 }
 
-export const defaultGate: PromotionGate = { maxMapDrop: 0, maxClassDrop: 0.05 };
-
 export const approveSignal = defineSignal<[{ approvedBy: string }]>('approve');
 export const rejectSignal = defineSignal<[{ rejectedBy: string; reason?: string }]>('reject');
 export const runStepsQuery = defineQuery<StepRecord[]>('steps');
 
-/** The promotion gate, pure so the workflow can decide deterministically. */
-export function promotionGate(candidate: DetectorMetrics, production: DetectorMetrics | null, gate: PromotionGate): { pass: boolean; reasons: string[] } {
-  if (!production) return { pass: true, reasons: ['no production model to compare with'] };
-  const reasons: string[] = [];
-  if (candidate.map50 < production.map50 - gate.maxMapDrop) {
-    reasons.push(`mAP@0.5 ${candidate.map50.toFixed(3)} is below production's ${production.map50.toFixed(3)} by more than ${gate.maxMapDrop}`);
+type StepExtra = { status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> };
+
+/** A step ends the run early (too few labels, the gate, a rejection): recorded, not an error. */
+class StopRun extends Error {
+  constructor(
+    readonly status: RunStatus,
+    readonly stepDetail: string,
+    readonly runDetail: string,
+    readonly candidate: string | null = null,
+  ) {
+    super(runDetail);
+    this.name = 'StopRun';
   }
-  for (const [cls, ap] of Object.entries(production.per_class_ap50)) {
-    const c = candidate.per_class_ap50[cls] ?? 0;
-    if (c < ap - gate.maxClassDrop) reasons.push(`class ${cls} AP@0.5 fell from ${ap.toFixed(3)} to ${c.toFixed(3)} (allowed ${gate.maxClassDrop})`);
-  }
-  return { pass: reasons.length === 0, reasons };
 }
 
 const local = proxyActivities<RetrainActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumInterval: '30 seconds', maximumAttempts: 10 } });
@@ -115,12 +108,7 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
         ...steps.map((s) => `| ${s.name} | ${s.status} | ${s.detail ?? ''} |`),
       ].join('\n'),
     );
-  const step = async (
-    name: string,
-    status: StepRecord['status'],
-    detail?: string,
-    extra: { status?: RunStatus; snapshotId?: string; candidateVersion?: string; metrics?: Record<string, unknown> } = {},
-  ) => {
+  const step = async (name: string, status: StepRecord['status'], detail?: string, extra: StepExtra = {}) => {
     const record: StepRecord = { name, status, at: new Date().toISOString(), detail };
     const i = steps.findIndex((s) => s.name === name);
     if (i >= 0) steps[i] = record;
@@ -133,133 +121,141 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     return { status, candidate, detail };
   };
 
+  /**
+   * One step of the run: recorded as running (when `started` says so), then done with the detail
+   * its body returns; a body that stops the run throws StopRun, and the step is recorded failed.
+   * The step under way is what a cancel or an error is recorded against.
+   */
+  let current = 'labels';
+  const runStep = async <T>(name: string, started: string | null, body: () => Promise<{ value: T; detail: string; record?: StepExtra }>): Promise<T> => {
+    current = name;
+    if (started !== null) await step(name, 'running', started || undefined);
+    const out = await body();
+    await step(name, 'done', out.detail, out.record);
+    return out.value;
+  };
+
   // Runs started by older drift monitors name their stream only in waitForLabels.
   const driftScope = input.trigger === 'drift' ? (input.driftScope ?? { streamId: input.waitForLabels?.streamId ?? null }) : undefined;
   await local.recordRetrainRun({ runId, trigger: input.trigger, reason: input.reason, requestedBy: input.requestedBy, driftScope });
-  let current = 'labels';
   try {
     const wait = input.waitForLabels;
     if (wait) {
-      const deadline = wait.deadline ? Date.parse(wait.deadline) : Date.now() + wait.maxWaitMs;
-      let seen = -1;
-      for (;;) {
-        const n = await local.countLabelsSince({ streamId: wait.streamId, since: wait.since });
-        if (n >= wait.minNew) {
-          await step('labels', 'done', `${n} frames reviewed since ${wait.since}`);
-          break;
+      await runStep('labels', null, async () => {
+        const deadline = wait.deadline ? Date.parse(wait.deadline) : Date.now() + wait.maxWaitMs;
+        let seen = -1;
+        for (;;) {
+          const n = await local.countLabelsSince({ streamId: wait.streamId, since: wait.since });
+          if (n >= wait.minNew) return { value: undefined, detail: `${n} frames reviewed since ${wait.since}` };
+          if (Date.now() >= deadline) {
+            throw new StopRun(
+              'failed',
+              `only ${n} of ${wait.minNew} frames reviewed within ${Math.round(wait.maxWaitMs / 3_600_000)} h`,
+              'not enough new labels',
+            );
+          }
+          // Recorded only when the count moves, so a week of waiting stays a short history.
+          if (n !== seen) await step('labels', 'running', `waiting for ${wait.minNew} frames reviewed since the drift: ${n} so far`);
+          seen = n;
+          // A wait of up to 30 days polls thousands of times; the history would outgrow Temporal's
+          // limit (51,200 events), so the run continues as new, keeping its deadline.
+          if (workflowInfo().continueAsNewSuggested) {
+            await continueAsNew<typeof retrain>({ ...input, waitForLabels: { ...wait, deadline: new Date(deadline).toISOString() } });
+          }
+          await sleep(Math.min(wait.pollMs, Math.max(1, deadline - Date.now())));
         }
-        if (Date.now() >= deadline) {
-          await step('labels', 'failed', `only ${n} of ${wait.minNew} frames reviewed within ${Math.round(wait.maxWaitMs / 3_600_000)} h`);
-          return await finish('failed', 'not enough new labels');
-        }
-        // Recorded only when the count moves, so a week of waiting stays a short history.
-        if (n !== seen) await step('labels', 'running', `waiting for ${wait.minNew} frames reviewed since the drift: ${n} so far`);
-        seen = n;
-        // A wait of up to 30 days polls thousands of times; the history would outgrow Temporal's
-        // limit (51,200 events), so the run continues as new, keeping its deadline.
-        if (workflowInfo().continueAsNewSuggested) {
-          await continueAsNew<typeof retrain>({ ...input, waitForLabels: { ...wait, deadline: new Date(deadline).toISOString() } });
-        }
-        await sleep(Math.min(wait.pollMs, Math.max(1, deadline - Date.now())));
-      }
+      });
     }
 
-    current = 'snapshot';
-    await step('snapshot', 'running');
     // With a wait, the snapshot holds the labels as they were when it ended (workflow time).
-    const snap = await local.snapshotForRetrain({ runId, asOf: input.asOf ?? new Date().toISOString() });
-    if (snap.numImages - snap.numVal < 4 || snap.numVal < 1) {
-      await step('snapshot', 'failed', `${snap.numImages} labelled frames (${snap.numVal} held out): too few to train and evaluate`);
-      return await finish('failed', 'not enough reviewed labels');
-    }
-    await step('snapshot', 'done', `${snap.numImages} frames, ${snap.numAnnotations} boxes, ${snap.numVal} held out`, { snapshotId: snap.id });
-
-    current = 'train';
-    await step('train', 'running', snap.detectionParent ? `fine-tuning ${snap.detectionParent}` : 'from scratch');
-    const common = { dataset_key: snap.datasetKey, image_root_key: '', training_snapshot: snap.id, seed: input.seed ?? 0 };
-    const detector: TrainResult = await trainer.train_detector({ ...common, version: runId, parent_version: snap.detectionParent, epochs: input.epochs ?? 6 });
-    const box: TrainResult = await trainer.train_box_model({
-      ...common,
-      version: runId,
-      parent_version: snap.boxParent,
-      epochs: input.boxEpochs ?? input.epochs ?? 2,
+    const snap = await runStep('snapshot', '', async () => {
+      const snap = await local.snapshotForRetrain({ runId, asOf: input.asOf ?? new Date().toISOString() });
+      if (snap.numImages - snap.numVal < 4 || snap.numVal < 1) {
+        throw new StopRun('failed', `${snap.numImages} labelled frames (${snap.numVal} held out): too few to train and evaluate`, 'not enough reviewed labels');
+      }
+      return { value: snap, detail: `${snap.numImages} frames, ${snap.numAnnotations} boxes, ${snap.numVal} held out`, record: { snapshotId: snap.id } };
     });
-    const resumed = [detector, box].filter((r) => r.resumed_from_epoch > 0).map((r) => `${r.kind} resumed after epoch ${r.resumed_from_epoch}`);
-    await step(
-      'train',
-      'done',
-      [
-        `detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)} (${box.train_seconds.toFixed(0)} s)`,
-        ...resumed,
-      ].join('; '),
-      { candidateVersion: runId },
-    );
 
-    current = 'evaluate';
-    await step('evaluate', 'running');
-    const heldOut = { dataset_key: snap.datasetKey, image_root_key: '', split: 'val' };
-    const candidateMetrics = await evaluator.evaluate_detector({ ...heldOut, model_key: detector.artifact_key });
-    const productionMetrics = snap.production
-      ? await evaluator.evaluate_detector({ ...heldOut, model_key: `models/detection/${snap.production}/model.onnx` })
-      : null;
-    const boxMetrics = await evaluator.evaluate_box_model({ ...heldOut, model_key: box.artifact_key });
-    await step(
-      'evaluate',
-      'done',
-      `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`,
-      {
-        metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics },
-      },
-    );
-
-    current = 'gate';
-    const verdict = promotionGate(candidateMetrics, productionMetrics, gate);
-    if (!verdict.pass) {
-      await step('gate', 'failed', verdict.reasons.join('; '));
-      return await finish('refused', `promotion gate refused the candidate: ${verdict.reasons.join('; ')}`, runId);
-    }
-    await step('gate', 'done', verdict.reasons.join('; ') || 'candidate is at least as good');
-
-    current = 'register';
-    await local.registerCandidate({
-      kind: 'detection',
-      version: runId,
-      artifactKey: detector.artifact_key,
-      snapshotId: snap.id,
-      parentVersion: snap.production,
-      metrics: { ...candidateMetrics },
+    const { detector, box } = await runStep('train', snap.detectionParent ? `fine-tuning ${snap.detectionParent}` : 'from scratch', async () => {
+      const common = { dataset_key: snap.datasetKey, image_root_key: '', training_snapshot: snap.id, seed: input.seed ?? 0 };
+      const detector: TrainResult = await trainer.train_detector({
+        ...common,
+        version: runId,
+        parent_version: snap.detectionParent,
+        epochs: input.epochs ?? 6,
+      });
+      const box: TrainResult = await trainer.train_box_model({
+        ...common,
+        version: runId,
+        parent_version: snap.boxParent,
+        epochs: input.boxEpochs ?? input.epochs ?? 2,
+      });
+      const resumed = [detector, box].filter((r) => r.resumed_from_epoch > 0).map((r) => `${r.kind} resumed after epoch ${r.resumed_from_epoch}`);
+      const losses = `detector loss ${detector.final_loss.toFixed(3)} (${detector.train_seconds.toFixed(0)} s), box loss ${box.final_loss.toFixed(3)} (${box.train_seconds.toFixed(0)} s)`;
+      return { value: { detector, box }, detail: [losses, ...resumed].join('; '), record: { candidateVersion: runId } };
     });
-    await local.registerCandidate({
-      kind: 'box',
-      version: runId,
-      artifactKey: box.artifact_key,
-      snapshotId: snap.id,
-      parentVersion: snap.productionBox,
-      metrics: { ...boxMetrics },
+
+    const { candidateMetrics, productionMetrics, boxMetrics } = await runStep('evaluate', '', async () => {
+      const heldOut = { dataset_key: snap.datasetKey, image_root_key: '', split: 'val' };
+      const candidateMetrics = await evaluator.evaluate_detector({ ...heldOut, model_key: detector.artifact_key });
+      const productionMetrics = snap.production
+        ? await evaluator.evaluate_detector({ ...heldOut, model_key: `models/detection/${snap.production}/model.onnx` })
+        : null;
+      const boxMetrics = await evaluator.evaluate_box_model({ ...heldOut, model_key: box.artifact_key });
+      const detail = `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`;
+      return {
+        value: { candidateMetrics, productionMetrics, boxMetrics },
+        detail,
+        record: { metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics } },
+      };
     });
-    await step('register', 'done', `detection and box ${runId}`);
+
+    await runStep('gate', null, async () => {
+      const verdict = promotionGate(candidateMetrics, productionMetrics, gate);
+      const reasons = verdict.reasons.join('; ');
+      if (!verdict.pass) throw new StopRun('refused', reasons, `promotion gate refused the candidate: ${reasons}`, runId);
+      return { value: undefined, detail: reasons || 'candidate is at least as good' };
+    });
+
+    await runStep('register', null, async () => {
+      await local.registerCandidate({
+        kind: 'detection',
+        version: runId,
+        artifactKey: detector.artifact_key,
+        snapshotId: snap.id,
+        parentVersion: snap.production,
+        metrics: { ...candidateMetrics },
+      });
+      await local.registerCandidate({
+        kind: 'box',
+        version: runId,
+        artifactKey: box.artifact_key,
+        snapshotId: snap.id,
+        parentVersion: snap.productionBox,
+        metrics: { ...boxMetrics },
+      });
+      return { value: undefined, detail: `detection and box ${runId}` };
+    });
 
     if (input.requireApproval) {
-      current = 'approval';
-      await step('approval', 'running', 'waiting for a lead to approve or reject');
-      const answered = await condition(() => decision !== null, input.approvalTimeoutMs ?? 24 * 3600_000);
-      const d = decision as { approved: boolean; by: string; reason?: string } | null;
-      if (!answered || !d) {
-        await step('approval', 'failed', 'no decision before the timeout');
-        return await finish('rejected', 'approval timed out', runId);
-      }
-      if (!d.approved) {
-        await step('approval', 'failed', `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`);
-        return await finish('rejected', `rejected by ${d.by}`, runId);
-      }
-      await step('approval', 'done', `approved by ${d.by}`);
+      await runStep('approval', 'waiting for a lead to approve or reject', async () => {
+        const answered = await condition(() => decision !== null, input.approvalTimeoutMs ?? 24 * 3600_000);
+        const d = decision;
+        if (!answered || !d) throw new StopRun('rejected', 'no decision before the timeout', 'approval timed out', runId);
+        if (!d.approved) throw new StopRun('rejected', `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`, `rejected by ${d.by}`, runId);
+        return { value: undefined, detail: `approved by ${d.by}` };
+      });
     }
 
-    current = 'deploy';
-    const deployed = await local.deployCandidate({ kind: 'detection', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
-    const deployedBox = await local.deployCandidate({ kind: 'box', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
-    const confirmed = deployed.loops.length - deployed.pending.length;
-    await step('deploy', 'done', `production ${deployed.previousVersion ?? '—'} -> ${runId}; ${confirmed} of ${deployed.loops.length} loops confirmed`);
+    const { deployed, deployedBox } = await runStep('deploy', null, async () => {
+      const deployed = await local.deployCandidate({ kind: 'detection', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
+      const deployedBox = await local.deployCandidate({ kind: 'box', version: runId, triggeredBy: `retrain ${runId}`, reason: input.reason });
+      const confirmed = deployed.loops.length - deployed.pending.length;
+      return {
+        value: { deployed, deployedBox },
+        detail: `production ${deployed.previousVersion ?? '—'} -> ${runId}; ${confirmed} of ${deployed.loops.length} loops confirmed`,
+      };
+    });
 
     current = 'verify';
     const check = await local.verifyDeployment({ version: runId, deploymentId: deployed.deploymentId, timeoutMs: 60_000 });
@@ -283,6 +279,10 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
   } catch (err) {
     // Continuing as new during the label wait is not a failure of the step.
     if (err instanceof ContinueAsNew) throw err;
+    if (err instanceof StopRun) {
+      await step(current, 'failed', err.stepDetail);
+      return await finish(err.status, err.runDetail, err.candidate);
+    }
     if (isCancellation(err)) {
       // Record the outcome even though the workflow is being cancelled; production is untouched
       // unless the deploy step had already finished.
