@@ -15,7 +15,7 @@ export interface BatchOutcome {
   deployment?: { id: number; version: string };
 }
 
-export function initialLoopState(): StreamLoopState {
+function initialLoopState(): StreamLoopState {
   return {
     paused: false,
     modelVersion: null,

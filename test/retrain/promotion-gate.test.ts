@@ -5,7 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { defaultGate, promotionGate } from '../../workflows/promotion-gate.ts';
 import type { DetectorMetrics } from '../../workflows/trainer-contract.ts';
 
-const metrics = (map50: number, perClass: Record<string, number>): DetectorMetrics => ({ map50, map50_95: map50 / 2, per_class_ap50: perClass, precision: 0.8, recall: 0.8, num_images: 100 });
+const metrics = (map50: number, perClass: Record<string, number>): DetectorMetrics => ({
+  map50,
+  map50_95: map50 / 2,
+  per_class_ap50: perClass,
+  precision: 0.8,
+  recall: 0.8,
+  num_images: 100,
+});
 const production = metrics(0.8, { vehicle: 0.9, pedestrian: 0.7 });
 
 describe('promotion gate', () => {

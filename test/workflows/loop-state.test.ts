@@ -35,7 +35,10 @@ describe('the loop state', () => {
     // Deployment 2 delivered late under a new update id still loses.
     expect(loop.deploy('deploy-2-again', { modelVersion: 'B', deploymentId: 2 })).toEqual({ modelVersion: 'A', deploymentId: 3 });
     // A deployment the loop missed, seen by a batch, applies from the next batch.
-    loop.recordBatch({ framesScored: 4, predictions: 9, tasksRouted: 1, policyVersion: 1, deployment: { id: 4, version: 'C' } }, new Date('2026-11-30T00:00:00Z'));
+    loop.recordBatch(
+      { framesScored: 4, predictions: 9, tasksRouted: 1, policyVersion: 1, deployment: { id: 4, version: 'C' } },
+      new Date('2026-11-30T00:00:00Z'),
+    );
     expect(loop.status('s', { batchInFlight: false, historyLength: 0 })).toMatchObject({
       modelVersion: 'C',
       deploymentId: 4,
