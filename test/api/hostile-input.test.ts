@@ -10,6 +10,7 @@ import type { DbHandle } from '../../db/client.ts';
 import * as schema from '../../db/schema.ts';
 import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
+import { withMetadata } from '../helpers/onnx.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
 
 let handle: DbHandle;
@@ -39,22 +40,6 @@ afterAll(async () => {
   await p.close();
   await handle.close();
 });
-
-/** Appends a metadata_props entry to an ONNX file: protobuf keeps the last value of a key. */
-function withMetadata(onnx: Buffer, key: string, value: string): Buffer {
-  const field = (tag: number, bytes: Buffer) => Buffer.concat([Buffer.from([tag]), varint(bytes.length), bytes]);
-  const entry = Buffer.concat([field(0x0a, Buffer.from(key)), field(0x12, Buffer.from(value))]);
-  return Buffer.concat([onnx, field(0x72, entry)]); // ModelProto.metadata_props = 14, wire type 2
-}
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
 
 async function storedCounts() {
   const tables = {

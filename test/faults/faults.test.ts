@@ -305,10 +305,13 @@ describe('fault injection', () => {
       );
       const reviewers = await Promise.all(Array.from({ length: 64 }, (_, i) => createUser(db.db, { name: `racer-${i}`, role: 'reviewer' })));
       const outcome = { submitted: 0, expired: 0, claims: 0 };
+      // Every lease handed out: no two may overlap on one task (that would be a double claim).
+      const leases: { taskId: string; reviewer: number; from: number; until: number }[] = [];
       await Promise.all(
         reviewers.map(async ({ user }, r) => {
           for (let turn = 0; ; turn++) {
-            const claimed = await claimNext(db.db, { userId: user.id, leaseSeconds: 1 });
+            const now = new Date();
+            const claimed = await claimNext(db.db, { userId: user.id, leaseSeconds: 1, now });
             if (!claimed) {
               // Leases that others let expire come back; stop once nothing is open at all.
               const [open] = await db.db
@@ -320,6 +323,9 @@ describe('fault injection', () => {
               continue;
             }
             outcome.claims++;
+            if (!leases.some((l) => l.taskId === claimed.task.id && l.reviewer === r && l.from === now.getTime())) {
+              leases.push({ taskId: claimed.task.id, reviewer: r, from: now.getTime(), until: claimed.task.leaseExpiresAt!.getTime() });
+            }
             // One review in nine takes longer than the lease.
             const slow = (r + turn) % 9 === 0;
             await new Promise((res) => setTimeout(res, slow ? 1100 : 5 + ((r * 7 + turn * 13) % 40)));
@@ -340,7 +346,15 @@ describe('fault injection', () => {
       expect(done[0].n).toBe(TASKS);
       expect(outcome.submitted).toBe(TASKS);
       expect(outcome.expired).toBeGreaterThan(0);
-      console.log(`fault (d) 64 reviewers: ${JSON.stringify({ tasks: TASKS, labels: rows.length, ...outcome })}`);
+      // A task is leased again only once the lease before has expired: never to two at once.
+      const byTask = new Map<string, typeof leases>();
+      for (const l of leases) byTask.set(l.taskId, [...(byTask.get(l.taskId) ?? []), l]);
+      const doubles = [...byTask.values()].flatMap((ls) =>
+        ls.sort((a, b) => a.from - b.from).filter((l, i) => i > 0 && l.from < ls[i - 1].until && l.reviewer !== ls[i - 1].reviewer),
+      );
+      expect(doubles).toEqual([]);
+      expect([...byTask.values()].some((ls) => ls.length > 1)).toBe(true); // expired leases were claimed again
+      console.log(`fault (d) 64 reviewers: ${JSON.stringify({ tasks: TASKS, labels: rows.length, ...outcome, doubleClaims: doubles.length })}`);
     } finally {
       await db.close();
     }

@@ -20,6 +20,7 @@ import { DetectorSession } from '../../models/sessions.ts';
 import { trainerPython } from '../../scripts/tools.ts';
 import { LocalBlobStore, sha256Hex } from '../../storage/blob-store.ts';
 import { createTestDb } from '../helpers/db.ts';
+import { withMetadata } from '../helpers/onnx.ts';
 import { sampleFrames } from '../helpers/platform.ts';
 
 const tiny = (name: string) => fs.readFileSync(path.join(inject('tinyModelsDir'), name));
@@ -171,7 +172,10 @@ describe('registry', () => {
     const det = tiny('detection.onnx');
     const v1 = await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'v1' });
     expect((await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'v1' })).id).toBe(v1.id);
-    await expect(registerModel(handle.db, store, { kind: 'detection', bytes: Buffer.concat([det, Buffer.from([0])]), version: 'v1' })).rejects.toThrow();
+    // A valid model with other bytes (one more metadata entry) under the same version.
+    await expect(registerModel(handle.db, store, { kind: 'detection', bytes: withMetadata(det, 'note', 'retrained'), version: 'v1' })).rejects.toThrow(
+      /detection model v1 is already registered with different contents/,
+    );
     await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'v2' });
     await setProduction(handle.db, 'detection', 'v1', { triggeredBy: 'test' });
     await setProduction(handle.db, 'detection', 'v2', { triggeredBy: 'test', reason: 'better' });

@@ -187,7 +187,15 @@ describe('dashboards against a real Prometheus', () => {
       headers: reviewer,
       body: JSON.stringify({ frameId: again.frame.id, region: { x1: 10, y1: 10, x2: 60, y2: 50 } }),
     });
-    await new Promise((r) => setTimeout(r, 3000));
+    // Until Prometheus has scraped that traffic, so a rate over the last minute is not zero.
+    await eventually(
+      async () => {
+        const r = await (await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent('sum(increase(dataengine_box_assist_seconds_count[1m]))')}`)).json();
+        return Number(r.data?.result?.[0]?.value?.[1] ?? 0) > 0;
+      },
+      30_000,
+      'the second box assist scraped',
+    );
   });
 
   afterAll(async () => {

@@ -16,7 +16,7 @@ import { requireTool, temporalTestServer } from '../../scripts/tools.ts';
 import { approveSignal, type RetrainInput } from '../../workflows/retrain.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
-import { quietRuntime, uniqueQueue } from '../helpers/temporal.ts';
+import { eventually, quietRuntime, uniqueQueue } from '../helpers/temporal.ts';
 import { seedReviewedFrames, startTrainer, storeTinyCheckpoints } from '../helpers/trainer.ts';
 
 let env: TestWorkflowEnvironment;
@@ -98,11 +98,12 @@ describe('approval before deploy', () => {
   it('deploys when a lead approves late in the day', async () => {
     const wf = await start('approval-late');
     // Wait until the run is waiting for approval, then let 23 hours pass before approving.
-    for (;;) {
-      const { steps } = await stepsOf('approval-late');
-      if (steps.some((s) => s.name === 'approval' && s.status === 'running')) break;
-      await new Promise((r) => setTimeout(r, 200)); // real time: skipping now would time out the training
-    }
+    // Polled in real time: skipping time now would time out the training.
+    await eventually(
+      async () => (await stepsOf('approval-late')).steps.some((s) => s.name === 'approval' && s.status === 'running'),
+      60_000,
+      'the approval wait',
+    );
     await env.sleep('23h');
     await wf.signal(approveSignal, { approvedBy: 'lead' });
     const result = (await wf.result()) as { status: string };
@@ -151,11 +152,11 @@ describe('a drift-started run waits for reviews of the shifted frames', () => {
 
   it('trains once enough frames have been reviewed, with those labels in the snapshot', async () => {
     const wf = await waitingRun('labels-arrive', 3);
-    for (;;) {
-      const { steps } = await stepsOf('labels-arrive');
-      if (steps.some((s) => s.name === 'labels' && s.status === 'running')) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await eventually(
+      async () => (await stepsOf('labels-arrive')).steps.some((s) => s.name === 'labels' && s.status === 'running'),
+      60_000,
+      'the wait for reviews',
+    );
     // Reviewers confirm three frames of the stream; the next poll sees them.
     const earlier = await handle.db.select().from(labels).limit(3);
     for (const l of earlier)
