@@ -24,10 +24,10 @@ import { claimNext, QueueError, submitDecision } from '../../db/queue.ts';
 import { frames, frameScores, labels, predictions, reviewTasks, streams } from '../../db/schema.ts';
 import { createUser } from '../../db/users.ts';
 import { startTemporalDevServer } from '../../scripts/temporal-dev.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/start-workers.ts';
+import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers } from '../helpers/platform.ts';
 import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
@@ -126,17 +126,7 @@ async function withWorkers<T>(db: TestDb, p: TestPlatform, address: string, fn: 
   const connection = await NativeConnection.connect({ address });
   let workers: RunningWorkers | null = null;
   try {
-    workers = await startWorkers({
-      connection,
-      namespace: 'default',
-      db: db.db,
-      store: p.deps.store,
-      detectors: p.deps.models,
-      workflowBundle: { code: inject('workflowBundleCode') },
-      scoringQueue: p.taskQueue,
-      controlQueue: p.controlQueue,
-      idleWaitMs: 1000,
-    });
+    workers = await startPlatformWorkers(p, connection);
     return await fn();
   } finally {
     await workers?.shutdown();

@@ -15,6 +15,8 @@ import { ModelCache } from '../../models/model-cache.ts';
 import { registerModel, setProduction } from '../../models/registry.ts';
 import { getModel } from '../../db/models.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
+import { startWorkers, type RunningWorkers, type WorkerDeps } from '../../workers/start-workers.ts';
+import type { NativeConnection } from '@temporalio/worker';
 import { testClient, uniqueQueue } from './temporal.ts';
 
 export interface TestPlatform {
@@ -88,3 +90,23 @@ export function sampleFrames(): { file: string; cameraId: string }[] {
 }
 
 export const auth = (token: string, extra: Record<string, string> = {}) => ({ Authorization: `Bearer ${token}`, ...extra });
+
+/** The platform's scoring and control workers, in this process, on its own task queues. */
+export async function startPlatformWorkers(
+  p: TestPlatform,
+  connection: NativeConnection,
+  controlActivities?: WorkerDeps['controlActivities'],
+): Promise<RunningWorkers> {
+  return startWorkers({
+    connection,
+    namespace: 'default',
+    db: p.deps.db,
+    store: p.deps.store,
+    detectors: p.deps.models,
+    workflowBundle: { code: inject('workflowBundleCode') },
+    scoringQueue: p.taskQueue,
+    controlQueue: p.controlQueue,
+    idleWaitMs: 1000,
+    controlActivities,
+  });
+}

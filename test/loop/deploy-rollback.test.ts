@@ -16,10 +16,10 @@ import type { DbHandle } from '../../db/client.ts';
 import { frames, frameScores, streams } from '../../db/schema.ts';
 import { registerModel } from '../../models/registry.ts';
 import { registry } from '../../observability/metrics.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/start-workers.ts';
+import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers } from '../helpers/platform.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -31,17 +31,7 @@ let workers: RunningWorkers | null = null;
 
 const json = (token: string) => auth(token, { 'Content-Type': 'application/json' });
 const startScoring = async () => {
-  workers = await startWorkers({
-    connection,
-    namespace: 'default',
-    db: handle.db,
-    store: p.deps.store,
-    detectors: p.deps.models,
-    workflowBundle: { code: inject('workflowBundleCode') },
-    scoringQueue: p.taskQueue,
-    controlQueue: p.controlQueue,
-    idleWaitMs: 1000,
-  });
+  workers = await startPlatformWorkers(p, connection);
 };
 const stopScoring = async () => {
   await workers?.shutdown();

@@ -7,12 +7,11 @@ import { count, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { openDb, type DbHandle } from '../../db/client.ts';
 import { frames, frameScores, labels, predictions, reviewTasks, streams } from '../../db/schema.ts';
-import { startWorkers } from '../../workers/start-workers.ts';
 import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, startPlatformWorkers } from '../helpers/platform.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
 const backends: [string, () => Promise<DbHandle>][] = [['PGlite', () => openDb({})]];
@@ -25,17 +24,7 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
     const platform = await createTestPlatform(handle, { cameraStreams: [streamId] });
     quietRuntime();
     const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-    const workers = await startWorkers({
-      connection,
-      namespace: 'default',
-      db: handle.db,
-      store: platform.deps.store,
-      detectors: platform.deps.models,
-      workflowBundle: { code: inject('workflowBundleCode') },
-      scoringQueue: platform.taskQueue,
-      controlQueue: platform.controlQueue,
-      idleWaitMs: 2000,
-    });
+    const workers = await startPlatformWorkers(platform, connection);
     const { app, tokens } = platform;
     try {
       const created = await app.request('/v1/streams', {

@@ -19,9 +19,9 @@ import { driftSettingsSchema } from '../../drift/settings.ts';
 import { frameFailures, frames, frameScores, reviewTasks } from '../../db/schema.ts';
 import { exposeDatabaseGauges } from '../../observability/database-gauges.ts';
 import { installTemporalRuntime } from '../../observability/temporal-runtime.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/start-workers.ts';
+import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
 
 const run = promisify(execFile);
@@ -62,18 +62,7 @@ describe('dashboards against a real Prometheus', () => {
     p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0.01' }, cameraStreams: ['obs'] });
     exposeDatabaseGauges(handle.db);
     connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-    workers = await startWorkers({
-      connection,
-      namespace: 'default',
-      db: handle.db,
-      store: p.deps.store,
-      detectors: p.deps.models,
-      workflowBundle: { code: inject('workflowBundleCode') },
-      scoringQueue: p.taskQueue,
-      controlQueue: p.controlQueue,
-      idleWaitMs: 1000,
-      controlActivities: createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }),
-    });
+    workers = await startPlatformWorkers(p, connection, createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }));
     const lead = auth(p.tokens.lead, { 'Content-Type': 'application/json' });
     await p.app.request('/v1/streams', { method: 'POST', headers: lead, body: JSON.stringify({ id: 'obs' }) });
     await p.app.request('/v1/streams/obs/policy', { method: 'PUT', headers: lead, body: JSON.stringify({ randomRate: 1, diversityMinDistance: 0 }) });
