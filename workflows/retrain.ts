@@ -38,6 +38,9 @@ export interface RetrainInput {
    * worker (ms; default 2 minutes). The trainer heartbeats every optimizer step, so lower values
    * recover sooner from a crashed worker; the retry resumes from the last finished epoch. */
   trainingHeartbeatTimeoutMs?: number;
+  /** How long every running loop has to confirm the new model before the run rolls back (ms;
+   * default a minute). */
+  verifyTimeoutMs?: number;
   /** The Python worker's queue (tests run their own). */
   trainingQueue?: string;
   /** Before the snapshot, wait until `minNew` frames (of `streamId`, or of any stream for null)
@@ -258,7 +261,7 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
     });
 
     current = 'verify';
-    const check = await local.verifyDeployment({ version: runId, deploymentId: deployed.deploymentId, timeoutMs: 60_000 });
+    const check = await local.verifyDeployment({ version: runId, deploymentId: deployed.deploymentId, timeoutMs: input.verifyTimeoutMs ?? 60_000 });
     if (!check.ok) {
       await step('verify', 'failed', `loops still on the old version: ${check.lagging.join(', ')}`);
       // Both models go back: a box model trained with the refused detector is not kept alone.

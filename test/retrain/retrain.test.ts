@@ -13,12 +13,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRetrainActivities } from '../../activities/retrain.ts';
 import { RetrainControl } from '../../control/retrain-control.ts';
 import type { DbHandle } from '../../db/client.ts';
-import { deployments, models, retrainRuns } from '../../db/schema.ts';
+import { deployments, frameScores, models, retrainRuns } from '../../db/schema.ts';
+import { createUser } from '../../db/users.ts';
+import { NativeConnection } from '@temporalio/worker';
 import { productionModel } from '../../db/models.ts';
 import type { RetrainInput } from '../../workflows/retrain.ts';
+import type { DetectorMetrics } from '../../workflows/trainer-contract.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
-import { eventually, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
+import { auth, createTestPlatform, sampleFrames, startPlatformWorkers, type TestPlatform } from '../helpers/platform.ts';
+import { eventually, quietRuntime, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
 import { seedReviewedFrames, startTrainer, storeTinyCheckpoints } from '../helpers/trainer.ts';
 
 let handle: DbHandle;
@@ -77,6 +80,66 @@ const firstEpochDone = (id: string) =>
   eventually(async () => fs.existsSync(path.join(p.storeDir, 'models/detection', id, 'resume.pt')), 120_000, `first epoch of ${id}`);
 
 describe('retrain', () => {
+  it('rolls both models back when a loop does not confirm the new one, and the loop then scores with the old model', async () => {
+    // A stream whose loop has no worker: it cannot confirm the candidate, so verification fails.
+    const streamId = `verify-${Math.random().toString(36).slice(2, 8)}`;
+    expect(
+      (
+        await p.app.request('/v1/streams', {
+          method: 'POST',
+          headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+          body: JSON.stringify({ id: streamId }),
+        })
+      ).status,
+    ).toBe(201);
+    try {
+      const { id, result, run } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1 }, verifyTimeoutMs: 3000 });
+      expect(result.status).toBe('rolled_back');
+      const steps = run.steps.map((s) => [s.name, s.status, s.detail]);
+      expect(steps).toContainEqual(['verify', 'failed', `loops still on the old version: ${streamId}`]);
+      expect(steps).toContainEqual(['rollback', 'done', 'production back to detection tiny-detection, box tiny-box']);
+      expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
+      expect((await productionModel(handle.db, 'box'))?.version).toBe('tiny-box');
+      const moves = await handle.db.select().from(deployments).orderBy(deployments.id);
+      expect(moves.slice(-4).map((d) => [d.kind, d.action, d.version])).toEqual([
+        ['detection', 'deploy', id],
+        ['box', 'deploy', id],
+        ['detection', 'rollback', 'tiny-detection'],
+        ['box', 'rollback', 'tiny-box'],
+      ]);
+      // Once the loop's worker is back, its first batch scores with the model rolled back to.
+      const sample = sampleFrames()[1];
+      const camera = await createUser(handle.db, { name: `cam-${streamId}`, role: 'camera', streams: [streamId] });
+      const posted = await (
+        await p.app.request(`/v1/streams/${streamId}/frames?cameraId=${sample.cameraId}`, {
+          method: 'POST',
+          headers: auth(camera.token, { 'Content-Type': 'image/png' }),
+          body: fs.readFileSync(sample.file),
+        })
+      ).json();
+      quietRuntime();
+      const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+      const workers = await startPlatformWorkers(p, connection);
+      try {
+        const scored = await eventually(
+          async () => (await handle.db.select().from(frameScores).where(eq(frameScores.frameId, posted.frameId)))[0],
+          60_000,
+          'the frame scored',
+        );
+        expect(scored.modelVersion).toBe('tiny-detection');
+      } finally {
+        await workers.shutdown();
+        await connection.close();
+      }
+    } finally {
+      for (const wf of [`stream-${streamId}`, `drift-${streamId}`])
+        await p.deps
+          .temporal!.workflow.getHandle(wf)
+          .terminate('test over')
+          .catch(() => undefined);
+    }
+  });
+
   it('snapshots labels, fine-tunes, evaluates beside production, deploys through the gate, and can be rolled back', async () => {
     const { id, result, run } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1 } });
     expect(result.status).toBe('deployed');
@@ -92,20 +155,26 @@ describe('retrain', () => {
       ['verify', 'done'],
       ['result', 'done'],
     ]);
-    const metrics = run.metrics as { candidate: { map50: number }; production: { map50: number } };
-    // Both were evaluated on the same held-out split, and the gate (maxMapDrop 1 here) let the
-    // candidate through: its numbers are real mAPs, not placeholders.
-    expect(metrics.candidate.map50).toBeGreaterThan(0);
-    expect(metrics.candidate.map50).toBeLessThanOrEqual(1);
-    expect(metrics.production.map50).toBeGreaterThan(0);
+    // Candidate and production were evaluated on the same held-out split, the one the snapshot
+    // set aside (a tiny model after one epoch may well score 0, so the mAP itself proves little).
+    const metrics = run.metrics as { candidate: DetectorMetrics; production: DetectorMetrics };
+    const heldOut = Number(/(\d+) held out/.exec(run.steps.find((s) => s.name === 'snapshot')?.detail ?? '')?.[1]);
+    expect(heldOut).toBeGreaterThan(0);
+    expect(metrics.candidate.num_images).toBe(heldOut);
+    expect(metrics.production.num_images).toBe(heldOut);
+    expect(Object.keys(metrics.candidate.per_class_ap50).sort()).toEqual(Object.keys(metrics.production.per_class_ap50).sort());
+    for (const m of [metrics.candidate.map50, metrics.production.map50]) expect(m >= 0 && m <= 1).toBe(true);
     expect(fs.existsSync(path.join(p.storeDir, 'snapshots', id, 'dataset.json'))).toBe(true);
 
     const back = await p.app.request('/v1/models/detection/rollback', { method: 'POST', headers: auth(p.tokens.lead) });
     expect(back.status).toBe(200);
     expect((await back.json()).version).toBe('tiny-detection');
     expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
-    const history = await handle.db.select().from(deployments).where(eq(deployments.kind, 'detection'));
-    expect(history.map((d) => d.action)).toEqual(['deploy', 'deploy', 'rollback']);
+    const history = await handle.db.select().from(deployments).where(eq(deployments.kind, 'detection')).orderBy(deployments.id);
+    expect(history.slice(-2).map((d) => [d.action, d.version])).toEqual([
+      ['deploy', id],
+      ['rollback', 'tiny-detection'],
+    ]);
   });
 
   it('refuses a candidate the gate rejects and leaves production untouched', async () => {
