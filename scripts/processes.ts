@@ -36,6 +36,12 @@ export function startChild(name: string, cmd: string, args: string[], opts: { en
   };
 }
 
+let shuttingDown = false;
+/** Called first when the parent stops: no supervised child is restarted after this. */
+export function stopSupervising(): void {
+  shuttingDown = true;
+}
+
 export interface SuperviseOptions {
   env?: NodeJS.ProcessEnv;
   quiet?: boolean;
@@ -62,15 +68,20 @@ export function superviseChild(name: string, cmd: string, args: string[], opts: 
     const startedAt = Date.now();
     current = startChild(name, cmd, args, opts);
     current.proc.once('close', (code, signal) => {
-      if (stopping) return;
+      if (stopping || shuttingDown) return;
       if (Date.now() - startedAt > 60_000) backoff = first;
-      console.error(`[${name}] exited (${signal ?? `code ${code}`}); restarting in ${(backoff / 1000).toFixed(1)} s`);
+      const wait = backoff;
+      backoff = Math.min(backoff * 2, max);
+      // Decided after the backoff, not at once: a Ctrl-C reaches the children (one process
+      // group) as it reaches us, and they may exit before our own handler has said we are
+      // stopping. A child that died on its own is started again; one that was told to stop is not.
       timer = setTimeout(() => {
+        if (stopping || shuttingDown) return;
+        console.error(`[${name}] exited (${signal ?? `code ${code}`}); restarted after ${(wait / 1000).toFixed(1)} s`);
         restarts += 1;
         launch();
         opts.onRestart?.(restarts);
-      }, backoff);
-      backoff = Math.min(backoff * 2, max);
+      }, wait);
     });
   };
   launch();

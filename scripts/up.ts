@@ -8,7 +8,7 @@ import path from 'node:path';
 import { config, repoRoot } from '../config.ts';
 import { logger } from '../observability/logger.ts';
 import { bootstrapDemo } from './bootstrap.ts';
-import { superviseChild, type Child } from './processes.ts';
+import { stopSupervising, superviseChild, type Child } from './processes.ts';
 import { startTemporalDevServer } from './temporal-dev.ts';
 import { requireTool, trainerPython } from './tools.ts';
 import { startEngine } from '../workers/engine.ts';
@@ -25,6 +25,7 @@ async function main() {
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    stopSupervising();
     console.log('\nstopping...');
     for (const s of stops.reverse()) {
       try {
