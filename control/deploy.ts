@@ -86,26 +86,26 @@ export async function deploymentProgress(deps: DeployDeps, deploymentId: number)
   const deployment = await getDeployment(deps.db, deploymentId);
   if (!deployment) return null;
   const newest = await latestDeployment(deps.db, deployment.kind);
-  const loops: LoopDeployState[] = [];
-  if (deployment.kind === 'detection') {
-    for (const streamId of await deps.loopControl.runningStreams()) {
+  // Asked in parallel: a loop without a worker takes the whole query timeout to answer.
+  const streams = deployment.kind === 'detection' ? await deps.loopControl.runningStreams() : [];
+  const loops = await Promise.all(
+    streams.map(async (streamId): Promise<LoopDeployState> => {
       const status = await deps.loopControl.status(streamId).catch(() => null);
       if (status) {
         const caughtUp = (status.deploymentId ?? 0) >= deploymentId;
-        loops.push({ streamId, status: caughtUp ? 'confirmed' : 'pending', modelVersion: status.modelVersion, deploymentId: status.deploymentId });
-      } else {
-        const described = await deps.loopControl.describe(streamId).catch(() => null);
-        const caughtUp = described?.modelVersion === deployment.version;
-        loops.push({
-          streamId,
-          status: caughtUp ? 'confirmed' : 'pending',
-          modelVersion: described?.modelVersion ?? null,
-          deploymentId: null,
-          detail: 'no worker answered; judged by the version the loop last published',
-        });
+        return { streamId, status: caughtUp ? 'confirmed' : 'pending', modelVersion: status.modelVersion, deploymentId: status.deploymentId };
       }
-    }
-  }
+      const described = await deps.loopControl.describe(streamId).catch(() => null);
+      const caughtUp = described?.modelVersion === deployment.version;
+      return {
+        streamId,
+        status: caughtUp ? 'confirmed' : 'pending',
+        modelVersion: described?.modelVersion ?? null,
+        deploymentId: null,
+        detail: 'no worker answered; judged by the version the loop last published',
+      };
+    }),
+  );
   return {
     deployment,
     /** A newer deployment replaced this one; loops follow the newer one. */
