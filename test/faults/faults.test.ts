@@ -300,8 +300,7 @@ describe('fault injection', () => {
       await Promise.all(
         reviewers.map(async ({ user }, r) => {
           for (let turn = 0; ; turn++) {
-            const now = new Date();
-            const claimed = await claimNext(db.db, { userId: user.id, leaseSeconds: 1, now });
+            const claimed = await claimNext(db.db, { userId: user.id, leaseSeconds: 1 });
             if (!claimed) {
               // Leases that others let expire come back; stop once nothing is open at all.
               const [open] = await db.db
@@ -313,8 +312,10 @@ describe('fault injection', () => {
               continue;
             }
             outcome.claims++;
-            if (!leases.some((l) => l.taskId === claimed.task.id && l.reviewer === r && l.from === now.getTime())) {
-              leases.push({ taskId: claimed.task.id, reviewer: r, from: now.getTime(), until: claimed.task.leaseExpiresAt!.getTime() });
+            // Leases are stamped on the database's clock: a lease of one second ends at its expiry.
+            const until = claimed.task.leaseExpiresAt!.getTime();
+            if (!leases.some((l) => l.taskId === claimed.task.id && l.reviewer === r && l.until === until)) {
+              leases.push({ taskId: claimed.task.id, reviewer: r, from: until - 1000, until });
             }
             // One review in nine takes longer than the lease.
             const slow = (r + turn) % 9 === 0;
