@@ -80,7 +80,7 @@ export default tseslint.config(
     },
   },
   { files: ['web/**/*.js'], ...tseslint.configs.disableTypeChecked },
-  // The pages run in the browser; ops.html loads uPlot as a global.
-  { files: ['web/**/*.js'], languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } } },
+  // The pages run in the browser; ops.html loads uPlot and api-docs.html Swagger UI as globals.
+  { files: ['web/**/*.js'], languageOptions: { globals: { ...globals.browser, uPlot: 'readonly', SwaggerUIBundle: 'readonly' } } },
   prettier,
 );

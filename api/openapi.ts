@@ -294,9 +294,10 @@ const paths: Record<string, Record<string, Record<string, unknown>>> = {
     }),
   },
   '/app/ops': { get: { summary: 'The operations page (HTML)', responses: { 200: { description: 'text/html' } } } },
+  '/app/api': { get: { summary: 'Interactive API docs (Swagger UI over this document)', responses: { 200: { description: 'text/html' } } } },
   '/app/vendor/{file}': {
     get: {
-      summary: 'The chart library (uPlot) the operations page uses',
+      summary: 'Libraries the pages use, from their npm packages: uPlot (charts) and Swagger UI (API docs)',
       parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
       responses: { 200: { description: 'JavaScript or CSS' } },
     },

@@ -107,7 +107,7 @@ async function main() {
 data engine is up
   review app     ${engine.apiUrl}/            (reviewer token: ${demo.tokens.reviewer})
   lead pages     ${engine.apiUrl}/app/lead    (lead token: ${demo.tokens.lead})
-  API + OpenAPI  ${engine.apiUrl}/v1/openapi.json
+  API + OpenAPI  ${engine.apiUrl}/v1/openapi.json (interactive docs: ${engine.apiUrl}/app/api)
   metrics        ${engine.apiUrl}/metrics (API and workers: one process)
   Temporal UI    ${temporalUi}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows
   Prometheus     ${prometheusUrl}

@@ -11,7 +11,12 @@ import { ProblemError } from '../problem.ts';
 const WEB_DIR = path.join(repoRoot, 'web');
 // Resolved like an import, so it finds the package wherever npm put it.
 const require = createRequire(import.meta.url);
-const UPLOT_DIST = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
+const VENDOR: Record<string, string> = {
+  'uplot.js': require.resolve('uplot/dist/uPlot.iife.min.js'),
+  'uplot.css': require.resolve('uplot/dist/uPlot.min.css'),
+  'swagger-ui-bundle.js': require.resolve('swagger-ui-dist/swagger-ui-bundle.js'),
+  'swagger-ui.css': require.resolve('swagger-ui-dist/swagger-ui.css'),
+};
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 async function sendFile(file: string) {
@@ -27,10 +32,13 @@ export function webRoutes(deps: ApiDeps) {
   app.get('/', () => sendFile('index.html'));
   app.get('/app/lead', () => sendFile('lead.html'));
   app.get('/app/ops', () => sendFile('ops.html'));
-  // uPlot, a small chart library, served from its npm package: the page needs no build step.
-  app.get('/app/vendor/:file{uplot\\.(js|css)}', async (c) => {
-    const file = c.req.param('file') === 'uplot.js' ? 'uPlot.iife.min.js' : 'uPlot.min.css';
-    const body = await fs.readFile(path.join(UPLOT_DIST, file));
+  app.get('/app/api', () => sendFile('api-docs.html'));
+  // Libraries the pages use, served from their npm packages: the pages need no build step and no
+  // CDN (the Content-Security-Policy allows only this server's scripts).
+  app.get('/app/vendor/:file{(uplot\\.(js|css)|swagger-ui-bundle\\.js|swagger-ui\\.css)}', async (c) => {
+    const name = c.req.param('file');
+    const file = VENDOR[name];
+    const body = await fs.readFile(file);
     return new Response(new Uint8Array(body), { headers: { 'Content-Type': TYPES[path.extname(file)], 'Cache-Control': 'max-age=86400' } });
   });
   app.get('/app/config.json', (c) => c.json({ temporalUiUrl: deps.config.TEMPORAL_UI_URL, namespace: deps.config.TEMPORAL_NAMESPACE }));

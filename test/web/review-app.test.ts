@@ -212,4 +212,23 @@ describe('review app', () => {
     expect(policy.version).toBe(1);
     await page.close();
   });
+
+  it("serves interactive API docs that list every operation with its roles, under the pages' CSP", async () => {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(err.message));
+    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+    await page.goto(base + '/app/api');
+    await page.waitForSelector('.opblock');
+    const doc = await (await p.app.request('/v1/openapi.json')).json();
+    const operations = Object.values(doc.paths as Record<string, object>).reduce((n: number, ops) => n + Object.keys(ops).length, 0);
+    await expect.poll(() => page.locator('.opblock').count()).toBe(operations);
+    expect(await page.textContent('.info')).toContain('dataengine API');
+    // An operation opens with the roles that may call it.
+    await page.locator('.opblock-summary-path', { hasText: '/v1/streams/{id}/frames' }).first().click();
+    await expect.poll(() => page.locator('.opblock.is-open').first().textContent()).toContain('Roles: camera, lead, admin');
+    await page.screenshot({ path: path.join(shots, 'api-docs.png') });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 });
