@@ -39,15 +39,19 @@ export interface DeployOutcome {
   pending: string[];
 }
 
+/** Where a loop stands, from what it reports (an update's reply or its status query). */
+function loopState(streamId: string, reported: { modelVersion: string | null; deploymentId: number | null }, deploymentId: number): LoopDeployState {
+  const confirmed = (reported.deploymentId ?? 0) >= deploymentId;
+  return { streamId, status: confirmed ? 'confirmed' : 'pending', modelVersion: reported.modelVersion, deploymentId: reported.deploymentId };
+}
+
 async function notifyLoops(deps: DeployDeps, kind: ModelKind, version: string, deploymentId: number): Promise<LoopDeployState[]> {
   if (kind !== 'detection') return [];
   const streams = await deps.loopControl.runningStreams();
   return Promise.all(
     streams.map(async (streamId): Promise<LoopDeployState> => {
       try {
-        const reply = await deps.loopControl.deployModel(streamId, { modelVersion: version, deploymentId });
-        const confirmed = (reply.deploymentId ?? 0) >= deploymentId;
-        return { streamId, status: confirmed ? 'confirmed' : 'pending', modelVersion: reply.modelVersion, deploymentId: reply.deploymentId };
+        return loopState(streamId, await deps.loopControl.deployModel(streamId, { modelVersion: version, deploymentId }), deploymentId);
       } catch (err) {
         return { streamId, status: 'pending', modelVersion: null, deploymentId: null, detail: err instanceof Error ? err.message : String(err) };
       }
@@ -91,10 +95,7 @@ export async function deploymentProgress(deps: DeployDeps, deploymentId: number)
   const loops = await Promise.all(
     streams.map(async (streamId): Promise<LoopDeployState> => {
       const status = await deps.loopControl.status(streamId).catch(() => null);
-      if (status) {
-        const caughtUp = (status.deploymentId ?? 0) >= deploymentId;
-        return { streamId, status: caughtUp ? 'confirmed' : 'pending', modelVersion: status.modelVersion, deploymentId: status.deploymentId };
-      }
+      if (status) return loopState(streamId, status, deploymentId);
       const described = await deps.loopControl.describe(streamId).catch(() => null);
       const caughtUp = described?.modelVersion === deployment.version;
       return {

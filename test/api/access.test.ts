@@ -13,9 +13,8 @@ import { loadConfig } from '../../config.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { users } from '../../db/schema.ts';
 import type { Role } from '../../db/users.ts';
-import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
 
 let handle: DbHandle;
 let p: TestPlatform;
@@ -29,11 +28,7 @@ beforeAll(async () => {
   expect((await p.app.request('/v1/streams', { method: 'POST', headers: json(p.tokens.lead), body: JSON.stringify({ id: STREAM }) })).status).toBe(201);
 });
 afterAll(async () => {
-  for (const id of [streamWorkflowId(STREAM), driftWorkflowId(STREAM)])
-    await p.deps
-      .temporal!.workflow.getHandle(id)
-      .terminate('test over')
-      .catch(() => undefined);
+  await stopStream(p, STREAM);
   await p.close();
   await handle.close();
 });

@@ -12,7 +12,7 @@ import { submitDecision } from '../../db/queue.ts';
 import { frames, labels, predictions, reviewTasks, samplingPolicies } from '../../db/schema.ts';
 import { scanDirectory } from '../../ingest/directory-source.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
 
 let handle: DbHandle;
 let p: TestPlatform;
@@ -29,10 +29,7 @@ beforeAll(async () => {
   expect(res.status).toBe(201);
 });
 afterAll(async () => {
-  await p.deps
-    .temporal!.workflow.getHandle(`stream-${STREAM}`)
-    .terminate('test over')
-    .catch(() => undefined);
+  await stopStream(p, STREAM);
   await p.close();
   await handle.close();
 });

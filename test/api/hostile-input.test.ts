@@ -8,10 +8,9 @@ import { count } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
 import * as schema from '../../db/schema.ts';
-import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { withMetadata } from '../helpers/onnx.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
 
 let handle: DbHandle;
 let p: TestPlatform;
@@ -32,11 +31,7 @@ beforeAll(async () => {
   ).toBe(201);
 });
 afterAll(async () => {
-  for (const id of [streamWorkflowId(STREAM), driftWorkflowId(STREAM)])
-    await p.deps
-      .temporal!.workflow.getHandle(id)
-      .terminate('test over')
-      .catch(() => undefined);
+  await stopStream(p, STREAM);
   await p.close();
   await handle.close();
 });

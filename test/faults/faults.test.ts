@@ -25,9 +25,9 @@ import { frames, frameScores, labels, predictions, reviewTasks, streams } from '
 import { createUser } from '../../db/users.ts';
 import { startTemporalDevServer } from '../../scripts/temporal-dev.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
-import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
+import { streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
@@ -134,14 +134,6 @@ async function withWorkers<T>(db: TestDb, p: TestPlatform, address: string, fn: 
   }
 }
 
-async function stopLoop(p: TestPlatform, streamId: string) {
-  for (const id of [streamWorkflowId(streamId), driftWorkflowId(streamId)])
-    await p.deps
-      .temporal!.workflow.getHandle(id)
-      .terminate('test over')
-      .catch(() => undefined);
-}
-
 describe('fault injection', () => {
   it('(a) a scoring worker killed with SIGKILL mid-stream: another finishes, every frame scored once', async () => {
     const db: TestDb = await createTestDb(process.env.DATABASE_URL ?? pg.url);
@@ -199,7 +191,7 @@ describe('fault injection', () => {
       expect(retried).toBeGreaterThan(0);
       console.log(`fault (a) worker SIGKILL: ${JSON.stringify({ ...counts, scoredAtKill, retriedAttempts: retried })}`);
     } finally {
-      await stopLoop(p, streamId);
+      await stopStream(p, streamId);
       for (const w of workers) w.kill('SIGKILL');
       await p.close();
       await db.close();
@@ -231,7 +223,7 @@ describe('fault injection', () => {
         console.log(`fault (b) Temporal SIGKILL: ${JSON.stringify(counts)}`);
       });
     } finally {
-      await stopLoop(p, streamId);
+      await stopStream(p, streamId);
       await p.close();
       await db.close();
       await server.stop();
@@ -256,7 +248,7 @@ describe('fault injection', () => {
         console.log(`fault (c) Postgres restart: ${JSON.stringify(counts)}`);
       });
     } finally {
-      await stopLoop(p, streamId);
+      await stopStream(p, streamId);
       await p.close();
       await db.close();
     }

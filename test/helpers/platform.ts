@@ -17,6 +17,7 @@ import { getModel } from '../../db/models.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
 import { startWorkers, type RunningWorkers, type WorkerDeps } from '../../workers/start-workers.ts';
 import type { NativeConnection } from '@temporalio/worker';
+import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { testClient, uniqueQueue } from './temporal.ts';
 
 export interface TestPlatform {
@@ -109,4 +110,14 @@ export async function startPlatformWorkers(
     idleWaitMs: 1000,
     controlActivities,
   });
+}
+
+/** Ends a stream's loop and drift monitor on the shared server (creating a stream starts both). */
+export async function stopStream(p: TestPlatform, streamId: string): Promise<void> {
+  for (const id of [streamWorkflowId(streamId), driftWorkflowId(streamId)]) {
+    await p.deps
+      .temporal!.workflow.getHandle(id)
+      .terminate('test over')
+      .catch(() => undefined);
+  }
 }

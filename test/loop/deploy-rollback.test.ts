@@ -17,9 +17,8 @@ import { frames, frameScores, streams } from '../../db/schema.ts';
 import { registerModel } from '../../models/registry.ts';
 import { registry } from '../../observability/metrics.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
-import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -86,16 +85,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of STREAMS) {
-    await p.deps
-      .temporal!.workflow.getHandle(streamWorkflowId(id))
-      .terminate('test over')
-      .catch(() => undefined);
-    await p.deps
-      .temporal!.workflow.getHandle(driftWorkflowId(id))
-      .terminate('test over')
-      .catch(() => undefined);
-  }
+  for (const id of STREAMS) await stopStream(p, id);
   await stopScoring();
   await connection.close();
   await p.close();

@@ -11,7 +11,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, startPlatformWorkers } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
 const backends: [string, () => Promise<DbHandle>][] = [['PGlite', () => openDb({})]];
@@ -111,14 +111,7 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
       });
       expect(stolen.status).toBe(409);
     } finally {
-      await platform.deps
-        .temporal!.workflow.getHandle(streamWorkflowId(streamId))
-        .terminate('test over')
-        .catch(() => undefined);
-      await platform.deps
-        .temporal!.workflow.getHandle(`drift-${streamId}`)
-        .terminate('test over')
-        .catch(() => undefined);
+      await stopStream(platform, streamId);
       await workers.shutdown();
       await connection.close();
       await platform.close();

@@ -21,7 +21,7 @@ import { exposeDatabaseGauges } from '../../observability/database-gauges.ts';
 import { installTemporalRuntime } from '../../observability/temporal-runtime.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
 
 const run = promisify(execFile);
@@ -190,14 +190,7 @@ describe('dashboards against a real Prometheus', () => {
   afterAll(async () => {
     prometheus?.kill('SIGTERM');
     await new Promise((r) => server?.close(r));
-    await p.deps
-      .temporal!.workflow.getHandle('stream-obs')
-      .terminate('test over')
-      .catch(() => undefined);
-    await p.deps
-      .temporal!.workflow.getHandle('drift-obs')
-      .terminate('test over')
-      .catch(() => undefined);
+    await stopStream(p, 'obs');
     await workers?.shutdown();
     await connection?.close();
     await p?.close();

@@ -20,7 +20,7 @@ import { productionModel } from '../../db/models.ts';
 import type { RetrainInput } from '../../workflows/retrain.ts';
 import type { DetectorMetrics } from '../../workflows/trainer-contract.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, startPlatformWorkers, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, startPlatformWorkers, type TestPlatform, stopStream } from '../helpers/platform.ts';
 import { eventually, quietRuntime, testClient, uniqueQueue, withWorker } from '../helpers/temporal.ts';
 import { seedReviewedFrames, startTrainer, storeTinyCheckpoints } from '../helpers/trainer.ts';
 
@@ -132,11 +132,7 @@ describe('retrain', () => {
         await connection.close();
       }
     } finally {
-      for (const wf of [`stream-${streamId}`, `drift-${streamId}`])
-        await p.deps
-          .temporal!.workflow.getHandle(wf)
-          .terminate('test over')
-          .catch(() => undefined);
+      await stopStream(p, streamId);
     }
   });
 

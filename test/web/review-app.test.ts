@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
 import { driftReports, frameFailures, frames, frameScores, labels, predictions, reviewTasks } from '../../db/schema.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
 
 let handle: DbHandle;
@@ -71,10 +71,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await new Promise((r) => server?.close(r));
-  await p.deps
-    .temporal!.workflow.getHandle(`stream-${STREAM}`)
-    .terminate('test over')
-    .catch(() => undefined);
+  await stopStream(p, STREAM);
   await p.close();
   await handle.close();
 });
