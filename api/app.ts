@@ -2,15 +2,13 @@
 // Route modules each take the shared dependencies and return a sub-app.
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { ping } from '../db/client.ts';
-import { registry } from '../observability/metrics.ts';
-import { allMetricsText } from '../observability/temporal-runtime.ts';
 import { secureHeaders } from 'hono/secure-headers';
 import { enforceAccess } from './access.ts';
 import { createAuthenticator } from './auth.ts';
 import { limitBodies } from './body-limits.ts';
 import type { ApiDeps, AppEnv } from './env.ts';
 import { openApiDocument } from './openapi.ts';
+import { handle } from './operation.ts';
 import { problemBody, ProblemError } from './problem.ts';
 import { driftRoutes } from './routes/drift.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -18,6 +16,7 @@ import { retrainRoutes } from './routes/retrain.ts';
 import { frameRoutes } from './routes/frames.ts';
 import { modelRoutes } from './routes/models.ts';
 import { streamRoutes } from './routes/streams.ts';
+import { systemOperations, systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { userRoutes } from './routes/users.ts';
 import { webRoutes } from './routes/web.ts';
@@ -105,12 +104,8 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     }),
   );
 
-  app.get('/healthz', async (c) => {
-    await ping(deps.db);
-    return c.json({ ok: true });
-  });
-  app.get('/metrics', async (c) => c.text(await allMetricsText(), 200, { 'Content-Type': registry.contentType }));
-  app.get('/v1/openapi.json', (c) => c.json(openApiDocument));
+  app.route('/', systemRoutes(deps));
+  handle(app, systemOperations.openApi, (c) => c.json(openApiDocument));
 
   app.route('/', webRoutes(deps));
 

@@ -2,7 +2,7 @@
 // which field: `errors: [{ field: 'band.high', message }]`.
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 export interface FieldError {
   field: string;
@@ -20,6 +20,19 @@ export class ProblemError extends HTTPException {
     super(problemStatus, { message: detail });
   }
 }
+
+/** The body of every refusal, as the OpenAPI document describes it. */
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string().optional().describe('a stable machine-readable reason, e.g. invalid_input, not_found'),
+  errors: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .optional()
+    .describe('each invalid field and what is wrong with it'),
+});
 
 export function problemBody(status: number, title: string, detail: string, errors?: FieldError[], code?: string) {
   return {

@@ -3,9 +3,11 @@ import { Hono } from 'hono';
 import { framePredictions, getFrame } from '../../db/frames.ts';
 import { IngestError, ingestFrame } from '../../ingest/ingest-frame.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError, UUID } from '../problem.ts';
+import { defineOperation, handle } from '../operation.ts';
+import { ProblemError, UUID } from '../problem.ts';
 import { listFailedFrames } from '../../db/frame-failures.ts';
 import { z } from 'zod';
+import { frameSchema, predictionSchema } from '../schemas.ts';
 
 // The capture time must be an ISO 8601 time with a zone, from 1970 to a day ahead of the server
 // clock (camera clocks drift; a far future or past time is a bug, and Postgres cannot hold some).
@@ -26,13 +28,57 @@ const failedQuery = z
   })
   .strict();
 
+const ingested = z.object({ frameId: z.uuid(), created: z.boolean(), storageKey: z.string(), width: z.number().int(), height: z.number().int() });
+const failedFrame = frameSchema.pick({ streamId: true, cameraId: true, capturedAt: true, storageKey: true, width: true, height: true }).extend({
+  frameId: z.uuid(),
+  reason: z.enum(['missing_blob', 'undecodable', 'too_many_pixels']),
+  detail: z.string(),
+  modelVersion: z.string(),
+  failedAt: z.date(),
+});
+const frameId = z.object({ id: z.string() });
+
+export const frameOperations = {
+  ingest: defineOperation({
+    method: 'post',
+    path: '/v1/streams/{id}/frames',
+    summary: 'Ingest a frame (raw PNG or JPEG body); the same bytes twice are stored once',
+    params: z.object({ id: z.string() }),
+    query: ingestQuery,
+    rawBody: { 'image/png': 'a PNG frame', 'image/jpeg': 'a JPEG frame' },
+    responses: { 201: { description: 'stored', schema: ingested }, 200: { description: 'already stored (same image)', schema: ingested } },
+    problems: [415],
+  }),
+  failed: defineOperation({
+    method: 'get',
+    path: '/v1/frames',
+    summary: 'Frames the loop set aside (status=failed): missing blob, undecodable, over the pixel limit, with the reason',
+    query: failedQuery,
+    responses: { 200: { description: 'newest first', schema: z.object({ frames: z.array(failedFrame) }) } },
+  }),
+  get: defineOperation({
+    method: 'get',
+    path: '/v1/frames/{id}',
+    summary: 'Frame metadata and its predictions (of one model version with ?modelVersion=)',
+    params: frameId,
+    query: z.object({ modelVersion: z.string().optional() }),
+    responses: { 200: { description: 'the frame', schema: z.object({ frame: frameSchema, predictions: z.array(predictionSchema) }) } },
+  }),
+  image: defineOperation({
+    method: 'get',
+    path: '/v1/frames/{id}/image',
+    summary: 'The frame bytes',
+    params: frameId,
+    responses: { 200: { description: 'the image as it was ingested', contentType: 'image/png or image/jpeg' } },
+  }),
+};
+
 export function frameRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   const ingestDeps = { db: deps.db, store: deps.store, maxFrameBytes: deps.config.MAX_FRAME_BYTES, maxFramePixels: deps.config.MAX_FRAME_PIXELS };
 
-  app.post('/v1/streams/:id/frames', async (c) => {
-    const q = parseOrThrow(ingestQuery, c.req.query(), 'invalid frame upload');
-    const streamId = c.req.param('id');
+  handle(app, frameOperations.ingest, async (c, { params, query: q }) => {
+    const streamId = params.id;
     const capturedAt = q.capturedAt ?? new Date();
     const user = c.get('user');
     // A camera token sends only into the streams (and as the cameras) it was issued for.
@@ -76,8 +122,7 @@ export function frameRoutes(deps: ApiDeps) {
   });
 
   // Frames the loop set aside (decode failure, missing blob, over the pixel limit), newest first.
-  app.get('/v1/frames', async (c) => {
-    const q = parseOrThrow(failedQuery, c.req.query(), 'invalid query');
+  handle(app, frameOperations.failed, async (c, { query: q }) => {
     return c.json({ frames: await listFailedFrames(deps.db, q) });
   });
 
@@ -88,15 +133,14 @@ export function frameRoutes(deps: ApiDeps) {
     return frame;
   }
 
-  app.get('/v1/frames/:id', async (c) => {
-    const frame = await frameOr404(c.req.param('id'));
-    const modelVersion = c.req.query('modelVersion');
-    const preds = await framePredictions(deps.db, frame.id, modelVersion);
+  handle(app, frameOperations.get, async (c, { params, query }) => {
+    const frame = await frameOr404(params.id);
+    const preds = await framePredictions(deps.db, frame.id, query.modelVersion);
     return c.json({ frame, predictions: preds });
   });
 
-  app.get('/v1/frames/:id/image', async (c) => {
-    const frame = await frameOr404(c.req.param('id'));
+  handle(app, frameOperations.image, async (c, { params }) => {
+    const frame = await frameOr404(params.id);
     const bytes = await deps.store.get(frame.storageKey);
     // Content-addressed: the bytes behind a frame id never change.
     return c.body(new Uint8Array(bytes), 200, { 'Content-Type': frame.mediaType, 'Cache-Control': 'private, max-age=31536000, immutable' });

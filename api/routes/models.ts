@@ -8,7 +8,9 @@ import { registerModel, RegistryError } from '../../models/registry.ts';
 import { deploymentHistory, getModel, listModels, productionModel } from '../../db/models.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError, readJson, UUID } from '../problem.ts';
+import { defineOperation, handle } from '../operation.ts';
+import { ProblemError, UUID } from '../problem.ts';
+import { deploymentProgressSchema, deploymentSchema, deployOutcomeSchema, modelSchema } from '../schemas.ts';
 
 const kindSchema = z.enum(['detection', 'box']);
 const deploymentId = z.coerce
@@ -26,6 +28,94 @@ const boxRequest = z
       .refine((r) => r.x2 > r.x1 && r.y2 > r.y1, { message: 'the region has zero or negative size (x2 must exceed x1, y2 must exceed y1)', path: ['x2'] }),
   })
   .strict();
+
+const kindParam = z.object({ kind: kindSchema });
+const kindQuery = z.object({ kind: kindSchema.optional() });
+const reasonQuery = z.object({ reason: z.string().max(500).optional() });
+const modelAnswer = { description: 'the model', schema: z.object({ model: modelSchema }) };
+const deployAnswers = {
+  200: { description: 'every running loop confirmed', schema: deployOutcomeSchema },
+  202: { description: 'done; the loops named in `pending` have not confirmed yet (see statusUrl)', schema: deployOutcomeSchema },
+};
+
+export const modelOperations = {
+  list: defineOperation({
+    method: 'get',
+    path: '/v1/models',
+    summary: 'Registered models, newest first',
+    query: kindQuery,
+    responses: { 200: { description: 'models', schema: z.object({ models: z.array(modelSchema) }) } },
+  }),
+  get: defineOperation({
+    method: 'get',
+    path: '/v1/models/{kind}/{version}',
+    summary: 'One model',
+    params: z.object({ kind: kindSchema, version: z.string() }),
+    responses: { 200: modelAnswer },
+  }),
+  register: defineOperation({
+    method: 'post',
+    path: '/v1/models/{kind}',
+    summary: 'Register an ONNX model (validated and probed; refused if it does not meet the contract)',
+    params: kindParam,
+    query: z.object({ version: z.string().max(100).optional().describe("defaults to the version in the model's metadata") }),
+    rawBody: { 'application/octet-stream': 'the ONNX file' },
+    responses: { 201: { description: 'registered', schema: z.object({ model: modelSchema }) } },
+    problems: [409, 422],
+  }),
+  deploy: defineOperation({
+    method: 'post',
+    path: '/v1/models/{kind}/{version}/deploy',
+    summary: 'Make a version production and switch running loops at their next batch',
+    params: z.object({ kind: kindSchema, version: z.string() }),
+    query: reasonQuery,
+    responses: deployAnswers,
+  }),
+  rollback: defineOperation({
+    method: 'post',
+    path: '/v1/models/{kind}/rollback',
+    summary: 'Roll back to the previous (or a given) version; running loops switch at their next batch',
+    params: kindParam,
+    query: reasonQuery.extend({ version: z.string().max(100).optional().describe('the version to go back to; the previous one when omitted') }),
+    responses: deployAnswers,
+    problems: [409],
+  }),
+  deployments: defineOperation({
+    method: 'get',
+    path: '/v1/deployments',
+    summary: 'Deployment history, newest first',
+    query: kindQuery,
+    responses: { 200: { description: 'deployments', schema: z.object({ deployments: z.array(deploymentSchema) }) } },
+  }),
+  deployment: defineOperation({
+    method: 'get',
+    path: '/v1/deployments/{id}',
+    summary: 'One deployment and where each running loop stands (confirmed or pending)',
+    params: z.object({ id: deploymentId }),
+    responses: { 200: { description: 'the deployment', schema: deploymentProgressSchema } },
+  }),
+  boxAssist: defineOperation({
+    method: 'post',
+    path: '/v1/box-predictions',
+    summary: 'Box assist: refine a rough region with the production box model',
+    body: boxRequest,
+    bodyName: 'invalid box request',
+    responses: {
+      200: {
+        description: 'the refined box in frame pixels',
+        schema: z.object({
+          box: z.object({ x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() }),
+          score: z.number(),
+          modelVersion: z.string(),
+          bytesDecoded: z.number().int().describe('pixels decoded for the crop'),
+          frameBytes: z.number().int().describe('pixels of the whole frame'),
+          latencyMs: z.number(),
+        }),
+      },
+    },
+    problems: [503],
+  }),
+};
 
 function registryProblem(err: unknown): never {
   if (err instanceof RegistryError) {
@@ -47,28 +137,23 @@ export function modelRoutes(deps: ApiDeps) {
     if (Date.now() - boxVersion.at > 1000) boxVersion = { version: (await productionModel(deps.db, 'box'))?.version ?? null, at: Date.now() };
     return boxVersion.version;
   };
-  const kindOf = (raw: string) => parseOrThrow(kindSchema, raw, 'invalid model kind', 'kind');
   const deployDeps = { db: deps.db, loopControl: deps.loopControl, warm: (kind: 'detection' | 'box', v: string) => deps.models.warm(kind, v) };
 
-  app.get('/v1/models', async (c) => {
-    const kind = c.req.query('kind');
-    return c.json({ models: await listModels(deps.db, kind ? kindOf(kind) : undefined) });
-  });
+  handle(app, modelOperations.list, async (c, { query }) => c.json({ models: await listModels(deps.db, query.kind) }));
 
-  app.get('/v1/models/:kind/:version', async (c) => {
-    const row = await getModel(deps.db, kindOf(c.req.param('kind')), c.req.param('version'));
-    if (!row) throw new ProblemError(404, 'Not found', `no ${c.req.param('kind')} model ${c.req.param('version')}`, undefined, 'not_found');
+  handle(app, modelOperations.get, async (c, { params: { kind, version } }) => {
+    const row = await getModel(deps.db, kind, version);
+    if (!row) throw new ProblemError(404, 'Not found', `no ${kind} model ${version}`, undefined, 'not_found');
     return c.json({ model: row });
   });
 
   // Upload an ONNX file (application/octet-stream). The version comes from ?version= or from
   // the model's metadata; the file must meet the contract or nothing is stored.
-  app.post('/v1/models/:kind', async (c) => {
-    const kind = kindOf(c.req.param('kind'));
+  handle(app, modelOperations.register, async (c, { params: { kind }, query }) => {
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length === 0)
       throw new ProblemError(400, 'Invalid input', 'send the ONNX file as the request body', [{ field: 'body', message: 'empty' }], 'invalid_input');
-    const row = await registerModel(deps.db, deps.store, { kind, bytes, version: c.req.query('version') || undefined }).catch(registryProblem);
+    const row = await registerModel(deps.db, deps.store, { kind, bytes, version: query.version || undefined }).catch(registryProblem);
     return c.json({ model: row }, 201);
   });
 
@@ -77,40 +162,33 @@ export function modelRoutes(deps: ApiDeps) {
   const answer = (c: Context<AppEnv>, result: DeployOutcome) =>
     c.json({ ...result, statusUrl: `/v1/deployments/${result.deploymentId}` }, result.pending.length ? 202 : 200);
 
-  app.post('/v1/models/:kind/:version/deploy', async (c) => {
-    const kind = kindOf(c.req.param('kind'));
-    const result = await deployVersion(deployDeps, kind, c.req.param('version'), {
+  handle(app, modelOperations.deploy, async (c, { params: { kind, version }, query }) => {
+    const result = await deployVersion(deployDeps, kind, version, {
       triggeredBy: c.get('user').name,
-      reason: c.req.query('reason') ?? 'manual deploy',
+      reason: query.reason ?? 'manual deploy',
     }).catch(registryProblem);
     return answer(c, result);
   });
 
-  app.post('/v1/models/:kind/rollback', async (c) => {
-    const kind = kindOf(c.req.param('kind'));
-    const to = c.req.query('version') || undefined;
-    const result = await rollbackVersion(deployDeps, kind, { triggeredBy: c.get('user').name, reason: c.req.query('reason') ?? 'manual rollback' }, to).catch(
+  handle(app, modelOperations.rollback, async (c, { params: { kind }, query }) => {
+    const to = query.version || undefined;
+    const result = await rollbackVersion(deployDeps, kind, { triggeredBy: c.get('user').name, reason: query.reason ?? 'manual rollback' }, to).catch(
       registryProblem,
     );
     return answer(c, result);
   });
 
-  app.get('/v1/deployments', async (c) => {
-    const kind = c.req.query('kind');
-    return c.json({ deployments: await deploymentHistory(deps.db, kind ? kindOf(kind) : undefined) });
-  });
+  handle(app, modelOperations.deployments, async (c, { query }) => c.json({ deployments: await deploymentHistory(deps.db, query.kind) }));
 
-  app.get('/v1/deployments/:id', async (c) => {
-    const id = parseOrThrow(deploymentId, c.req.param('id'), 'invalid deployment id', 'id');
+  handle(app, modelOperations.deployment, async (c, { params: { id } }) => {
     const progress = await deploymentProgress(deployDeps, id);
     if (!progress) throw new ProblemError(404, 'Not found', `deployment ${id} does not exist`, undefined, 'not_found');
     return c.json(progress);
   });
 
   // Box assist: stateless; reads only the part of the frame the crop needs.
-  app.post('/v1/box-predictions', async (c) => {
+  handle(app, modelOperations.boxAssist, async (c, { body: input }) => {
     const started = performance.now();
-    const input = parseOrThrow(boxRequest, await readJson(c), 'invalid box request');
     let frame = frameRows.get(input.frameId);
     if (!frame) {
       const row = await getFrame(deps.db, input.frameId);

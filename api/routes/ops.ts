@@ -9,10 +9,40 @@ import { framesScoredPerMinute } from '../../db/scoring.ts';
 import { listStreams } from '../../db/streams.ts';
 import { productionModel } from '../../db/models.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
+import { defineOperation, handle } from '../operation.ts';
+import { retrainRunSchema } from '../schemas.ts';
+import { z } from 'zod';
+
+export const opsOperations = {
+  summary: defineOperation({
+    method: 'get',
+    path: '/v1/ops',
+    summary: 'Operations summary per stream: frames per minute (last hour), open tasks, model version, drift p-values over time, latest retraining',
+    responses: {
+      200: {
+        description: 'the summary',
+        schema: z.object({
+          streams: z.array(
+            z.object({
+              id: z.string(),
+              frames: z.number().int(),
+              openTasks: z.number().int(),
+              modelVersion: z.string().nullable(),
+              framesPerMinute: z.array(z.object({ at: z.string(), frames: z.number().int() })),
+              drift: z.array(z.object({ at: z.date(), p: z.number(), statistic: z.number(), drift: z.boolean() })),
+              lastDrift: z.object({ at: z.date(), drift: z.boolean(), summary: z.string().nullable() }).nullable(),
+            }),
+          ),
+          latestRetraining: retrainRunSchema.pick({ id: true, status: true, trigger: true, reason: true, createdAt: true, updatedAt: true }).nullable(),
+        }),
+      },
+    },
+  }),
+};
 
 export function opsRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
-  app.get('/v1/ops', async (c) => {
+  handle(app, opsOperations.summary, async (c) => {
     const since = new Date(Date.now() - 60 * 60_000);
     const [streams, depth, production, [latestRun]] = await Promise.all([
       listStreams(deps.db),

@@ -6,12 +6,16 @@ import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision
 import { toCocoBbox } from '../../db/coco.ts';
 import { labelsWithFrames, recentLabels, type LabelWithFrame } from '../../db/labels.ts';
 import { getPolicy } from '../../db/policies.ts';
-import { bandFor } from '../../policies/sampling-policy.ts';
+import { bandFor, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observability/metrics.ts';
 import { getModel, productionModel } from '../../db/models.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
+import { defineOperation, handle } from '../operation.ts';
+import { ProblemError } from '../problem.ts';
+import { frameSchema, labelSchema, predictionSchema } from '../schemas.ts';
+import { reviewTasks } from '../../db/schema.ts';
+import { createSelectSchema } from 'drizzle-zod';
 
 const unit = z.number().min(0).max(1);
 const labelBox = z
@@ -29,6 +33,134 @@ const timeRange = z.object({
   to: z.coerce.date({ error: 'to must be an ISO 8601 time' }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+const taskRow = createSelectSchema(reviewTasks);
+const presentedTask = z.object({
+  classNames: z.array(z.string()).describe('the classes a reviewer may pick: those of the model that routed the task'),
+  task: taskRow
+    .pick({
+      id: true,
+      status: true,
+      reason: true,
+      policyVersion: true,
+      modelVersion: true,
+      predictionId: true,
+      className: true,
+      score: true,
+      leaseExpiresAt: true,
+      attempts: true,
+      streamId: true,
+      cameraId: true,
+    })
+    .extend({ band: samplingPolicySchema.shape.band.nullable().describe('the confidence band that routed it') }),
+  frame: frameSchema.pick({ id: true, width: true, height: true, cameraId: true, capturedAt: true, streamId: true }).extend({ imageUrl: z.string() }),
+  predictions: z.array(
+    predictionSchema
+      .pick({ id: true, rank: true, className: true, score: true, x1: true, y1: true, x2: true, y2: true })
+      .extend({ underReview: z.boolean().describe('the prediction this task asks about') }),
+  ),
+});
+const taskId = z.object({ id: z.string() });
+const labelResult = z.object({ label: labelSchema, replayed: z.boolean() });
+const coco = z.object({
+  info: z.object({ description: z.string(), date_created: z.string() }),
+  categories: z.array(z.object({ id: z.number().int(), name: z.string() })),
+  images: z.array(
+    z.object({
+      id: z.number().int(),
+      file_name: z.string(),
+      width: z.number().int(),
+      height: z.number().int(),
+      frame_id: z.uuid(),
+      stream_id: z.string(),
+      camera_id: z.string(),
+      captured_at: z.date(),
+      label_id: z.uuid(),
+      decision: z.enum(['accept', 'reject', 'correct']),
+    }),
+  ),
+  annotations: z.array(
+    z.object({
+      id: z.number().int(),
+      image_id: z.number().int(),
+      category_id: z.number().int(),
+      bbox: z.array(z.number()).length(4).describe('x, y, width, height in pixels'),
+      area: z.number(),
+      iscrowd: z.literal(0),
+    }),
+  ),
+});
+
+export const taskOperations = {
+  claim: defineOperation({
+    method: 'post',
+    path: '/v1/tasks/claim',
+    summary: 'Lease the next task (or your current one)',
+    body: claimInput,
+    bodyName: 'invalid claim',
+    responses: { 200: { description: 'task, frame and predictions', schema: presentedTask }, 204: { description: 'the queue is empty' } },
+  }),
+  get: defineOperation({
+    method: 'get',
+    path: '/v1/tasks/{id}',
+    summary: 'A task with its frame and predictions',
+    params: taskId,
+    responses: { 200: { description: 'the task', schema: presentedTask } },
+  }),
+  submit: defineOperation({
+    method: 'post',
+    path: '/v1/tasks/{id}/submit',
+    summary: 'Submit a decision; stores a label',
+    params: taskId,
+    body: submitInput,
+    bodyName: 'invalid decision',
+    responses: { 201: { description: 'label stored', schema: labelResult }, 200: { description: 'the same decision, replayed', schema: labelResult } },
+    problems: [409, 410],
+  }),
+  release: defineOperation({
+    method: 'post',
+    path: '/v1/tasks/{id}/release',
+    summary: 'Give a leased task back to the queue',
+    params: taskId,
+    responses: { 200: { description: 'released', schema: z.object({ task: taskRow.pick({ id: true, status: true }) }) } },
+    problems: [409],
+  }),
+  queue: defineOperation({
+    method: 'get',
+    path: '/v1/queue',
+    summary: 'Open tasks per stream and class, with the oldest task time',
+    responses: {
+      200: {
+        description: 'queue depth',
+        schema: z.object({
+          depth: z.array(
+            z.object({
+              streamId: z.string(),
+              className: z.string().nullable(),
+              open: z.number().int(),
+              leased: z.number().int(),
+              oldestCreatedAt: z.date().nullable(),
+            }),
+          ),
+        }),
+      },
+    },
+  }),
+  labels: defineOperation({
+    method: 'get',
+    path: '/v1/labels',
+    summary: 'Recent labels with reviewer, newest first',
+    query: timeRange,
+    responses: { 200: { description: 'labels', schema: z.object({ labels: z.array(labelSchema.extend({ reviewer: z.string().nullable() })) }) } },
+  }),
+  export: defineOperation({
+    method: 'get',
+    path: '/v1/labels/export',
+    summary: 'Labels as COCO JSON (each frame with its newest label)',
+    query: timeRange.omit({ limit: true }),
+    responses: { 200: { description: 'COCO JSON', schema: coco } },
+  }),
+};
 
 const STATUS: Record<QueueError['code'], 400 | 404 | 409 | 410> = {
   not_found: 404,
@@ -58,6 +190,12 @@ export function taskRoutes(deps: ApiDeps) {
       classesOfVersion.set(modelVersion, names);
     }
     return names;
+  }
+
+  async function taskOr404(id: string) {
+    const task = await getTask(deps.db, id).catch(() => null);
+    if (!task) throw new ProblemError(404, 'Not found', `task ${id} does not exist`, undefined, 'not_found');
+    return task;
   }
 
   async function present(task: TaskRow) {
@@ -103,8 +241,7 @@ export function taskRoutes(deps: ApiDeps) {
     };
   }
 
-  app.post('/v1/tasks/claim', async (c) => {
-    const input = parseOrThrow(claimInput, await readJson(c), 'invalid claim');
+  handle(app, taskOperations.claim, async (c, { body: input }) => {
     const claimed = await claimNext(deps.db, { userId: c.get('user').id, streamId: input.streamId, leaseSeconds: deps.config.LEASE_SECONDS });
     if (!claimed) return c.body(null, 204);
     reviewClaims.inc({ stream: claimed.task.streamId });
@@ -112,41 +249,33 @@ export function taskRoutes(deps: ApiDeps) {
     return c.json(await present(claimed.task));
   });
 
-  app.get('/v1/tasks/:id', async (c) => {
-    const task = await getTask(deps.db, c.req.param('id')).catch(() => null);
-    if (!task) throw new ProblemError(404, 'Not found', `task ${c.req.param('id')} does not exist`, undefined, 'not_found');
+  handle(app, taskOperations.get, async (c, { params }) => {
+    const task = await taskOr404(params.id);
     return c.json(await present(task));
   });
 
-  app.post('/v1/tasks/:id/submit', async (c) => {
-    const input = parseOrThrow(submitInput, await readJson(c), 'invalid decision');
-    if (!(await getTask(deps.db, c.req.param('id')).catch(() => null))) {
-      throw new ProblemError(404, 'Not found', `task ${c.req.param('id')} does not exist`, undefined, 'not_found');
-    }
-    const result = await submitDecision(deps.db, { taskId: c.req.param('id'), userId: c.get('user').id, decision: input.decision, boxes: input.boxes }).catch(
+  handle(app, taskOperations.submit, async (c, { params, body: input }) => {
+    await taskOr404(params.id);
+    const result = await submitDecision(deps.db, { taskId: params.id, userId: c.get('user').id, decision: input.decision, boxes: input.boxes }).catch(
       queueProblem,
     );
     if (!result.replayed) reviewDecisions.inc({ stream: result.label.streamId, decision: result.label.decision });
     return c.json({ label: result.label, replayed: result.replayed }, result.replayed ? 200 : 201);
   });
 
-  app.post('/v1/tasks/:id/release', async (c) => {
-    if (!(await getTask(deps.db, c.req.param('id')).catch(() => null))) {
-      throw new ProblemError(404, 'Not found', `task ${c.req.param('id')} does not exist`, undefined, 'not_found');
-    }
-    const task = await releaseTask(deps.db, { taskId: c.req.param('id'), userId: c.get('user').id }).catch(queueProblem);
+  handle(app, taskOperations.release, async (c, { params }) => {
+    await taskOr404(params.id);
+    const task = await releaseTask(deps.db, { taskId: params.id, userId: c.get('user').id }).catch(queueProblem);
     return c.json({ task: { id: task.id, status: task.status } });
   });
 
-  app.get('/v1/queue', async (c) => c.json({ depth: await queueDepth(deps.db) }));
+  handle(app, taskOperations.queue, async (c) => c.json({ depth: await queueDepth(deps.db) }));
 
-  app.get('/v1/labels', async (c) => {
-    const q = parseOrThrow(timeRange, c.req.query(), 'invalid query');
+  handle(app, taskOperations.labels, async (c, { query: q }) => {
     return c.json({ labels: await recentLabels(deps.db, q) });
   });
 
-  app.get('/v1/labels/export', async (c) => {
-    const q = parseOrThrow(timeRange.omit({ limit: true }), c.req.query(), 'invalid query');
+  handle(app, taskOperations.export, async (c, { query: q }) => {
     const rows = await labelsWithFrames(deps.db, q);
     const production = await productionModel(deps.db, 'detection');
     const fromModel = production?.metadata.kind === 'detection' ? production.metadata.classNames : [];

@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { audit } from '../../db/audit.ts';
 import { createUser, findUser, listUsers, revokeToken, ROLES, rotateToken, setDisabled } from '../../db/users.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
-import { parseOrThrow, ProblemError, readJson } from '../problem.ts';
+import { defineOperation, handle } from '../operation.ts';
+import { ProblemError } from '../problem.ts';
+import { userSchema } from '../schemas.ts';
 
 const STREAM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
@@ -30,6 +32,70 @@ const userInput = z
   });
 const rotateInput = z.object({ expiresInDays }).strict();
 
+const userName = z.object({ name: z.string() });
+const userAnswer = { description: 'the user', schema: z.object({ user: userSchema }) };
+const tokenOnce = z.string().describe('the bearer token; shown this once');
+
+export const userOperations = {
+  me: defineOperation({
+    method: 'get',
+    path: '/v1/me',
+    summary: 'The authenticated user',
+    responses: {
+      200: {
+        description: 'who the token belongs to',
+        schema: z.object({ user: userSchema.pick({ id: true, name: true, role: true, streams: true, cameraIds: true }) }),
+      },
+    },
+  }),
+  list: defineOperation({
+    method: 'get',
+    path: '/v1/users',
+    summary: 'Users with role, camera binding, token expiry and disabled state (never tokens)',
+    responses: { 200: { description: 'users by name', schema: z.object({ users: z.array(userSchema) }) } },
+  }),
+  create: defineOperation({
+    method: 'post',
+    path: '/v1/users',
+    summary: 'Create a user; returns their token once. Cameras are bound to streams (and optionally camera ids)',
+    body: userInput,
+    bodyName: 'invalid user',
+    responses: { 201: { description: 'created', schema: z.object({ user: userSchema, token: tokenOnce }) } },
+    problems: [409],
+  }),
+  rotateToken: defineOperation({
+    method: 'post',
+    path: '/v1/users/{name}/token',
+    summary: 'Rotate a user token (the old one stops working); optionally with an expiry',
+    params: userName,
+    body: rotateInput,
+    bodyName: 'invalid token request',
+    responses: { 200: { description: 'the new token', schema: z.object({ token: tokenOnce }) } },
+  }),
+  revokeToken: defineOperation({
+    method: 'delete',
+    path: '/v1/users/{name}/token',
+    summary: 'Revoke a user token without issuing a new one',
+    params: userName,
+    responses: { 200: { description: 'revoked', schema: z.object({ revoked: z.string() }) } },
+  }),
+  disable: defineOperation({
+    method: 'post',
+    path: '/v1/users/{name}/disable',
+    summary: 'Disable a user: every token of theirs is refused',
+    params: userName,
+    responses: { 200: userAnswer },
+    problems: [409],
+  }),
+  enable: defineOperation({
+    method: 'post',
+    path: '/v1/users/{name}/enable',
+    summary: 'Enable a disabled user again',
+    params: userName,
+    responses: { 200: userAnswer },
+  }),
+};
+
 const expiry = (days: number | null | undefined) => (days ? new Date(Date.now() + days * 86_400_000) : null);
 
 export function userRoutes(deps: ApiDeps) {
@@ -41,12 +107,11 @@ export function userRoutes(deps: ApiDeps) {
     return user;
   };
 
-  app.get('/v1/me', (c) => c.json({ user: c.get('user') }));
+  handle(app, userOperations.me, async (c) => c.json({ user: c.get('user') }));
 
-  app.get('/v1/users', async (c) => c.json({ users: await listUsers(deps.db) }));
+  handle(app, userOperations.list, async (c) => c.json({ users: await listUsers(deps.db) }));
 
-  app.post('/v1/users', async (c) => {
-    const input = parseOrThrow(userInput, await readJson(c), 'invalid user');
+  handle(app, userOperations.create, async (c, { body: input }) => {
     if (await findUser(deps.db, input.name))
       throw new ProblemError(409, 'Conflict', `user ${input.name} exists; rotate their token instead`, [{ field: 'name', message: 'taken' }], 'exists');
     const { user, token } = await createUser(deps.db, {
@@ -65,26 +130,24 @@ export function userRoutes(deps: ApiDeps) {
     return c.json({ user, token }, 201);
   });
 
-  app.post('/v1/users/:name/token', async (c) => {
-    const input = parseOrThrow(rotateInput, await readJson(c), 'invalid token request');
-    await mustExist(c.req.param('name'));
-    const token = await rotateToken(deps.db, c.req.param('name'), expiry(input.expiresInDays));
+  handle(app, userOperations.rotateToken, async (c, { params: { name }, body: input }) => {
+    await mustExist(name);
+    const token = await rotateToken(deps.db, name, expiry(input.expiresInDays));
     changed();
-    await audit(deps.db, c.get('user').name, 'user.rotate_token', c.req.param('name'), { expiresInDays: input.expiresInDays ?? null });
+    await audit(deps.db, c.get('user').name, 'user.rotate_token', name, { expiresInDays: input.expiresInDays ?? null });
     return c.json({ token });
   });
 
-  app.delete('/v1/users/:name/token', async (c) => {
-    await mustExist(c.req.param('name'));
-    await revokeToken(deps.db, c.req.param('name'));
+  handle(app, userOperations.revokeToken, async (c, { params: { name } }) => {
+    await mustExist(name);
+    await revokeToken(deps.db, name);
     changed();
-    await audit(deps.db, c.get('user').name, 'user.revoke_token', c.req.param('name'));
-    return c.json({ revoked: c.req.param('name') });
+    await audit(deps.db, c.get('user').name, 'user.revoke_token', name);
+    return c.json({ revoked: name });
   });
 
   for (const action of ['disable', 'enable'] as const) {
-    app.post(`/v1/users/:name/${action}`, async (c) => {
-      const name = c.req.param('name');
+    handle(app, userOperations[action], async (c, { params: { name } }) => {
       await mustExist(name);
       if (action === 'disable' && name === c.get('user').name)
         throw new ProblemError(409, 'Conflict', 'an admin cannot disable themselves', [{ field: 'name', message: 'yourself' }], 'self');

@@ -7,6 +7,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { count, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Hono } from 'hono';
+import { checkResponsesAgainstDocument } from '../helpers/contract.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { submitDecision } from '../../db/queue.ts';
 import { frames, labels, predictions, reviewTasks, samplingPolicies } from '../../db/schema.ts';
@@ -289,5 +291,35 @@ describe('OpenAPI', () => {
     const served = p.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, '{$1}')}`);
     const missing = [...new Set(served)].filter((r) => !documented.has(r));
     expect(missing).toEqual([]);
+  });
+
+  it('carries the constraints and response shapes of the zod schemas', async () => {
+    const doc = await (await p.app.request('/v1/openapi.json')).json();
+    const setPolicy = doc.paths['/v1/streams/{id}/policy'].put;
+    const policy = setPolicy.requestBody.content['application/json'].schema;
+    expect(policy.properties.band.properties.low).toMatchObject({ type: 'number', minimum: 0, maximum: 1 });
+    expect(policy.properties.maxTasksPerFrame).toMatchObject({ type: 'integer', minimum: 1, maximum: 100 });
+    expect(policy.additionalProperties).toBe(false);
+    expect(setPolicy['x-roles']).toEqual(['lead', 'admin']);
+    const labels = doc.paths['/v1/labels'].get;
+    expect(labels.parameters.find((q: { name: string }) => q.name === 'limit').schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
+    const label = labels.responses['200'].content['application/json'].schema.properties.labels.items;
+    expect(label.properties.createdAt).toMatchObject({ type: 'string', format: 'date-time' });
+    expect(label.properties.decision.enum).toEqual(['accept', 'reject', 'correct']);
+    expect(label.required).toContain('boxes');
+    expect(Object.keys(setPolicy.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '403', '404']));
+  });
+
+  it('fails a request whose answer the document does not describe', async () => {
+    const doc = await (await p.app.request('/v1/openapi.json')).json();
+    // An app that answers documented paths wrongly, held to the real document.
+    const wrong = new Hono();
+    wrong.get('/healthz', (c) => c.json({ ok: 'yes' }));
+    wrong.get('/v1/me', (c) => c.json({ user: { id: 'u', name: 'n', role: 'reviewer', streams: null, cameraIds: null } }, 202));
+    wrong.get('/v1/queue', (c) => c.json({ depth: [] }));
+    checkResponsesAgainstDocument(wrong, doc);
+    await expect(wrong.request('/healthz')).rejects.toThrow(/GET \/healthz .* response body data\/ok must be/);
+    await expect(wrong.request('/v1/me')).rejects.toThrow(/-> 202: status not in the OpenAPI document/);
+    await expect(wrong.request('/v1/queue?nonsense=1')).resolves.toHaveProperty('status', 200);
   });
 });

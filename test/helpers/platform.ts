@@ -19,6 +19,8 @@ import { startWorkers, type RunningWorkers, type WorkerDeps } from '../../worker
 import type { NativeConnection } from '@temporalio/worker';
 import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
 import { testClient, uniqueQueue } from './temporal.ts';
+import { checkResponsesAgainstDocument } from './contract.ts';
+import { openApiDocument } from '../../api/openapi.ts';
 
 export interface TestPlatform {
   deps: ApiDeps;
@@ -68,9 +70,12 @@ export async function createTestPlatform(
     // The camera token may send into the streams the test names (none by default).
     camera: (await createUser(handle.db, { name: 'camera', role: 'camera', streams: opts.cameraStreams ?? [] })).token,
   };
+  const app = createApp(deps, { onError: (err) => console.error(err) });
+  // Every request a test makes is held to the served OpenAPI document.
+  checkResponsesAgainstDocument(app, openApiDocument);
   return {
     deps,
-    app: createApp(deps, { onError: (err) => console.error(err) }),
+    app,
     tokens,
     taskQueue,
     controlQueue,

@@ -1,0 +1,64 @@
+// The shapes the API answers with, derived from the tables (drizzle-zod) so a column added to
+// db/schema.ts shows up in the OpenAPI document. Timestamps are Date here and ISO strings on the
+// wire; api/openapi.ts writes them as `string, format: date-time`.
+import { createSelectSchema } from 'drizzle-zod';
+import { z } from 'zod';
+import { deployments, driftReports, frames, labels, models, predictions, retrainRuns, samplingPolicies, streams, users } from '../db/schema.ts';
+import { samplingPolicySchema } from '../policies/sampling-policy.ts';
+
+const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
+
+export const userSchema = createSelectSchema(users).omit({ tokenHash: true });
+export const streamSchema = createSelectSchema(streams);
+export const storedPolicySchema = createSelectSchema(samplingPolicies, { policy: samplingPolicySchema });
+export const frameSchema = createSelectSchema(frames);
+export const predictionSchema = createSelectSchema(predictions);
+export const labelSchema = createSelectSchema(labels, { boxes: z.array(box) });
+export const modelSchema = createSelectSchema(models);
+export const deploymentSchema = createSelectSchema(deployments);
+export const driftReportSchema = createSelectSchema(driftReports);
+export const retrainRunSchema = createSelectSchema(retrainRuns, {
+  steps: z.array(z.object({ name: z.string(), status: z.enum(['running', 'done', 'failed', 'skipped']), at: z.string(), detail: z.string().optional() })),
+});
+
+/** What a running loop answers to its status query (more fields may come with new loop versions). */
+const loopStatusSchema = z.looseObject({
+  streamId: z.string(),
+  state: z.enum(['RUNNING', 'PAUSED', 'WAITING_FOR_MODEL']),
+  batchInFlight: z.boolean(),
+  historyLength: z.number().int(),
+  paused: z.boolean(),
+  modelVersion: z.string().nullable(),
+  deploymentId: z.number().int().nullable(),
+  policyVersion: z.number().int().nullable(),
+  totals: z.object({ batches: z.number().int(), framesScored: z.number().int(), predictions: z.number().int(), tasksRouted: z.number().int() }),
+  runs: z.number().int(),
+  lastBatchAt: z.string().nullable(),
+  seenUpdateIds: z.array(z.string()),
+});
+/** What the Temporal server knows of a loop when no worker answers its query. */
+const loopServerSchema = z.object({ execution: z.string(), state: z.string().nullable(), modelVersion: z.string().nullable() });
+export const loopOfStreamSchema = { loop: loopStatusSchema.nullable(), loopServer: loopServerSchema.nullable() };
+
+const loopDeployState = z.object({
+  streamId: z.string(),
+  status: z.enum(['confirmed', 'pending']),
+  modelVersion: z.string().nullable(),
+  deploymentId: z.number().int().nullable(),
+  detail: z.string().optional(),
+});
+export const deployOutcomeSchema = z.object({
+  kind: z.enum(['detection', 'box']),
+  version: z.string(),
+  previousVersion: z.string().nullable(),
+  deploymentId: z.number().int(),
+  loops: z.array(loopDeployState),
+  pending: z.array(z.string()).describe('streams whose loop has not confirmed yet'),
+  statusUrl: z.string().describe('GET it to watch the pending loops catch up'),
+});
+export const deploymentProgressSchema = z.object({
+  deployment: deploymentSchema,
+  superseded: z.boolean().describe('a newer deployment replaced this one; loops follow the newer one'),
+  loops: z.array(loopDeployState),
+  pending: z.array(z.string()),
+});
