@@ -26,6 +26,10 @@ const envSchema = z.object({
   MAX_JSON_BYTES: int(1024 * 1024),
   MAX_MODEL_BYTES: int(200 * 1024 * 1024),
   AUTH_MAX_FAILURES_PER_MINUTE: int(20),
+  // Retraining: earlier frames (the parent snapshot's) kept per newly labelled frame, so
+  // fine-tuning on uncertain picks does not cost the scenes the model already handled; "all"
+  // keeps every earlier frame.
+  RETRAIN_REPLAY_RATIO: z.union([z.literal('all').transform(() => null), z.coerce.number().min(0).max(100)]).default(1),
   // Distinct camera ids a metric keeps as label values per stream; later ones count as `other`.
   METRIC_MAX_CAMERAS: int(64),
   BATCH_SIZE: int(16),

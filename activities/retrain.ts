@@ -18,6 +18,8 @@ export interface RetrainDeps {
   store: BlobStore;
   loopControl: LoopControl;
   warm?: (kind: ModelKind, version: string) => Promise<void>;
+  /** Earlier frames a snapshot keeps per newly labelled frame (RETRAIN_REPLAY_RATIO); null: all. */
+  replayRatio?: number | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +67,14 @@ export function createRetrainActivities(deps: RetrainDeps) {
       const productionBox = await productionModel(deps.db, 'box');
       const classNames = production?.metadata.kind === 'detection' ? production.metadata.classNames : undefined;
       const parentKey = production?.trainingSnapshot ? `snapshots/${production.trainingSnapshot}/dataset.json` : null;
-      const snap = await createSnapshot(deps.db, deps.store, { id: input.runId, asOf: new Date(input.asOf), trigger: 'retrain', classNames, parentKey });
+      const snap = await createSnapshot(deps.db, deps.store, {
+        id: input.runId,
+        asOf: new Date(input.asOf),
+        trigger: 'retrain',
+        classNames,
+        parentKey,
+        replayRatio: deps.replayRatio,
+      });
       const hasCheckpoint = async (kind: ModelKind, version: string | undefined) =>
         version ? deps.store.exists(`models/${kind}/${version}/checkpoint.pt`) : false;
       return {

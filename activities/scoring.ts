@@ -7,8 +7,9 @@ import type { Db } from '../db/client.ts';
 import { getPolicy } from '../db/policies.ts';
 import {
   boostedCameras,
-  cosineDistance,
-  recentTaskEmbeddings,
+  frameDistances,
+  framesIngestedInHourBefore,
+  recentSelectionValues,
   latestPolicyVersion,
   nextFrames,
   persistScoredBatch,
@@ -20,6 +21,7 @@ import {
 } from '../db/scoring.ts';
 import { UndecodableFramesError, type FrameResult } from '../models/sessions.ts';
 import { latestDeployment, productionModel } from '../db/models.ts';
+import { pacedThreshold, targetRate } from '../policies/pacing.ts';
 import { routeBatch } from '../policies/route.ts';
 import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -81,8 +83,10 @@ export interface BatchReport extends ScoreBatchResult {
   policyVersion: number;
   timings: Record<string, number>;
   frames: ScoredFrameRow[];
-  tasks: { reason: string; className: string | null }[];
+  tasks: { frameId: string; reason: string; className: string | null }[];
   failures: FrameFailure[];
+  /** The ranked selection's pacing of this batch (absent for the band selection). */
+  pacing?: { threshold: number | null; targetRate: number };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -163,6 +167,20 @@ export function createScoringActivities(deps: ScoringDeps) {
     }
   }
 
+  /**
+   * The ranked selection's pacing for this batch: the share of the frames still expected today
+   * that the budget left covers, and the value at that share of the stream's recent frames. It is
+   * anchored to the batch's own frames (their ingest time, the values stored before them), so a
+   * retried batch routes the same frames.
+   */
+  async function pacingFor(streamId: string, pending: PendingFrame[], budgetRemaining: number | null, window: number, warmup: number) {
+    const anchor = new Date(Math.max(...pending.map((f) => f.ingestedAt.getTime())));
+    const perHour = await framesIngestedInHourBefore(deps.db, streamId, anchor);
+    const endOfDay = Date.UTC(anchor.getUTCFullYear(), anchor.getUTCMonth(), anchor.getUTCDate() + 1);
+    const rate = targetRate(budgetRemaining, (perHour * (endOfDay - anchor.getTime())) / 3600_000);
+    return { threshold: pacedThreshold(await recentSelectionValues(deps.db, streamId, window), rate, warmup), targetRate: rate };
+  }
+
   return {
     /** The production detector and the stream's newest policy, for a loop's first run. */
     async resolveStreamConfig(input: { streamId: string }): Promise<{ modelVersion: string | null; deployment: DeploymentRef | null; policyVersion: number }> {
@@ -208,24 +226,17 @@ export function createScoringActivities(deps: ScoringDeps) {
       const policy = await getPolicy(deps.db, input.streamId, policyVersion);
       const at = now();
       const boosts = await boostedCameras(deps.db, input.streamId, at);
-      const nearDuplicates = new Set<string>();
-      if (policy.diversityMinDistance > 0) {
-        const queued = await recentTaskEmbeddings(deps.db, input.streamId);
-        for (const f of frames) {
-          if (queued.some((q) => cosineDistance(q, f.embedding) < policy.diversityMinDistance)) nearDuplicates.add(f.frameId);
-        }
-      }
+      const distances = await frameDistances(deps.db, input.streamId, modelVersion, frames);
       const routedToday = policy.dailyBudget === null ? 0 : await tasksRoutedToday(deps.db, input.streamId, at);
-      const tasks = routeBatch(
+      const budgetRemaining = policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday);
+      const pacing =
+        policy.selection === 'ranked' ? await pacingFor(input.streamId, pending, budgetRemaining, policy.pacingWindow, policy.pacingWarmup) : undefined;
+      const { tasks, selections } = routeBatch(
         frames,
-        {
-          policy,
-          budgetRemaining: policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday),
-          isBoosted: (cameraId) => boosts.has(null) || boosts.has(cameraId),
-          nearDuplicates,
-        },
+        { policy, budgetRemaining, isBoosted: (cameraId) => boosts.has(null) || boosts.has(cameraId), distances, pacing },
         policyVersion,
       );
+      for (const f of frames) f.selection = selections.get(f.frameId);
       const routeMs = performance.now() - t1;
 
       const t2 = performance.now();
@@ -269,8 +280,9 @@ export function createScoringActivities(deps: ScoringDeps) {
         modelVersion,
         timings: { read: readMs, ...scored.timings, route: routeMs, persist: persistMs },
         frames,
-        tasks: tasks.map((t) => ({ reason: t.reason, className: t.className })),
+        tasks: tasks.map((t) => ({ frameId: t.frameId, reason: t.reason, className: t.className })),
         failures,
+        pacing,
       });
       return result;
     },

@@ -14,15 +14,16 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cosineDistance } from '../db/scoring.ts';
 import { DetectorSession, type FrameResult } from '../models/sessions.ts';
-import { routeBatch, stableUniform } from '../policies/route.ts';
+import { pacedThreshold, targetRate } from '../policies/pacing.ts';
+import { binaryEntropy, cosineDistance, routeBatch, stableUniform } from '../policies/route.ts';
 import { defaultSamplingPolicy } from '../policies/sampling-policy.ts';
 import { requireTool, trainerPython } from '../scripts/tools.ts';
 import { table } from './stats.ts';
 
 export interface LabelEfficiencyOptions {
-  scenario: string;
+  /** Shifts the stream moves into; each gets the whole comparison. */
+  scenarios: string[];
   seeds: number[];
   budgets: number[];
   /** Frames of the stream that are in-distribution / of the shift. */
@@ -36,21 +37,40 @@ export interface LabelEfficiencyOptions {
   baseEpochs: number;
   /** Target = this share of the mAP random sampling reaches with the largest budget. */
   targetShare: number;
+  /** Earlier labelled frames (the base model's training set) mixed into every fine-tuning set,
+   * per picked frame: the retraining replay that keeps the scenes the model already handled. */
+  replayRatio: number;
+  /** Frames like the base model's training set, scored by it: the reference of the novelty term. */
+  referenceFrames: number;
+  /** The rare-event stream (a class in about 0.1% of frames): frames and budgets; null to skip. */
+  rare: { frames: number; budgets: number[] } | null;
 }
 
-type Policy = 'platform' | 'random' | 'entropy';
+type Policy = 'ranked' | 'band' | 'random' | 'entropy';
 
 export const defaultLabelEfficiency: LabelEfficiencyOptions = {
-  scenario: 'new_camera',
+  scenarios: ['new_camera', 'night'],
   seeds: [1, 2, 3],
   budgets: [50, 100, 200, 400],
   clearFrames: 2400,
   shiftFrames: 800,
-  policies: ['platform', 'random', 'entropy'],
+  policies: ['ranked', 'band', 'random', 'entropy'],
   minFramePasses: 800,
   baseFrames: 2000,
   baseEpochs: 5,
   targetShare: 0.95,
+  replayRatio: 1,
+  referenceFrames: 200,
+  rare: { frames: 10_000, budgets: [50, 100, 200] },
+};
+
+/** `npm run bench -- labels quick`: one shift, one seed, two budgets, to check the direction. */
+export const quickLabelEfficiency: LabelEfficiencyOptions = {
+  ...defaultLabelEfficiency,
+  scenarios: ['new_camera'],
+  seeds: [1],
+  budgets: [50, 200],
+  rare: null,
 };
 
 interface CocoImage {
@@ -111,11 +131,26 @@ function streamDataset(dir: string, parts: { sub: string; coco: Coco; shifted: b
   return { coco, stream };
 }
 
-/** The frames the scoring activity would route, in stream order, until `budget` frames. */
-function platformPicks(stream: StreamFrame[], scored: Map<number, FrameResult>, budget: number): number[] {
-  const policy = { ...defaultSamplingPolicy, dailyBudget: null };
+const nearest = (to: ArrayLike<number>, among: ArrayLike<number>[]) => (among.length ? Math.min(...among.map((e) => cosineDistance(e, to))) : null);
+
+/**
+ * The frames the scoring activity would route, in stream order, until `budget` frames: batches
+ * of 16 through the same routeBatch and pacing functions, with the distances the vector index
+ * would answer (to frames already routed, and to the base model's reference frames) computed
+ * here. The stream is one day, so the budget is the daily budget. One task per frame: a label
+ * costs a frame.
+ */
+function platformPicks(
+  selection: 'ranked' | 'band',
+  stream: StreamFrame[],
+  scored: Map<number, FrameResult>,
+  references: Float32Array[],
+  budget: number,
+): number[] {
+  const policy = { ...defaultSamplingPolicy, selection, dailyBudget: budget, maxTasksPerFrame: 1 };
   const picked: number[] = [];
-  const routedEmbeddings: Float32Array[] = [];
+  const pickedEmbeddings: Float32Array[] = [];
+  const history: number[] = [];
   for (let i = 0; i < stream.length && picked.length < budget; i += 16) {
     const batch = stream.slice(i, i + 16).map((f) => {
       const r = scored.get(f.image.id)!;
@@ -126,23 +161,23 @@ function platformPicks(stream: StreamFrame[], scored: Map<number, FrameResult>, 
         detections: r.detections.map((d, rank) => ({ rank, className: d.className, score: d.score })),
       };
     });
-    const nearDuplicates = new Set(
-      batch.filter((f) => routedEmbeddings.some((q) => cosineDistance(q, f.embedding) < policy.diversityMinDistance)).map((f) => f.frameId),
-    );
-    const tasks = routeBatch(batch, { policy, budgetRemaining: null, isBoosted: () => false, nearDuplicates }, 1);
+    const distances = new Map(batch.map((f) => [f.frameId, { queued: nearest(f.embedding, pickedEmbeddings), reference: nearest(f.embedding, references) }]));
+    const rate = targetRate(budget - picked.length, stream.length - i);
+    const pacing = { threshold: pacedThreshold(history.slice(-policy.pacingWindow), rate, policy.pacingWarmup), targetRate: rate };
+    const { tasks, selections } = routeBatch(batch, { policy, budgetRemaining: budget - picked.length, isBoosted: () => false, distances, pacing }, 1);
     for (const frameId of new Set(tasks.map((t) => t.frameId))) {
-      if (picked.length >= budget) break;
       picked.push(Number(frameId));
-      routedEmbeddings.push(batch.find((f) => f.frameId === frameId)!.embedding);
+      pickedEmbeddings.push(batch.find((f) => f.frameId === frameId)!.embedding);
     }
+    for (const f of batch) history.push(selections.get(f.frameId)!.value);
   }
   return picked;
 }
 
-const binaryEntropy = (p: number) => (p <= 0 || p >= 1 ? 0 : -(p * Math.log2(p) + (1 - p) * Math.log2(1 - p)));
-
-function pick(policy: Policy, stream: StreamFrame[], scored: Map<number, FrameResult>, budget: number, seed: number): number[] {
-  if (policy === 'platform') return platformPicks(stream, scored, budget);
+function pick(policy: Policy, stream: StreamFrame[], scored: Map<number, FrameResult>, references: Float32Array[], budget: number, seed: number): number[] {
+  if (policy === 'ranked' || policy === 'band') return platformPicks(policy, stream, scored, references, budget);
+  // Random over the whole stream, and the pool-based entropy ranking (it sees the whole stream
+  // before choosing, which a streaming router cannot).
   const key = (f: StreamFrame) =>
     policy === 'random'
       ? stableUniform(String(f.image.id), `random:${seed}`)
@@ -151,6 +186,33 @@ function pick(policy: Policy, stream: StreamFrame[], scored: Map<number, FrameRe
     .sort((a, b) => key(a) - key(b))
     .slice(0, budget)
     .map((f) => f.image.id);
+}
+
+async function scoreAll(detector: DetectorSession, root: string, images: CocoImage[]): Promise<Map<number, FrameResult>> {
+  const scored = new Map<number, FrameResult>();
+  for (let i = 0; i < images.length; i += 16) {
+    const chunk = images.slice(i, i + 16);
+    const { frames } = await detector.detect(chunk.map((im) => fs.readFileSync(path.join(root, im.file_name))));
+    chunk.forEach((im, k) => scored.set(im.id, frames[k]));
+  }
+  return scored;
+}
+
+/** The picks plus `replayRatio` earlier labelled frames per pick (the base training set, read
+ * from `../base`), as one COCO file relative to the stream folder. */
+function trainingSet(coco: Coco, ids: number[], base: Coco, replayRatio: number) {
+  const chosen = new Set(ids);
+  const images = coco.images.filter((im) => chosen.has(im.id));
+  const annotations = coco.annotations.filter((a) => chosen.has(a.image_id));
+  const replay = [...base.images]
+    .sort((a, b) => stableUniform(String(a.id), 'replay') - stableUniform(String(b.id), 'replay'))
+    .slice(0, Math.round(replayRatio * ids.length));
+  for (const im of replay) {
+    const id = 1_000_000 + im.id;
+    images.push({ ...im, id, file_name: path.join('..', 'base', im.file_name) });
+    for (const a of base.annotations.filter((x) => x.image_id === im.id)) annotations.push({ ...a, id: 1_000_000 + a.id, image_id: id });
+  }
+  return { ...coco, images, annotations };
 }
 
 /** Labels at which a curve (running maximum, log-linear between points) first reaches target;
@@ -169,12 +231,25 @@ function labelsToReach(labels: number[], map: number[], target: number): number 
   return null;
 }
 
-export async function benchLabelEfficiency(opts: LabelEfficiencyOptions = defaultLabelEfficiency, resultsDir?: string) {
+interface Point {
+  scenario: string;
+  policy: Policy;
+  seed: number;
+  budget: number;
+  labels: number;
+  shiftShare: number;
+  shift: number;
+  clear: number;
+}
+
+export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, resultsDir: string, resultsFile: string) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'label-efficiency-'));
   const started = performance.now();
+  const results: Record<string, unknown> = { options: opts, startedAt: new Date().toISOString(), machine: `${os.cpus().length} cores` };
+  const save = () => fs.writeFileSync(path.join(resultsDir, resultsFile), JSON.stringify(results, null, 2));
   try {
     // The base detector: in-distribution frames only, as a fleet's first model.
-    generate(path.join(work, 'base'), 'clear', opts.baseFrames, 0);
+    const baseSet = generate(path.join(work, 'base'), 'clear', opts.baseFrames, 0);
     trainer([
       'train-detector',
       '--dataset',
@@ -187,137 +262,216 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions = defaul
       String(opts.baseEpochs),
     ]);
     const baseModel = path.join(work, 'base-model', 'model.onnx');
-    const evalSets = { shift: path.join(work, 'eval-shift'), clear: path.join(work, 'eval-clear') };
-    generate(evalSets.shift, opts.scenario, 300, 1000, 16);
-    generate(evalSets.clear, 'clear', 200, 1000, 16);
-    const evalArg = Object.entries(evalSets)
-      .map(([n, d]) => `${n}=${path.join(d, 'dataset.json')}`)
-      .join(',');
-    const base = Object.fromEntries(
-      Object.entries(evalSets).map(([n, d]) => [
-        n,
-        JSON.parse(trainer(['evaluate', '--model', baseModel, '--dataset', path.join(d, 'dataset.json')])).map50 as number,
-      ]),
-    );
     const detector = await DetectorSession.load(fs.readFileSync(baseModel), { intraOpThreads: 2, minScore: 0.1 });
+    const refs = generate(path.join(work, 'references'), 'clear', opts.referenceFrames, 500, 16);
+    const references = [...(await scoreAll(detector, path.join(work, 'references'), refs.images)).values()].map((r) => r.embedding);
 
-    type Point = { policy: Policy; seed: number; budget: number; labels: number; shiftShare: number; shift: number; clear: number };
     const points: Point[] = [];
-    for (const seed of opts.seeds) {
-      const dir = path.join(work, `stream-${seed}`);
-      fs.mkdirSync(dir);
-      // Stride 4: four frames of each 16-frame scene, i.e. a camera at a quarter of the render rate.
-      const clear = generate(path.join(dir, 'clear'), 'clear', opts.clearFrames, 100 + seed, 4);
-      const shift = generate(path.join(dir, 'shift'), opts.scenario, opts.shiftFrames, 100 + seed, 4);
-      const { coco, stream } = streamDataset(dir, [
-        { sub: 'clear', coco: clear, shifted: false },
-        { sub: 'shift', coco: shift, shifted: true },
-      ]);
-      const scored = new Map<number, FrameResult>();
-      for (let i = 0; i < stream.length; i += 16) {
-        const chunk = stream.slice(i, i + 16);
-        const { frames } = await detector.detect(chunk.map((f) => fs.readFileSync(path.join(dir, f.image.file_name))));
-        chunk.forEach((f, k) => scored.set(f.image.id, frames[k]));
-      }
-      const isShifted = new Map(stream.map((f) => [f.image.id, f.shifted]));
-      for (const policy of opts.policies) {
-        for (const budget of opts.budgets) {
-          const ids = pick(policy, stream, scored, budget, seed);
-          const chosen = new Set(ids);
-          const subset = {
-            ...coco,
-            images: coco.images.filter((im) => chosen.has(im.id)),
-            annotations: coco.annotations.filter((a) => chosen.has(a.image_id)),
-          };
-          const file = path.join(dir, `${policy}-${budget}.json`);
-          fs.writeFileSync(file, JSON.stringify(subset));
-          const epochs = Math.max(6, Math.ceil(opts.minFramePasses / ids.length));
-          const r = JSON.parse(
-            trainer([
-              'fine-tune-eval',
-              '--dataset',
-              file,
-              '--image-root',
-              dir,
-              '--parent-checkpoint',
-              path.join(work, 'base-model', 'checkpoint.pt'),
-              '--epochs',
-              String(epochs),
-              '--seed',
-              String(seed),
-              '--eval',
-              evalArg,
-            ]),
-          );
-          const shiftShare = ids.filter((id) => isShifted.get(id)).length / ids.length;
-          points.push({ policy, seed, budget, labels: ids.length, shiftShare, shift: r.map50.shift, clear: r.map50.clear });
-          if (resultsDir) fs.writeFileSync(path.join(resultsDir, 'label-efficiency.json'), JSON.stringify({ options: opts, base, points }, null, 2));
-          console.error(
-            `label efficiency: seed ${seed} ${policy} ${ids.length} labels (${(shiftShare * 100).toFixed(0)}% shifted) -> mAP@0.5 shift ${r.map50.shift.toFixed(3)} clear ${r.map50.clear.toFixed(3)}`,
-          );
+    const baseMap: Record<string, { shift: number; clear: number }> = {};
+    results.points = points;
+    results.base = baseMap;
+    for (const scenario of opts.scenarios) {
+      const evalSets = { shift: path.join(work, `eval-${scenario}`), clear: path.join(work, 'eval-clear') };
+      generate(evalSets.shift, scenario, 300, 1000, 16);
+      if (!fs.existsSync(evalSets.clear)) generate(evalSets.clear, 'clear', 200, 1000, 16);
+      const evalArg = Object.entries(evalSets)
+        .map(([n, d]) => `${n}=${path.join(d, 'dataset.json')}`)
+        .join(',');
+      baseMap[scenario] = Object.fromEntries(
+        Object.entries(evalSets).map(([n, d]) => [
+          n,
+          JSON.parse(trainer(['evaluate', '--model', baseModel, '--dataset', path.join(d, 'dataset.json')])).map50 as number,
+        ]),
+      ) as { shift: number; clear: number };
+
+      for (const seed of opts.seeds) {
+        const dir = path.join(work, `${scenario}-${seed}`);
+        fs.mkdirSync(dir);
+        // Stride 4: four frames of each 16-frame scene, i.e. a camera at a quarter of the render rate.
+        const clear = generate(path.join(dir, 'clear'), 'clear', opts.clearFrames, 100 + seed, 4);
+        const shift = generate(path.join(dir, 'shift'), scenario, opts.shiftFrames, 100 + seed, 4);
+        const { coco, stream } = streamDataset(dir, [
+          { sub: 'clear', coco: clear, shifted: false },
+          { sub: 'shift', coco: shift, shifted: true },
+        ]);
+        const scored = await scoreAll(
+          detector,
+          dir,
+          stream.map((f) => f.image),
+        );
+        const isShifted = new Map(stream.map((f) => [f.image.id, f.shifted]));
+        for (const policy of opts.policies) {
+          for (const budget of opts.budgets) {
+            const ids = pick(policy, stream, scored, references, budget, seed);
+            const file = path.join(dir, `${policy}-${budget}.json`);
+            fs.writeFileSync(file, JSON.stringify(trainingSet(coco, ids, baseSet, opts.replayRatio)));
+            const epochs = Math.max(6, Math.ceil(opts.minFramePasses / (ids.length * (1 + opts.replayRatio))));
+            const r = JSON.parse(
+              trainer([
+                'fine-tune-eval',
+                '--dataset',
+                file,
+                '--image-root',
+                dir,
+                '--parent-checkpoint',
+                path.join(work, 'base-model', 'checkpoint.pt'),
+                '--epochs',
+                String(epochs),
+                '--seed',
+                String(seed),
+                '--eval',
+                evalArg,
+              ]),
+            );
+            const shiftShare = ids.filter((id) => isShifted.get(id)).length / ids.length;
+            points.push({ scenario, policy, seed, budget, labels: ids.length, shiftShare, shift: r.map50.shift, clear: r.map50.clear });
+            save();
+            console.error(
+              `label efficiency: ${scenario} seed ${seed} ${policy} ${ids.length} labels (${(shiftShare * 100).toFixed(0)}% shifted) -> mAP@0.5 shift ${r.map50.shift.toFixed(3)} clear ${r.map50.clear.toFixed(3)}`,
+            );
+          }
         }
       }
+      summarise(opts, scenario, baseMap[scenario], points, results);
+      save();
     }
     await detector.release();
 
-    const at = (policy: Policy, budget: number) => points.filter((p) => p.policy === policy && p.budget === budget);
-    table(
-      `Label efficiency on ${opts.scenario} (stream ${opts.clearFrames} clear + ${opts.shiftFrames} shifted frames, ${opts.seeds.length} seeds; base mAP@0.5 shift ${base.shift.toFixed(3)}, clear ${base.clear.toFixed(3)}): mean mAP@0.5 after fine-tuning`,
-      ['policy', 'labels', 'shifted share of picks', 'mAP@0.5 shift', 'mAP@0.5 clear'],
-      opts.policies.flatMap((policy) =>
-        opts.budgets.map((b) => {
-          const ps = at(policy, b);
-          return [policy, mean(ps.map((p) => p.labels)), mean(ps.map((p) => p.shiftShare)), mean(ps.map((p) => p.shift)), mean(ps.map((p) => p.clear))];
-        }),
-      ),
+    const overall = Object.fromEntries(
+      opts.policies.map((policy) => {
+        const r = opts.scenarios.map((sc) => (results.reductions as Record<string, Record<string, number | null>>)[sc][policy]);
+        const reached = r.filter((x): x is number => x !== null);
+        return [policy, reached.length === r.length ? mean(reached) : null];
+      }),
     );
-    // Per seed: the target is a share of what random sampling reaches with the largest budget.
-    const rows: (string | number)[][] = [];
-    const reductions: Record<string, number[]> = {};
-    for (const seed of opts.seeds) {
-      // x = labels a policy actually obtained (the platform's policy may route fewer frames than
-      // the budget allows: it only sends what it is unsure of and skips near-duplicates).
-      const curve = (policy: Policy) => points.filter((p) => p.policy === policy && p.seed === seed).sort((a, b) => a.budget - b.budget);
-      const random = curve('random');
-      const target = opts.targetShare * random.at(-1)!.shift;
-      const randomLabels = labelsToReach(
-        random.map((p) => p.labels),
-        random.map((p) => p.shift),
-        target,
-      )!;
-      for (const policy of opts.policies) {
-        const c = curve(policy);
-        const labels = labelsToReach(
-          c.map((p) => p.labels),
-          c.map((p) => p.shift),
-          target,
-        );
-        const reduction = labels === null ? NaN : 1 - labels / randomLabels;
-        (reductions[policy] ??= []).push(reduction);
-        rows.push([
-          seed,
-          policy,
-          target,
-          labels === null ? `> ${c.at(-1)!.labels}` : labels,
-          Number.isNaN(reduction) ? '—' : `${(reduction * 100).toFixed(0)}%`,
-        ]);
-      }
-    }
-    table(
-      `Labels to reach ${opts.targetShare * 100}% of random sampling's mAP@0.5 at ${opts.budgets.at(-1)} labels (reduction vs random)`,
-      ['seed', 'policy', 'target mAP@0.5', 'labels', 'reduction'],
-      rows,
-    );
-    const summary = Object.fromEntries(Object.entries(reductions).map(([p, r]) => [p, r.every((x) => !Number.isNaN(x)) ? mean(r) : null]));
+    results.meanReduction = overall;
+    if (opts.rare) results.rare = await benchRareEvents(opts, work);
+    results.minutes = (performance.now() - started) / 60000;
+    save();
     console.log(
-      `\nMean reduction in labels vs random: ${Object.entries(summary)
+      `\nMean reduction in labels vs random over ${opts.scenarios.join(' and ')}: ${Object.entries(overall)
         .map(([p, r]) => `${p} ${r === null ? 'target not reached in every seed' : `${(r * 100).toFixed(0)}%`}`)
-        .join(', ')} (${((performance.now() - started) / 60000).toFixed(1)} min)`,
+        .join(', ')} (${(results.minutes as number).toFixed(1)} min)`,
     );
-    if (resultsDir)
-      fs.writeFileSync(path.join(resultsDir, 'label-efficiency.json'), JSON.stringify({ options: opts, base, points, reductions: summary }, null, 2));
-    return summary;
+    return overall;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The tables of one shift: mAP by budget, labels to the target per seed, the clear-scene gap. */
+function summarise(opts: LabelEfficiencyOptions, scenario: string, base: { shift: number; clear: number }, all: Point[], results: Record<string, unknown>) {
+  const points = all.filter((p) => p.scenario === scenario);
+  const at = (policy: Policy, budget: number) => points.filter((p) => p.policy === policy && p.budget === budget);
+  table(
+    `Label efficiency on ${scenario} (stream ${opts.clearFrames} clear + ${opts.shiftFrames} shifted frames, ${opts.seeds.length} seeds, replay ${opts.replayRatio} earlier frame per pick; base mAP@0.5 shift ${base.shift.toFixed(3)}, clear ${base.clear.toFixed(3)}): mean mAP@0.5 after fine-tuning`,
+    ['policy', 'labels', 'shifted share of picks', 'mAP@0.5 shift', 'mAP@0.5 clear'],
+    opts.policies.flatMap((policy) =>
+      opts.budgets.map((b) => {
+        const ps = at(policy, b);
+        return [policy, mean(ps.map((p) => p.labels)), mean(ps.map((p) => p.shiftShare)), mean(ps.map((p) => p.shift)), mean(ps.map((p) => p.clear))];
+      }),
+    ),
+  );
+  // Per seed: the target is a share of what random sampling reaches with the largest budget.
+  const rows: (string | number)[][] = [];
+  const reductions: Record<string, number[]> = {};
+  for (const seed of opts.seeds) {
+    // x = labels a policy actually obtained (the platform's policies may route fewer frames than
+    // the budget allows: they only send what the model is unsure of).
+    const curve = (policy: Policy) => points.filter((p) => p.policy === policy && p.seed === seed).sort((a, b) => a.budget - b.budget);
+    const random = curve('random');
+    const target = opts.targetShare * random.at(-1)!.shift;
+    const randomLabels = labelsToReach(
+      random.map((p) => p.labels),
+      random.map((p) => p.shift),
+      target,
+    )!;
+    for (const policy of opts.policies) {
+      const c = curve(policy);
+      const labels = labelsToReach(
+        c.map((p) => p.labels),
+        c.map((p) => p.shift),
+        target,
+      );
+      const reduction = labels === null ? NaN : 1 - labels / randomLabels;
+      (reductions[policy] ??= []).push(reduction);
+      rows.push([seed, policy, target, labels === null ? `> ${c.at(-1)!.labels}` : labels, Number.isNaN(reduction) ? '—' : `${(reduction * 100).toFixed(0)}%`]);
+    }
+  }
+  table(
+    `${scenario}: labels to reach ${opts.targetShare * 100}% of random sampling's mAP@0.5 at ${opts.budgets.at(-1)} labels (reduction vs random)`,
+    ['seed', 'policy', 'target mAP@0.5', 'labels', 'reduction'],
+    rows,
+  );
+  // Clear-scene mAP against random's at every budget (mean over seeds): what fine-tuning on the
+  // picks cost the scenes the model already handled.
+  const clearGap = Object.fromEntries(
+    opts.policies.map((policy) => [
+      policy,
+      Math.max(...opts.budgets.map((b) => mean(at('random', b).map((p) => p.clear)) - mean(at(policy, b).map((p) => p.clear)))),
+    ]),
+  );
+  ((results.reductions ??= {}) as Record<string, unknown>)[scenario] = Object.fromEntries(
+    Object.entries(reductions).map(([p, r]) => [p, r.every((x) => !Number.isNaN(x)) ? mean(r) : null]),
+  );
+  ((results.perSeedReductions ??= {}) as Record<string, unknown>)[scenario] = reductions;
+  ((results.clearGapVsRandom ??= {}) as Record<string, unknown>)[scenario] = clearGap;
+  console.log(
+    `${scenario}: worst clear-scene mAP gap to random over budgets: ${Object.entries(clearGap)
+      .map(([p, g]) => `${p} ${g.toFixed(3)}`)
+      .join(', ')}`,
+  );
+}
+
+/**
+ * Rare events: a stream where cyclists appear in about 0.1% of frames, and a base model trained
+ * on that world (it has seen almost none). What share of the frames with a cyclist does each
+ * policy send to review within its budget? No fine-tuning: this is about what people get to see.
+ */
+async function benchRareEvents(opts: LabelEfficiencyOptions, work: string) {
+  const rare = opts.rare!;
+  const dir = path.join(work, 'rare');
+  generate(path.join(dir, 'base'), 'rare', opts.baseFrames, 0);
+  trainer([
+    'train-detector',
+    '--dataset',
+    path.join(dir, 'base', 'dataset.json'),
+    '--out',
+    path.join(dir, 'model'),
+    '--version',
+    'rare-base',
+    '--epochs',
+    String(opts.baseEpochs),
+  ]);
+  const detector = await DetectorSession.load(fs.readFileSync(path.join(dir, 'model', 'model.onnx')), { intraOpThreads: 2, minScore: 0.1 });
+  const refs = generate(path.join(dir, 'references'), 'rare', opts.referenceFrames, 500, 16);
+  const references = [...(await scoreAll(detector, path.join(dir, 'references'), refs.images)).values()].map((r) => r.embedding);
+  const rows: (string | number)[][] = [];
+  const out: { seed: number; positives: number; frames: number; found: Record<string, Record<number, number>> }[] = [];
+  for (const seed of opts.seeds) {
+    // Stride 16: one frame per scene, so the 0.1% of scenes with a cyclist is 0.1% of frames.
+    const coco = generate(path.join(dir, `stream-${seed}`), 'rare', rare.frames, 300 + seed, 16);
+    const cyclist = (coco.categories as { id: number; name: string }[]).find((c) => c.name === 'cyclist')!.id;
+    const positives = new Set(coco.annotations.filter((a) => (a as { category_id?: number }).category_id === cyclist).map((a) => a.image_id));
+    const stream: StreamFrame[] = coco.images.map((image, i) => ({ image, shifted: positives.has(image.id), time: i }));
+    const scored = await scoreAll(detector, path.join(dir, `stream-${seed}`), coco.images);
+    const found: Record<string, Record<number, number>> = {};
+    for (const policy of opts.policies) {
+      for (const budget of rare.budgets) {
+        const ids = pick(policy, stream, scored, references, budget, seed);
+        const hits = ids.filter((id) => positives.has(id)).length;
+        (found[policy] ??= {})[budget] = hits;
+        rows.push([seed, policy, budget, ids.length, `${hits} of ${positives.size}`, positives.size ? hits / positives.size : NaN]);
+      }
+    }
+    out.push({ seed, positives: positives.size, frames: coco.images.length, found });
+  }
+  await detector.release();
+  table(
+    `Rare events: frames with a cyclist (about 0.1% of ${rare.frames} frames) sent to review within the budget`,
+    ['seed', 'policy', 'budget', 'labels', 'cyclist frames routed', 'share'],
+    rows,
+  );
+  return out;
 }

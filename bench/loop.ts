@@ -114,8 +114,8 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
       detections: Array.from({ length: 10 }, (_, r) => ({ rank: r, className: 'vehicle', score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })),
     })),
     tasks: [
-      { reason: 'band', className: 'vehicle' },
-      { reason: 'random', className: null },
+      { frameId: 'f0', reason: 'band', className: 'vehicle' },
+      { frameId: 'f1', reason: 'random', className: null },
     ],
     failures: [],
   };

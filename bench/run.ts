@@ -13,7 +13,7 @@ import { searchAttributes } from '../workflows/shared.ts';
 import { benchBoxAssist } from './box-assist.ts';
 import { benchDrift } from './drift.ts';
 import { benchIngestMemory } from './ingest-memory.ts';
-import { benchLabelEfficiency, defaultLabelEfficiency } from './label-efficiency.ts';
+import { benchLabelEfficiency, defaultLabelEfficiency, quickLabelEfficiency } from './label-efficiency.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
 import { benchModels } from './models.ts';
@@ -66,7 +66,15 @@ if (want('metrics')) await benchMetrics();
 // The two slow ones (tens of minutes each): they train models.
 const resultsDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
-if (want('labels')) await benchLabelEfficiency(defaultLabelEfficiency, resultsDir);
+// `labels quick`: one shift, one seed, two budgets (minutes); its results go to their own file.
+if (want('labels')) {
+  const quick = only.includes('quick');
+  await benchLabelEfficiency(
+    quick ? quickLabelEfficiency : defaultLabelEfficiency,
+    resultsDir,
+    quick ? 'label-efficiency-quick.json' : 'label-efficiency.json',
+  );
+}
 if (want('retrain')) {
   const db = await openDb({});
   await benchRetrain(db, address!);

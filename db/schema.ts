@@ -23,6 +23,7 @@ import {
 import type { DriftReport } from '../drift/report.ts';
 import type { DriftMonitorSettings } from '../drift/settings.ts';
 import type { ModelMetadata } from '../models/contract.ts';
+import type { FrameSelection } from '../policies/route.ts';
 import type { SamplingPolicy } from '../policies/sampling-policy.ts';
 
 /** A box of a label, normalized to the frame (0..1). */
@@ -112,6 +113,9 @@ export const frameScores = pgTable(
     cameraId: text('camera_id').notNull(),
     numDetections: integer('num_detections').notNull(),
     embedding: vector('embedding', { dimensions: EMBEDDING_DIM }).notNull(),
+    // The ranked selection's value of the frame (uncertainty x novelty); the paced threshold is a
+    // quantile of the stream's recent values. Null for frames scored before the selection existed.
+    selectionValue: doublePrecision('selection_value'),
     scoredAt: timestamp('scored_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex('frame_scores_pk').on(t.frameId, t.modelVersion), index('frame_scores_stream_scored_idx').on(t.streamId, t.scoredAt)],
@@ -194,6 +198,8 @@ export const reviewTasks = pgTable(
     score: real('score'),
     reason: text('reason', { enum: ['band', 'random', 'drift_boost'] }).notNull(),
     policyVersion: integer('policy_version').notNull(),
+    // Why the frame was routed: its uncertainty, novelty, value and the threshold it reached.
+    selection: jsonb('selection').$type<FrameSelection>(),
     priority: integer('priority').notNull().default(0),
     status: text('status', { enum: ['pending', 'leased', 'done'] })
       .notNull()

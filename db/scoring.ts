@@ -1,11 +1,11 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
-import { and, asc, count, desc, eq, gt, gte, notExists, or, sql } from 'drizzle-orm';
+import { and, asc, cosineDistance as vectorCosineDistance, count, desc, eq, gt, gte, isNotNull, lte, notExists, or, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
-import type { TaskCandidate } from '../policies/route.ts';
+import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
-import { driftBoosts, frameFailures, frames, frameScores, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
+import { driftBoosts, frameFailures, frames, frameScores, modelReferences, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
 
 export interface PendingFrame {
   id: string;
@@ -14,6 +14,7 @@ export interface PendingFrame {
   storageKey: string;
   width: number;
   height: number;
+  ingestedAt: Date;
 }
 
 /**
@@ -43,6 +44,7 @@ export async function nextFrames(db: DbOrTx, streamId: string, limit: number): P
       storageKey: frames.storageKey,
       width: frames.width,
       height: frames.height,
+      ingestedAt: frames.ingestedAt,
     })
     .from(frames)
     .where(and(eq(frames.streamId, streamId), gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`), notExists(scored), notExists(quarantined)))
@@ -84,35 +86,61 @@ export async function boostedCameras(db: DbOrTx, streamId: string, now: Date): P
   return new Set(rows.map((r) => r.cameraId));
 }
 
-/** How many of a stream's most recently queued frames the diversity filter compares against. */
-const DIVERSITY_LOOKBACK = 1000;
+/** How many of a stream's most recently queued frames a new frame is compared against. */
+const NOVELTY_LOOKBACK = 1000;
 
 /**
- * Embeddings of the stream's most recently queued (or labelled) frames: the diversity filter of
- * the sampling policy compares a batch against them in one query instead of one per frame.
+ * For each frame of a batch, the cosine distance of its embedding to the nearest of the stream's
+ * most recently queued (or labelled) frames, and to the nearest reference frame of the model
+ * scoring it: answered by pgvector, so no embeddings travel to this process. A queued frame is
+ * compared by the embedding it was routed with (the model's own space).
  */
-export async function recentTaskEmbeddings(db: DbOrTx, streamId: string, limit = DIVERSITY_LOOKBACK): Promise<number[][]> {
-  const rows = await db
+export async function frameDistances(
+  db: DbOrTx,
+  streamId: string,
+  modelVersion: string,
+  batch: { frameId: string; embedding: number[] }[],
+): Promise<Map<string, FrameDistances>> {
+  const queued = db
     .select({ embedding: frameScores.embedding })
     .from(reviewTasks)
-    .innerJoin(frameScores, eq(frameScores.frameId, reviewTasks.frameId))
+    .innerJoin(frameScores, and(eq(frameScores.frameId, reviewTasks.frameId), eq(frameScores.modelVersion, reviewTasks.modelVersion)))
     .where(eq(reviewTasks.streamId, streamId))
     .orderBy(desc(reviewTasks.createdAt))
-    .limit(limit);
-  return rows.map((r) => r.embedding);
+    .limit(NOVELTY_LOOKBACK)
+    .as('queued');
+  const orNull = (d: string | number | null | undefined) => (d === null || d === undefined ? null : Number(d));
+  const answers = await Promise.all(
+    batch.map(async (f) => {
+      const [q] = await db.select({ d: sql<string | null>`min(${vectorCosineDistance(queued.embedding, f.embedding)})` }).from(queued);
+      const [r] = await db
+        .select({ d: sql<string | null>`min(${vectorCosineDistance(modelReferences.embedding, f.embedding)})` })
+        .from(modelReferences)
+        .where(eq(modelReferences.modelVersion, modelVersion));
+      return [f.frameId, { queued: orNull(q?.d), reference: orNull(r?.d) }] as const;
+    }),
+  );
+  return new Map(answers);
 }
 
-/** Cosine distance, as pgvector's `<=>` computes it. */
-export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return 1 - dot / Math.sqrt(na * nb);
+/** The ranked selection's values of the stream's most recently scored frames, newest first. */
+export async function recentSelectionValues(db: DbOrTx, streamId: string, limit: number): Promise<number[]> {
+  const rows = await db
+    .select({ v: frameScores.selectionValue })
+    .from(frameScores)
+    .where(and(eq(frameScores.streamId, streamId), isNotNull(frameScores.selectionValue)))
+    .orderBy(desc(frameScores.scoredAt))
+    .limit(limit);
+  return rows.map((r) => r.v!);
+}
+
+/** Frames a stream received in the hour before `at`: its rate, for pacing the daily budget. */
+export async function framesIngestedInHourBefore(db: DbOrTx, streamId: string, at: Date): Promise<number> {
+  const [row] = await db
+    .select({ n: count() })
+    .from(frames)
+    .where(and(eq(frames.streamId, streamId), gt(frames.ingestedAt, new Date(at.getTime() - 3600_000)), lte(frames.ingestedAt, at)));
+  return row?.n ?? 0;
 }
 
 /** A detection with its rank in the frame's output (0 = highest score). */
@@ -125,6 +153,8 @@ export interface ScoredFrameRow {
   cameraId: string;
   embedding: number[];
   detections: ScoredDetection[];
+  /** What the selection made of the frame (its value feeds the paced threshold). */
+  selection?: FrameSelection;
 }
 
 export interface FrameFailure {
@@ -179,6 +209,7 @@ export async function persistScoredBatch(
             cameraId: f.cameraId,
             numDetections: f.detections.length,
             embedding: f.embedding,
+            selectionValue: f.selection?.value ?? null,
           })),
         )
         .onConflictDoNothing();
@@ -224,6 +255,7 @@ export async function persistScoredBatch(
             score: t.score,
             reason: t.reason,
             policyVersion: args.policyVersion,
+            selection: t.selection,
             priority: t.priority,
           })),
         )
@@ -245,4 +277,36 @@ export async function framesScoredPerMinute(db: DbOrTx, since: Date): Promise<{ 
     .groupBy(frameScores.streamId, minute)
     .orderBy(minute);
   return rows.map((r) => ({ streamId: r.streamId, minute: new Date(r.minute), frames: Number(r.n) }));
+}
+
+/** Today's selection of a stream (UTC day of `now`): frames scored and routed, tasks by reason. */
+export async function selectionToday(db: DbOrTx, streamId: string, now: Date) {
+  const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  const [scored] = await db
+    .select({ n: count() })
+    .from(frameScores)
+    .where(and(eq(frameScores.streamId, streamId), gte(frameScores.scoredAt, dayStart)));
+  const byReason = await db
+    .select({ reason: reviewTasks.reason, tasks: count(), frames: sql<number>`count(distinct ${reviewTasks.frameId})` })
+    .from(reviewTasks)
+    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart)))
+    .groupBy(reviewTasks.reason);
+  const [routed] = await db
+    .select({ n: sql<number>`count(distinct ${reviewTasks.frameId})` })
+    .from(reviewTasks)
+    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart)));
+  const [latest] = await db
+    .select({ selection: reviewTasks.selection })
+    .from(reviewTasks)
+    .where(and(eq(reviewTasks.streamId, streamId), isNotNull(reviewTasks.selection)))
+    .orderBy(desc(reviewTasks.createdAt))
+    .limit(1);
+  return {
+    framesScored: scored?.n ?? 0,
+    framesRouted: Number(routed?.n ?? 0),
+    tasks: byReason.reduce((sum, r) => sum + r.tasks, 0),
+    byReason: Object.fromEntries(byReason.map((r) => [r.reason, { tasks: r.tasks, frames: Number(r.frames) }])),
+    /** The bar and target rate the newest routed frame met. */
+    latest: latest?.selection ?? null,
+  };
 }

@@ -49,7 +49,17 @@ const snapshotKey = (id: string) => `snapshots/${id}/dataset.json`;
 export async function createSnapshot(
   db: DbOrTx,
   store: BlobStore,
-  opts: { id: string; asOf: Date; trigger: string; classNames?: string[]; parentKey?: string | null },
+  opts: {
+    id: string;
+    asOf: Date;
+    trigger: string;
+    classNames?: string[];
+    parentKey?: string | null;
+    /** Earlier frames (the parent snapshot's) kept per frame labelled since: the replay that
+     * keeps fine-tuning on the picks from costing the scenes the model already handled. null
+     * keeps them all. The kept ones are chosen by a hash of their file, the same on every run. */
+    replayRatio?: number | null;
+  },
 ): Promise<{ id: string; datasetKey: string; numImages: number; numAnnotations: number; numVal: number }> {
   const [existing] = await db.select().from(datasetSnapshots).where(eq(datasetSnapshots.id, opts.id));
   if (existing) {
@@ -116,7 +126,13 @@ export async function createSnapshot(
     const byName = new Map(parent.categories.map((c) => [c.id, c.name]));
     const anns = new Map<number, CocoAnnotation[]>();
     for (const a of parent.annotations) anns.set(a.image_id, [...(anns.get(a.image_id) ?? []), a]);
-    for (const im of parent.images) {
+    const replayRatio = opts.replayRatio ?? null;
+    const hash = (name: string) => createHash('sha256').update(name).digest().readUInt32BE(0);
+    const kept =
+      replayRatio === null
+        ? parent.images
+        : [...parent.images].sort((a, b) => hash(a.file_name) - hash(b.file_name)).slice(0, Math.ceil(replayRatio * newest.size));
+    for (const im of kept) {
       addImage(
         { ...im, split: im.split === 'val' ? 'val' : 'train' },
         (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', bbox: a.bbox })),

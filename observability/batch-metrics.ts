@@ -8,6 +8,9 @@ import {
   framesScored,
   predictionConfidence,
   predictionsTotal,
+  framesRouted,
+  selectionTargetRate,
+  selectionThreshold,
   tasksRouted,
 } from './metrics.ts';
 
@@ -23,7 +26,14 @@ export function recordBatch(report: BatchReport): void {
     }
   }
   for (const f of report.failures) framesQuarantined.inc({ stream: report.streamId, reason: f.reason });
+  const frameReasons = new Map<string, string>();
   for (const t of report.tasks) {
     tasksRouted.inc({ stream: report.streamId, reason: t.reason, policy_version: String(report.policyVersion) });
+    if (!frameReasons.has(t.frameId)) frameReasons.set(t.frameId, t.reason);
+  }
+  for (const reason of frameReasons.values()) framesRouted.inc({ stream: report.streamId, reason });
+  if (report.pacing) {
+    selectionTargetRate.set({ stream: report.streamId }, report.pacing.targetRate);
+    if (report.pacing.threshold !== null) selectionThreshold.set({ stream: report.streamId }, report.pacing.threshold);
   }
 }

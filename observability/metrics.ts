@@ -93,6 +93,24 @@ export const tasksRouted = new client.Counter({
   labelNames: ['stream', 'reason', 'policy_version'] as const,
   registers: [registry],
 });
+export const framesRouted = new client.Counter({
+  name: 'dataengine_frames_routed_total',
+  help: 'Frames sent to review (one or more tasks), by routing reason; divide by dataengine_frames_scored_total for the selection rate',
+  labelNames: ['stream', 'reason'] as const,
+  registers: [registry],
+});
+export const selectionThreshold = new client.Gauge({
+  name: 'dataengine_selection_threshold',
+  help: 'Ranked selection: the value a frame had to reach in the newest batch (uncertainty x novelty)',
+  labelNames: ['stream'] as const,
+  registers: [registry],
+});
+export const selectionTargetRate = new client.Gauge({
+  name: 'dataengine_selection_target_rate',
+  help: 'Ranked selection: the share of frames the daily budget left allows until the end of the UTC day',
+  labelNames: ['stream'] as const,
+  registers: [registry],
+});
 export const boxAssistSeconds = new client.Histogram({
   name: 'dataengine_box_assist_seconds',
   help: 'Box-assist request latency (server side), by box model version',

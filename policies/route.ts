@@ -1,6 +1,15 @@
 // Which detections of a scored batch go to human review, under a sampling policy.
-// Pure: the scoring activity gathers the inputs (budget left today, active drift boosts,
-// near-duplicate frames) and persists what this returns.
+// Pure: the scoring activity gathers the inputs (budget left today, active drift boosts, each
+// frame's distance to what is already queued and to what the model was trained on, the paced
+// threshold) and persists what this returns.
+//
+// The band says which detections are uncertain (the platform's contract). The selection says
+// which uncertain frames a person sees:
+//   band    every frame with a detection in the band, in stream order, until the budget is spent;
+//   ranked  a frame's value = uncertainty (binary entropy of its in-band scores, summed) x
+//           novelty (cosine distance of its embedding to the nearest frame already queued or
+//           labelled, or of the deployed model's reference frames); it is routed when the value
+//           reaches a threshold paced so the day's budget lasts the day (policies/pacing.ts).
 import { createHash } from 'node:crypto';
 import { bandFor, type SamplingPolicy } from './sampling-policy.ts';
 
@@ -14,6 +23,27 @@ export interface RoutableFrame {
   frameId: string;
   cameraId: string;
   detections: RoutableDetection[];
+  /** The frame embedding: frames routed earlier in the same batch count as queued. */
+  embedding: ArrayLike<number>;
+}
+
+/** Cosine distances of a frame's embedding, answered by the vector index (null: nothing to compare). */
+export interface FrameDistances {
+  /** To the nearest frame of the stream already queued for review or labelled. */
+  queued: number | null;
+  /** To the nearest reference frame of the model (frames like those it was trained on). */
+  reference: number | null;
+}
+
+/** Why a frame was or was not routed: recorded with its tasks and shown to reviewers. */
+export interface FrameSelection {
+  uncertainty: number;
+  novelty: number;
+  value: number;
+  /** The value the frame had to reach (null: no pacing, or still learning the stream's values). */
+  threshold: number | null;
+  /** Share of frames the budget allows from here to the end of the day. */
+  targetRate: number | null;
 }
 
 export interface RoutingContext {
@@ -22,8 +52,10 @@ export interface RoutingContext {
   budgetRemaining: number | null;
   /** Whether a drift boost is active for this camera of the stream. */
   isBoosted(cameraId: string): boolean;
-  /** Frames the diversity filter rejected (near-duplicates of queued or labeled frames). */
-  nearDuplicates: ReadonlySet<string>;
+  /** Per frame id; a frame missing here has nothing to compare against. */
+  distances: ReadonlyMap<string, FrameDistances>;
+  /** ranked selection: the paced threshold (null while warming up) and the target share of frames. */
+  pacing?: { threshold: number | null; targetRate: number };
 }
 
 export interface TaskCandidate {
@@ -35,7 +67,33 @@ export interface TaskCandidate {
   score: number | null;
   reason: 'band' | 'random' | 'drift_boost';
   priority: number;
+  selection: FrameSelection;
 }
+
+export interface RoutingResult {
+  tasks: TaskCandidate[];
+  /** Every frame's selection scores (routed or not): the pacing threshold is learned from them. */
+  selections: Map<string, FrameSelection>;
+}
+
+/** Binary entropy in bits: 1 at p = 0.5, 0 at p = 0 or 1. */
+export const binaryEntropy = (p: number) => (p <= 0 || p >= 1 ? 0 : -(p * Math.log2(p) + (1 - p) * Math.log2(1 - p)));
+
+/** Cosine distance, as pgvector's `<=>` computes it. */
+export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return 1 - dot / Math.sqrt(na * nb);
+}
+
+/** Distance when there is nothing to compare with: as far as cosine distance goes. */
+const NOTHING_NEAR = 2;
 
 /**
  * A number in [0, 1) fixed by the frame id and policy version. Random sampling uses it instead
@@ -46,14 +104,15 @@ export function stableUniform(frameId: string, salt: string): number {
   return digest.readUInt32BE(0) / 2 ** 32;
 }
 
-export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyVersion: number): TaskCandidate[] {
+export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyVersion: number): RoutingResult {
   const { policy } = ctx;
   const tasks: TaskCandidate[] = [];
+  const selections = new Map<string, FrameSelection>();
   let budget = ctx.budgetRemaining ?? Number.POSITIVE_INFINITY;
+  // Frames routed from this batch: later frames of the batch compare against them too.
+  const routedHere: ArrayLike<number>[] = [];
 
   for (const frame of frames) {
-    if (budget <= 0) break;
-    if (ctx.nearDuplicates.has(frame.frameId)) continue;
     const boosted = ctx.isBoosted(frame.cameraId);
     const widen = boosted ? policy.driftBoost.bandWiden : 0;
 
@@ -63,14 +122,31 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
         const inBase = d.score >= band.low && d.score < band.high;
         const inWidened = d.score >= band.low - widen && d.score < band.high + widen;
         const mid = (band.low + band.high) / 2;
-        return { d, inBase, inWidened, uncertainty: Math.abs(d.score - mid) };
+        return { d, inBase, inWidened, distanceToMiddle: Math.abs(d.score - mid) };
       })
       .filter((c) => c.inWidened)
       // The detection nearest the band's middle is the one the model is least sure of.
-      .sort((a, b) => a.uncertainty - b.uncertainty || a.d.rank - b.d.rank)
-      .slice(0, Math.min(policy.maxTasksPerFrame, budget));
+      .sort((a, b) => a.distanceToMiddle - b.distanceToMiddle || a.d.rank - b.d.rank);
 
-    for (const c of inBand) {
+    const known = ctx.distances.get(frame.frameId) ?? { queued: null, reference: null };
+    const queued = Math.min(known.queued ?? NOTHING_NEAR, ...routedHere.map((e) => cosineDistance(e, frame.embedding)));
+    const novelty = Math.min(queued, known.reference ?? NOTHING_NEAR);
+    const uncertainty = inBand.reduce((sum, c) => sum + binaryEntropy(c.d.score), 0);
+    const selection: FrameSelection = {
+      uncertainty,
+      novelty,
+      value: uncertainty * novelty,
+      threshold: ctx.pacing?.threshold ?? null,
+      targetRate: ctx.pacing?.targetRate ?? null,
+    };
+    selections.set(frame.frameId, selection);
+    if (budget <= 0) continue;
+    // A near-duplicate of a frame a person already sees or saw teaches nothing new.
+    if (policy.diversityMinDistance > 0 && queued < policy.diversityMinDistance) continue;
+
+    const chosen =
+      inBand.length > 0 && selected(policy, ctx, frame.frameId, selection, policyVersion) ? inBand.slice(0, Math.min(policy.maxTasksPerFrame, budget)) : [];
+    for (const c of chosen) {
       tasks.push({
         frameId: frame.frameId,
         cameraId: frame.cameraId,
@@ -79,11 +155,12 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
         score: c.d.score,
         reason: c.inBase ? 'band' : 'drift_boost',
         priority: policy.priority + (boosted ? 10 : 0),
+        selection,
       });
       budget -= 1;
     }
 
-    if (inBand.length === 0 && budget > 0) {
+    if (chosen.length === 0 && budget > 0) {
       const rate = Math.min(1, policy.randomRate * (boosted ? policy.driftBoost.randomRateFactor : 1));
       if (stableUniform(frame.frameId, `random:${policyVersion}`) < rate) {
         tasks.push({
@@ -94,10 +171,21 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
           score: null,
           reason: 'random',
           priority: policy.priority - 1,
+          selection,
         });
         budget -= 1;
       }
     }
+    if (tasks.at(-1)?.frameId === frame.frameId) routedHere.push(frame.embedding);
   }
-  return tasks;
+  return { tasks, selections };
+}
+
+/** Whether an uncertain frame goes to a person under the policy's selection. */
+function selected(policy: SamplingPolicy, ctx: RoutingContext, frameId: string, s: FrameSelection, policyVersion: number): boolean {
+  if (policy.selection === 'band' || !ctx.pacing) return true;
+  // Still learning what values this stream's frames have: route uncertain frames at the
+  // target rate, chosen the same way on every retry.
+  if (ctx.pacing.threshold === null) return stableUniform(frameId, `warmup:${policyVersion}`) < ctx.pacing.targetRate;
+  return s.value > 0 && s.value >= ctx.pacing.threshold;
 }

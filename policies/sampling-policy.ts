@@ -18,6 +18,13 @@ export const samplingPolicySchema = z
       .record(z.string().min(1).max(100), confidenceBand)
       .refine((r) => Object.keys(r).length <= 200, { message: 'at most 200 classes may have their own band' })
       .default({}),
+    /** Which uncertain frames a person sees: `ranked` (the most uncertain and novel, paced so the
+     * daily budget lasts the day) or `band` (every one, in arrival order, until the budget is spent). */
+    selection: z.enum(['ranked', 'band']).default('ranked'),
+    /** ranked: the threshold is the quantile of this many recent frames' values that the budget allows. */
+    pacingWindow: z.number().int().min(50).max(100_000).default(2000),
+    /** ranked: until this many frames have values, uncertain frames are sampled at the budget's rate. */
+    pacingWarmup: z.number().int().min(1).max(100_000).default(100),
     /** Tasks routed per stream per UTC day; null means no limit. */
     dailyBudget: z.number().int().min(0).max(10_000_000).nullable().default(500),
     /** At most this many tasks from one frame (those nearest the middle of their band first). */

@@ -8,16 +8,56 @@ let config = { temporalUiUrl: '', namespace: 'default' };
 
 // The policy form: one input per field; `field` matches the API's error paths (e.g. band.high).
 const FIELDS = [
-  { field: 'band.low', label: 'band low', type: 'number', step: '0.01' },
-  { field: 'band.high', label: 'band high', type: 'number', step: '0.01' },
-  { field: 'dailyBudget', label: 'daily budget (empty: none)', type: 'number', step: '1', nullable: true },
-  { field: 'maxTasksPerFrame', label: 'max tasks per frame', type: 'number', step: '1' },
-  { field: 'randomRate', label: 'random rate', type: 'number', step: '0.001' },
-  { field: 'diversityMinDistance', label: 'diversity min distance', type: 'number', step: '0.0001' },
-  { field: 'priority', label: 'priority', type: 'number', step: '1' },
-  { field: 'driftBoost.bandWiden', label: 'drift boost: band widen', type: 'number', step: '0.01' },
-  { field: 'driftBoost.randomRateFactor', label: 'drift boost: random × ', type: 'number', step: '1' },
-  { field: 'classBands', label: 'per-class bands (JSON)', type: 'json' },
+  {
+    field: 'selection',
+    label: 'selection',
+    type: 'choice',
+    choices: ['ranked', 'band'],
+    help: 'ranked: the most uncertain and novel frames, paced over the day; band: every uncertain frame until the budget is spent',
+  },
+  { field: 'band.low', label: 'band low', type: 'number', step: '0.01', help: 'detections scoring at least this are uncertain' },
+  { field: 'band.high', label: 'band high', type: 'number', step: '0.01', help: 'detections scoring below this are uncertain' },
+  {
+    field: 'dailyBudget',
+    label: 'daily budget (empty: none)',
+    type: 'number',
+    step: '1',
+    nullable: true,
+    help: 'tasks this stream may send to people per UTC day',
+  },
+  { field: 'pacingWindow', label: 'pacing window', type: 'number', step: '1', help: 'ranked: the bar is set among this many recent frames' },
+  {
+    field: 'pacingWarmup',
+    label: 'pacing warm-up',
+    type: 'number',
+    step: '1',
+    help: 'ranked: frames seen before the bar is used (until then, a sample at the budget rate)',
+  },
+  { field: 'maxTasksPerFrame', label: 'max tasks per frame', type: 'number', step: '1', help: 'detections of one frame a person is asked about' },
+  { field: 'randomRate', label: 'random rate', type: 'number', step: '0.001', help: 'share of other frames sent anyway, for an unbiased measure of the model' },
+  {
+    field: 'diversityMinDistance',
+    label: 'diversity min distance',
+    type: 'number',
+    step: '0.0001',
+    help: 'skip frames this close (cosine) to one already queued or labelled',
+  },
+  { field: 'priority', label: 'priority', type: 'number', step: '1', help: 'higher is claimed first by reviewers' },
+  {
+    field: 'driftBoost.bandWiden',
+    label: 'drift boost: band widen',
+    type: 'number',
+    step: '0.01',
+    help: 'while drift is detected, the band grows by this on each side',
+  },
+  {
+    field: 'driftBoost.randomRateFactor',
+    label: 'drift boost: random × ',
+    type: 'number',
+    step: '1',
+    help: 'while drift is detected, the random rate is multiplied by this',
+  },
+  { field: 'classBands', label: 'per-class bands (JSON)', type: 'json', help: 'e.g. {"sign": {"low": 0.2, "high": 0.5}} replaces the band for that class' },
 ];
 
 const get = (obj, path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), obj);
@@ -96,8 +136,10 @@ async function loadPolicy(streamId) {
     const input =
       f.type === 'json'
         ? `<textarea data-field="${f.field}" rows="3">${escapeHtml(JSON.stringify(value ?? {}, null, 1))}</textarea>`
-        : `<input data-field="${f.field}" type="number" step="${f.step}" value="${value ?? ''}">`;
-    return `<label for="f-${f.field}">${escapeHtml(f.label)}</label><div>${input}<div class="field-error" data-error-for="${f.field}"></div></div>`;
+        : f.type === 'choice'
+          ? `<select data-field="${f.field}">${f.choices.map((c) => `<option${c === value ? ' selected' : ''}>${escapeHtml(c)}</option>`).join('')}</select>`
+          : `<input data-field="${f.field}" type="number" step="${f.step}" value="${value ?? ''}">`;
+    return `<label for="f-${f.field}">${escapeHtml(f.label)}</label><div>${input}<div class="field-help">${escapeHtml(f.help)}</div><div class="field-error" data-error-for="${f.field}"></div></div>`;
   }).join('');
 }
 
@@ -115,7 +157,8 @@ async function savePolicy(streamId) {
       } catch {
         return showErrors([{ field: f.field, message: 'not valid JSON' }]);
       }
-    } else if (raw === '' && f.nullable) set(policy, f.field, null);
+    } else if (f.type === 'choice') set(policy, f.field, raw);
+    else if (raw === '' && f.nullable) set(policy, f.field, null);
     else if (raw !== '') set(policy, f.field, Number(raw));
   }
   try {

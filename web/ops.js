@@ -25,6 +25,18 @@ function chart(el, title, xs, series, opts = {}) {
   );
 }
 
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+/** Frames routed today by reason, the share of scored frames, and the budget used. */
+function selectionLine(sel) {
+  const reasons = Object.entries(sel.byReason)
+    .map(([reason, n]) => `${escapeHtml(reason)} ${n.frames}`)
+    .join(' · ');
+  const budget = sel.dailyBudget === null ? 'no daily budget' : `${sel.tasks} of ${sel.dailyBudget} tasks (${pct(sel.tasks / Math.max(1, sel.dailyBudget))})`;
+  const bar =
+    sel.latest && sel.latest.threshold !== null ? `<br>bar ${sel.latest.threshold.toFixed(4)} for a target of ${pct(sel.latest.targetRate)} of frames` : '';
+  return `${escapeHtml(sel.mode)}: ${sel.framesRouted} of ${sel.framesScored} frames routed (${pct(sel.framesRouted / Math.max(1, sel.framesScored))})${reasons ? ` · ${reasons}` : ''}<br>${budget}${bar}`;
+}
+
 async function render() {
   const ops = await api('/v1/ops');
   charts.splice(0).forEach((c) => c.destroy());
@@ -35,6 +47,7 @@ async function render() {
       .map(
         (s, i) => `<section class="card" data-stream="${escapeHtml(s.id)}"><h2>${escapeHtml(s.id)}</h2>
       <dl class="kv"><dt>model</dt><dd>${escapeHtml(s.modelVersion ?? '—')}</dd><dt>open tasks</dt><dd>${s.openTasks}</dd><dt>frames</dt><dd>${s.frames}</dd>
+      <dt>selection today</dt><dd>${selectionLine(s.selection)}</dd>
       <dt>last drift check</dt><dd>${s.lastDrift ? `${s.lastDrift.drift ? '<b style="color:var(--bad)">drift</b>' : 'no drift'} · ${escapeHtml(new Date(s.lastDrift.at).toLocaleTimeString())}<br>${escapeHtml(s.lastDrift.summary ?? '')}` : '—'}</dd></dl>
       <div class="chart" id="fps-${i}"></div><div class="chart" id="drift-${i}"></div></section>`,
       )

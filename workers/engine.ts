@@ -76,7 +76,13 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       });
       const native = await NativeConnection.connect({ address });
       stops.push(() => native.close());
-      const retrain = createRetrainActivities({ db: handle.db, store, loopControl, warm: (kind, v) => models.warm(kind, v) });
+      const retrain = createRetrainActivities({
+        db: handle.db,
+        store,
+        loopControl,
+        warm: (kind, v) => models.warm(kind, v),
+        replayRatio: config.RETRAIN_REPLAY_RATIO,
+      });
       workers = await startWorkers({
         connection: native,
         namespace: config.TEMPORAL_NAMESPACE,

@@ -5,7 +5,8 @@ import { Hono } from 'hono';
 import { streamDriftSeries } from '../../db/drift.ts';
 import { queueDepth } from '../../db/queue.ts';
 import { listRuns } from '../../db/retrain.ts';
-import { framesScoredPerMinute } from '../../db/scoring.ts';
+import { framesScoredPerMinute, selectionToday } from '../../db/scoring.ts';
+import { currentPolicy } from '../../db/policies.ts';
 import { listStreams } from '../../db/streams.ts';
 import { productionModel } from '../../db/models.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
@@ -31,6 +32,25 @@ export const opsOperations = {
               framesPerMinute: z.array(z.object({ at: z.string(), frames: z.number().int() })),
               drift: z.array(z.object({ at: z.date(), p: z.number(), statistic: z.number(), drift: z.boolean() })),
               lastDrift: z.object({ at: z.date(), drift: z.boolean(), summary: z.string().nullable() }).nullable(),
+              selection: z
+                .object({
+                  mode: z.enum(['ranked', 'band']),
+                  dailyBudget: z.number().int().nullable(),
+                  framesScored: z.number().int(),
+                  framesRouted: z.number().int(),
+                  tasks: z.number().int(),
+                  byReason: z.record(z.string(), z.object({ tasks: z.number().int(), frames: z.number().int() })),
+                  latest: z
+                    .object({
+                      uncertainty: z.number(),
+                      novelty: z.number(),
+                      value: z.number(),
+                      threshold: z.number().nullable(),
+                      targetRate: z.number().nullable(),
+                    })
+                    .nullable(),
+                })
+                .describe('today (UTC): frames scored and routed, tasks by reason against the daily budget, and the bar the newest routed frame met'),
             }),
           ),
           latestRetraining: retrainRunSchema.pick({ id: true, status: true, trigger: true, reason: true, createdAt: true, updatedAt: true }).nullable(),
@@ -55,6 +75,8 @@ export function opsRoutes(deps: ApiDeps) {
       streams.map(async (s) => {
         const drift = await streamDriftSeries(deps.db, s.id, 100);
         const loop = await deps.loopControl.status(s.id).catch(() => null);
+        const policy = (await currentPolicy(deps.db, s.id))?.policy;
+        const today = await selectionToday(deps.db, s.id, new Date());
         return {
           id: s.id,
           frames: s.frames,
@@ -62,6 +84,7 @@ export function opsRoutes(deps: ApiDeps) {
           modelVersion: loop?.modelVersion ?? production?.version ?? null,
           framesPerMinute: perMinute.filter((r) => r.streamId === s.id).map((r) => ({ at: r.minute.toISOString(), frames: r.frames })),
           drift: drift.reverse().map((d) => ({ at: d.at, p: d.p, statistic: d.statistic, drift: d.drift })),
+          selection: { mode: policy?.selection ?? 'ranked', dailyBudget: policy?.dailyBudget ?? null, ...today },
           lastDrift: drift.length ? { at: drift[drift.length - 1].at, drift: drift[drift.length - 1].drift, summary: drift[drift.length - 1].summary } : null,
         };
       }),

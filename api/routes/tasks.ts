@@ -52,7 +52,13 @@ const presentedTask = z.object({
       streamId: true,
       cameraId: true,
     })
-    .extend({ band: samplingPolicySchema.shape.band.nullable().describe('the confidence band that routed it') }),
+    .extend({
+      selection: z
+        .object({ uncertainty: z.number(), novelty: z.number(), value: z.number(), threshold: z.number().nullable(), targetRate: z.number().nullable() })
+        .nullable()
+        .describe('why the frame was routed: its uncertainty, novelty and value, and the paced threshold it reached'),
+      band: samplingPolicySchema.shape.band.nullable().describe('the confidence band that routed it'),
+    }),
   frame: frameSchema.pick({ id: true, width: true, height: true, cameraId: true, capturedAt: true, streamId: true }).extend({ imageUrl: z.string() }),
   predictions: z.array(
     predictionSchema
@@ -215,6 +221,7 @@ export function taskRoutes(deps: ApiDeps) {
         score: task.score,
         leaseExpiresAt: task.leaseExpiresAt,
         attempts: task.attempts,
+        selection: task.selection,
         streamId: task.streamId,
         cameraId: task.cameraId,
       },

@@ -3,7 +3,17 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { count, eq } from 'drizzle-orm';
 import type { DbHandle } from '../../db/client.ts';
 import { frames, frameScores, predictions, reviewTasks, streams } from '../../db/schema.ts';
-import { CursorMovedError, nextFrames, persistScoredBatch, streamCursor, type ScoredFrameRow } from '../../db/scoring.ts';
+import {
+  CursorMovedError,
+  frameDistances,
+  nextFrames,
+  persistScoredBatch,
+  recentSelectionValues,
+  streamCursor,
+  type ScoredFrameRow,
+} from '../../db/scoring.ts';
+import { saveModelReference } from '../../db/drift.ts';
+import { cosineDistance } from '../../policies/route.ts';
 import { createTestDb } from '../helpers/db.ts';
 
 let handle: DbHandle;
@@ -43,7 +53,17 @@ describe('persistScoredBatch', () => {
   it('stores a batch once: a replay of the same batch adds no prediction, embedding or task', async () => {
     const rows = await seedFrames(4);
     const batch = rows.map((f) => scored(f.id, f.cameraId, [0.9, 0.45]));
-    const tasks = rows.map((f) => ({ frameId: f.id, cameraId: f.cameraId, rank: 1, className: 'vehicle', score: 0.45, reason: 'band' as const, priority: 0 }));
+    const selection = { uncertainty: 0.99, novelty: 0.2, value: 0.198, threshold: 0.1, targetRate: 0.05 };
+    const tasks = rows.map((f) => ({
+      frameId: f.id,
+      cameraId: f.cameraId,
+      rank: 1,
+      className: 'vehicle',
+      score: 0.45,
+      reason: 'band' as const,
+      priority: 0,
+      selection,
+    }));
     const args = { streamId: 's1', modelVersion: 'm1', policyVersion: 1, fromSeq: 0, toSeq: Math.max(...rows.map((r) => r.seq)), frames: batch, tasks };
 
     expect(await persistScoredBatch(handle.db, args)).toEqual({ predictions: 8, tasksRouted: 4 });
@@ -61,6 +81,7 @@ describe('persistScoredBatch', () => {
     const [task] = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.frameId, rows[0].id));
     expect(task.predictionId).not.toBeNull();
     expect(task.policyVersion).toBe(1);
+    expect(task.selection).toEqual(selection);
   });
 
   it('hands out frames oldest first and picks up a straggler that committed behind the cursor', async () => {
@@ -80,5 +101,36 @@ describe('persistScoredBatch', () => {
     });
     const next = await nextFrames(handle.db, 's1', 10);
     expect(next.map((f) => f.id)).toEqual([rows[2].id, rows[4].id]);
+  });
+
+  it("answers each frame's distance to the stream's queued frames and to the model's reference frames in the database", async () => {
+    const rows = await seedFrames(3);
+    const vec = (seed: number) => Array.from({ length: 128 }, (_, i) => Math.sin(seed * 7.1 + i * 0.37));
+    const reference = [vec(1), vec(2)];
+    await saveModelReference(handle.db, 'm1', { embeddings: reference, scores: [[], []], num_detections: [0, 0] });
+    // Frame 0 is queued for review, frame 1 was scored but not routed.
+    const batch = [rows[0], rows[1]].map((f, i) => ({
+      ...scored(f.id, f.cameraId, [0.45]),
+      embedding: vec(10 + i),
+      selection: { uncertainty: 1, novelty: 0.5, value: 0.5 - i / 10, threshold: null, targetRate: 1 },
+    }));
+    const selection = batch[0].selection;
+    await persistScoredBatch(handle.db, {
+      streamId: 's1',
+      modelVersion: 'm1',
+      policyVersion: 1,
+      fromSeq: 0,
+      toSeq: rows[1].seq,
+      frames: batch,
+      tasks: [{ frameId: rows[0].id, cameraId: rows[0].cameraId, rank: 0, className: 'vehicle', score: 0.45, reason: 'band', priority: 0, selection }],
+    });
+    const probe = vec(11.5);
+    const answer = await frameDistances(handle.db, 's1', 'm1', [{ frameId: 'new', embedding: probe }]);
+    const d = answer.get('new')!;
+    expect(d.queued).toBeCloseTo(cosineDistance(vec(10), probe), 5);
+    expect(d.reference).toBeCloseTo(Math.min(...reference.map((r) => cosineDistance(r, probe))), 5);
+    // Another model's references and another stream's tasks are not compared against.
+    expect(await frameDistances(handle.db, 's2', 'm2', [{ frameId: 'new', embedding: probe }])).toEqual(new Map([['new', { queued: null, reference: null }]]));
+    expect(await recentSelectionValues(handle.db, 's1', 10)).toEqual(expect.arrayContaining([0.5, 0.4]));
   });
 });

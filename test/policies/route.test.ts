@@ -1,20 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import { routeBatch, type RoutableFrame, type RoutingContext } from '../../policies/route.ts';
+import { binaryEntropy, routeBatch as route, type RoutableFrame, type RoutingContext } from '../../policies/route.ts';
+import { pacedThreshold, targetRate } from '../../policies/pacing.ts';
 import { defaultSamplingPolicy, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 
-const frame = (frameId: string, scores: [string, number][], cameraId = 'cam-1'): RoutableFrame => ({
+// Embeddings along distinct axes are a cosine distance of 1 apart; the same axis, 0.
+const axis = (i: number): number[] => Array.from({ length: 8 }, (_, k) => (k === i % 8 ? 1 : 0));
+// Many frames that are no near-duplicates of each other.
+const scattered = (i: number) => Array.from({ length: 16 }, (_, k) => ((Math.sin((i + 1) * (k + 1) * 12.9898) * 43758.5453) % 1) - 0.5);
+const frame = (frameId: string, scores: [string, number][], cameraId = 'cam-1', embedding = axis(Number(frameId.replace(/\D/g, '') || 0))): RoutableFrame => ({
   frameId,
   cameraId,
+  embedding,
   detections: scores.map(([className, score], rank) => ({ rank, className, score })),
 });
 
 const ctx = (overrides: Partial<RoutingContext> = {}): RoutingContext => ({
-  policy: samplingPolicySchema.parse({ randomRate: 0 }),
+  policy: samplingPolicySchema.parse({ randomRate: 0, selection: 'band' }),
   budgetRemaining: null,
   isBoosted: () => false,
-  nearDuplicates: new Set(),
+  distances: new Map(),
   ...overrides,
 });
+const routeBatch = (...args: Parameters<typeof route>) => route(...args).tasks;
 
 describe('routeBatch', () => {
   it('routes detections inside the default band [0.3, 0.6) and nothing else', () => {
@@ -62,22 +69,93 @@ describe('routeBatch', () => {
     expect(tasks.map((t) => t.score)).toEqual([0.8, 0.4]);
   });
 
-  it('skips near-duplicate frames and widens the band for boosted cameras', () => {
+  it('skips near-duplicates of queued frames (and of frames routed earlier in the batch) and widens the band for boosted cameras', () => {
     const frames = [frame('dup', [['vehicle', 0.5]]), frame('f2', [['vehicle', 0.65]], 'cam-boosted')];
-    const plain = routeBatch(frames, ctx({ nearDuplicates: new Set(['dup']) }), 1);
+    const distances = new Map([['dup', { queued: 0.0001, reference: 0.5 }]]);
+    const plain = routeBatch(frames, ctx({ distances }), 1);
     expect(plain).toEqual([]);
-    const boosted = routeBatch(frames, ctx({ nearDuplicates: new Set(['dup']), isBoosted: (c) => c === 'cam-boosted' }), 1);
+    const boosted = routeBatch(frames, ctx({ distances, isBoosted: (c) => c === 'cam-boosted' }), 1);
     expect(boosted.map((t) => [t.frameId, t.reason])).toEqual([['f2', 'drift_boost']]);
+    // Two frames with the same embedding in one batch: the second is a near-duplicate of the first.
+    const twins = routeBatch([frame('a1', [['vehicle', 0.5]], 'c', axis(1)), frame('b1', [['vehicle', 0.5]], 'c', axis(1))], ctx(), 1);
+    expect(twins.map((t) => t.frameId)).toEqual(['a1']);
   });
 
   it('samples whole frames at the random rate, the same way on every retry', () => {
     const policy = samplingPolicySchema.parse({ randomRate: 0.25, band: { low: 0.98, high: 0.99 } });
-    const frames = Array.from({ length: 2000 }, (_, i) => frame(`frame-${i}`, [['vehicle', 0.9]]));
+    const frames = Array.from({ length: 2000 }, (_, i) => frame(`frame-${i}`, [['vehicle', 0.9]], 'c', scattered(i)));
     const first = routeBatch(frames, ctx({ policy }), 3);
     const again = routeBatch(frames, ctx({ policy }), 3);
     expect(first).toEqual(again);
     expect(first.every((t) => t.reason === 'random' && t.rank === null)).toBe(true);
     expect(first.length / frames.length).toBeGreaterThan(0.2);
     expect(first.length / frames.length).toBeLessThan(0.3);
+  });
+});
+
+describe('ranked selection', () => {
+  const ranked = samplingPolicySchema.parse({ randomRate: 0 });
+
+  it('is the default, and scores a frame by the entropy of its in-band detections times its novelty', () => {
+    expect(defaultSamplingPolicy.selection).toBe('ranked');
+    const f = frame('f1', [
+      ['vehicle', 0.5],
+      ['sign', 0.4],
+      ['pedestrian', 0.95],
+    ]);
+    const { selections } = route([f], ctx({ policy: ranked, distances: new Map([['f1', { queued: 0.3, reference: 0.1 }]]) }), 1);
+    const s = selections.get('f1')!;
+    expect(s.uncertainty).toBeCloseTo(binaryEntropy(0.5) + binaryEntropy(0.4), 12);
+    expect(s.novelty).toBe(0.1);
+    expect(s.value).toBeCloseTo(s.uncertainty * 0.1, 12);
+  });
+
+  it('routes the uncertain frames whose value reaches the paced threshold, and records why', () => {
+    const frames = [
+      frame('f1', [['vehicle', 0.5]]), // novel and uncertain
+      frame('f2', [['vehicle', 0.58]]), // uncertain but close to what the model knows
+      frame('f3', [['vehicle', 0.95]]), // novel but sure
+    ];
+    const distances = new Map([
+      ['f1', { queued: null, reference: 0.4 }],
+      ['f2', { queued: null, reference: 0.01 }],
+      ['f3', { queued: null, reference: 0.9 }],
+    ]);
+    const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.1, targetRate: 0.05 } }), 1);
+    expect(tasks.map((t) => t.frameId)).toEqual(['f1']);
+    expect(tasks[0].selection).toEqual({ uncertainty: 1, novelty: 0.4, value: 0.4, threshold: 0.1, targetRate: 0.05 });
+    expect(selections.get('f2')!.value).toBeLessThan(0.1);
+    expect(selections.get('f3')!.value).toBe(0);
+    // The band selection sends both uncertain frames, whatever their novelty.
+    const band = route(frames, ctx({ policy: { ...ranked, selection: 'band' }, distances, pacing: { threshold: 0.1, targetRate: 0.05 } }), 1);
+    expect(band.tasks.map((t) => t.frameId)).toEqual(['f1', 'f2']);
+  });
+
+  it('samples uncertain frames at the target rate while it learns the stream, the same way on every retry', () => {
+    const frames = Array.from({ length: 4000 }, (_, i) => frame(`f${i}`, [['vehicle', 0.45]], 'c', scattered(i)));
+    const run = () => route(frames, ctx({ policy: ranked, pacing: { threshold: null, targetRate: 0.1 } }), 2).tasks;
+    const first = run();
+    expect(run()).toEqual(first);
+    expect(first.length / frames.length).toBeGreaterThan(0.08);
+    expect(first.length / frames.length).toBeLessThan(0.12);
+  });
+});
+
+describe('budget pacing', () => {
+  it('spreads the budget left over the frames still expected today', () => {
+    expect(targetRate(null, 1000)).toBe(1);
+    expect(targetRate(50, 1000)).toBe(0.05);
+    expect(targetRate(50, 10)).toBe(1);
+    expect(targetRate(0, 1000)).toBe(0);
+  });
+
+  it('sets the threshold at the quantile of recent values the rate allows, once it has seen enough', () => {
+    const values = Array.from({ length: 1000 }, (_, i) => i / 1000);
+    expect(pacedThreshold(values.slice(0, 10), 0.1, 100)).toBeNull();
+    expect(pacedThreshold(values, 0.1, 100)).toBeCloseTo(0.8991, 4);
+    expect(pacedThreshold(values, 1, 100)).toBe(0);
+    // With the threshold at the 90th percentile, about 10% of frames like these pass it.
+    const t = pacedThreshold(values, 0.1, 100)!;
+    expect(values.filter((v) => v >= t).length).toBe(100);
   });
 });

@@ -10,6 +10,8 @@ Scenarios change what a camera sees, the way the world changes under a deployed 
   fog         washed-out, blurred frames
   new_camera  colour cast, sensor noise, a narrower field of view (objects appear larger)
   class_mix   the same look, but cyclists dominate and vehicles are rare
+  rare        the same look, but a cyclist appears in about 1 sequence of 1,000 (the hard case
+              of active learning: the frames that matter are 0.1% of the stream)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ["vehicle", "pedestrian", "cyclist", "sign"]
-SCENARIOS = ["clear", "night", "fog", "new_camera", "class_mix"]
+SCENARIOS = ["clear", "night", "fog", "new_camera", "class_mix", "rare"]
 WIDTH, HEIGHT = 320, 240
 SEQUENCE_LENGTH = 16
 HORIZON = 92  # y of the horizon in a clear camera
@@ -29,7 +31,10 @@ HORIZON = 92  # y of the horizon in a clear camera
 CLASS_MIX = {
     "default": [0.42, 0.26, 0.16, 0.16],
     "class_mix": [0.10, 0.18, 0.60, 0.12],
+    # No cyclists, except in the rare sequences (RARE_SEQUENCE_SHARE) that have one.
+    "rare": [0.50, 0.31, 0.0, 0.19],
 }
+RARE_SEQUENCE_SHARE = 0.001
 
 # Minimum visible share of an object for it to count as ground truth (the rest is occluded).
 MIN_VISIBLE = 0.35
@@ -98,12 +103,16 @@ def _camera_traits(seed: int, camera_id: str, scenario: str) -> dict:
 
 def _sequence_objects(seed: int, scenario: str, camera_id: str, sequence: int, traits: dict) -> list[_Object]:
     r = _rng(seed, scenario, camera_id, "sequence", sequence)
-    mix = CLASS_MIX["class_mix" if scenario == "class_mix" else "default"]
+    mix = CLASS_MIX[scenario if scenario in CLASS_MIX else "default"]
     count = int(r.integers(2, 8))
     horizon = traits["horizon"]
+    # Drawn from a stream of its own, so the rest of the sequence is the same with or without it.
+    rare = scenario == "rare" and _rng(seed, camera_id, "rare", sequence).random() < RARE_SEQUENCE_SHARE
     objects = []
-    for _ in range(count):
+    for i in range(count):
         category = CLASSES[int(r.choice(4, p=mix))]
+        if rare and i == count - 1:
+            category = "cyclist"
         y = float(r.uniform(horizon + 18, HEIGHT + 10))
         # Perspective: objects nearer the bottom of the frame are larger.
         depth = (y - horizon) / (HEIGHT - horizon)
