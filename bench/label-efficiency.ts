@@ -231,6 +231,24 @@ function labelsToReach(labels: number[], map: number[], target: number): number 
   return null;
 }
 
+/** A base detector trained on `baseFrames` frames of `scenario` for `baseEpochs` epochs: its
+ * training set and its ONNX file (checkpoint.pt beside it). */
+function trainBaseDetector(opts: LabelEfficiencyOptions, dataDir: string, modelDir: string, scenario: string) {
+  const coco = generate(dataDir, scenario, opts.baseFrames, 0);
+  trainer([
+    'train-detector',
+    '--dataset',
+    path.join(dataDir, 'dataset.json'),
+    '--out',
+    modelDir,
+    '--version',
+    `base-${scenario}`,
+    '--epochs',
+    String(opts.baseEpochs),
+  ]);
+  return { coco, model: path.join(modelDir, 'model.onnx') };
+}
+
 interface Point {
   scenario: string;
   policy: Policy;
@@ -249,19 +267,7 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, results
   const save = () => fs.writeFileSync(path.join(resultsDir, resultsFile), JSON.stringify(results, null, 2));
   try {
     // The base detector: in-distribution frames only, as a fleet's first model.
-    const baseSet = generate(path.join(work, 'base'), 'clear', opts.baseFrames, 0);
-    trainer([
-      'train-detector',
-      '--dataset',
-      path.join(work, 'base', 'dataset.json'),
-      '--out',
-      path.join(work, 'base-model'),
-      '--version',
-      'base',
-      '--epochs',
-      String(opts.baseEpochs),
-    ]);
-    const baseModel = path.join(work, 'base-model', 'model.onnx');
+    const { coco: baseSet, model: baseModel } = trainBaseDetector(opts, path.join(work, 'base'), path.join(work, 'base-model'), 'clear');
     const detector = await DetectorSession.load(fs.readFileSync(baseModel), { intraOpThreads: 2, minScore: 0.1 });
     const refs = generate(path.join(work, 'references'), 'clear', opts.referenceFrames, 500, 16);
     const references = [...(await scoreAll(detector, path.join(work, 'references'), refs.images)).values()].map((r) => r.embedding);
@@ -432,19 +438,8 @@ function summarise(opts: LabelEfficiencyOptions, scenario: string, base: { shift
 async function benchRareEvents(opts: LabelEfficiencyOptions, work: string) {
   const rare = opts.rare!;
   const dir = path.join(work, 'rare');
-  generate(path.join(dir, 'base'), 'rare', opts.baseFrames, 0);
-  trainer([
-    'train-detector',
-    '--dataset',
-    path.join(dir, 'base', 'dataset.json'),
-    '--out',
-    path.join(dir, 'model'),
-    '--version',
-    'rare-base',
-    '--epochs',
-    String(opts.baseEpochs),
-  ]);
-  const detector = await DetectorSession.load(fs.readFileSync(path.join(dir, 'model', 'model.onnx')), { intraOpThreads: 2, minScore: 0.1 });
+  const { model } = trainBaseDetector(opts, path.join(dir, 'base'), path.join(dir, 'model'), 'rare');
+  const detector = await DetectorSession.load(fs.readFileSync(model), { intraOpThreads: 2, minScore: 0.1 });
   const refs = generate(path.join(dir, 'references'), 'rare', opts.referenceFrames, 500, 16);
   const references = [...(await scoreAll(detector, path.join(dir, 'references'), refs.images)).values()].map((r) => r.embedding);
   const rows: (string | number)[][] = [];

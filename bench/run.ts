@@ -21,7 +21,14 @@ import { benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
-const only = process.argv.slice(2);
+// Names of benchmarks to run (all when none); `seeds=1,2` and `budgets=50,100` narrow the label benchmark.
+const args = process.argv.slice(2);
+const only = args.filter((a) => !a.includes('='));
+const listArg = (name: string) =>
+  args
+    .find((a) => a.startsWith(`${name}=`))
+    ?.slice(name.length + 1)
+    .split(',');
 const want = (name: string) => only.length === 0 || only.includes(name);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));

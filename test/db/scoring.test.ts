@@ -14,7 +14,7 @@ import {
 } from '../../db/scoring.ts';
 import { saveModelReference } from '../../db/drift.ts';
 import { cosineDistance } from '../../policies/route.ts';
-import { createTestDb } from '../helpers/db.ts';
+import { createTestDb, testFrame } from '../helpers/db.ts';
 
 let handle: DbHandle;
 beforeEach(async () => {
@@ -26,17 +26,7 @@ afterEach(async () => {
 
 async function seedFrames(n: number, streamId = 's1') {
   await handle.db.insert(streams).values({ id: streamId, name: streamId }).onConflictDoNothing();
-  const rows = Array.from({ length: n }, (_, i) => ({
-    streamId,
-    cameraId: i % 2 ? 'cam-b' : 'cam-a',
-    capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
-    contentHash: `${streamId}-hash-${i}`,
-    storageKey: `frames/xx/${streamId}-${i}.png`,
-    mediaType: 'image/png',
-    sizeBytes: 100,
-    width: 320,
-    height: 240,
-  }));
+  const rows = Array.from({ length: n }, (_, i) => testFrame(streamId, i, i % 2 ? 'cam-b' : 'cam-a'));
   return handle.db.insert(frames).values(rows).returning();
 }
 

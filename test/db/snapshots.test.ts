@@ -7,7 +7,7 @@ import type { DbHandle } from '../../db/client.ts';
 import { frames, labels, streams } from '../../db/schema.ts';
 import { createSnapshot } from '../../db/snapshots.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
-import { createTestDb } from '../helpers/db.ts';
+import { createTestDb, testFrame } from '../helpers/db.ts';
 
 let handle: DbHandle;
 let dir: string;
@@ -34,30 +34,16 @@ describe('createSnapshot', () => {
     await handle.db.insert(streams).values({ id: 's1', name: 's1' });
     const rows = await handle.db
       .insert(frames)
-      .values(
-        Array.from({ length: 3 }, (_, i) => ({
-          streamId: 's1',
-          cameraId: 'c',
-          capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
-          contentHash: `h${i}`,
-          storageKey: `frames/${i}.png`,
-          mediaType: 'image/png',
-          sizeBytes: 1,
-          width: 320,
-          height: 240,
-        })),
-      )
+      .values(Array.from({ length: 3 }, (_, i) => testFrame('s1', i)))
       .returning();
-    await handle.db
-      .insert(labels)
-      .values(
-        rows.map((f) => ({
-          frameId: f.id,
-          streamId: 's1',
-          decision: 'accept' as const,
-          boxes: [{ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.3, y2: 0.3 }],
-        })),
-      );
+    await handle.db.insert(labels).values(
+      rows.map((f) => ({
+        frameId: f.id,
+        streamId: 's1',
+        decision: 'accept' as const,
+        boxes: [{ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.3, y2: 0.3 }],
+      })),
+    );
     const read = async (id: string) => JSON.parse((await store.get(`snapshots/${id}/dataset.json`)).toString()) as typeof parent;
     const base = { asOf: new Date(), trigger: 'test', parentKey: 'snapshots/parent/dataset.json', classNames: ['vehicle'] };
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
 import { latestWindow } from '../../db/drift.ts';
 import { EMBEDDING_DIM, frames, frameScores, streams } from '../../db/schema.ts';
-import { createTestDb } from '../helpers/db.ts';
+import { createTestDb, testFrame } from '../helpers/db.ts';
 
 let handle: DbHandle;
 const CAMERAS = ['cam-0', 'cam-1', 'cam-2', 'cam-3'];
@@ -17,17 +17,7 @@ beforeAll(async () => {
     const cameraId = CAMERAS[i % 4];
     const [f] = await handle.db
       .insert(frames)
-      .values({
-        streamId: 'road',
-        cameraId,
-        capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
-        contentHash: `h${i}`,
-        storageKey: `frames/${i}.png`,
-        mediaType: 'image/png',
-        sizeBytes: 1,
-        width: 320,
-        height: 240,
-      })
+      .values(testFrame('road', i, cameraId))
       .returning();
     await handle.db.insert(frameScores).values({
       frameId: f.id,

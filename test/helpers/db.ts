@@ -30,3 +30,18 @@ export async function createTestDb(serverUrl = process.env.DATABASE_URL): Promis
     },
   };
 }
+
+/** A frame row to insert (the bytes need not exist): frame `i` of a stream, one second apart. */
+export function testFrame(streamId: string, i: number, cameraId = 'c') {
+  return {
+    streamId,
+    cameraId,
+    capturedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+    contentHash: `${streamId}-hash-${i}`,
+    storageKey: `frames/${streamId}-${i}.png`,
+    mediaType: 'image/png',
+    sizeBytes: 1,
+    width: 320,
+    height: 240,
+  };
+}

@@ -57,6 +57,7 @@ beforeAll(async () => {
     score: 0.45,
     reason: 'band',
     policyVersion: 1,
+    selection: { uncertainty: 0.993, novelty: 0.0213, value: 0.02115, threshold: 0.015, targetRate: 0.02 },
   });
   server = serve({ fetch: p.app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
@@ -88,6 +89,8 @@ describe('review app', () => {
     expect(await page.locator('#overlay g.box').count()).toBe(2);
     await expect.poll(() => page.textContent('#lease')).toMatch(/^[0-9]:\d\d$/);
     expect(await page.textContent('aside')).toContain('band [0.3, 0.6)');
+    // Why the ranked selection sent this frame: its uncertainty, novelty and value.
+    expect(await page.textContent('aside')).toMatch(/why this frame\s*uncertainty 0.99 × novelty 0.021 = 0.0211 ≥ bar 0.0150/);
 
     // Select the box under review and drag its south-east corner outwards.
     const reviewBox = page.locator('#overlay g.box.review rect.body');
@@ -168,6 +171,9 @@ describe('review app', () => {
     await expect.poll(() => card.locator('.uplot canvas').count()).toBe(2);
     expect(await card.textContent()).toContain('drift: 2 of 8 components shifted');
     expect(await card.textContent()).toContain('tiny-detection');
+    // Today's selection: frames routed by reason against the daily budget (default 500 tasks).
+    expect(await card.textContent()).toMatch(/ranked: \d+ of \d+ frames routed \([\d.]+%\)/);
+    expect(await card.textContent()).toMatch(/\d+ of 500 tasks/);
     await page.screenshot({ path: path.join(shots, 'ops-page.png') });
     await page.close();
   });
