@@ -21,7 +21,8 @@ import { benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
-// Names of benchmarks to run (all when none); `seeds=1,2` and `budgets=50,100` narrow the label benchmark.
+// Names of benchmarks to run (all when none); `scenarios=night`, `seeds=1,2` and `budgets=50,100`
+// narrow the label benchmark.
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.includes('='));
 const listArg = (name: string) =>
@@ -76,11 +77,14 @@ fs.mkdirSync(resultsDir, { recursive: true });
 // `labels quick`: one shift, one seed, two budgets (minutes); its results go to their own file.
 if (want('labels')) {
   const quick = only.includes('quick');
-  await benchLabelEfficiency(
-    quick ? quickLabelEfficiency : defaultLabelEfficiency,
-    resultsDir,
-    quick ? 'label-efficiency-quick.json' : 'label-efficiency.json',
-  );
+  const opts = quick ? quickLabelEfficiency : defaultLabelEfficiency;
+  const narrowed = {
+    ...opts,
+    scenarios: listArg('scenarios') ?? opts.scenarios,
+    seeds: listArg('seeds')?.map(Number) ?? opts.seeds,
+    budgets: listArg('budgets')?.map(Number) ?? opts.budgets,
+  };
+  await benchLabelEfficiency(narrowed, resultsDir, quick ? 'label-efficiency-quick.json' : 'label-efficiency.json');
 }
 if (want('retrain')) {
   const db = await openDb({});
