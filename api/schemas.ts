@@ -3,7 +3,7 @@
 // wire; api/openapi.ts writes them as `string, format: date-time`.
 import { createSelectSchema } from 'drizzle-zod';
 import { z } from 'zod';
-import { deployments, driftReports, frames, labels, models, predictions, retrainRuns, samplingPolicies, streams, users } from '../db/schema.ts';
+import { deployments, driftReports, frames, labels, models, predictions, retrainRuns, reviewTasks, samplingPolicies, streams, users } from '../db/schema.ts';
 import { samplingPolicySchema } from '../policies/sampling-policy.ts';
 
 const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
@@ -13,6 +13,7 @@ export const streamSchema = createSelectSchema(streams);
 export const storedPolicySchema = createSelectSchema(samplingPolicies, { policy: samplingPolicySchema });
 export const frameSchema = createSelectSchema(frames);
 export const predictionSchema = createSelectSchema(predictions);
+export const taskSchema = createSelectSchema(reviewTasks);
 export const labelSchema = createSelectSchema(labels, { boxes: z.array(box) });
 export const modelSchema = createSelectSchema(models);
 export const deploymentSchema = createSelectSchema(deployments);

@@ -98,6 +98,8 @@ export const frames = pgTable(
     uniqueIndex('frames_stream_hash_uq').on(t.streamId, t.contentHash),
     index('frames_stream_seq_idx').on(t.streamId, t.seq),
     index('frames_stream_camera_captured_idx').on(t.streamId, t.cameraId, t.capturedAt),
+    // The stream's frame rate over the last hour, read by every batch of the ranked selection.
+    index('frames_stream_ingested_idx').on(t.streamId, t.ingestedAt),
   ],
 );
 
@@ -215,6 +217,8 @@ export const reviewTasks = pgTable(
     index('review_tasks_claim_idx').on(t.status, t.priority, t.createdAt),
     index('review_tasks_stream_status_idx').on(t.streamId, t.status, t.className),
     index('review_tasks_frame_idx').on(t.frameId),
+    // Every batch reads the stream's newest tasks (novelty) and counts today's (the budget).
+    index('review_tasks_stream_created_idx').on(t.streamId, t.createdAt),
   ],
 );
 

@@ -1,6 +1,6 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
-import { and, asc, cosineDistance as vectorCosineDistance, count, desc, eq, gt, gte, isNotNull, lte, notExists, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, isNotNull, lte, notExists, or, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
 import type { DbOrTx } from './client.ts';
@@ -92,8 +92,9 @@ const NOVELTY_LOOKBACK = 1000;
 /**
  * For each frame of a batch, the cosine distance of its embedding to the nearest of the stream's
  * most recently queued (or labelled) frames, and to the nearest reference frame of the model
- * scoring it: answered by pgvector, so no embeddings travel to this process. A queued frame is
- * compared by the embedding it was routed with (the model's own space).
+ * scoring it: answered by pgvector in one statement per batch (the two comparison sets are read
+ * once), so no embeddings travel to this process. A queued frame is compared by the embedding it
+ * was routed with (the model's own space).
  */
 export async function frameDistances(
   db: DbOrTx,
@@ -101,26 +102,31 @@ export async function frameDistances(
   modelVersion: string,
   batch: { frameId: string; embedding: number[] }[],
 ): Promise<Map<string, FrameDistances>> {
-  const queued = db
-    .select({ embedding: frameScores.embedding })
-    .from(reviewTasks)
-    .innerJoin(frameScores, and(eq(frameScores.frameId, reviewTasks.frameId), eq(frameScores.modelVersion, reviewTasks.modelVersion)))
-    .where(eq(reviewTasks.streamId, streamId))
-    .orderBy(desc(reviewTasks.createdAt))
-    .limit(NOVELTY_LOOKBACK)
-    .as('queued');
-  const orNull = (d: string | number | null | undefined) => (d === null || d === undefined ? null : Number(d));
-  const answers = await Promise.all(
-    batch.map(async (f) => {
-      const [q] = await db.select({ d: sql<string | null>`min(${vectorCosineDistance(queued.embedding, f.embedding)})` }).from(queued);
-      const [r] = await db
-        .select({ d: sql<string | null>`min(${vectorCosineDistance(modelReferences.embedding, f.embedding)})` })
-        .from(modelReferences)
-        .where(eq(modelReferences.modelVersion, modelVersion));
-      return [f.frameId, { queued: orNull(q?.d), reference: orNull(r?.d) }] as const;
-    }),
+  if (batch.length === 0) return new Map();
+  const probes = sql.join(
+    batch.map((f) => sql`(${f.frameId}, ${`[${f.embedding.join(',')}]`}::vector)`),
+    sql`, `,
   );
-  return new Map(answers);
+  type Row = { frame_id: string; queued: number | string | null; reference: number | string | null };
+  const result = await db.execute(sql`
+    with queued as materialized (
+      select ${frameScores.embedding} as embedding
+      from ${reviewTasks}
+      join ${frameScores} on ${frameScores.frameId} = ${reviewTasks.frameId} and ${frameScores.modelVersion} = ${reviewTasks.modelVersion}
+      where ${reviewTasks.streamId} = ${streamId}
+      order by ${reviewTasks.createdAt} desc
+      limit ${NOVELTY_LOOKBACK}
+    ), refs as materialized (
+      select ${modelReferences.embedding} as embedding from ${modelReferences} where ${modelReferences.modelVersion} = ${modelVersion}
+    )
+    select b.frame_id,
+      (select min(q.embedding <=> b.e) from queued q) as queued,
+      (select min(r.embedding <=> b.e) from refs r) as reference
+    from (values ${probes}) as b(frame_id, e)`);
+  const orNull = (d: number | string | null) => (d === null ? null : Number(d));
+  // Both drivers (node-postgres and PGlite) answer a raw statement with `{ rows }`.
+  const { rows } = result as { rows: Row[] };
+  return new Map(rows.map((r) => [r.frame_id, { queued: orNull(r.queued), reference: orNull(r.reference) }]));
 }
 
 /** The ranked selection's values of the stream's most recently scored frames, newest first. */

@@ -243,40 +243,26 @@ async function main() {
     '--stride',
     '8',
   );
-  await py(
-    'generate',
-    '--out',
-    path.join(work, 'eval-night'),
-    '--scenario',
-    'night',
-    '--count',
-    '160',
-    '--cameras',
-    '4',
-    '--seed',
-    '0',
-    '--start-index',
-    '9000',
-    '--stride',
-    '16',
-  );
-  await py(
-    'generate',
-    '--out',
-    path.join(work, 'eval-clear'),
-    '--scenario',
-    'clear',
-    '--count',
-    '160',
-    '--cameras',
-    '4',
-    '--seed',
-    '0',
-    '--start-index',
-    '9000',
-    '--stride',
-    '16',
-  );
+  // Held-out frames of both looks, later in each camera's sequence than anything above.
+  for (const scenario of ['night', 'clear']) {
+    await py(
+      'generate',
+      '--out',
+      path.join(work, `eval-${scenario}`),
+      '--scenario',
+      scenario,
+      '--count',
+      '160',
+      '--cameras',
+      '4',
+      '--seed',
+      '0',
+      '--start-index',
+      '9000',
+      '--stride',
+      '16',
+    );
+  }
   const camera = [...load(path.join(work, 'clear')), ...load(path.join(work, 'night'))];
   const shiftAt = 240;
 

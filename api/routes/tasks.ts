@@ -13,9 +13,7 @@ import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError } from '../problem.ts';
-import { frameSchema, labelSchema, predictionSchema } from '../schemas.ts';
-import { reviewTasks } from '../../db/schema.ts';
-import { createSelectSchema } from 'drizzle-zod';
+import { frameSchema, labelSchema, predictionSchema, taskSchema } from '../schemas.ts';
 
 const unit = z.number().min(0).max(1);
 const labelBox = z
@@ -34,10 +32,9 @@ const timeRange = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-const taskRow = createSelectSchema(reviewTasks);
 const presentedTask = z.object({
   classNames: z.array(z.string()).describe('the classes a reviewer may pick: those of the model that routed the task'),
-  task: taskRow
+  task: taskSchema
     .pick({
       id: true,
       status: true,
@@ -128,7 +125,7 @@ export const taskOperations = {
     path: '/v1/tasks/{id}/release',
     summary: 'Give a leased task back to the queue',
     params: taskId,
-    responses: { 200: { description: 'released', schema: z.object({ task: taskRow.pick({ id: true, status: true }) }) } },
+    responses: { 200: { description: 'released', schema: z.object({ task: taskSchema.pick({ id: true, status: true }) }) } },
     problems: [409],
   }),
   queue: defineOperation({
