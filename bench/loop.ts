@@ -92,6 +92,9 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
       ['tasks routed', tasks],
       ['batches', status!.totals.batches],
       ...Object.entries(stageMs).map(([k, v]) => [`mean ms per batch: ${k}`, v] as [string, number]),
+      // Routing (the ranked selection's pgvector distances, pacing and the decision) against the
+      // whole batch: the selection may cost at most 5% of it.
+      ['route share of batch time %', (100 * (stageMs.route ?? 0)) / Object.values(stageMs).reduce((a, b) => a + b, 0)],
       ['history events per 1,000 frames', eventsPer1000],
       ['batches until continue-as-new (4,096 events)', 4096 / (desc.historyLength / status!.totals.batches)],
       ['frames until continue-as-new at batch 16', (4096 / (desc.historyLength / status!.totals.batches)) * 16],

@@ -51,7 +51,9 @@ export async function claimNext(
     .select({ id: reviewTasks.id, previousStatus: sql<string>`${reviewTasks.status}`.as('previous_status') })
     .from(reviewTasks)
     .where(and(claimable, args.streamId ? eq(reviewTasks.streamId, args.streamId) : undefined))
-    .orderBy(desc(reviewTasks.priority), asc(reviewTasks.createdAt))
+    // Tasks of one batch share their created_at: among them an abandoned lease goes first (it was
+    // handed out first), then the id, so the order never depends on the plan Postgres picks.
+    .orderBy(desc(reviewTasks.priority), asc(reviewTasks.createdAt), desc(sql`${reviewTasks.status} = 'leased'`), asc(reviewTasks.id))
     .limit(1)
     .for('update', { skipLocked: true })
     .as('candidate');

@@ -45,7 +45,8 @@ describe('createSnapshot', () => {
       })),
     );
     const read = async (id: string) => JSON.parse((await store.get(`snapshots/${id}/dataset.json`)).toString()) as typeof parent;
-    const base = { asOf: new Date(), trigger: 'test', parentKey: 'snapshots/parent/dataset.json', classNames: ['vehicle'] };
+    // A second ahead: Postgres stamps labels in microseconds, so `now` in milliseconds can fall before them.
+    const base = { asOf: new Date(Date.now() + 1000), trigger: 'test', parentKey: 'snapshots/parent/dataset.json', classNames: ['vehicle'] };
 
     expect((await createSnapshot(handle.db, store, { ...base, id: 'r2', replayRatio: 2 })).numImages).toBe(3 + 6);
     const again = await createSnapshot(handle.db, store, { ...base, id: 'r2-again', replayRatio: 2 });
