@@ -9,7 +9,7 @@
 // is applied exactly as the scoring activity applies it: routeBatch over batches of 16 in stream
 // order with the default SamplingPolicy (band 0.3-0.6, 1% random, diversity filter against the
 // embeddings of frames already routed). Cost = frames a reviewer labels.
-import { mean } from 'simple-statistics';
+import { mean, median } from 'simple-statistics';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -306,6 +306,15 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, results
           stream.map((f) => f.image),
         );
         const isShifted = new Map(stream.map((f) => [f.image.id, f.shifted]));
+        // How far each kind of frame lies from the base model's reference frames: the scale of
+        // the novelty term and of novelFrameDistance.
+        const referenceDistance = (shifted: boolean) =>
+          median(stream.filter((f) => f.shifted === shifted).map((f) => nearest(scored.get(f.image.id)!.embedding, references)!));
+        const distances = { clear: referenceDistance(false), shift: referenceDistance(true) };
+        ((results.referenceDistance ??= {}) as Record<string, unknown>)[`${scenario}-${seed}`] = distances;
+        console.error(
+          `label efficiency: ${scenario} seed ${seed} median cosine distance to the reference frames: clear ${distances.clear.toFixed(4)}, shifted ${distances.shift.toFixed(4)}`,
+        );
         for (const policy of opts.policies) {
           for (const budget of opts.budgets) {
             const ids = pick(policy, stream, scored, references, budget, seed);

@@ -198,7 +198,7 @@ export const reviewTasks = pgTable(
     modelVersion: text('model_version').notNull(),
     className: text('class_name'),
     score: real('score'),
-    reason: text('reason', { enum: ['band', 'random', 'drift_boost'] }).notNull(),
+    reason: text('reason', { enum: ['band', 'random', 'drift_boost', 'novel'] }).notNull(),
     policyVersion: integer('policy_version').notNull(),
     // Why the frame was routed: its uncertainty, novelty, value and the threshold it reached.
     selection: jsonb('selection').$type<FrameSelection>(),

@@ -10,6 +10,8 @@
 //           novelty (cosine distance of its embedding to the nearest frame already queued or
 //           labelled, or of the deployed model's reference frames); it is routed when the value
 //           reaches a threshold paced so the day's budget lasts the day (policies/pacing.ts).
+//           A frame with no uncertain detection but a novelty of at least novelFrameDistance
+//           counts as one bit uncertain and, if routed, is reviewed as a whole frame ('novel').
 import { createHash } from 'node:crypto';
 import { bandFor, type SamplingPolicy } from './sampling-policy.ts';
 
@@ -65,7 +67,7 @@ export interface TaskCandidate {
   rank: number | null;
   className: string | null;
   score: number | null;
-  reason: 'band' | 'random' | 'drift_boost';
+  reason: 'band' | 'random' | 'drift_boost' | 'novel';
   priority: number;
   selection: FrameSelection;
 }
@@ -131,7 +133,14 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
     const known = ctx.distances.get(frame.frameId) ?? { queued: null, reference: null };
     const queued = Math.min(known.queued ?? NOTHING_NEAR, ...routedHere.map((e) => cosineDistance(e, frame.embedding)));
     const novelty = Math.min(queued, known.reference ?? NOTHING_NEAR);
-    const uncertainty = inBand.reduce((sum, c) => sum + binaryEntropy(c.d.score), 0);
+    // ranked: a frame with no uncertain detection that is far from everything the model was
+    // trained on and everything queued may be one the model is blind to (night for a day model:
+    // no detection at all, so no band can catch it). It counts as one bit of uncertainty and goes
+    // to review as a whole frame if its value makes the bar.
+    // Only against the model's own reference frames: with none, there is nothing to be unlike.
+    const novelFrame =
+      policy.selection === 'ranked' && inBand.length === 0 && known.reference !== null && policy.novelFrameDistance > 0 && novelty >= policy.novelFrameDistance;
+    const uncertainty = novelFrame ? 1 : inBand.reduce((sum, c) => sum + binaryEntropy(c.d.score), 0);
     const selection: FrameSelection = {
       uncertainty,
       novelty,
@@ -160,7 +169,19 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
       budget -= 1;
     }
 
-    if (chosen.length === 0 && budget > 0) {
+    if (novelFrame && selected(policy, ctx, frame.frameId, selection, policyVersion)) {
+      tasks.push({
+        frameId: frame.frameId,
+        cameraId: frame.cameraId,
+        rank: null,
+        className: null,
+        score: null,
+        reason: 'novel',
+        priority: policy.priority + (boosted ? 10 : 0),
+        selection,
+      });
+      budget -= 1;
+    } else if (chosen.length === 0 && budget > 0) {
       const rate = Math.min(1, policy.randomRate * (boosted ? policy.driftBoost.randomRateFactor : 1));
       if (stableUniform(frame.frameId, `random:${policyVersion}`) < rate) {
         tasks.push({
@@ -181,7 +202,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
   return { tasks, selections };
 }
 
-/** Whether an uncertain frame goes to a person under the policy's selection. */
+/** Whether an uncertain (or novel) frame goes to a person under the policy's selection. */
 function selected(policy: SamplingPolicy, ctx: RoutingContext, frameId: string, s: FrameSelection, policyVersion: number): boolean {
   if (policy.selection === 'band' || !ctx.pacing) return true;
   // Still learning what values this stream's frames have: route uncertain frames at the

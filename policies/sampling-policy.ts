@@ -25,6 +25,10 @@ export const samplingPolicySchema = z
     pacingWindow: z.number().int().min(50).max(100_000).default(2000),
     /** ranked: until this many frames have values, uncertain frames are sampled at the budget's rate. */
     pacingWarmup: z.number().int().min(1).max(100_000).default(100),
+    /** ranked: a frame without an uncertain detection at least this far (cosine) from the model's
+     * reference frames and from anything queued is a candidate as a whole frame (a look the model
+     * may be blind to); 0 turns it off. See diversityMinDistance for the scale. */
+    novelFrameDistance: z.number().min(0).max(2).default(0.1),
     /** Tasks routed per stream per UTC day; null means no limit. */
     dailyBudget: z.number().int().min(0).max(10_000_000).nullable().default(500),
     /** At most this many tasks from one frame (those nearest the middle of their band first). */

@@ -114,12 +114,12 @@ describe('ranked selection', () => {
     const frames = [
       frame('f1', [['vehicle', 0.5]]), // novel and uncertain
       frame('f2', [['vehicle', 0.58]]), // uncertain but close to what the model knows
-      frame('f3', [['vehicle', 0.95]]), // novel but sure
+      frame('f3', [['vehicle', 0.95]]), // sure, and not far enough to be a new look
     ];
     const distances = new Map([
       ['f1', { queued: null, reference: 0.4 }],
       ['f2', { queued: null, reference: 0.01 }],
-      ['f3', { queued: null, reference: 0.9 }],
+      ['f3', { queued: null, reference: 0.08 }],
     ]);
     const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.1, targetRate: 0.05 } }), 1);
     expect(tasks.map((t) => t.frameId)).toEqual(['f1']);
@@ -129,6 +129,28 @@ describe('ranked selection', () => {
     // The band selection sends both uncertain frames, whatever their novelty.
     const band = route(frames, ctx({ policy: { ...ranked, selection: 'band' }, distances, pacing: { threshold: 0.1, targetRate: 0.05 } }), 1);
     expect(band.tasks.map((t) => t.frameId)).toEqual(['f1', 'f2']);
+  });
+
+  it('sends a frame with no uncertain detection but far from all the model knows as a whole frame, if its novelty makes the bar', () => {
+    const frames = [
+      frame('n1', []), // nothing detected, far from the references: a look the model may be blind to
+      frame('n2', [['vehicle', 0.95]]), // sure, and close to the references
+      frame('n3', []), // nothing detected, but close to the references
+    ];
+    const distances = new Map([
+      ['n1', { queued: null, reference: 0.4 }],
+      ['n2', { queued: null, reference: 0.01 }],
+      ['n3', { queued: null, reference: 0.05 }],
+    ]);
+    const pacing = { threshold: 0.2, targetRate: 0.05 };
+    const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing }), 1);
+    expect(tasks.map((t) => [t.frameId, t.reason, t.rank])).toEqual([['n1', 'novel', null]]);
+    expect(tasks[0].selection).toMatchObject({ uncertainty: 1, novelty: 0.4, value: 0.4 });
+    expect(selections.get('n3')!.value).toBe(0);
+    // Below the bar, or under the band selection, or with the setting off: not sent.
+    expect(route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.5, targetRate: 0.05 } }), 1).tasks).toEqual([]);
+    expect(route(frames, ctx({ policy: { ...ranked, selection: 'band' }, distances, pacing }), 1).tasks).toEqual([]);
+    expect(route(frames, ctx({ policy: { ...ranked, novelFrameDistance: 0 }, distances, pacing }), 1).tasks).toEqual([]);
   });
 
   it('samples uncertain frames at the target rate while it learns the stream, the same way on every retry', () => {
