@@ -119,7 +119,7 @@ describe('ranked selection', () => {
     const distances = new Map([
       ['f1', { queued: null, reference: 0.4 }],
       ['f2', { queued: null, reference: 0.01 }],
-      ['f3', { queued: null, reference: 0.08 }],
+      ['f3', { queued: null, reference: 0.03 }],
     ]);
     const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.1, targetRate: 0.05 } }), 1);
     expect(tasks.map((t) => t.frameId)).toEqual(['f1']);
@@ -140,7 +140,7 @@ describe('ranked selection', () => {
     const distances = new Map([
       ['n1', { queued: null, reference: 0.4 }],
       ['n2', { queued: null, reference: 0.01 }],
-      ['n3', { queued: null, reference: 0.05 }],
+      ['n3', { queued: null, reference: 0.03 }],
     ]);
     const pacing = { threshold: 0.2, targetRate: 0.05 };
     const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing }), 1);
