@@ -10,8 +10,9 @@
 //           novelty (cosine distance of its embedding to the nearest frame already queued or
 //           labelled, or of the deployed model's reference frames); it is routed when the value
 //           reaches a threshold paced so the day's budget lasts the day (policies/pacing.ts).
-//           A frame with no uncertain detection but a novelty of at least novelFrameDistance
-//           counts as one bit uncertain and, if routed, is reviewed as a whole frame ('novel').
+//           A frame with no uncertain detection but at least novelFrameDistance from the model's
+//           reference frames counts as one bit uncertain and, if routed, is reviewed as a whole
+//           frame ('novel').
 import { createHash } from 'node:crypto';
 import { bandFor, type SamplingPolicy } from './sampling-policy.ts';
 
@@ -132,14 +133,20 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
 
     const known = ctx.distances.get(frame.frameId) ?? { queued: null, reference: null };
     const queued = Math.min(known.queued ?? NOTHING_NEAR, ...routedHere.map((e) => cosineDistance(e, frame.embedding)));
-    const novelty = Math.min(queued, known.reference ?? NOTHING_NEAR);
     // ranked: a frame with no uncertain detection that is far from everything the model was
-    // trained on and everything queued may be one the model is blind to (night for a day model:
-    // no detection at all, so no band can catch it). It counts as one bit of uncertainty and goes
-    // to review as a whole frame if its value makes the bar.
-    // Only against the model's own reference frames: with none, there is nothing to be unlike.
+    // trained on may be one the model is blind to (night for a day model: no detection at all, so
+    // no band can catch it). It counts as one bit of uncertainty and goes to review as a whole
+    // frame if its value makes the bar. Its novelty is measured against the model's reference
+    // frames only (with none, there is nothing to be unlike): a blind spot stays one until the
+    // model is retrained, however many of its frames are queued (the diversity filter still
+    // skips near-duplicates).
     const novelFrame =
-      policy.selection === 'ranked' && inBand.length === 0 && known.reference !== null && policy.novelFrameDistance > 0 && novelty >= policy.novelFrameDistance;
+      policy.selection === 'ranked' &&
+      inBand.length === 0 &&
+      known.reference !== null &&
+      policy.novelFrameDistance > 0 &&
+      known.reference >= policy.novelFrameDistance;
+    const novelty = novelFrame ? known.reference! : Math.min(queued, known.reference ?? NOTHING_NEAR);
     const uncertainty = novelFrame ? 1 : inBand.reduce((sum, c) => sum + binaryEntropy(c.d.score), 0);
     const selection: FrameSelection = {
       uncertainty,

@@ -26,7 +26,7 @@ export const samplingPolicySchema = z
     /** ranked: until this many frames have values, uncertain frames are sampled at the budget's rate. */
     pacingWarmup: z.number().int().min(1).max(100_000).default(100),
     /** ranked: a frame without an uncertain detection at least this far (cosine) from the model's
-     * reference frames and from anything queued is a candidate as a whole frame (a look the model
+     * reference frames is a candidate as a whole frame (a look the model
      * may be blind to); 0 turns it off. With the seed detector, frames of unseen cameras of the
      * training look lie ~0.007 from its references (p90 0.01), a new camera's ~0.07, night's ~0.33. */
     novelFrameDistance: z.number().min(0).max(2).default(0.05),
