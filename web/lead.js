@@ -38,7 +38,7 @@ const FIELDS = [
     label: 'novel frame distance',
     type: 'number',
     step: '0.01',
-    help: 'ranked: frames this far (cosine) from the model's reference frames go to review whole, even with no uncertain detection; 0: off',
+    help: "ranked: frames this far (cosine) from the model's reference frames go to review whole, even with no uncertain detection; 0: off",
   },
   { field: 'maxTasksPerFrame', label: 'max tasks per frame', type: 'number', step: '1', help: 'detections of one frame a person is asked about' },
   { field: 'randomRate', label: 'random rate', type: 'number', step: '0.001', help: 'share of other frames sent anyway, for an unbiased measure of the model' },
