@@ -138,8 +138,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
     // no band can catch it). It counts as one bit of uncertainty and goes to review as a whole
     // frame if its value makes the bar. Its novelty is measured against the model's reference
     // frames only (with none, there is nothing to be unlike): a blind spot stays one until the
-    // model is retrained, however many of its frames are queued (the diversity filter still
-    // skips near-duplicates).
+    // model is retrained, however many of its frames are queued.
     const novelFrame =
       policy.selection === 'ranked' &&
       inBand.length === 0 &&
@@ -157,8 +156,10 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
     };
     selections.set(frame.frameId, selection);
     if (budget <= 0) continue;
-    // A near-duplicate of a frame a person already sees or saw teaches nothing new.
-    if (policy.diversityMinDistance > 0 && queued < policy.diversityMinDistance) continue;
+    // A near-duplicate of a frame a person already sees or saw teaches nothing new. Not applied
+    // to novel frames: the model's embedding cannot tell apart frames it is blind to (night
+    // frames of different scenes lie ~0.0001 apart for the seed detector, day ones ~0.0014).
+    if (!novelFrame && policy.diversityMinDistance > 0 && queued < policy.diversityMinDistance) continue;
 
     const chosen =
       inBand.length > 0 && selected(policy, ctx, frame.frameId, selection, policyVersion) ? inBand.slice(0, Math.min(policy.maxTasksPerFrame, budget)) : [];

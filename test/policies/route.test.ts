@@ -147,9 +147,9 @@ describe('ranked selection', () => {
     expect(tasks.map((t) => [t.frameId, t.reason, t.rank])).toEqual([['n1', 'novel', null]]);
     expect(tasks[0].selection).toMatchObject({ uncertainty: 1, novelty: 0.4, value: 0.4 });
     expect(selections.get('n3')!.value).toBe(0);
-    // Night frames queued already do not make the next one less of a blind spot (only a
-    // near-duplicate is skipped).
-    const queuedNight = new Map([['n1', { queued: 0.01, reference: 0.4 }]]);
+    // Night frames queued already do not make the next one less of a blind spot, even when the
+    // model's embedding puts them within the near-duplicate distance.
+    const queuedNight = new Map([['n1', { queued: 0.0001, reference: 0.4 }]]);
     expect(route([frames[0]], ctx({ policy: ranked, distances: queuedNight, pacing }), 1).tasks.map((t) => t.reason)).toEqual(['novel']);
     // Below the bar, or under the band selection, or with the setting off: not sent.
     expect(route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.5, targetRate: 0.05 } }), 1).tasks).toEqual([]);
