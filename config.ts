@@ -38,6 +38,22 @@ const envSchema = z.object({
   PREDICTION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.1),
   LEASE_SECONDS: int(300),
   INGEST_DIR: z.string().optional(),
+  // Object embeddings: pgvector in the platform's database, or Pinecone (needs PINECONE_API_KEY
+  // and PINECONE_INDEX, an index of dimension 64 with cosine metric; namespace per stream).
+  VECTOR_INDEX: z.enum(['pgvector', 'pinecone']).default('pgvector'),
+  PINECONE_API_KEY: z.string().optional(),
+  PINECONE_INDEX: z.string().default('dataengine-objects'),
+  // HNSW search breadth (recall against latency) and how far a filtered search may scan.
+  HNSW_EF_SEARCH: int(100),
+  HNSW_MAX_SCAN_TUPLES: int(20_000),
+  // Similar-object search: most neighbours one request returns.
+  SIMILAR_MAX_K: int(200),
+  // Label propagation: a marked object proposes its class for unlabelled neighbours within this
+  // cosine distance, at most this many per request; the snapshot takes confirmed proposals
+  // unless this is off.
+  PROPAGATION_MAX_DISTANCE: z.coerce.number().min(0).max(2).default(0.1),
+  PROPAGATION_MAX_PROPOSALS: int(200),
+  RETRAIN_PROPAGATED_LABELS: z.enum(['include', 'exclude']).default('include'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -25,6 +25,7 @@ import { pacedThreshold, targetRate } from '../policies/pacing.ts';
 import { routeBatch } from '../policies/route.ts';
 import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import type { VectorIndex } from '../storage/vector-index.ts';
 
 /** What scoring needs from the model layer: the detector of one exact version. */
 export interface DetectorProvider {
@@ -41,6 +42,7 @@ export interface ScoringDeps {
   db: Db;
   store: BlobStore;
   detectors: DetectorProvider;
+  vectorIndex: VectorIndex;
   /** Batch observer for metrics; called after the batch is stored. */
   onBatch?: (batch: BatchReport) => void;
   /** Frames with more pixels are set aside unread (default 40 MP, the ingest limit). */
@@ -218,6 +220,7 @@ export function createScoringActivities(deps: ScoringDeps) {
       const frames: ScoredFrameRow[] = scored.usable.map((f, i) => ({
         frameId: f.id,
         cameraId: f.cameraId,
+        capturedAt: f.capturedAt,
         embedding: Array.from(scored.frames[i].embedding),
         detections: scored.frames[i].detections.map((d, rank) => ({ rank, ...d })),
       }));
@@ -250,6 +253,7 @@ export function createScoringActivities(deps: ScoringDeps) {
         frames,
         tasks,
         failures,
+        vectorIndex: deps.vectorIndex,
       });
       const persistMs = performance.now() - t2;
 

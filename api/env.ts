@@ -7,6 +7,7 @@ import type { Db } from '../db/client.ts';
 import type { User } from '../db/users.ts';
 import type { ModelCache } from '../models/model-cache.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import type { VectorIndex } from '../storage/vector-index.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -14,6 +15,7 @@ export interface ApiDeps {
   config: Config;
   loopControl: LoopControl;
   models: ModelCache;
+  vectorIndex: VectorIndex;
   temporal?: Client;
   /** Set by the app: drops this process's token cache after a token or user change. */
   forgetTokens?: () => void;

@@ -8,6 +8,7 @@ import { serve } from '@hono/node-server';
 import autocannon from 'autocannon';
 import { createApp } from '../api/app.ts';
 import { loadConfig, repoRoot } from '../config.ts';
+import { openVectorIndex } from '../storage/open-vector-index.ts';
 import type { DbHandle } from '../db/client.ts';
 import { frames, streams } from '../db/schema.ts';
 import { createUser } from '../db/users.ts';
@@ -41,7 +42,8 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
     .returning();
   const { token } = await createUser(handle.db, { name: `box-bench-${Date.now()}`, role: 'reviewer' });
   const models = new ModelCache(store, { intraOpThreads: 1, minScore: 0.1 });
-  const app = createApp({ db: handle.db, store, config: loadConfig({ ...process.env, STORE_DIR: storeDir }), loopControl: noLoops, models });
+  const config = loadConfig({ ...process.env, STORE_DIR: storeDir });
+  const app = createApp({ db: handle.db, store, config, loopControl: noLoops, models, vectorIndex: openVectorIndex(handle.db, config) });
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/box-predictions`;

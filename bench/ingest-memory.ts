@@ -13,6 +13,7 @@ import { serve } from '@hono/node-server';
 import sharp from 'sharp';
 import { createApp } from '../api/app.ts';
 import { loadConfig } from '../config.ts';
+import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { openDb } from '../db/client.ts';
 import { streams } from '../db/schema.ts';
 import { createUser } from '../db/users.ts';
@@ -31,7 +32,14 @@ async function child(uploads: number, framePath: string) {
   await handle.db.insert(streams).values({ id: 'mem', name: 'mem' });
   const { token } = await createUser(handle.db, { name: 'cam', role: 'camera', streams: ['mem'] });
   const config = loadConfig({ ...process.env, STORE_DIR: storeDir });
-  const app = createApp({ db: handle.db, store, config, loopControl: noLoops, models: new ModelCache(store, { intraOpThreads: 1, minScore: 0.1 }) });
+  const app = createApp({
+    db: handle.db,
+    store,
+    config,
+    loopControl: noLoops,
+    models: new ModelCache(store, { intraOpThreads: 1, minScore: 0.1 }),
+    vectorIndex: openVectorIndex(handle.db, config),
+  });
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/streams/mem/frames?cameraId=c`;

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { count, eq } from 'drizzle-orm';
-import { repoRoot } from '../config.ts';
+import { config, repoRoot } from '../config.ts';
+import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import type { DbHandle } from '../db/client.ts';
 import { frameScores, reviewTasks } from '../db/schema.ts';
@@ -39,6 +40,7 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
     db: handle.db,
     store,
     detectors: models,
+    vectorIndex: openVectorIndex(handle.db, config),
     scoringQueue: queue,
     controlQueue: `bench-control-${Date.now()}`,
     idleWaitMs: 1000,
@@ -113,8 +115,9 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
     frames: Array.from({ length: 16 }, (_, i) => ({
       frameId: `f${i}`,
       cameraId: 'c',
+      capturedAt: new Date(0),
       embedding: [],
-      detections: Array.from({ length: 10 }, (_, r) => ({ rank: r, className: 'vehicle', score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })),
+      detections: Array.from({ length: 10 }, (_, r) => ({ rank: r, className: 'vehicle', score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1, embedding: [] })),
     })),
     tasks: [
       { frameId: 'f0', reason: 'band', className: 'vehicle' },

@@ -16,8 +16,18 @@ export async function benchMetrics() {
       frames: Array.from({ length: 16 }, (_, i) => ({
         frameId: `f${i}`,
         cameraId: 'c',
+        capturedAt: new Date(0),
         embedding: [],
-        detections: ['vehicle', 'pedestrian', 'cyclist', 'sign'].map((className, r) => ({ rank: r, className, score: 0.5, x1: 0, y1: 0, x2: 1, y2: 1 })),
+        detections: ['vehicle', 'pedestrian', 'cyclist', 'sign'].map((className, r) => ({
+          rank: r,
+          className,
+          score: 0.5,
+          x1: 0,
+          y1: 0,
+          x2: 1,
+          y2: 1,
+          embedding: [],
+        })),
       })),
       tasks: [
         { frameId: 'f0', reason: 'band', className: 'vehicle' },

@@ -9,7 +9,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { eq } from 'drizzle-orm';
 import { createRetrainActivities } from '../activities/retrain.ts';
-import { repoRoot } from '../config.ts';
+import { config, repoRoot } from '../config.ts';
+import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { RetrainControl } from '../control/retrain-control.ts';
 import type { DbHandle } from '../db/client.ts';
@@ -124,6 +125,7 @@ export async function benchRetrain(handle: DbHandle, temporalAddress: string, op
     db: handle.db,
     store,
     detectors: models,
+    vectorIndex: openVectorIndex(handle.db, config),
     scoringQueue: `bench-retrain-scoring-${stamp}`,
     controlQueue,
     controlActivities: createRetrainActivities({ db: handle.db, store, loopControl, warm: (k, v) => models.warm(k, v) }),

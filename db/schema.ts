@@ -45,6 +45,8 @@ export interface StepRecord {
 
 /** Frame-level embedding width of the detection contract (docs/contracts.md). */
 export const EMBEDDING_DIM = 128;
+/** Object embedding width of the detection contract: one vector per stored detection. */
+export const OBJECT_EMBEDDING_DIM = 64;
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 
@@ -164,6 +166,73 @@ export const predictions = pgTable(
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex('predictions_frame_model_rank_uq').on(t.frameId, t.modelVersion, t.rank)],
+);
+
+/**
+ * Object embeddings of stored detections: the pgvector implementation of the vector index
+ * (storage/vector-index.ts). The id is the prediction's; the other columns are the filters a
+ * search may ask for, kept beside the vector so a filtered HNSW scan needs no join.
+ */
+export const objectVectors = pgTable(
+  'object_vectors',
+  {
+    predictionId: uuid('prediction_id')
+      .primaryKey()
+      .references(() => predictions.id),
+    frameId: uuid('frame_id').notNull(),
+    streamId: text('stream_id').notNull(),
+    cameraId: text('camera_id').notNull(),
+    modelVersion: text('model_version').notNull(),
+    className: text('class_name').notNull(),
+    score: real('score').notNull(),
+    capturedAt: timestamp('captured_at', { withTimezone: true }).notNull(),
+    // The class a person confirmed for the object (directly or by a confirmed proposal); null
+    // while unlabelled. Filters "labelled" and "unlabelled" searches.
+    labelClass: text('label_class'),
+    embedding: vector('embedding', { dimensions: OBJECT_EMBEDDING_DIM }).notNull(),
+  },
+  (t) => [
+    index('object_vectors_embedding_hnsw').using('hnsw', t.embedding.op('vector_cosine_ops')),
+    index('object_vectors_model_stream_captured_idx').on(t.modelVersion, t.streamId, t.capturedAt),
+  ],
+);
+
+/**
+ * What people decided about objects, one row per (object, class): a positive (the object is of
+ * the class) or a negative (it is not, and must not be proposed for it again). A propagated
+ * proposal is a positive row in status `proposed` until a person confirms it (status
+ * `confirmed`) or rejects it (it turns into a confirmed negative).
+ */
+export const objectLabels = pgTable(
+  'object_labels',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    predictionId: uuid('prediction_id')
+      .notNull()
+      .references(() => predictions.id),
+    frameId: uuid('frame_id')
+      .notNull()
+      .references(() => frames.id),
+    streamId: text('stream_id').notNull(),
+    className: text('class_name').notNull(),
+    polarity: text('polarity', { enum: ['positive', 'negative'] }).notNull(),
+    status: text('status', { enum: ['proposed', 'confirmed'] }).notNull(),
+    provenance: text('provenance', { enum: ['review', 'propagated'] }).notNull(),
+    // A propagated row: the object whose label it was proposed from, and its distance to it.
+    seedPredictionId: uuid('seed_prediction_id').references(() => predictions.id),
+    distance: real('distance'),
+    // Who marked the object (review), or whose mark proposed it (propagated).
+    createdBy: uuid('created_by').references(() => users.id),
+    // Who confirmed or rejected a proposal; for a review row, the person who marked it.
+    decidedBy: uuid('decided_by').references(() => users.id),
+    decidedAt: timestamp('decided_at', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('object_labels_prediction_class_uq').on(t.predictionId, t.className),
+    index('object_labels_class_status_idx').on(t.className, t.status, t.createdAt),
+    index('object_labels_frame_idx').on(t.frameId),
+  ],
 );
 
 export const samplingPolicies = pgTable(

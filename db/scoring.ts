@@ -1,8 +1,10 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
-import { and, asc, count, desc, eq, gt, gte, isNotNull, lte, notExists, or, sql } from 'drizzle-orm';
+import { createHash } from 'node:crypto';
+import { and, asc, count, desc, eq, gt, gte, isNotNull, lte, notExists, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
+import type { VectorIndex } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
 import { driftBoosts, frameFailures, frames, frameScores, modelReferences, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
@@ -14,6 +16,7 @@ export interface PendingFrame {
   storageKey: string;
   width: number;
   height: number;
+  capturedAt: Date;
   ingestedAt: Date;
 }
 
@@ -44,6 +47,7 @@ export async function nextFrames(db: DbOrTx, streamId: string, limit: number): P
       storageKey: frames.storageKey,
       width: frames.width,
       height: frames.height,
+      capturedAt: frames.capturedAt,
       ingestedAt: frames.ingestedAt,
     })
     .from(frames)
@@ -157,6 +161,7 @@ interface ScoredDetection extends Detection {
 export interface ScoredFrameRow {
   frameId: string;
   cameraId: string;
+  capturedAt: Date;
   embedding: number[];
   detections: ScoredDetection[];
   /** What the selection made of the frame (its value feeds the paced threshold). */
@@ -177,6 +182,19 @@ export class CursorMovedError extends Error {
 }
 
 /**
+ * The id of a detection: a hash of its key (frame, model version, rank), so a retried batch
+ * gives every detection the id it had before, and the vector index (which may be outside the
+ * database) keys it the same. Formatted as an RFC 9562 version-8 (custom) UUID.
+ */
+export function predictionId(frameId: string, modelVersion: string, rank: number): string {
+  const h = createHash('sha256').update(`${frameId}:${modelVersion}:${rank}`).digest();
+  h[6] = (h[6] & 0x0f) | 0x80;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
  * Stores a scored batch and advances the cursor, all in one transaction. Every insert is keyed
  * (frame + model version [+ rank]) and skips rows that exist, so a retried batch adds nothing;
  * the cursor moves only from the value the batch started at, so of two overlapping attempts
@@ -194,6 +212,8 @@ export async function persistScoredBatch(
     tasks: TaskCandidate[];
     /** Frames of the batch that could not be scored: set aside, never offered again. */
     failures?: FrameFailure[];
+    /** Where the detections' object embeddings go (written inside this transaction). */
+    vectorIndex: VectorIndex;
   },
 ): Promise<{ predictions: number; tasksRouted: number }> {
   return db.transaction(async (tx) => {
@@ -234,19 +254,39 @@ export async function persistScoredBatch(
         )
         .onConflictDoNothing();
     }
-    const predictionRows = args.frames.flatMap((f) => f.detections.map((d) => ({ frameId: f.frameId, modelVersion: args.modelVersion, ...d })));
+    const predictionRows = args.frames.flatMap((f) =>
+      f.detections.map(({ embedding: _, ...d }) => ({
+        id: predictionId(f.frameId, args.modelVersion, d.rank),
+        frameId: f.frameId,
+        modelVersion: args.modelVersion,
+        ...d,
+      })),
+    );
     if (predictionRows.length > 0) {
       await tx.insert(predictions).values(predictionRows).onConflictDoNothing();
     }
+    await args.vectorIndex.upsert(
+      args.frames.flatMap((f) =>
+        f.detections.map((d) => ({
+          id: predictionId(f.frameId, args.modelVersion, d.rank),
+          vector: d.embedding,
+          metadata: {
+            frameId: f.frameId,
+            streamId: args.streamId,
+            cameraId: f.cameraId,
+            modelVersion: args.modelVersion,
+            className: d.className,
+            score: d.score,
+            capturedAt: f.capturedAt,
+            labelClass: null,
+          },
+        })),
+      ),
+      tx,
+    );
 
     let tasksRouted = 0;
     if (args.tasks.length > 0) {
-      const frameIds = [...new Set(args.tasks.map((t) => t.frameId))];
-      const ids = await tx
-        .select({ id: predictions.id, frameId: predictions.frameId, rank: predictions.rank })
-        .from(predictions)
-        .where(and(eq(predictions.modelVersion, args.modelVersion), or(...frameIds.map((id) => eq(predictions.frameId, id)))));
-      const predictionId = new Map(ids.map((p) => [`${p.frameId}:${p.rank}`, p.id]));
       const inserted = await tx
         .insert(reviewTasks)
         .values(
@@ -255,7 +295,7 @@ export async function persistScoredBatch(
             streamId: args.streamId,
             cameraId: t.cameraId,
             frameId: t.frameId,
-            predictionId: t.rank === null ? null : (predictionId.get(`${t.frameId}:${t.rank}`) ?? null),
+            predictionId: t.rank === null ? null : predictionId(t.frameId, args.modelVersion, t.rank),
             modelVersion: args.modelVersion,
             className: t.className,
             score: t.score,

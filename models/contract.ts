@@ -1,6 +1,6 @@
 // The ONNX model contract (docs/contracts.md), checked once when a model is loaded or
 // registered: input and output names, and the metadata the platform relies on.
-import { EMBEDDING_DIM } from '../db/schema.ts';
+import { EMBEDDING_DIM, OBJECT_EMBEDDING_DIM } from '../db/schema.ts';
 import { readOnnxMetadata } from './onnx-metadata.ts';
 
 export type ModelKind = 'detection' | 'box';
@@ -11,6 +11,7 @@ export interface DetectionMetadata {
   classNames: string[];
   inputSize: number;
   embeddingDim: number;
+  objectEmbeddingDim: number;
   maxDetections: number;
   trainingSnapshot: string;
   parentVersion: string | null;
@@ -28,7 +29,7 @@ export interface BoxMetadata {
 export type ModelMetadata = DetectionMetadata | BoxMetadata;
 
 const SIGNATURES = {
-  detection: { inputs: ['images'], outputs: ['boxes', 'scores', 'class_ids', 'embedding'] },
+  detection: { inputs: ['images'], outputs: ['boxes', 'scores', 'class_ids', 'embedding', 'object_embeddings'] },
   box: { inputs: ['roi'], outputs: ['box', 'score'] },
 } as const;
 
@@ -86,12 +87,18 @@ export function parseModelMetadata(bytes: Uint8Array): ModelMetadata {
       throw new ModelContractError(
         `metadata_props.embedding_dim must be ${EMBEDDING_DIM} (the platform's embedding width), got ${JSON.stringify(props.embedding_dim)}`,
       );
+    const objectEmbeddingDim = Number(props.object_embedding_dim);
+    if (objectEmbeddingDim !== OBJECT_EMBEDDING_DIM)
+      throw new ModelContractError(
+        `metadata_props.object_embedding_dim must be ${OBJECT_EMBEDDING_DIM} (the vector index's object width), got ${JSON.stringify(props.object_embedding_dim)}`,
+      );
     return {
       kind,
       ...common,
       classNames,
       inputSize: positiveInt(props, 'input_size', METADATA_LIMITS.input_size),
       embeddingDim,
+      objectEmbeddingDim,
       maxDetections: positiveInt(props, 'max_detections', METADATA_LIMITS.max_detections),
     };
   }

@@ -12,6 +12,8 @@ export interface Detection {
   y1: number;
   x2: number;
   y2: number;
+  /** Unit-length object embedding, read by the detector at the detection's centre. */
+  embedding: number[];
 }
 
 export interface FrameResult {
@@ -73,6 +75,7 @@ export class DetectorSession {
     expect('scores', [1, k]);
     expect('class_ids', [1, k]);
     expect('embedding', [1, this.meta.embeddingDim]);
+    expect('object_embeddings', [1, k, this.meta.objectEmbeddingDim]);
   }
 
   private run(input: Float32Array, n: number) {
@@ -102,6 +105,8 @@ export class DetectorSession {
     const classIds = out.class_ids.data as BigInt64Array;
     const emb = out.embedding.data as Float32Array;
     const d = this.meta.embeddingDim;
+    const objects = out.object_embeddings.data as Float32Array;
+    const od = this.meta.objectEmbeddingDim;
     const frames = decoded.map((img, i) => {
       const detections: Detection[] = [];
       // Boxes are normalized to the letterboxed input; x_px = x * S / scale, then / frame size.
@@ -112,6 +117,7 @@ export class DetectorSession {
         if (score < this.opts.minScore) break; // sorted descending
         const b = (i * k + j) * 4;
         const cls = Number(classIds[i * k + j]);
+        const o = (i * k + j) * od;
         detections.push({
           className: this.meta.classNames[cls] ?? `class_${cls}`,
           score,
@@ -119,6 +125,7 @@ export class DetectorSession {
           y1: Math.min(1, Math.max(0, boxes[b + 1] * fy)),
           x2: Math.min(1, Math.max(0, boxes[b + 2] * fx)),
           y2: Math.min(1, Math.max(0, boxes[b + 3] * fy)),
+          embedding: Array.from(objects.subarray(o, o + od)),
         });
       }
       return { detections, embedding: emb.slice(i * d, (i + 1) * d) };

@@ -17,7 +17,8 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { asc, countDistinct, eq, gte, inArray, like, or } from 'drizzle-orm';
 import { createRetrainActivities } from '../activities/retrain.ts';
-import { repoRoot } from '../config.ts';
+import { config, repoRoot } from '../config.ts';
+import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb } from '../db/client.ts';
 import { fromCocoBbox, toCocoBbox } from '../db/coco.ts';
@@ -160,6 +161,7 @@ async function main() {
     db,
     store,
     detectors: models,
+    vectorIndex: openVectorIndex(db, config),
     scoringQueue,
     controlQueue,
     idleWaitMs: 1000,

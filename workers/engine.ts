@@ -20,6 +20,7 @@ import { logger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { exposeDatabaseGauges } from '../observability/database-gauges.ts';
 import { LocalBlobStore } from '../storage/blob-store.ts';
+import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { startWorkers, type RunningWorkers } from './start-workers.ts';
 
 export interface EngineOptions {
@@ -65,7 +66,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
     });
     stops.push(() => models.close());
-    const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
+    const vectorIndex = openVectorIndex(handle.db, config);
+    const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, vectorIndex, temporal: client };
 
     let workers: RunningWorkers | null = null;
     if (opts.worker) {
@@ -89,6 +91,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         db: handle.db,
         store,
         detectors: models,
+        vectorIndex,
         controlActivities: retrain,
       });
       stops.push(() => workers!.shutdown());

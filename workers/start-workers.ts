@@ -8,6 +8,7 @@ import { createScoringActivities, type DetectorProvider } from '../activities/sc
 import type { Db } from '../db/client.ts';
 import { recordBatch } from '../observability/batch-metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import type { VectorIndex } from '../storage/vector-index.ts';
 import { CONTROL_QUEUE, SCORING_QUEUE } from '../workflows/shared.ts';
 import { quietBundlerLogger, workflowsPath } from '../workflows/workflows-path.ts';
 
@@ -17,6 +18,7 @@ export interface WorkerDeps {
   db: Db;
   store: BlobStore;
   detectors: DetectorProvider;
+  vectorIndex: VectorIndex;
   /** Activities of the control queue (drift, deploy, retraining), keyed by activity name. */
   controlActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
   /** A prebuilt workflow bundle (tests share one); by default the workers bundle workflows/. */
@@ -41,6 +43,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     db: deps.db,
     store: deps.store,
     detectors: deps.detectors,
+    vectorIndex: deps.vectorIndex,
     onBatch: recordBatch,
     idleWaitMs: deps.idleWaitMs,
   });

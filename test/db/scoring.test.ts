@@ -2,7 +2,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { count, eq } from 'drizzle-orm';
 import type { DbHandle } from '../../db/client.ts';
-import { frames, frameScores, predictions, reviewTasks, streams } from '../../db/schema.ts';
+import { PgvectorIndex } from '../../db/pgvector-index.ts';
+import { frames, frameScores, objectVectors, predictions, reviewTasks, streams } from '../../db/schema.ts';
 import {
   CursorMovedError,
   frameDistances,
@@ -17,8 +18,10 @@ import { cosineDistance } from '../../policies/route.ts';
 import { createTestDb, testFrame } from '../helpers/db.ts';
 
 let handle: DbHandle;
+let vectorIndex: PgvectorIndex;
 beforeEach(async () => {
   handle = await createTestDb();
+  vectorIndex = new PgvectorIndex(handle.db, { efSearch: 40, maxScanTuples: 20_000 });
 });
 afterEach(async () => {
   await handle.close();
@@ -30,17 +33,25 @@ async function seedFrames(n: number, streamId = 's1') {
   return handle.db.insert(frames).values(rows).returning();
 }
 
+const unit = (seed: number, dim: number) => {
+  const v = Array.from({ length: dim }, (_, i) => Math.sin(seed * 3.7 + i));
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+};
+
 const scored = (frameId: string, cameraId: string, scores: number[]): ScoredFrameRow => ({
   frameId,
   cameraId,
+  capturedAt: new Date(Date.UTC(2026, 0, 1)),
   embedding: Array.from({ length: 128 }, (_, i) => Math.sin(i + frameId.length)),
-  detections: scores.map((score, rank) => ({ rank, className: 'vehicle', score, x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.3 })),
+  detections: scores.map((score, rank) => ({ rank, className: 'vehicle', score, x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.3, embedding: unit(rank + 1, 64) })),
 });
 
-const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores) => (await handle.db.select({ n: count() }).from(table))[0].n;
+const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores | typeof objectVectors) =>
+  (await handle.db.select({ n: count() }).from(table))[0].n;
 
 describe('persistScoredBatch', () => {
-  it('stores a batch once: a replay of the same batch adds no prediction, embedding or task', async () => {
+  it('stores a batch once: a replay of the same batch adds no prediction, embedding, object vector or task', async () => {
     const rows = await seedFrames(4);
     const batch = rows.map((f) => scored(f.id, f.cameraId, [0.9, 0.45]));
     const selection = { uncertainty: 0.99, novelty: 0.2, value: 0.198, threshold: 0.1, targetRate: 0.05 };
@@ -54,7 +65,16 @@ describe('persistScoredBatch', () => {
       priority: 0,
       selection,
     }));
-    const args = { streamId: 's1', modelVersion: 'm1', policyVersion: 1, fromSeq: 0, toSeq: Math.max(...rows.map((r) => r.seq)), frames: batch, tasks };
+    const args = {
+      streamId: 's1',
+      modelVersion: 'm1',
+      policyVersion: 1,
+      fromSeq: 0,
+      toSeq: Math.max(...rows.map((r) => r.seq)),
+      frames: batch,
+      tasks,
+      vectorIndex,
+    };
 
     expect(await persistScoredBatch(handle.db, args)).toEqual({ predictions: 8, tasksRouted: 4 });
     expect(await streamCursor(handle.db, 's1')).toBe(args.toSeq);
@@ -68,8 +88,12 @@ describe('persistScoredBatch', () => {
     expect(await total(predictions)).toBe(8);
     expect(await total(frameScores)).toBe(4);
     expect(await total(reviewTasks)).toBe(4);
+    expect(await total(objectVectors)).toBe(8);
     const [task] = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.frameId, rows[0].id));
-    expect(task.predictionId).not.toBeNull();
+    // The task points at its detection, whose object vector carries the detection's id.
+    const [vector] = await handle.db.select().from(objectVectors).where(eq(objectVectors.predictionId, task.predictionId!));
+    expect(vector).toMatchObject({ frameId: rows[0].id, streamId: 's1', cameraId: rows[0].cameraId, className: 'vehicle', labelClass: null });
+    expect(vector.embedding[0]).toBeCloseTo(unit(2, 64)[0], 5);
     expect(task.policyVersion).toBe(1);
     expect(task.selection).toEqual(selection);
   });
@@ -88,6 +112,7 @@ describe('persistScoredBatch', () => {
       toSeq: rows[3].seq,
       frames: done.map((f) => scored(f.id, f.cameraId, [])),
       tasks: [],
+      vectorIndex,
     });
     const next = await nextFrames(handle.db, 's1', 10);
     expect(next.map((f) => f.id)).toEqual([rows[2].id, rows[4].id]);
@@ -113,6 +138,7 @@ describe('persistScoredBatch', () => {
       toSeq: rows[1].seq,
       frames: batch,
       tasks: [{ frameId: rows[0].id, cameraId: rows[0].cameraId, rank: 0, className: 'vehicle', score: 0.45, reason: 'band', priority: 0, selection }],
+      vectorIndex,
     });
     const probe = vec(11.5);
     const answer = await frameDistances(handle.db, 's1', 'm1', [{ frameId: 'new', embedding: probe }]);

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { config } from '../../config.ts';
+import { openVectorIndex } from '../../storage/open-vector-index.ts';
 import { openDb } from '../../db/client.ts';
 import { ModelCache } from '../../models/model-cache.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
@@ -21,6 +22,7 @@ const workers = await startWorkers({
   db: handle.db,
   store,
   detectors: models,
+  vectorIndex: openVectorIndex(handle.db, config),
   workflowBundle: { code: fs.readFileSync(bundleFile, 'utf8') },
   scoringQueue,
   controlQueue,

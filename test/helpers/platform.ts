@@ -8,6 +8,7 @@ import { inject } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import type { ApiDeps } from '../../api/env.ts';
 import { loadConfig } from '../../config.ts';
+import { openVectorIndex } from '../../storage/open-vector-index.ts';
 import { TemporalLoopControl } from '../../control/loop-control.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { createUser } from '../../db/users.ts';
@@ -54,7 +55,7 @@ export async function createTestPlatform(
     minScore: config.PREDICTION_MIN_SCORE,
     registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
   });
-  const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, temporal: client };
+  const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, vectorIndex: openVectorIndex(handle.db, config), temporal: client };
   if (opts.registerModels ?? true) {
     for (const kind of ['detection', 'box'] as const) {
       const bytes = fs.readFileSync(path.join(inject('tinyModelsDir'), `${kind}.onnx`));
@@ -109,6 +110,7 @@ export async function startPlatformWorkers(
     db: p.deps.db,
     store: p.deps.store,
     detectors: p.deps.models,
+    vectorIndex: p.deps.vectorIndex,
     workflowBundle: { code: inject('workflowBundleCode') },
     scoringQueue: p.taskQueue,
     controlQueue: p.controlQueue,

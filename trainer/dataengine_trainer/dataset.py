@@ -61,6 +61,7 @@ def generate_dataset(
                     "bbox": [round(b.x1, 2), round(b.y1, 2), round(b.w, 2), round(b.h, 2)],
                     "area": round(b.w * b.h, 2),
                     "iscrowd": 0,
+                    "track_id": b.track_id,
                 }
             )
         if progress:

@@ -32,7 +32,7 @@ def predict_detections(model_path: str, data: LoadedDataset, batch_size: int = 3
     for i in range(0, len(data.samples), batch_size):
         chunk = data.samples[i : i + batch_size]
         tensors, scales = zip(*(letterbox(to_float_chw(s.rgb), size) for s in chunk), strict=True)
-        boxes, scores, classes, _ = session.run(None, {"images": torch.stack(tensors).numpy()})
+        boxes, scores, classes, _, _ = session.run(None, {"images": torch.stack(tensors).numpy()})
         for s, scale, b, sc, c in zip(chunk, scales, boxes, scores, classes, strict=True):
             px = b * size / scale
             for (x1, y1, x2, y2), score, cls in zip(px, sc, c, strict=True):
@@ -169,7 +169,7 @@ def reference_stats(
     for i in range(0, len(samples), batch_size):
         chunk = samples[i : i + batch_size]
         tensors = [letterbox(to_float_chw(s.rgb), size)[0] for s in chunk]
-        _, sc, _, emb = session.run(None, {"images": torch.stack(tensors).numpy()})
+        _, sc, _, emb, _ = session.run(None, {"images": torch.stack(tensors).numpy()})
         for e, s in zip(emb, sc, strict=True):
             kept = [round(float(v), 5) for v in s if v >= min_score]
             embeddings.append([round(float(v), 6) for v in e])

@@ -12,7 +12,7 @@ import torch
 from .box_model import BoxModel
 from .detector import Detector, ExportDetector
 from .preprocess import ROI_SIZE
-from .train import EMBEDDING_DIM, INPUT_SIZE, MAX_DETECTIONS
+from .train import EMBEDDING_DIM, INPUT_SIZE, MAX_DETECTIONS, OBJECT_EMBEDDING_DIM
 
 OPSET = 17
 
@@ -46,13 +46,14 @@ def export_detector(
             (dummy,),
             str(path),
             input_names=["images"],
-            output_names=["boxes", "scores", "class_ids", "embedding"],
+            output_names=["boxes", "scores", "class_ids", "embedding", "object_embeddings"],
             dynamic_axes={
                 "images": {0: "n"},
                 "boxes": {0: "n"},
                 "scores": {0: "n"},
                 "class_ids": {0: "n"},
                 "embedding": {0: "n"},
+                "object_embeddings": {0: "n"},
             },
             opset_version=OPSET,
             dynamo=False,
@@ -65,6 +66,7 @@ def export_detector(
             "class_names": json.dumps(class_names),
             "input_size": str(INPUT_SIZE),
             "embedding_dim": str(EMBEDDING_DIM),
+            "object_embedding_dim": str(OBJECT_EMBEDDING_DIM),
             "max_detections": str(MAX_DETECTIONS),
             "training_snapshot": training_snapshot,
             "parent_version": parent_version or "",

@@ -47,6 +47,9 @@ class Box:
     y1: float
     x2: float
     y2: float
+    # The object's identity across the frames of its sequence ("<sequence_id>/<n>"): the ground
+    # truth of tracking.
+    track_id: str = ""
 
     @property
     def w(self) -> float:
@@ -226,6 +229,7 @@ def render_frame(seed: int, scenario: str, camera_id: str, frame_index: int) -> 
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
     traits = _camera_traits(seed, camera_id, scenario)
     sequence, step = divmod(frame_index, SEQUENCE_LENGTH)
+    sequence_id = f"{camera_id}/{scenario}/{sequence}"
     objects = _sequence_objects(seed, scenario, camera_id, sequence, traits)
     img = _background(traits)
     draw = ImageDraw.Draw(img)
@@ -233,7 +237,8 @@ def render_frame(seed: int, scenario: str, camera_id: str, frame_index: int) -> 
     mask_draw = ImageDraw.Draw(mask)
     # Far objects first, so nearer ones occlude them; the id mask tells what stays visible.
     placed = []
-    for obj in sorted(objects, key=lambda o: o.y):
+    depth_order = sorted(range(len(objects)), key=lambda j: objects[j].y)
+    for obj in (objects[j] for j in depth_order):
         x = obj.x + obj.vx * step
         box = _draw_object(draw, obj, x, obj.y)
         _draw_object(mask_draw, obj, x, obj.y, fill_override=len(placed) + 1)
@@ -248,12 +253,12 @@ def render_frame(seed: int, scenario: str, camera_id: str, frame_index: int) -> 
         drawn = np.count_nonzero(ids == i)
         # What this object would cover unoccluded, drawn alone on the same canvas.
         alone = Image.new("L", (WIDTH, HEIGHT), 0)
-        obj = sorted(objects, key=lambda o: o.y)[i - 1]
+        obj = objects[depth_order[i - 1]]
         _draw_object(ImageDraw.Draw(alone), obj, obj.x + obj.vx * step, obj.y, fill_override=1)
         full = np.count_nonzero(np.asarray(alone))
         if full == 0 or drawn / full < MIN_VISIBLE:
             continue
-        boxes.append(Box(box.category, x1, y1, x2, y2))
+        boxes.append(Box(box.category, x1, y1, x2, y2, f"{sequence_id}/{depth_order[i - 1]}"))
     noise_rng = _rng(seed, scenario, camera_id, "noise", frame_index)
     img = _apply_scenario(img, scenario, noise_rng, boxes)
     return Frame(
@@ -261,7 +266,7 @@ def render_frame(seed: int, scenario: str, camera_id: str, frame_index: int) -> 
         boxes=boxes,
         camera_id=camera_id,
         scenario=scenario,
-        sequence_id=f"{camera_id}/{scenario}/{sequence}",
+        sequence_id=sequence_id,
         frame_index=frame_index,
     )
 

@@ -22,6 +22,7 @@ from .preprocess import letterbox, to_float_chw
 
 INPUT_SIZE = 256
 EMBEDDING_DIM = 128
+OBJECT_EMBEDDING_DIM = 64
 MAX_DETECTIONS = 100
 
 
@@ -161,12 +162,17 @@ def train_detector(
     should_stop: ShouldStop = lambda: False,
 ) -> tuple[Detector, dict]:
     seed_everything(cfg.seed, cfg.threads)
-    model = Detector(num_classes=len(data.class_names), embedding_dim=EMBEDDING_DIM)
+    model = Detector(
+        num_classes=len(data.class_names), embedding_dim=EMBEDDING_DIM, object_embedding_dim=OBJECT_EMBEDDING_DIM
+    )
     if parent_checkpoint is not None:
         parent = torch.load(parent_checkpoint, weights_only=False)
         if parent.get("class_names") != data.class_names:
             raise ValueError(f"parent classes {parent.get('class_names')} differ from the dataset's {data.class_names}")
-        model.load_state_dict(parent["model"])
+        # A parent trained before object embeddings existed lacks only that head: it starts fresh.
+        missing, unexpected = model.load_state_dict(parent["model"], strict=False)
+        if unexpected or any(not k.startswith("object_embed.") for k in missing):
+            raise ValueError(f"parent checkpoint does not fit the detector: missing {missing}, unexpected {unexpected}")
     samples = [s for s in data.samples]
     out_hw = INPUT_SIZE // STRIDE
 
@@ -176,7 +182,12 @@ def train_detector(
         loss, _ = detection_loss(model(images), targets)
         return loss
 
-    meta = {"class_names": data.class_names, "input_size": INPUT_SIZE, "embedding_dim": EMBEDDING_DIM}
+    meta = {
+        "class_names": data.class_names,
+        "input_size": INPUT_SIZE,
+        "embedding_dim": EMBEDDING_DIM,
+        "object_embedding_dim": OBJECT_EMBEDDING_DIM,
+    }
     result = _run_epochs("detection", model, step, len(samples), cfg, work_dir, meta, progress, should_stop)
     model.eval()
     return model, result
