@@ -38,6 +38,12 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'POST /v1/box-predictions': REVIEW,
   'GET /v1/frames/{id}': REVIEW,
   'GET /v1/frames/{id}/image': REVIEW,
+  'GET /v1/objects/{id}': REVIEW,
+  'GET /v1/objects/{id}/similar': REVIEW,
+  'POST /v1/objects/search': REVIEW,
+  'POST /v1/objects/labels': REVIEW,
+  'GET /v1/objects/proposals': REVIEW,
+  'POST /v1/objects/proposals/decisions': REVIEW,
 
   'GET /v1/frames': LEAD,
   'GET /v1/streams': LEAD,

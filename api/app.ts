@@ -17,6 +17,7 @@ import { frameRoutes } from './routes/frames.ts';
 import { modelRoutes } from './routes/models.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { systemOperations, systemRoutes } from './routes/system.ts';
+import { objectRoutes } from './routes/objects.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { userRoutes } from './routes/users.ts';
 import { webRoutes } from './routes/web.ts';
@@ -114,7 +115,18 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
   // Who the caller is, whether their role may call this route, then how much body it may send.
   v1.use('/v1/*', authn.middleware, enforceAccess(), limitBodies(deps.config));
   const routeDeps: ApiDeps = { ...deps, forgetTokens: authn.forget };
-  for (const routes of [userRoutes, streamRoutes, frameRoutes, taskRoutes, modelRoutes, driftRoutes, retrainRoutes, opsRoutes, ...(opts.extraRoutes ?? [])]) {
+  for (const routes of [
+    userRoutes,
+    streamRoutes,
+    frameRoutes,
+    taskRoutes,
+    objectRoutes,
+    modelRoutes,
+    driftRoutes,
+    retrainRoutes,
+    opsRoutes,
+    ...(opts.extraRoutes ?? []),
+  ]) {
     v1.route('/', routes(routeDeps));
   }
   app.route('/', v1);

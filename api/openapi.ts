@@ -8,6 +8,7 @@ import { problemSchema } from './problem.ts';
 import { driftOperations } from './routes/drift.ts';
 import { frameOperations } from './routes/frames.ts';
 import { modelOperations } from './routes/models.ts';
+import { objectOperations } from './routes/objects.ts';
 import { opsOperations } from './routes/ops.ts';
 import { retrainOperations } from './routes/retrain.ts';
 import { streamOperations } from './routes/streams.ts';
@@ -24,6 +25,7 @@ const operationGroups: Record<string, Record<string, OperationSpec>> = {
   streams: streamOperations,
   frames: frameOperations,
   tasks: taskOperations,
+  objects: objectOperations,
   models: modelOperations,
   drift: driftOperations,
   retrain: retrainOperations,

@@ -1,0 +1,113 @@
+// Similar-object search and label propagation over the vector index: by one object, by a set
+// of examples (positives, with negatives left out), and the neighbours a marked object proposes
+// its class to. Vectors stay in the index; this module moves ids, distances and at most the
+// examples' own vectors (to average them).
+import { objectsByIds, objectsWithDecision, negativesFor, type ObjectRow, type Proposal } from '../db/object-labels.ts';
+import type { DbOrTx } from '../db/client.ts';
+import { streams } from '../db/schema.ts';
+import { centroid, type Neighbour, type ObjectFilter, type VectorIndex } from './vector-index.ts';
+
+/** The filters a person may set; the model version comes from the examples. */
+export type SearchFilter = Omit<ObjectFilter, 'modelVersion' | 'streamIds' | 'excludeIds'> & { streamIds?: string[] };
+
+/** Negatives of a class read per search (a search leaves them all out). */
+const MAX_NEGATIVES = 10_000;
+
+export class ExamplesError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExamplesError';
+  }
+}
+
+async function allStreamIds(db: DbOrTx): Promise<string[]> {
+  return (await db.select({ id: streams.id }).from(streams)).map((r) => r.id);
+}
+
+async function filterFor(db: DbOrTx, modelVersion: string, f: SearchFilter, excludeIds: string[]): Promise<ObjectFilter> {
+  const streamIds = f.streamIds?.length ? f.streamIds : await allStreamIds(db);
+  return { ...f, modelVersion, streamIds, excludeIds };
+}
+
+/** The examples' vectors; all examples must come from one model version (one vector space). */
+async function exampleVectors(index: VectorIndex, examples: ObjectRow[]): Promise<number[][]> {
+  const versions = new Set(examples.map((e) => e.modelVersion));
+  if (versions.size > 1)
+    throw new ExamplesError('positives', `the examples were scored by ${versions.size} model versions (${[...versions].join(', ')}); choose examples of one`);
+  const stored = await index.vectors(
+    examples.map((e) => e.id),
+    [...new Set(examples.map((e) => e.streamId))],
+  );
+  const missing = examples.filter((e) => !stored.has(e.id));
+  if (missing.length) throw new ExamplesError('positives', `objects ${missing.map((m) => m.id).join(', ')} have no embedding in the vector index`);
+  return examples.map((e) => stored.get(e.id)!);
+}
+
+export interface ExampleSearch {
+  positives: ObjectRow[];
+  negatives?: string[];
+  /** Leave out objects a person marked as not of this class. */
+  className?: string;
+  k: number;
+  maxDistance?: number;
+  filter: SearchFilter;
+  /**
+   * Average the first matches (within maxDistance) with the examples and search again: the
+   * reference implementation's re-query, which pulls the search towards what the set shares.
+   */
+  refine: boolean;
+}
+
+export async function searchByExamples(index: VectorIndex, db: DbOrTx, q: ExampleSearch): Promise<Neighbour[]> {
+  const vectors = await exampleVectors(index, q.positives);
+  const exclude = [...q.positives.map((p) => p.id), ...(q.negatives ?? []), ...(q.className ? await negativesFor(db, q.className, MAX_NEGATIVES) : [])];
+  const filter = await filterFor(db, q.positives[0].modelVersion, q.filter, [...new Set(exclude)]);
+  const first = await index.query({ vector: centroid(vectors), k: q.k, maxDistance: q.maxDistance, filter });
+  if (!q.refine || first.length === 0) return first;
+  const matched = await index.vectors(
+    first.map((n) => n.id),
+    filter.streamIds,
+  );
+  return index.query({ vector: centroid([...vectors, ...matched.values()]), k: q.k, maxDistance: q.maxDistance, filter });
+}
+
+/**
+ * What marking `seeds` as `className` proposes: unlabelled objects within `maxDistance` of a
+ * seed (its own model version), without any decision for the class yet, nearest first; each
+ * remembers the seed it is nearest to.
+ */
+export async function proposeNeighbours(
+  index: VectorIndex,
+  db: DbOrTx,
+  args: { seeds: ObjectRow[]; className: string; maxDistance: number; maxProposals: number },
+): Promise<Proposal[]> {
+  const vectors = await exampleVectors(index, args.seeds);
+  const filter = await filterFor(
+    db,
+    args.seeds[0].modelVersion,
+    { labelState: 'unlabelled' },
+    args.seeds.map((s) => s.id),
+  );
+  const nearest = new Map<string, { seedId: string; distance: number }>();
+  for (const [i, vector] of vectors.entries()) {
+    for (const n of await index.query({ vector, k: args.maxProposals, maxDistance: args.maxDistance, filter })) {
+      const known = nearest.get(n.id);
+      if (!known || n.distance < known.distance) nearest.set(n.id, { seedId: args.seeds[i].id, distance: n.distance });
+    }
+  }
+  const decided = await objectsWithDecision(db, args.className, [...nearest.keys()]);
+  const chosen = [...nearest.entries()]
+    .filter(([id]) => !decided.has(id))
+    .sort((a, b) => a[1].distance - b[1].distance)
+    .slice(0, args.maxProposals);
+  const rows = await objectsByIds(
+    db,
+    chosen.map(([id]) => id),
+  );
+  // An id the index holds but the database does not (a Pinecone record whose batch never
+  // committed) is skipped.
+  return chosen.flatMap(([id, near]) => (rows.has(id) ? [{ object: rows.get(id)!, ...near }] : []));
+}
