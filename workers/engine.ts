@@ -13,6 +13,7 @@ import type { ApiDeps } from '../api/env.ts';
 import { config } from '../config.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
+import { checkPgvector } from '../db/pgvector-index.ts';
 import { startDirectorySource } from '../ingest/directory-source.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { getModel } from '../db/models.ts';
@@ -55,6 +56,9 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const address = opts.temporalAddress ?? config.TEMPORAL_ADDRESS;
     const handle = opts.dbHandle ?? (await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR }));
     if (!opts.dbHandle) stops.push(() => handle.close());
+    // The object index is an HNSW index: say so at start when the extension is too old for one.
+    const pgvector = await checkPgvector(handle.db);
+    if (pgvector.warning) logger.warn({ pgvector: pgvector.version }, pgvector.warning);
     const store = new LocalBlobStore(config.STORE_DIR);
     const connection = await Connection.connect({ address });
     stops.push(() => connection.close());
