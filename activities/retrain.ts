@@ -20,6 +20,8 @@ export interface RetrainDeps {
   warm?: (kind: ModelKind, version: string) => Promise<void>;
   /** Earlier frames a snapshot keeps per newly labelled frame (RETRAIN_REPLAY_RATIO); null: all. */
   replayRatio?: number | null;
+  /** Confirmed label proposals count as labels (RETRAIN_PROPAGATED_LABELS=include, the default). */
+  propagatedLabels?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -74,6 +76,7 @@ export function createRetrainActivities(deps: RetrainDeps) {
         classNames,
         parentKey,
         replayRatio: deps.replayRatio,
+        propagatedLabels: deps.propagatedLabels,
       });
       const hasCheckpoint = async (kind: ModelKind, version: string | undefined) =>
         version ? deps.store.exists(`models/${kind}/${version}/checkpoint.pt`) : false;

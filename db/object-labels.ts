@@ -1,6 +1,6 @@
 // Statements about objects (stored detections) and what people decided about them: marks,
 // propagated proposals, and their confirmation or rejection.
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, lte, ne, or } from 'drizzle-orm';
 import type { DbOrTx } from './client.ts';
 import { frames, objectLabels, predictions } from './schema.ts';
 
@@ -199,9 +199,11 @@ export async function decideProposals(
 export async function confirmedObjectLabels(db: DbOrTx, q: { to: Date; provenance: ('review' | 'propagated')[] }) {
   return db
     .select({
+      predictionId: objectLabels.predictionId,
       frameId: objectLabels.frameId,
       className: objectLabels.className,
       provenance: objectLabels.provenance,
+      modelVersion: predictions.modelVersion,
       x1: predictions.x1,
       y1: predictions.y1,
       x2: predictions.x2,
@@ -214,7 +216,29 @@ export async function confirmedObjectLabels(db: DbOrTx, q: { to: Date; provenanc
         eq(objectLabels.status, 'confirmed'),
         eq(objectLabels.polarity, 'positive'),
         inArray(objectLabels.provenance, q.provenance),
-        sql`${objectLabels.decidedAt} <= ${q.to}`,
+        lte(objectLabels.decidedAt, q.to),
       ),
     );
+}
+
+/**
+ * Per frame, the objects with a decision a person made (positive or negative) up to `to`; without
+ * `propagated`, confirmed proposals do not count (they are neither labels nor background then).
+ */
+export async function objectDecisionsOfFrames(db: DbOrTx, frameIds: string[], to: Date, propagated: boolean): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  if (frameIds.length === 0) return out;
+  const rows = await db
+    .select({ frameId: objectLabels.frameId, id: objectLabels.predictionId })
+    .from(objectLabels)
+    .where(
+      and(
+        inArray(objectLabels.frameId, frameIds),
+        eq(objectLabels.status, 'confirmed'),
+        lte(objectLabels.decidedAt, to),
+        propagated ? undefined : or(ne(objectLabels.provenance, 'propagated'), eq(objectLabels.polarity, 'negative')),
+      ),
+    );
+  for (const r of rows) out.set(r.frameId, (out.get(r.frameId) ?? new Set()).add(r.id));
+  return out;
 }

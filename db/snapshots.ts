@@ -2,12 +2,13 @@
 // into a COCO JSON file in the blob store, with a train/val split that keeps the frames of one
 // sequence (a camera's frames close in time) on the same side.
 import { createHash } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
 import { toCocoBbox } from './coco.ts';
 import { labelsWithFrames } from './labels.ts';
-import { datasetSnapshots } from './schema.ts';
+import { confirmedObjectLabels, objectDecisionsOfFrames, objectsOfFrame } from './object-labels.ts';
+import { datasetSnapshots, frames } from './schema.ts';
 
 /** Frames of one camera within this many seconds form one sequence for the split. */
 const SEQUENCE_SECONDS = 30;
@@ -26,7 +27,8 @@ interface CocoAnnotation {
   category_id: number;
   bbox: [number, number, number, number];
   area: number;
-  iscrowd: 0;
+  /** 1: an ignore region (COCO's crowd), where the trainer neither rewards nor penalises a detection. */
+  iscrowd: 0 | 1;
 }
 interface CocoDataset {
   info: Record<string, unknown>;
@@ -41,6 +43,64 @@ function splitOf(sequenceKey: string, valFraction = 0.2): 'train' | 'val' {
 }
 
 const snapshotKey = (id: string) => `snapshots/${id}/dataset.json`;
+
+const sequenceOf = (frame: { streamId: string; cameraId: string; capturedAt: Date }) =>
+  `${frame.streamId}/${frame.cameraId}/${Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS)}`;
+
+/** A detection at least this confident that nobody decided on is an ignore region of its frame. */
+const IGNORE_MIN_SCORE = 0.3;
+
+type AddImage = (
+  img: { file_name: string; width: number; height: number; [extra: string]: unknown },
+  boxes: { className: string; bbox: [number, number, number, number]; ignore?: boolean }[],
+) => void;
+
+/**
+ * Frames that carry confirmed object labels but no frame label (a frame label lists every object,
+ * so it wins). Such a frame is labelled only in part: its confirmed objects are boxes, the
+ * detections nobody decided on (at IGNORE_MIN_SCORE or more) are ignore regions, so training
+ * neither rewards nor penalises the model there; a detection marked only negative is background.
+ */
+async function addObjectLabelledFrames(
+  db: DbOrTx,
+  opts: { asOf: Date; propagatedLabels?: boolean },
+  labelledFrames: Map<string, unknown>,
+  add: AddImage,
+): Promise<void> {
+  const propagated = opts.propagatedLabels ?? true;
+  const positives = (await confirmedObjectLabels(db, { to: opts.asOf, provenance: propagated ? ['review', 'propagated'] : ['review'] })).filter(
+    (l) => !labelledFrames.has(l.frameId),
+  );
+  if (positives.length === 0) return;
+  const frameIds = [...new Set(positives.map((l) => l.frameId))];
+  const frameRows = await db.select().from(frames).where(inArray(frames.id, frameIds));
+  const decisions = await objectDecisionsOfFrames(db, frameIds, opts.asOf, propagated);
+  for (const frame of frameRows) {
+    const mine = positives.filter((l) => l.frameId === frame.id);
+    const labelled = new Set(mine.map((l) => l.predictionId));
+    const decided = decisions.get(frame.id) ?? new Set<string>();
+    const versions = new Set(mine.map((l) => l.modelVersion));
+    const ignore = (await objectsOfFrame(db, frame.id)).filter(
+      (p) => versions.has(p.modelVersion) && !labelled.has(p.id) && !decided.has(p.id) && p.score >= IGNORE_MIN_SCORE,
+    );
+    add(
+      {
+        file_name: frame.storageKey,
+        width: frame.width,
+        height: frame.height,
+        frame_id: frame.id,
+        stream_id: frame.streamId,
+        camera_id: frame.cameraId,
+        sequence_id: sequenceOf(frame),
+        object_labels: mine.map((l) => ({ object_id: l.predictionId, provenance: l.provenance })),
+      },
+      [
+        ...mine.map((l) => ({ className: l.className, bbox: toCocoBbox(l, frame.width, frame.height) })),
+        ...ignore.map((p) => ({ className: p.className, bbox: toCocoBbox(p.box, frame.width, frame.height), ignore: true })),
+      ],
+    );
+  }
+}
 
 /**
  * Builds and stores snapshot `id` (idempotent: the same id is written once, with the labels
@@ -59,6 +119,8 @@ export async function createSnapshot(
      * keeps fine-tuning on the picks from costing the scenes the model already handled. null
      * keeps them all. The kept ones are chosen by a hash of their file, the same on every run. */
     replayRatio?: number | null;
+    /** Take confirmed proposals (provenance `propagated`) as labels (RETRAIN_PROPAGATED_LABELS). */
+    propagatedLabels?: boolean;
   },
 ): Promise<{ id: string; datasetKey: string; numImages: number; numAnnotations: number; numVal: number }> {
   const [existing] = await db.select().from(datasetSnapshots).where(eq(datasetSnapshots.id, opts.id));
@@ -90,7 +152,7 @@ export async function createSnapshot(
   const seen = new Set<string>();
   const addImage = (
     img: { file_name: string; width: number; height: number; split: 'train' | 'val'; [extra: string]: unknown },
-    boxes: { className: string; bbox: [number, number, number, number] }[],
+    boxes: { className: string; bbox: [number, number, number, number]; ignore?: boolean }[],
   ) => {
     if (seen.has(img.file_name)) return;
     seen.add(img.file_name);
@@ -100,12 +162,12 @@ export async function createSnapshot(
       const category = classNames.indexOf(b.className) + 1;
       const [, , w, h] = b.bbox;
       if (category === 0 || w <= 0 || h <= 0) continue;
-      dataset.annotations.push({ id: dataset.annotations.length + 1, image_id: id, category_id: category, bbox: b.bbox, area: w * h, iscrowd: 0 });
+      const iscrowd = b.ignore ? 1 : 0;
+      dataset.annotations.push({ id: dataset.annotations.length + 1, image_id: id, category_id: category, bbox: b.bbox, area: w * h, iscrowd });
     }
   };
   for (const { label, frame } of newest.values()) {
-    const bucket = Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS);
-    const sequence = `${frame.streamId}/${frame.cameraId}/${bucket}`;
+    const sequence = sequenceOf(frame);
     const boxes = label.boxes.map((b) => ({ className: b.className, bbox: toCocoBbox(b, frame.width, frame.height) }));
     addImage(
       {
@@ -122,6 +184,7 @@ export async function createSnapshot(
       boxes,
     );
   }
+  await addObjectLabelledFrames(db, opts, newest, (img, boxes) => addImage({ ...img, split: splitOf(String(img.sequence_id)) }, boxes));
   if (parent) {
     const byName = new Map(parent.categories.map((c) => [c.id, c.name]));
     const anns = new Map<number, CocoAnnotation[]>();
@@ -135,7 +198,7 @@ export async function createSnapshot(
     for (const im of kept) {
       addImage(
         { ...im, split: im.split === 'val' ? 'val' : 'train' },
-        (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', bbox: a.bbox })),
+        (anns.get(im.id) ?? []).map((a) => ({ className: byName.get(a.category_id) ?? '', bbox: a.bbox, ignore: a.iscrowd === 1 })),
       );
     }
   }

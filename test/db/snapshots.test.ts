@@ -1,10 +1,12 @@
-// Retraining snapshots: the labels since the parent, plus a replayed share of the parent's frames.
+// Retraining snapshots: the labels since the parent, a replayed share of the parent's frames, and
+// frames labelled only by objects (with ignore regions where nobody decided).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DbHandle } from '../../db/client.ts';
-import { frames, labels, streams } from '../../db/schema.ts';
+import { frames, labels, objectLabels, predictions, streams, users } from '../../db/schema.ts';
+import { predictionId } from '../../db/scoring.ts';
 import { createSnapshot } from '../../db/snapshots.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
 import { createTestDb, testFrame } from '../helpers/db.ts';
@@ -55,5 +57,76 @@ describe('createSnapshot', () => {
     expect(again.numAnnotations).toBe(9);
     expect((await createSnapshot(handle.db, store, { ...base, id: 'r0', replayRatio: 0 })).numImages).toBe(3);
     expect((await createSnapshot(handle.db, store, { ...base, id: 'all', replayRatio: null })).numImages).toBe(23);
+  });
+});
+
+describe('createSnapshot with object labels', () => {
+  it('adds frames labelled only by objects: confirmed objects as boxes, undecided confident detections as ignore regions', async () => {
+    const store = new LocalBlobStore(dir);
+    await handle.db.insert(streams).values({ id: 's1', name: 's1' });
+    const [partial, full] = await handle.db
+      .insert(frames)
+      .values([testFrame('s1', 0), testFrame('s1', 1)])
+      .returning();
+    const [reviewer] = await handle.db.insert(users).values({ name: 'r', role: 'reviewer', tokenHash: 'x' }).returning();
+    // Detections of the partly labelled frame: 0 marked vehicle, 1 a confirmed proposal, 2 marked
+    // not-a-vehicle, 3 undecided and confident, 4 undecided and unsure.
+    const scores = [0.9, 0.5, 0.4, 0.45, 0.1];
+    const dets = scores.map((score, rank) => ({
+      id: predictionId(partial.id, 'm1', rank),
+      frameId: partial.id,
+      modelVersion: 'm1',
+      rank,
+      className: 'vehicle',
+      score,
+      x1: 0.1 * rank,
+      y1: 0.1,
+      x2: 0.1 * rank + 0.05,
+      y2: 0.3,
+    }));
+    const fullDet = { ...dets[0], id: predictionId(full.id, 'm1', 0), frameId: full.id };
+    await handle.db.insert(predictions).values([...dets, fullDet]);
+    const at = new Date(Date.now() - 1000);
+    const decided = { streamId: 's1', className: 'vehicle', status: 'confirmed' as const, decidedBy: reviewer.id, decidedAt: at };
+    await handle.db.insert(objectLabels).values([
+      { ...decided, predictionId: dets[0].id, frameId: partial.id, polarity: 'positive', provenance: 'review' },
+      {
+        ...decided,
+        predictionId: dets[1].id,
+        frameId: partial.id,
+        polarity: 'positive',
+        provenance: 'propagated',
+        seedPredictionId: dets[0].id,
+        distance: 0.04,
+      },
+      { ...decided, predictionId: dets[2].id, frameId: partial.id, polarity: 'negative', provenance: 'review' },
+      // The fully labelled frame's object label adds nothing: its frame label lists every object.
+      { ...decided, predictionId: fullDet.id, frameId: full.id, polarity: 'positive', provenance: 'review' },
+    ]);
+    await handle.db
+      .insert(labels)
+      .values({ frameId: full.id, streamId: 's1', decision: 'accept', boxes: [{ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2 }] });
+    type Ann = { image_id: number; bbox: number[]; iscrowd: number };
+    const read = async (id: string) =>
+      JSON.parse((await store.get(`snapshots/${id}/dataset.json`)).toString()) as { images: { id: number; frame_id: string }[]; annotations: Ann[] };
+    const boxesOf = async (id: string) => {
+      const ds = await read(id);
+      const image = ds.images.find((im) => im.frame_id === partial.id)!;
+      const anns = ds.annotations.filter((a) => a.image_id === image.id);
+      const x = (a: Ann) => Math.round(a.bbox[0] / 32); // 320 px wide, 0.1 per rank
+      const ranks = (crowd: number) =>
+        anns
+          .filter((a) => a.iscrowd === crowd)
+          .map(x)
+          .sort();
+      return { images: ds.images.length, boxes: ranks(0), ignored: ranks(1) };
+    };
+    const base = { asOf: new Date(Date.now() + 1000), trigger: 'test', classNames: ['vehicle'] };
+
+    await createSnapshot(handle.db, store, { ...base, id: 'with' });
+    expect(await boxesOf('with')).toEqual({ images: 2, boxes: [0, 1], ignored: [3] });
+    // Without propagated labels, the confirmed proposal is neither a box nor background.
+    await createSnapshot(handle.db, store, { ...base, id: 'without', propagatedLabels: false });
+    expect(await boxesOf('without')).toEqual({ images: 2, boxes: [0], ignored: [1, 3] });
   });
 });

@@ -70,22 +70,20 @@ describe.each(implementations.filter((i) => i.enabled))('VectorIndex contract: $
         });
       }
     }
-    await handle.db
-      .insert(predictions)
-      .values(
-        records.map((r, i) => ({
-          id: r.id,
-          frameId: r.metadata.frameId,
-          modelVersion: 'm1',
-          rank: i % 10,
-          className: r.metadata.className,
-          score: 0.5,
-          x1: 0,
-          y1: 0,
-          x2: 1,
-          y2: 1,
-        })),
-      );
+    await handle.db.insert(predictions).values(
+      records.map((r, i) => ({
+        id: r.id,
+        frameId: r.metadata.frameId,
+        modelVersion: 'm1',
+        rank: i % 10,
+        className: r.metadata.className,
+        score: 0.5,
+        x1: 0,
+        y1: 0,
+        x2: 1,
+        y2: 1,
+      })),
+    );
     // Stored twice, as a retried batch would: nothing is duplicated.
     await index.upsert(records, handle.db);
     await index.upsert(records.slice(0, 100), handle.db);

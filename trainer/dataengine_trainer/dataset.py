@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,9 @@ class Sample:
     rgb: np.ndarray  # HxWx3 uint8
     boxes: np.ndarray  # [M,4] x1,y1,x2,y2 frame pixels
     labels: np.ndarray  # [M] class index (0-based, ascending category id order)
+    # [G,4] ignore regions (COCO crowd annotations): a frame labelled only in part marks the
+    # detections nobody decided on, and training neither rewards nor penalises the model there.
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
 
 
 @dataclass
@@ -99,6 +102,14 @@ def _select(images: list[dict], split: str | None, max_images: int | None) -> li
     if max_images is not None:
         chosen = chosen[:max_images]
     return chosen
+
+
+def _corners(anns: list[dict]) -> np.ndarray:
+    """COCO [x, y, w, h] boxes -> [M,4] x1, y1, x2, y2."""
+    return np.array(
+        [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
+        dtype=np.float32,
+    ).reshape(-1, 4)
 
 
 def load_dataset(
@@ -119,13 +130,11 @@ def load_dataset(
     samples = []
     for im in _select(coco["images"], split, max_images):
         rgb = decode_rgb((root / im["file_name"]).read_bytes())
-        anns = [a for a in by_image.get(im["id"], []) if not a.get("iscrowd", 0)]
-        boxes = np.array(
-            [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
-            dtype=np.float32,
-        ).reshape(-1, 4)
+        all_anns = by_image.get(im["id"], [])
+        anns = [a for a in all_anns if not a.get("iscrowd", 0)]
         labels = np.array([cat_index[a["category_id"]] for a in anns], dtype=np.int64)
-        samples.append(Sample(im["id"], rgb, boxes, labels))
+        ignore = _corners([a for a in all_anns if a.get("iscrowd", 0)])
+        samples.append(Sample(im["id"], rgb, _corners(anns), labels, ignore))
     return LoadedDataset(coco, [c["name"] for c in cats], [c["id"] for c in cats], samples, path)
 
 

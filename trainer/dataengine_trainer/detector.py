@@ -5,6 +5,8 @@ graph, so the exported ONNX returns final boxes and no NMS is needed anywhere el
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -119,8 +121,10 @@ def build_targets(
     num_classes: int,
     out_h: int,
     out_w: int,
+    ignore_per_image: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Boxes in input-tensor pixels -> heatmap (Gaussian peaks), size/offset targets and masks."""
+    """Boxes in input-tensor pixels -> heatmap (Gaussian peaks), size/offset targets and masks;
+    `ignore` marks the cells inside ignore regions, where the heatmap loss is not taken."""
     n = len(boxes_per_image)
     heat = torch.zeros(n, num_classes, out_h, out_w)
     size = torch.zeros(n, 2, out_h, out_w)
@@ -147,7 +151,13 @@ def build_targets(
             mask[i, 0, iy, ix] = 1.0
             centres.append([i, iy, ix, int(label)])
     centre_index = torch.tensor(centres, dtype=torch.long).reshape(-1, 4)
-    return {"heat": heat, "size": size, "offset": offset, "mask": mask, "centres": centre_index}
+    ignore = torch.zeros(n, 1, out_h, out_w)
+    for i, regions in enumerate(ignore_per_image or []):
+        for x1, y1, x2, y2 in (regions / STRIDE).tolist():
+            c1, r1 = max(int(x1), 0), max(int(y1), 0)
+            c2, r2 = min(math.ceil(x2), out_w), min(math.ceil(y2), out_h)
+            ignore[i, 0, r1:r2, c1:c2] = 1.0
+    return {"heat": heat, "size": size, "offset": offset, "mask": mask, "centres": centre_index, "ignore": ignore}
 
 
 def detection_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -157,7 +167,8 @@ def detection_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> 
     pos = gt.eq(1).float()
     neg = 1 - pos
     pos_loss = torch.log(pred) * (1 - pred) ** 2 * pos
-    neg_loss = torch.log(1 - pred) * pred**2 * (1 - gt) ** 4 * neg
+    # Inside an ignore region a peak is neither a hit nor a false alarm: no negative loss there.
+    neg_loss = torch.log(1 - pred) * pred**2 * (1 - gt) ** 4 * neg * (1 - t["ignore"])
     num_pos = pos.sum().clamp(min=1)
     heat_loss = -(pos_loss.sum() + neg_loss.sum()) / num_pos
     m = t["mask"]
@@ -165,7 +176,12 @@ def detection_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> 
     off_loss = (F.l1_loss(out["offset"] * m, t["offset"] * m, reduction="sum")) / num_pos
     obj_loss = object_embedding_loss(out["objects"], t["centres"])
     total = heat_loss + 0.1 * size_loss + off_loss + 0.1 * obj_loss
-    return total, {"heat": heat_loss.item(), "size": size_loss.item(), "offset": off_loss.item(), "objects": obj_loss.item()}
+    return total, {
+        "heat": heat_loss.item(),
+        "size": size_loss.item(),
+        "offset": off_loss.item(),
+        "objects": obj_loss.item(),
+    }
 
 
 def object_embedding_loss(objects: torch.Tensor, centres: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

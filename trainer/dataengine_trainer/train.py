@@ -56,19 +56,22 @@ def peak_rss_mb() -> float:
 
 def detector_batch(
     samples: list[Sample], rng: np.random.Generator, augment: bool
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    images, boxes, labels = [], [], []
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Images, boxes, labels and ignore regions of a batch, in input-tensor pixels."""
+    images, boxes, labels, ignores = [], [], [], []
     for s in samples:
-        rgb, b = s.rgb, s.boxes.copy()
+        rgb, b, g = s.rgb, s.boxes.copy(), s.ignore.copy()
         if augment and rng.random() < 0.5:
             rgb = rgb[:, ::-1]
             w = rgb.shape[1]
             b[:, [0, 2]] = w - b[:, [2, 0]]
+            g[:, [0, 2]] = w - g[:, [2, 0]]
         tensor, scale = letterbox(to_float_chw(rgb), INPUT_SIZE)
         images.append(tensor)
         boxes.append(torch.from_numpy(b * scale))
         labels.append(torch.from_numpy(s.labels))
-    return torch.stack(images), boxes, labels
+        ignores.append(torch.from_numpy(g * scale))
+    return torch.stack(images), boxes, labels, ignores
 
 
 def _checkpoint_payload(kind: str, model: torch.nn.Module, optimizer, epoch: int, meta: dict) -> dict:
@@ -177,8 +180,8 @@ def train_detector(
     out_hw = INPUT_SIZE // STRIDE
 
     def step(idx: list[int], rng: np.random.Generator) -> torch.Tensor:
-        images, boxes, labels = detector_batch([samples[i] for i in idx], rng, augment=True)
-        targets = build_targets(boxes, labels, model.num_classes, out_hw, out_hw)
+        images, boxes, labels, ignores = detector_batch([samples[i] for i in idx], rng, augment=True)
+        targets = build_targets(boxes, labels, model.num_classes, out_hw, out_hw, ignores)
         loss, _ = detection_loss(model(images), targets)
         return loss
 

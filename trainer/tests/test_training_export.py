@@ -71,7 +71,7 @@ def test_object_embeddings_separate_classes_after_training(tmp_path):
     generate_dataset(tmp_path / "scenes", "clear", 128, cameras=2, seed=3)
     data = load_dataset(tmp_path / "scenes" / "dataset.json")
     model, _ = train_detector(data, TrainConfig(epochs=4, batch_size=8, seed=2), tmp_path)
-    images, boxes, labels = detector_batch(data.samples[:24], np.random.default_rng(0), augment=False)
+    images, boxes, labels, _ = detector_batch(data.samples[:24], np.random.default_rng(0), augment=False)
     centres = build_targets(boxes, labels, model.num_classes, 256 // STRIDE, 256 // STRIDE)["centres"]
     with torch.no_grad():
         dense = model(images)["objects"]
@@ -81,3 +81,40 @@ def test_object_embeddings_separate_classes_after_training(tmp_path):
     off_diagonal = ~torch.eye(len(z), dtype=torch.bool)
     assert sim[same & off_diagonal].mean() > 0.8
     assert sim[~same].mean() < 0.5
+
+
+def test_ignore_regions_take_no_heatmap_loss(tmp_path):
+    """A confident peak inside an ignore region (a detection nobody decided on) costs nothing;
+    the same peak outside it is a false alarm. Crowd annotations load as ignore regions."""
+    from dataengine_trainer.dataset import load_dataset
+    from dataengine_trainer.detector import build_targets, detection_loss
+
+    boxes = [torch.tensor([[8.0, 8.0, 40.0, 40.0]])]
+    labels = [torch.tensor([0])]
+    targets = build_targets(boxes, labels, 2, 64, 64, [torch.tensor([[100.0, 100.0, 160.0, 160.0]])])
+    assert targets["ignore"][0, 0, 30, 30] == 1 and targets["ignore"][0, 0, 10, 10] == 0
+
+    def loss_with_peak_at(row: int, col: int) -> float:
+        heat = torch.full((1, 2, 64, 64), -6.0)
+        heat[0, 0, 6, 6] = 6.0  # the labelled object
+        heat[0, 1, row, col] = 6.0  # an unlabelled detection
+        out = {"heat": heat, "size": torch.zeros(1, 2, 64, 64), "offset": torch.zeros(1, 2, 64, 64)}
+        out["objects"] = torch.zeros(1, 4, 64, 64)
+        return detection_loss(out, targets)[1]["heat"]
+
+    assert loss_with_peak_at(30, 30) < loss_with_peak_at(50, 50) / 2
+
+    coco = {
+        "categories": [{"id": 1, "name": "vehicle"}],
+        "images": [{"id": 1, "file_name": "f.png", "width": 8, "height": 8}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [4, 4, 3, 3], "area": 9, "iscrowd": 1},
+        ],
+    }
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "f.png")
+    (tmp_path / "dataset.json").write_text(json.dumps(coco))
+    sample = load_dataset(tmp_path / "dataset.json").samples[0]
+    assert sample.boxes.tolist() == [[1, 1, 3, 3]] and sample.ignore.tolist() == [[4, 4, 7, 7]]
