@@ -53,6 +53,10 @@ const envSchema = z.object({
   // unless this is off.
   PROPAGATION_MAX_DISTANCE: z.coerce.number().min(0).max(2).default(0.1),
   PROPAGATION_MAX_PROPOSALS: int(200),
+  // Proposals skip detections less confident than this (below the band, most are background).
+  PROPAGATION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.3),
+  // Tracking: a track not seen on its camera for this long ends.
+  TRACK_MAX_GAP_SECONDS: z.coerce.number().positive().max(3600).default(5),
   RETRAIN_PROPAGATED_LABELS: z.enum(['include', 'exclude']).default('include'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -23,6 +23,7 @@ import { UndecodableFramesError, type FrameResult } from '../models/sessions.ts'
 import { latestDeployment, productionModel } from '../db/models.ts';
 import { pacedThreshold, targetRate } from '../policies/pacing.ts';
 import { routeBatch } from '../policies/route.ts';
+import { linkTracks } from '../db/tracks.ts';
 import { logger } from '../observability/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
@@ -45,6 +46,8 @@ export interface ScoringDeps {
   vectorIndex: VectorIndex;
   /** Batch observer for metrics; called after the batch is stored. */
   onBatch?: (batch: BatchReport) => void;
+  /** A track not seen on its camera for longer than this ends (default 5 s). */
+  trackMaxGapMs?: number;
   /** Frames with more pixels are set aside unread (default 40 MP, the ingest limit). */
   maxFramePixels?: number;
   /** How long an empty stream keeps the activity waiting before it returns (default 20 s). */
@@ -98,6 +101,7 @@ export function createScoringActivities(deps: ScoringDeps) {
   const idleWaitMs = deps.idleWaitMs ?? 20_000;
   const pollIntervalMs = deps.pollIntervalMs ?? 200;
   const maxFramePixels = deps.maxFramePixels ?? 40_000_000;
+  const trackMaxGapMs = deps.trackMaxGapMs ?? 5_000;
 
   /**
    * The bytes of each frame, setting aside those that can never be scored: over the pixel limit
@@ -226,6 +230,8 @@ export function createScoringActivities(deps: ScoringDeps) {
       }));
 
       const t1 = performance.now();
+      await linkTracks(deps.db, deps.vectorIndex, { streamId: input.streamId, modelVersion, frames, maxGapMs: trackMaxGapMs });
+      const trackMs = performance.now() - t1;
       const policy = await getPolicy(deps.db, input.streamId, policyVersion);
       const at = now();
       const boosts = await boostedCameras(deps.db, input.streamId, at);
@@ -282,7 +288,7 @@ export function createScoringActivities(deps: ScoringDeps) {
         ...result,
         streamId: input.streamId,
         modelVersion,
-        timings: { read: readMs, ...scored.timings, route: routeMs, persist: persistMs },
+        timings: { read: readMs, ...scored.timings, track: trackMs, route: routeMs - trackMs, persist: persistMs },
         frames,
         tasks: tasks.map((t) => ({ frameId: t.frameId, reason: t.reason, className: t.className })),
         failures,

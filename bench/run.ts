@@ -16,6 +16,9 @@ import { benchIngestMemory } from './ingest-memory.ts';
 import { benchLabelEfficiency, defaultLabelEfficiency, quickLabelEfficiency } from './label-efficiency.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
+import { benchObjectSearch, benchPropagation } from './objects.ts';
+import { createTestDb } from '../test/helpers/db.ts';
+import { config } from '../config.ts';
 import { benchModels } from './models.ts';
 import { benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
@@ -85,6 +88,26 @@ if (want('labels')) {
     budgets: listArg('budgets')?.map(Number) ?? opts.budgets,
   };
   await benchLabelEfficiency(narrowed, resultsDir, quick ? 'label-efficiency-quick.json' : 'label-efficiency.json');
+}
+// `objects size=20000` searches fewer objects than the 100,000 the issue names (minutes instead).
+if (want('objects')) {
+  const size = Number(listArg('size')?.[0] ?? 100_000);
+  const search = [];
+  const pglite = await openDb({});
+  search.push(await benchObjectSearch(pglite, 'PGlite', frames, size));
+  await pglite.close();
+  if (process.env.DATABASE_URL) {
+    const pg = await createTestDb(process.env.DATABASE_URL);
+    search.push(await benchObjectSearch(pg, 'Postgres', frames, size));
+    await pg.close();
+  }
+  const db = await openDb({});
+  const propagation = await benchPropagation(db, { frames: 600, decisions: 150, maxDistance: config.PROPAGATION_MAX_DISTANCE });
+  await db.close();
+  fs.writeFileSync(
+    path.join(resultsDir, 'objects.json'),
+    JSON.stringify({ at: new Date().toISOString(), cores: os.cpus().length, search, propagation }, null, 2) + '\n',
+  );
 }
 if (want('retrain')) {
   const db = await openDb({});

@@ -15,6 +15,7 @@ export interface ObjectRow {
   capturedAt: Date;
   /** Box normalized to the frame (0..1). */
   box: { x1: number; y1: number; x2: number; y2: number };
+  trackId: string | null;
 }
 
 /** The stored detections with these ids, with their frame's stream, camera and time. */
@@ -38,6 +39,7 @@ export async function objectsByIds(db: DbOrTx, ids: string[]): Promise<Map<strin
         score: p.score,
         capturedAt,
         box: { x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2 },
+        trackId: p.trackId,
       },
     ]),
   );
@@ -123,6 +125,7 @@ export interface Proposal {
   object: ObjectRow;
   seedId: string;
   distance: number;
+  via: 'embedding' | 'track';
 }
 
 /** Stores proposals; an object that already has a row for the class keeps it (returns the new ones). */
@@ -141,6 +144,7 @@ export async function insertProposals(db: DbOrTx, className: string, proposals: 
         provenance: 'propagated' as const,
         seedPredictionId: p.seedId,
         distance: p.distance,
+        via: p.via,
         createdBy: userId,
       })),
     )
@@ -157,6 +161,7 @@ export async function pendingProposals(db: DbOrTx, q: { className?: string; stre
       className: objectLabels.className,
       seedId: objectLabels.seedPredictionId,
       distance: objectLabels.distance,
+      via: objectLabels.via,
       frameId: objectLabels.frameId,
       streamId: objectLabels.streamId,
       createdAt: objectLabels.createdAt,

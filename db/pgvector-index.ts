@@ -41,6 +41,7 @@ export class PgvectorIndex implements VectorIndex {
     if (f.capturedTo) where.push(lte(objectVectors.capturedAt, f.capturedTo));
     if (f.labelState === 'labelled') where.push(isNotNull(objectVectors.labelClass));
     if (f.labelState === 'unlabelled') where.push(isNull(objectVectors.labelClass));
+    if (f.minScore !== undefined) where.push(gte(objectVectors.score, f.minScore));
     if (f.excludeIds?.length) where.push(notInArray(objectVectors.predictionId, f.excludeIds));
     const distance = sql<number>`${objectVectors.embedding} <=> ${asVector(q.vector)}::vector`;
     const rows = await this.db.transaction(async (tx) => {

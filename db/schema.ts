@@ -163,9 +163,12 @@ export const predictions = pgTable(
     y1: real('y1').notNull(),
     x2: real('x2').notNull(),
     y2: real('y2').notNull(),
+    // The track the detection belongs to: detections of one object on consecutive frames of a
+    // camera share it (models/tracker.ts); named after the track's first detection.
+    trackId: uuid('track_id'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('predictions_frame_model_rank_uq').on(t.frameId, t.modelVersion, t.rank)],
+  (t) => [uniqueIndex('predictions_frame_model_rank_uq').on(t.frameId, t.modelVersion, t.rank), index('predictions_track_idx').on(t.trackId)],
 );
 
 /**
@@ -221,6 +224,8 @@ export const objectLabels = pgTable(
     // A propagated row: the object whose label it was proposed from, and its distance to it.
     seedPredictionId: uuid('seed_prediction_id').references(() => predictions.id),
     distance: real('distance'),
+    // How a proposal was found: a close embedding, or the seed's track.
+    via: text('via', { enum: ['embedding', 'track'] }),
     // Who marked the object (review), or whose mark proposed it (propagated).
     createdBy: uuid('created_by').references(() => users.id),
     // Who confirmed or rejected a proposal; for a review row, the person who marked it.

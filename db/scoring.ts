@@ -153,9 +153,10 @@ export async function framesIngestedInHourBefore(db: DbOrTx, streamId: string, a
   return row?.n ?? 0;
 }
 
-/** A detection with its rank in the frame's output (0 = highest score). */
+/** A detection with its rank in the frame's output (0 = highest score) and its track, if any. */
 interface ScoredDetection extends Detection {
   rank: number;
+  trackId?: string | null;
 }
 
 export interface ScoredFrameRow {

@@ -5,6 +5,8 @@
 import { objectsByIds, objectsWithDecision, negativesFor, type ObjectRow, type Proposal } from '../db/object-labels.ts';
 import type { DbOrTx } from '../db/client.ts';
 import { streams } from '../db/schema.ts';
+import { trackMembers } from '../db/tracks.ts';
+import { cosineDistance } from '../policies/route.ts';
 import { centroid, type Neighbour, type ObjectFilter, type VectorIndex } from './vector-index.ts';
 
 /** The filters a person may set; the model version comes from the examples. */
@@ -75,33 +77,43 @@ export async function searchByExamples(index: VectorIndex, db: DbOrTx, q: Exampl
 }
 
 /**
- * What marking `seeds` as `className` proposes: unlabelled objects within `maxDistance` of a
- * seed (its own model version), without any decision for the class yet, nearest first; each
- * remembers the seed it is nearest to.
+ * What marking `seeds` as `className` proposes: unlabelled objects within `maxDistance` of a seed
+ * (its own model version, at least `minScore` confident), and the other detections of each seed's
+ * track, that have no decision for the class yet; nearest first, each with the seed it is nearest
+ * to and how it was found.
  */
 export async function proposeNeighbours(
   index: VectorIndex,
   db: DbOrTx,
-  args: { seeds: ObjectRow[]; className: string; maxDistance: number; maxProposals: number },
+  args: { seeds: ObjectRow[]; className: string; maxDistance: number; minScore: number; maxProposals: number },
 ): Promise<Proposal[]> {
   const vectors = await exampleVectors(index, args.seeds);
   const filter = await filterFor(
     db,
     args.seeds[0].modelVersion,
-    { labelState: 'unlabelled' },
+    { labelState: 'unlabelled', minScore: args.minScore },
     args.seeds.map((s) => s.id),
   );
-  const nearest = new Map<string, { seedId: string; distance: number }>();
+  const nearest = new Map<string, { seedId: string; distance: number; via: Proposal['via'] }>();
+  const consider = (id: string, seedId: string, distance: number, via: Proposal['via']) => {
+    const known = nearest.get(id);
+    // A track link is stronger evidence than closeness: it wins over an embedding match.
+    if (!known || (via === 'track' && known.via !== 'track') || (via === known.via && distance < known.distance)) nearest.set(id, { seedId, distance, via });
+  };
+  const seedIds = new Set(args.seeds.map((s) => s.id));
   for (const [i, vector] of vectors.entries()) {
-    for (const n of await index.query({ vector, k: args.maxProposals, maxDistance: args.maxDistance, filter })) {
-      const known = nearest.get(n.id);
-      if (!known || n.distance < known.distance) nearest.set(n.id, { seedId: args.seeds[i].id, distance: n.distance });
-    }
+    const seed = args.seeds[i];
+    for (const n of await index.query({ vector, k: args.maxProposals, maxDistance: args.maxDistance, filter }))
+      consider(n.id, seed.id, n.distance, 'embedding');
+    if (!seed.trackId) continue;
+    const members = (await trackMembers(db, seed.trackId, args.maxProposals)).filter((id) => !seedIds.has(id));
+    const memberVectors = await index.vectors(members, [seed.streamId]);
+    for (const [id, v] of memberVectors) consider(id, seed.id, cosineDistance(v, vector), 'track');
   }
   const decided = await objectsWithDecision(db, args.className, [...nearest.keys()]);
   const chosen = [...nearest.entries()]
     .filter(([id]) => !decided.has(id))
-    .sort((a, b) => a[1].distance - b[1].distance)
+    .sort((a, b) => (a[1].via === b[1].via ? a[1].distance - b[1].distance : a[1].via === 'track' ? -1 : 1))
     .slice(0, args.maxProposals);
   const rows = await objectsByIds(
     db,

@@ -58,6 +58,7 @@ export function pineconeFilter(f: ObjectFilter): Record<string, unknown> {
     };
   }
   if (f.labelState) filter.labelled = { $eq: f.labelState === 'labelled' };
+  if (f.minScore !== undefined) filter.score = { $gte: f.minScore };
   if (f.excludeIds?.length) filter.objectId = { $nin: f.excludeIds };
   return filter;
 }

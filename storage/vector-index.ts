@@ -33,6 +33,8 @@ export interface ObjectFilter {
   capturedFrom?: Date;
   capturedTo?: Date;
   labelState?: 'labelled' | 'unlabelled';
+  /** Only detections at least this confident. */
+  minScore?: number;
   excludeIds?: string[];
 }
 

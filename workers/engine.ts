@@ -97,6 +97,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         store,
         detectors: models,
         vectorIndex,
+        trackMaxGapMs: config.TRACK_MAX_GAP_SECONDS * 1000,
         controlActivities: retrain,
       });
       stops.push(() => workers!.shutdown());

@@ -27,6 +27,7 @@ export interface WorkerDeps {
   scoringQueue?: string;
   controlQueue?: string;
   idleWaitMs?: number;
+  trackMaxGapMs?: number;
 }
 
 export interface RunningWorkers {
@@ -46,6 +47,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     vectorIndex: deps.vectorIndex,
     onBatch: recordBatch,
     idleWaitMs: deps.idleWaitMs,
+    trackMaxGapMs: deps.trackMaxGapMs,
   });
   const common = { connection: deps.connection, namespace: deps.namespace, workflowBundle };
   const workers = [

@@ -14,6 +14,7 @@ import {
 } from '../../db/object-labels.ts';
 import { ExamplesError, proposeNeighbours, searchByExamples, type SearchFilter } from '../../storage/object-search.ts';
 import type { Neighbour } from '../../storage/vector-index.ts';
+import { iou } from '../../models/tracker.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError, UUID } from '../problem.ts';
@@ -61,11 +62,17 @@ const objectSchema = z.object({
   score: z.number(),
   capturedAt: z.date(),
   box: box.describe('normalized to the frame (0..1)'),
+  trackId: z.uuid().nullable().describe('detections of one object on consecutive frames of a camera share it'),
   imageUrl: z.string(),
 });
 const neighbourSchema = objectSchema.extend({ distance, labelClass: z.string().nullable().describe('the class a person confirmed, if any') });
 const searchResult = z.object({ query: z.array(objectSchema).describe('the examples searched by'), neighbours: z.array(neighbourSchema) });
-const proposalSchema = objectSchema.extend({ proposedClass: z.string(), seedId: z.uuid(), distance });
+const proposalSchema = objectSchema.extend({
+  proposedClass: z.string(),
+  seedId: z.uuid(),
+  distance,
+  via: z.enum(['embedding', 'track']).describe("close to the seed's embedding, or on the seed's track"),
+});
 
 export const objectOperations = {
   get: defineOperation({
@@ -169,15 +176,6 @@ export const objectOperations = {
 
 const present = (o: ObjectRow) => ({ ...o, imageUrl: `/v1/frames/${o.frameId}/image` });
 
-/** Intersection over union of two boxes. */
-function iou(a: ObjectRow['box'], b: ObjectRow['box']): number {
-  const w = Math.max(0, Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1));
-  const h = Math.max(0, Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1));
-  const inter = w * h;
-  const union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter;
-  return union > 0 ? inter / union : 0;
-}
-
 /** A region searches by the frame's stored detection that overlaps it most, if any overlaps this much. */
 const MIN_REGION_IOU = 0.3;
 
@@ -238,7 +236,9 @@ export function objectRoutes(deps: ApiDeps) {
     );
     return c.json({
       proposals: pending.flatMap((p) =>
-        rows.has(p.objectId) ? [{ ...present(rows.get(p.objectId)!), proposedClass: p.className, seedId: p.seedId!, distance: p.distance ?? 0 }] : [],
+        rows.has(p.objectId)
+          ? [{ ...present(rows.get(p.objectId)!), proposedClass: p.className, seedId: p.seedId!, distance: p.distance ?? 0, via: p.via ?? 'embedding' }]
+          : [],
       ),
     });
   });
@@ -327,6 +327,7 @@ export function objectRoutes(deps: ApiDeps) {
           seeds: objects,
           className: body.className,
           maxDistance: body.maxDistance ?? deps.config.PROPAGATION_MAX_DISTANCE,
+          minScore: deps.config.PROPAGATION_MIN_SCORE,
           maxProposals: deps.config.PROPAGATION_MAX_PROPOSALS,
         }),
       );
@@ -335,7 +336,7 @@ export function objectRoutes(deps: ApiDeps) {
     }
     return c.json({
       marked: objects.length,
-      proposals: proposals.map((p) => ({ ...present(p.object), proposedClass: body.className, seedId: p.seedId, distance: p.distance })),
+      proposals: proposals.map((p) => ({ ...present(p.object), proposedClass: body.className, seedId: p.seedId, distance: p.distance, via: p.via })),
     });
   });
 

@@ -30,7 +30,7 @@ interface Obj {
 beforeAll(async () => {
   handle = await createTestDb();
   // The tiny detector trained for seconds scores low: keep its top detections, whatever their score.
-  p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0' } });
+  p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0', PROPAGATION_MIN_SCORE: '0' } });
   await createStream(handle.db, { id: STREAM, name: STREAM, createdBy: 'test' });
   // The sample frames, scored by the tiny detector and stored as the scoring step stores them.
   const samples = sampleFrames();

@@ -86,6 +86,9 @@ class Sample:
     # [G,4] ignore regions (COCO crowd annotations): a frame labelled only in part marks the
     # detections nobody decided on, and training neither rewards nor penalises the model there.
     ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
+    # [M] identity of each box across frames (index into LoadedDataset.identities; -1: unknown).
+    # Generated data carries track ids; labels from the platform do not (yet).
+    identities: np.ndarray | None = None
 
 
 @dataclass
@@ -95,6 +98,8 @@ class LoadedDataset:
     category_ids: list[int]
     samples: list[Sample]
     path: Path
+    # Track ids of the objects that appear in the dataset's annotations (their identities).
+    identities: list[str] = field(default_factory=list)
 
 
 def _select(images: list[dict], split: str | None, max_images: int | None) -> list[dict]:
@@ -128,14 +133,20 @@ def load_dataset(
     for a in coco.get("annotations", []):
         by_image.setdefault(a["image_id"], []).append(a)
     samples = []
+    identity_index: dict[str, int] = {}
     for im in _select(coco["images"], split, max_images):
         rgb = decode_rgb((root / im["file_name"]).read_bytes())
         all_anns = by_image.get(im["id"], [])
         anns = [a for a in all_anns if not a.get("iscrowd", 0)]
         labels = np.array([cat_index[a["category_id"]] for a in anns], dtype=np.int64)
         ignore = _corners([a for a in all_anns if a.get("iscrowd", 0)])
-        samples.append(Sample(im["id"], rgb, _corners(anns), labels, ignore))
-    return LoadedDataset(coco, [c["name"] for c in cats], [c["id"] for c in cats], samples, path)
+        identities = np.array(
+            [identity_index.setdefault(a["track_id"], len(identity_index)) if a.get("track_id") else -1 for a in anns],
+            dtype=np.int64,
+        )
+        samples.append(Sample(im["id"], rgb, _corners(anns), labels, ignore, identities))
+    cat_names = [c["name"] for c in cats]
+    return LoadedDataset(coco, cat_names, [c["id"] for c in cats], samples, path, list(identity_index))
 
 
 def store_dir() -> Path:

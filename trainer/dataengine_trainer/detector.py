@@ -122,6 +122,7 @@ def build_targets(
     out_h: int,
     out_w: int,
     ignore_per_image: list[torch.Tensor] | None = None,
+    identities_per_image: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Boxes in input-tensor pixels -> heatmap (Gaussian peaks), size/offset targets and masks;
     `ignore` marks the cells inside ignore regions, where the heatmap loss is not taken."""
@@ -130,13 +131,15 @@ def build_targets(
     size = torch.zeros(n, 2, out_h, out_w)
     offset = torch.zeros(n, 2, out_h, out_w)
     mask = torch.zeros(n, 1, out_h, out_w)
-    # (image, row, column, class) of every object centre: where the object embedding is trained.
+    # (image, row, column, class, identity or -1) of every object centre: where the object
+    # embedding is trained.
     centres: list[list[int]] = []
     ys, xs = torch.meshgrid(
         torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32), indexing="ij"
     )
     for i, (boxes, labels) in enumerate(zip(boxes_per_image, labels_per_image, strict=True)):
-        for box, label in zip(boxes.tolist(), labels.tolist(), strict=True):
+        identities = identities_per_image[i].tolist() if identities_per_image else [-1] * len(labels)
+        for box, label, identity in zip(boxes.tolist(), labels.tolist(), identities, strict=True):
             x1, y1, x2, y2 = (v / STRIDE for v in box)
             bw, bh = x2 - x1, y2 - y1
             if bw <= 0 or bh <= 0:
@@ -149,8 +152,8 @@ def build_targets(
             size[i, :, iy, ix] = torch.tensor([bw, bh])
             offset[i, :, iy, ix] = torch.tensor([cx - ix, cy - iy])
             mask[i, 0, iy, ix] = 1.0
-            centres.append([i, iy, ix, int(label)])
-    centre_index = torch.tensor(centres, dtype=torch.long).reshape(-1, 4)
+            centres.append([i, iy, ix, int(label), int(identity)])
+    centre_index = torch.tensor(centres, dtype=torch.long).reshape(-1, 5)
     ignore = torch.zeros(n, 1, out_h, out_w)
     for i, regions in enumerate(ignore_per_image or []):
         for x1, y1, x2, y2 in (regions / STRIDE).tolist():
@@ -182,6 +185,20 @@ def detection_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> 
         "offset": off_loss.item(),
         "objects": obj_loss.item(),
     }
+
+
+def identity_loss(
+    objects: torch.Tensor, centres: torch.Tensor, classifier: torch.Tensor, scale: float = 16.0
+) -> torch.Tensor:
+    """FairMOT's identity classification, with a cosine classifier: each object's embedding is
+    pulled towards its own identity (the same object on other frames) and away from the others,
+    so objects of one class do not all collapse to one point and neighbours are look-alikes."""
+    known = centres[centres[:, 4] >= 0]
+    if known.shape[0] == 0:
+        return objects.sum() * 0.0
+    z = F.normalize(objects[known[:, 0], :, known[:, 1], known[:, 2]], dim=1)
+    logits = scale * z @ F.normalize(classifier, dim=1).T
+    return F.cross_entropy(logits, known[:, 4])
 
 
 def object_embedding_loss(objects: torch.Tensor, centres: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

@@ -11,13 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .box_model import BoxModel, box_loss, jitter_region, make_rois, to_crop_coords
 from .dataset import LoadedDataset, Sample
-from .detector import STRIDE, Detector, build_targets, detection_loss
+from .detector import STRIDE, Detector, build_targets, detection_loss, identity_loss
 from .preprocess import letterbox, to_float_chw
 
 INPUT_SIZE = 256
@@ -54,11 +55,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def detector_batch(
-    samples: list[Sample], rng: np.random.Generator, augment: bool
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """Images, boxes, labels and ignore regions of a batch, in input-tensor pixels."""
-    images, boxes, labels, ignores = [], [], [], []
+class DetectorBatch(NamedTuple):
+    images: torch.Tensor
+    boxes: list[torch.Tensor]  # per image, input-tensor pixels
+    labels: list[torch.Tensor]
+    ignores: list[torch.Tensor]  # ignore regions per image, input-tensor pixels
+    identities: list[torch.Tensor]  # per box, -1 where unknown
+
+
+def detector_batch(samples: list[Sample], rng: np.random.Generator, augment: bool) -> DetectorBatch:
+    images, boxes, labels, ignores, identities = [], [], [], [], []
     for s in samples:
         rgb, b, g = s.rgb, s.boxes.copy(), s.ignore.copy()
         if augment and rng.random() < 0.5:
@@ -71,7 +77,9 @@ def detector_batch(
         boxes.append(torch.from_numpy(b * scale))
         labels.append(torch.from_numpy(s.labels))
         ignores.append(torch.from_numpy(g * scale))
-    return torch.stack(images), boxes, labels, ignores
+        ids = s.identities if s.identities is not None else np.full(len(s.labels), -1, dtype=np.int64)
+        identities.append(torch.from_numpy(ids))
+    return DetectorBatch(torch.stack(images), boxes, labels, ignores, identities)
 
 
 def _checkpoint_payload(kind: str, model: torch.nn.Module, optimizer, epoch: int, meta: dict) -> dict:
@@ -88,9 +96,12 @@ def _run_epochs(
     meta: dict,
     progress: Progress,
     should_stop: ShouldStop,
+    extra: torch.nn.Module | None = None,
 ) -> dict:
-    """The loop both models share: shuffled batches, AdamW with cosine decay, per-epoch checkpoints."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=1e-4)
+    """The loop both models share: shuffled batches, AdamW with cosine decay, per-epoch checkpoints.
+    `extra` holds training-only weights (optimized and resumed with the model, never exported)."""
+    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-4)
     steps_per_epoch = max(1, (num_items + cfg.batch_size - 1) // cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.learning_rate, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
@@ -102,6 +113,8 @@ def _run_epochs(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if extra is not None:
+            extra.load_state_dict(state["extra"])
         start_epoch = state["epoch"]
     started = time.time()
     last_loss = float("nan")
@@ -143,6 +156,7 @@ def _run_epochs(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1,
+                "extra": extra.state_dict() if extra is not None else None,
             },
             tmp,
         )
@@ -178,11 +192,18 @@ def train_detector(
             raise ValueError(f"parent checkpoint does not fit the detector: missing {missing}, unexpected {unexpected}")
     samples = [s for s in data.samples]
     out_hw = INPUT_SIZE // STRIDE
+    # Training-only: one row per identity (track) of the dataset; never exported.
+    identity_classifier = (
+        torch.nn.Linear(OBJECT_EMBEDDING_DIM, len(data.identities), bias=False) if data.identities else None
+    )
 
     def step(idx: list[int], rng: np.random.Generator) -> torch.Tensor:
-        images, boxes, labels, ignores = detector_batch([samples[i] for i in idx], rng, augment=True)
-        targets = build_targets(boxes, labels, model.num_classes, out_hw, out_hw, ignores)
-        loss, _ = detection_loss(model(images), targets)
+        b = detector_batch([samples[i] for i in idx], rng, augment=True)
+        targets = build_targets(b.boxes, b.labels, model.num_classes, out_hw, out_hw, b.ignores, b.identities)
+        out = model(b.images)
+        loss, _ = detection_loss(out, targets)
+        if identity_classifier is not None:
+            loss = loss + 0.1 * identity_loss(out["objects"], targets["centres"], identity_classifier.weight)
         return loss
 
     meta = {
@@ -191,7 +212,9 @@ def train_detector(
         "embedding_dim": EMBEDDING_DIM,
         "object_embedding_dim": OBJECT_EMBEDDING_DIM,
     }
-    result = _run_epochs("detection", model, step, len(samples), cfg, work_dir, meta, progress, should_stop)
+    result = _run_epochs(
+        "detection", model, step, len(samples), cfg, work_dir, meta, progress, should_stop, extra=identity_classifier
+    )
     model.eval()
     return model, result
 

@@ -71,10 +71,10 @@ def test_object_embeddings_separate_classes_after_training(tmp_path):
     generate_dataset(tmp_path / "scenes", "clear", 128, cameras=2, seed=3)
     data = load_dataset(tmp_path / "scenes" / "dataset.json")
     model, _ = train_detector(data, TrainConfig(epochs=4, batch_size=8, seed=2), tmp_path)
-    images, boxes, labels, _ = detector_batch(data.samples[:24], np.random.default_rng(0), augment=False)
-    centres = build_targets(boxes, labels, model.num_classes, 256 // STRIDE, 256 // STRIDE)["centres"]
+    b = detector_batch(data.samples[:24], np.random.default_rng(0), augment=False)
+    centres = build_targets(b.boxes, b.labels, model.num_classes, 256 // STRIDE, 256 // STRIDE)["centres"]
     with torch.no_grad():
-        dense = model(images)["objects"]
+        dense = model(b.images)["objects"]
     z = torch.nn.functional.normalize(dense[centres[:, 0], :, centres[:, 1], centres[:, 2]], dim=1)
     sim = z @ z.T
     same = centres[:, 3][:, None] == centres[:, 3][None, :]
