@@ -7,7 +7,7 @@ import type { DbOrTx } from './client.ts';
 import { frames, predictions } from './schema.ts';
 import { predictionId, type ScoredFrameRow } from './scoring.ts';
 
-export interface StoredHead extends Box {
+interface StoredHead extends Box {
   id: string;
   trackId: string;
   className: string;
@@ -15,7 +15,7 @@ export interface StoredHead extends Box {
 }
 
 /** The newest detection of each track of a camera seen in [before - maxGapMs, before). */
-export async function trackHeads(
+async function trackHeads(
   db: DbOrTx,
   q: { streamId: string; cameraId: string; modelVersion: string; before: Date; maxGapMs: number },
 ): Promise<StoredHead[]> {

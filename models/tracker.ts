@@ -23,7 +23,7 @@ export interface TrackerSettings {
   iouWeight: number;
 }
 
-export const defaultTrackerSettings: TrackerSettings = { highScore: 0.5, lowScore: 0.1, minIou: 0.2, maxEmbeddingDistance: 0.3, iouWeight: 0.5 };
+const defaultTrackerSettings: TrackerSettings = { highScore: 0.5, lowScore: 0.1, minIou: 0.2, maxEmbeddingDistance: 0.3, iouWeight: 0.5 };
 
 export interface Box {
   x1: number;
@@ -99,7 +99,7 @@ export function assignTracks(heads: TrackHead[], detections: TrackableDetection[
 }
 
 /** The heads after a frame seen at `seenAt`: its tracked detections replace their tracks' heads. */
-export function advanceHeads(heads: TrackHead[], detections: TrackableDetection[], tracks: Map<string, string | null>, seenAt: number): TrackHead[] {
+function advanceHeads(heads: TrackHead[], detections: TrackableDetection[], tracks: Map<string, string | null>, seenAt: number): TrackHead[] {
   const next = new Map(heads.map((h) => [h.trackId, h]));
   for (const d of detections) {
     const trackId = tracks.get(d.id);

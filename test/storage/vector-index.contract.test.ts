@@ -10,7 +10,7 @@ import { checkPgvector, HNSW_SAFE_PGVECTOR, olderThan, PgvectorIndex } from '../
 import { frames, OBJECT_EMBEDDING_DIM, predictions, streams } from '../../db/schema.ts';
 import { predictionId } from '../../db/scoring.ts';
 import { cosineDistance } from '../../policies/route.ts';
-import { PineconeIndex } from '../../storage/pinecone-index.ts';
+import { PineconeIndex, pineconeFilter } from '../../storage/pinecone-index.ts';
 import type { ObjectRecord, VectorIndex } from '../../storage/vector-index.ts';
 import { createTestDb, testFrame } from '../helpers/db.ts';
 import { mulberry32 } from '../helpers/random.ts';
@@ -115,7 +115,7 @@ describe.each(implementations.filter((i) => i.enabled))('VectorIndex contract: $
     });
   });
 
-  it('filters by stream, camera, class, time, model version and excluded ids, and fills k under a selective filter', async () => {
+  it('filters by stream, camera, class, time, model version, score and excluded ids, and fills k under a selective filter', async () => {
     const probe = records[3];
     const from = new Date(Date.UTC(2026, 0, 1, 0, 0, 20));
     const to = new Date(Date.UTC(2026, 0, 1, 0, 0, 40));
@@ -138,6 +138,10 @@ describe.each(implementations.filter((i) => i.enabled))('VectorIndex contract: $
       expect(new Set(got.map((n) => n.id))).toEqual(new Set(cyclists.map((c) => c.id)));
     });
     expect(await index.query({ vector: probe.vector, k: 5, filter: { modelVersion: 'm2', streamIds: [streamA, streamB] } })).toEqual([]);
+    // Every record scores 0.5: a floor above it leaves nothing, one at it leaves everything.
+    const both = { modelVersion: 'm1', streamIds: [streamA, streamB] };
+    expect(await index.query({ vector: probe.vector, k: 5, filter: { ...both, minScore: 0.6 } })).toEqual([]);
+    await eventually(async () => expect(await index.query({ vector: probe.vector, k: 5, filter: { ...both, minScore: 0.5 } })).toHaveLength(5));
   });
 
   it('leaves out neighbours beyond maxDistance', async () => {
@@ -190,5 +194,33 @@ describe('pgvector version check', () => {
     } finally {
       await handle.close();
     }
+  });
+});
+
+describe('Pinecone filter', () => {
+  // Runs without a key: the translation of every filter into Pinecone's metadata language.
+  it('puts every search filter into metadata conditions (the stream is the namespace)', () => {
+    expect(
+      pineconeFilter({
+        modelVersion: 'm1',
+        streamIds: ['s'],
+        cameraIds: ['a', 'b'],
+        classNames: ['cyclist'],
+        capturedFrom: new Date(1000),
+        capturedTo: new Date(2000),
+        labelState: 'unlabelled',
+        minScore: 0.3,
+        excludeIds: ['x'],
+      }),
+    ).toEqual({
+      modelVersion: { $eq: 'm1' },
+      cameraId: { $in: ['a', 'b'] },
+      className: { $in: ['cyclist'] },
+      capturedAt: { $gte: 1000, $lte: 2000 },
+      labelled: { $eq: false },
+      score: { $gte: 0.3 },
+      objectId: { $nin: ['x'] },
+    });
+    expect(pineconeFilter({ modelVersion: 'm1', streamIds: ['s'], labelState: 'labelled' })).toEqual({ modelVersion: { $eq: 'm1' }, labelled: { $eq: true } });
   });
 });
