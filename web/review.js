@@ -120,6 +120,7 @@ function render() {
         <span><kbd>1</kbd>–<kbd>${classes.length}</kbd></span><span>class of the selected box: ${classes.map((c, i) => `${i + 1} ${escapeHtml(c)}`).join(', ')}</span>
         <kbd>d</kbd><span>draw a missing box (drag)</span>
         <kbd>b</kbd><span>box assist: drag a rough region or click an object</span>
+        <kbd>o</kbd><span>similar objects of the selected box (new tab)</span>
         <kbd>Esc</kbd><span>select / move mode</span>
         <kbd>Tab</kbd><span>select the next box</span>
         <kbd>Del</kbd><span>delete the selected box</span>
@@ -371,6 +372,14 @@ document.addEventListener('keydown', async (e) => {
     case 'b':
       state.mode = 'assist';
       return render();
+    case 'o': {
+      // Similar objects of the selected box (a stored detection), in a tab of their own so the
+      // task and its lease stay here.
+      const box = state.boxes[state.selected];
+      if (!box?.predictionId) return setStatus('select a predicted box to see similar objects', 'bad');
+      window.open(`/app/objects?object=${encodeURIComponent(box.predictionId)}&class=${encodeURIComponent(box.className)}`, '_blank');
+      break;
+    }
     case 'Escape':
       state.mode = 'select';
       return render();

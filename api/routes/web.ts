@@ -36,6 +36,7 @@ const asset = { description: 'the file', contentType: 'text/javascript or text/c
 export const webOperations = {
   review: page('/', 'The review app'),
   lead: page('/app/lead', 'The lead pages'),
+  objects: page('/app/objects', 'Similar objects: search by example, mark, confirm proposals'),
   ops: page('/app/ops', 'The operations page'),
   apiDocs: page('/app/api', 'Interactive API docs (Swagger UI over this document)'),
   vendor: defineOperation({
@@ -71,6 +72,7 @@ export function webRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   handle(app, webOperations.review, () => sendFile('index.html'));
   handle(app, webOperations.lead, () => sendFile('lead.html'));
+  handle(app, webOperations.objects, () => sendFile('objects.html'));
   handle(app, webOperations.ops, () => sendFile('ops.html'));
   handle(app, webOperations.apiDocs, () => sendFile('api-docs.html'));
   // Libraries the pages use, served from their npm packages: the pages need no build step and no

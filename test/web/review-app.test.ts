@@ -1,14 +1,16 @@
 // The review app in a real browser (Debian's Chromium through playwright-core), against the
 // real API and database: a reviewer claims a task, drags a box corner, uses box assist and
-// submits with the keyboard; a lead enters an invalid band and sees the error by the field.
+// submits with the keyboard; finds similar objects, marks them and confirms proposals; a lead enters an invalid band and sees the error by the field.
 import fs from 'node:fs';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { eq } from 'drizzle-orm';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
-import { driftReports, frameFailures, frames, frameScores, labels, predictions, reviewTasks } from '../../db/schema.ts';
+import { driftReports, frameFailures, frames, frameScores, labels, objectLabels, predictions, reviewTasks } from '../../db/schema.ts';
+import { persistScoredBatch, predictionId, streamCursor } from '../../db/scoring.ts';
+import { DetectorSession } from '../../models/sessions.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
@@ -133,6 +135,83 @@ describe('review app', () => {
     expect(boxes.map((b) => b.className).sort()).toEqual(['pedestrian', 'sign', 'vehicle']);
     expect(boxes.find((b) => b.className === 'vehicle')!.x2).toBeGreaterThan(0.58);
     console.log(`review app: claim to task visible ${claimToVisibleMs} ms; submit to next task shown ${submitToNextMs} ms`);
+    await page.close();
+  });
+
+  it('lets a reviewer find similar objects, mark one as a class and confirm the proposals with one key', async () => {
+    // Objects of 8 sample frames: the tiny detector's embeddings, in what the loop would store
+    // (a grid of boxes with a score in the band: the tiny detector's own have no area).
+    const detector = await DetectorSession.load(fs.readFileSync(path.join(inject('tinyModelsDir'), 'detection.onnx')), { intraOpThreads: 1, minScore: 0 });
+    const samples = sampleFrames().slice(8, 16);
+    const rows = [];
+    for (const sample of samples) {
+      const res = await p.app.request(`/v1/streams/${STREAM}/frames?cameraId=${sample.cameraId}`, {
+        method: 'POST',
+        headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
+        body: fs.readFileSync(sample.file),
+      });
+      const [row] = await handle.db
+        .select()
+        .from(frames)
+        .where(eq(frames.id, ((await res.json()) as { frameId: string }).frameId));
+      rows.push(row);
+    }
+    const { frames: out } = await detector.detect(samples.map((s) => fs.readFileSync(s.file)));
+    await detector.release();
+    const batch = rows.map((f, i) => ({
+      frameId: f.id,
+      cameraId: f.cameraId,
+      capturedAt: f.capturedAt,
+      embedding: Array.from(out[i].embedding),
+      detections: out[i].detections.slice(0, 4).map((d, rank) => ({ ...d, rank, score: 0.55, x1: rank * 0.25, y1: 0.3, x2: rank * 0.25 + 0.2, y2: 0.7 })),
+    }));
+    await persistScoredBatch(handle.db, {
+      streamId: STREAM,
+      modelVersion: 'objects-web',
+      policyVersion: 1,
+      fromSeq: (await streamCursor(handle.db, STREAM))!,
+      toSeq: Math.max(...rows.map((r) => r.seq)),
+      frames: batch,
+      tasks: [],
+      vectorIndex: p.deps.vectorIndex,
+    });
+    const example = predictionId(rows[0].id, 'objects-web', 0);
+
+    const page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    await page.goto(`${base}/app/objects?object=${example}&class=cyclist`);
+    await page.fill('#token', p.tokens.reviewer);
+    await page.press('#token', 'Enter');
+    await page.waitForSelector('#results figure.tile');
+    expect(await page.locator('#results figure.tile').count()).toBe(31);
+    expect(await page.locator('#examples figure.tile').count()).toBe(1);
+    // The nearest result is marked positive with a click; the next one, with two, negative.
+    const tiles = page.locator('#results figure.tile');
+    const positive = await tiles.nth(0).getAttribute('data-id');
+    const negative = await tiles.nth(1).getAttribute('data-id');
+    await tiles.nth(0).click();
+    await tiles.nth(1).click();
+    await tiles.nth(1).click();
+    await expect.poll(() => tiles.nth(1).getAttribute('class')).toContain('negative');
+    await page.keyboard.press('x');
+    await expect.poll(() => page.textContent('#status')).toContain('1 marked not cyclist');
+    await page.keyboard.press('p');
+    await expect.poll(() => page.textContent('#status')).toMatch(/2 marked cyclist; \d+ proposals/);
+    const proposals = page.locator('#proposals figure.tile');
+    const proposed = await proposals.count();
+    expect(proposed).toBeGreaterThan(3);
+    // One proposal looks wrong: a click turns it red; c confirms the rest and rejects it.
+    const wrong = await proposals.nth(0).getAttribute('data-id');
+    await proposals.nth(0).click();
+    await page.screenshot({ path: path.join(shots, 'objects.png') });
+    await page.keyboard.press('c');
+    await expect.poll(() => page.textContent('#status')).toBe(`${proposed - 1} confirmed, 1 rejected`);
+    const decided = await handle.db.select().from(objectLabels).where(eq(objectLabels.className, 'cyclist'));
+    const byId = new Map(decided.map((r) => [r.predictionId, r]));
+    expect(byId.get(example)).toMatchObject({ polarity: 'positive', provenance: 'review' });
+    expect(byId.get(positive!)).toMatchObject({ polarity: 'positive', provenance: 'review' });
+    expect(byId.get(negative!)).toMatchObject({ polarity: 'negative', provenance: 'review' });
+    expect(byId.get(wrong!)).toMatchObject({ polarity: 'negative', provenance: 'propagated', status: 'confirmed' });
+    expect(decided.filter((r) => r.provenance === 'propagated' && r.polarity === 'positive' && r.status === 'confirmed')).toHaveLength(proposed - 1);
     await page.close();
   });
 
