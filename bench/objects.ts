@@ -115,22 +115,20 @@ async function loadObjects(handle: DbHandle, rows: { vector: number[]; className
       const f = frameRows[Math.floor(j / perFrame)];
       return { ...r, id: predictionId(f.id, 'bench', j % perFrame), frame: f, rank: j % perFrame };
     });
-    await db
-      .insert(predictions)
-      .values(
-        objs.map((o) => ({
-          id: o.id,
-          frameId: o.frame.id,
-          modelVersion: 'bench',
-          rank: o.rank,
-          className: o.className,
-          score: 0.5,
-          x1: 0,
-          y1: 0,
-          x2: 1,
-          y2: 1,
-        })),
-      );
+    await db.insert(predictions).values(
+      objs.map((o) => ({
+        id: o.id,
+        frameId: o.frame.id,
+        modelVersion: 'bench',
+        rank: o.rank,
+        className: o.className,
+        score: 0.5,
+        x1: 0,
+        y1: 0,
+        x2: 1,
+        y2: 1,
+      })),
+    );
     await db.insert(objectVectors).values(
       objs.map((o) => ({
         predictionId: o.id,

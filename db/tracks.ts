@@ -15,10 +15,7 @@ interface StoredHead extends Box {
 }
 
 /** The newest detection of each track of a camera seen in [before - maxGapMs, before). */
-async function trackHeads(
-  db: DbOrTx,
-  q: { streamId: string; cameraId: string; modelVersion: string; before: Date; maxGapMs: number },
-): Promise<StoredHead[]> {
+async function trackHeads(db: DbOrTx, q: { streamId: string; cameraId: string; modelVersion: string; before: Date; maxGapMs: number }): Promise<StoredHead[]> {
   const rows = await db
     .selectDistinctOn([predictions.trackId], {
       id: predictions.id,
