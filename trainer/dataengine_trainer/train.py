@@ -18,7 +18,7 @@ import torch
 
 from .box_model import BoxModel, box_loss, jitter_region, make_rois, to_crop_coords
 from .dataset import LoadedDataset, Sample
-from .detector import STRIDE, Detector, build_targets, detection_loss, identity_loss
+from .detector import STRIDE, Detector, build_targets, detection_loss, identity_loss, object_embedding_loss
 from .preprocess import letterbox, to_float_chw
 
 INPUT_SIZE = 256
@@ -202,8 +202,12 @@ def train_detector(
         targets = build_targets(b.boxes, b.labels, model.num_classes, out_hw, out_hw, b.ignores, b.identities)
         out = model(b.images)
         loss, _ = detection_loss(out, targets)
-        if identity_classifier is not None:
-            loss = loss + 0.1 * identity_loss(out["objects"], targets["centres"], identity_classifier.weight)
+        centres = targets["centres"]
+        if centres.shape[0] > 0:
+            z = model.embed_at_centres(out, centres)
+            loss = loss + 0.1 * object_embedding_loss(z, centres[:, 3])
+            if identity_classifier is not None:
+                loss = loss + 0.1 * identity_loss(z, centres[:, 4], identity_classifier.weight)
         return loss
 
     meta = {

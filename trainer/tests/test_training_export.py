@@ -74,8 +74,7 @@ def test_object_embeddings_separate_classes_after_training(tmp_path):
     b = detector_batch(data.samples[:24], np.random.default_rng(0), augment=False)
     centres = build_targets(b.boxes, b.labels, model.num_classes, 256 // STRIDE, 256 // STRIDE)["centres"]
     with torch.no_grad():
-        dense = model(b.images)["objects"]
-    z = torch.nn.functional.normalize(dense[centres[:, 0], :, centres[:, 1], centres[:, 2]], dim=1)
+        z = model.embed_at_centres(model(b.images), centres)
     sim = z @ z.T
     same = centres[:, 3][:, None] == centres[:, 3][None, :]
     off_diagonal = ~torch.eye(len(z), dtype=torch.bool)
@@ -99,7 +98,6 @@ def test_ignore_regions_take_no_heatmap_loss(tmp_path):
         heat[0, 0, 6, 6] = 6.0  # the labelled object
         heat[0, 1, row, col] = 6.0  # an unlabelled detection
         out = {"heat": heat, "size": torch.zeros(1, 2, 64, 64), "offset": torch.zeros(1, 2, 64, 64)}
-        out["objects"] = torch.zeros(1, 4, 64, 64)
         return detection_loss(out, targets)[1]["heat"]
 
     assert loss_with_peak_at(30, 30) < loss_with_peak_at(50, 50) / 2
