@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { sql } from 'drizzle-orm';
+import * as ort from 'onnxruntime-node';
 import { createApp } from '../api/app.ts';
 import { loadConfig, repoRoot } from '../config.ts';
 import type { DbHandle } from '../db/client.ts';
@@ -49,6 +50,53 @@ const unit = (v: number[]) => {
   const n = Math.hypot(...v) || 1;
   return v.map((x) => x / n);
 };
+
+// ---------------------------------------------------------------------------------------------
+// (0) What the object embeddings cost the detector
+
+/**
+ * Batch-16 inference of the seed detector beside the same graph with the object-embedding output
+ * cut away (onnx's extract_model drops the nodes only that output needs), in one run.
+ */
+export async function benchObjectHeadCost() {
+  const full = path.join(repoRoot, 'models/seed/detection.onnx');
+  const stripped = path.join(os.tmpdir(), `detector-without-objects-${process.pid}.onnx`);
+  execFileSync(requireTool(trainerPython), [
+    '-c',
+    'import sys; from onnx.utils import extract_model; extract_model(sys.argv[1], sys.argv[2], ["images"], ["boxes", "scores", "class_ids", "embedding"])',
+    full,
+    stripped,
+  ]);
+  const options = { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
+  const sessions = { with: await ort.InferenceSession.create(full, options), without: await ort.InferenceSession.create(stripped, options) };
+  const rand = mulberry32(1);
+  const input = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: 16 * 3 * 256 * 256 }, () => rand()),
+    [16, 3, 256, 256],
+  );
+  const times: Record<'with' | 'without', number[]> = { with: [], without: [] };
+  for (let i = 0; i < 23; i++) {
+    for (const k of ['with', 'without'] as const) {
+      const t = performance.now();
+      await sessions[k].run({ images: input });
+      if (i >= 3) times[k].push(performance.now() - t);
+    }
+  }
+  const withP50 = summarize(times.with).p50;
+  const withoutP50 = summarize(times.without).p50;
+  table(
+    'Object embeddings: cost to the detector (batch 16, 2 threads, 20 runs each, interleaved)',
+    ['graph', 'p50 ms', 'relative'],
+    [
+      ['without object embeddings (baseline)', withoutP50, 1],
+      ['with object embeddings', withP50, withP50 / withoutP50],
+    ],
+  );
+  await Promise.all([sessions.with.release(), sessions.without.release()]);
+  fs.rmSync(stripped, { force: true });
+  return { withMs: withP50, withoutMs: withoutP50, relative: withP50 / withoutP50 };
+}
 
 // ---------------------------------------------------------------------------------------------
 // (1) Search at scale
@@ -275,7 +323,7 @@ export async function benchPropagation(handle: DbHandle, opts: PropagationOption
       })),
     )
     .returning();
-  const config = loadConfig({ ...process.env, STORE_DIR: work, PROPAGATION_MAX_DISTANCE: String(opts.maxDistance), PROPAGATION_MAX_PROPOSALS: '500' });
+  const config = loadConfig({ ...process.env, STORE_DIR: work, PROPAGATION_MAX_DISTANCE: String(opts.maxDistance) });
   const store = new LocalBlobStore(work);
   const index = new PgvectorIndex(db, { efSearch: 100, maxScanTuples: 20_000 });
   const truth = new Map<string, Truth>();

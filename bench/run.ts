@@ -16,7 +16,7 @@ import { benchIngestMemory } from './ingest-memory.ts';
 import { benchLabelEfficiency, defaultLabelEfficiency, quickLabelEfficiency } from './label-efficiency.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
-import { benchObjectSearch, benchPropagation } from './objects.ts';
+import { benchObjectHeadCost, benchObjectSearch, benchPropagation } from './objects.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { config } from '../config.ts';
 import { benchModels } from './models.ts';
@@ -92,6 +92,7 @@ if (want('labels')) {
 // `objects size=20000` searches fewer objects than the 100,000 the issue names (minutes instead).
 if (want('objects')) {
   const size = Number(listArg('size')?.[0] ?? 100_000);
+  const headCost = await benchObjectHeadCost();
   const search = [];
   const pglite = await openDb({});
   search.push(await benchObjectSearch(pglite, 'PGlite', frames, size));
@@ -106,7 +107,7 @@ if (want('objects')) {
   await db.close();
   fs.writeFileSync(
     path.join(resultsDir, 'objects.json'),
-    JSON.stringify({ at: new Date().toISOString(), cores: os.cpus().length, search, propagation }, null, 2) + '\n',
+    JSON.stringify({ at: new Date().toISOString(), cores: os.cpus().length, headCost, search, propagation }, null, 2) + '\n',
   );
 }
 if (want('retrain')) {
