@@ -1,18 +1,13 @@
 // Statements about objects (stored detections) and what people decided about them: marks,
 // propagated proposals, and their confirmation or rejection.
 import { and, asc, eq, inArray, lte, ne, or } from 'drizzle-orm';
+import type { ObjectMetadata } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import { frames, objectLabels, predictions } from './schema.ts';
 
-export interface ObjectRow {
+/** A stored detection: what the vector index keeps about it, and its box and track. */
+export interface ObjectRow extends Omit<ObjectMetadata, 'labelClass'> {
   id: string;
-  frameId: string;
-  streamId: string;
-  cameraId: string;
-  modelVersion: string;
-  className: string;
-  score: number;
-  capturedAt: Date;
   /** Box normalized to the frame (0..1). */
   box: { x1: number; y1: number; x2: number; y2: number };
   trackId: string | null;

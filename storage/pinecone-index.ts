@@ -4,18 +4,13 @@ import { Pinecone, type Index, type RecordMetadata } from '@pinecone-database/pi
 import type { Neighbour, ObjectFilter, ObjectMetadata, ObjectRecord, VectorIndex, VectorQuery } from './vector-index.ts';
 
 /** Pinecone metadata holds strings, numbers, booleans and string lists: no null, no Date. */
-interface StoredMetadata extends RecordMetadata {
-  objectId: string;
-  frameId: string;
-  streamId: string;
-  cameraId: string;
-  modelVersion: string;
-  className: string;
-  score: number;
-  capturedAt: number;
-  labelClass: string;
-  labelled: boolean;
-}
+type StoredMetadata = RecordMetadata &
+  Omit<ObjectMetadata, 'capturedAt' | 'labelClass'> & {
+    objectId: string;
+    capturedAt: number;
+    labelClass: string;
+    labelled: boolean;
+  };
 
 /** Records per upsert request (Pinecone takes up to 1,000 or 2 MB; a 64-d record is ~1 KB). */
 const UPSERT_BATCH = 200;
@@ -23,25 +18,15 @@ const UPSERT_BATCH = 200;
 const UPDATE_CONCURRENCY = 8;
 
 const toStored = (id: string, m: ObjectMetadata): StoredMetadata => ({
+  ...m,
   objectId: id,
-  frameId: m.frameId,
-  streamId: m.streamId,
-  cameraId: m.cameraId,
-  modelVersion: m.modelVersion,
-  className: m.className,
-  score: m.score,
   capturedAt: m.capturedAt.getTime(),
   labelClass: m.labelClass ?? '',
   labelled: m.labelClass !== null,
 });
 
-const fromStored = (m: StoredMetadata): ObjectMetadata => ({
-  frameId: m.frameId,
-  streamId: m.streamId,
-  cameraId: m.cameraId,
-  modelVersion: m.modelVersion,
-  className: m.className,
-  score: m.score,
+const fromStored = ({ objectId: _id, labelled: _labelled, ...m }: StoredMetadata): ObjectMetadata => ({
+  ...m,
   capturedAt: new Date(m.capturedAt),
   labelClass: m.labelClass === '' ? null : m.labelClass,
 });
