@@ -1,5 +1,6 @@
-// The scoring step of streamLoop: wait for a batch of frames, run the detector on it, route
-// uncertain detections under the stream's policy, and store everything in one transaction.
+// The scoring step of streamLoop: wait for a batch of frames, run the detector on it, link its
+// detections into tracks, route uncertain detections under the stream's policy, and store
+// everything (object embeddings through the vector index) in one transaction.
 // Score and route share one activity on purpose (docs/architecture.md, "History per activity": half the history).
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
