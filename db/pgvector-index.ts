@@ -44,30 +44,38 @@ export class PgvectorIndex implements VectorIndex {
     if (f.minScore !== undefined) where.push(gte(objectVectors.score, f.minScore));
     if (f.excludeIds?.length) where.push(notInArray(objectVectors.predictionId, f.excludeIds));
     const distance = sql<number>`${objectVectors.embedding} <=> ${asVector(q.vector)}::vector`;
-    const rows = await this.db.transaction(async (tx) => {
-      // SET LOCAL takes no bind parameters; both values are integers from the validated config.
-      await tx.execute(sql.raw(`set local hnsw.ef_search = ${Math.trunc(Math.max(q.k, this.settings.efSearch))}`));
-      await tx.execute(sql.raw(`set local hnsw.max_scan_tuples = ${Math.trunc(this.settings.maxScanTuples)}`));
-      // relaxed_order: rows may come slightly out of order, so they are sorted again below.
-      await tx.execute(sql.raw(`set local hnsw.iterative_scan = relaxed_order`));
-      return tx
-        .select({
-          id: objectVectors.predictionId,
-          distance,
-          frameId: objectVectors.frameId,
-          streamId: objectVectors.streamId,
-          cameraId: objectVectors.cameraId,
-          modelVersion: objectVectors.modelVersion,
-          className: objectVectors.className,
-          score: objectVectors.score,
-          capturedAt: objectVectors.capturedAt,
-          labelClass: objectVectors.labelClass,
-        })
-        .from(objectVectors)
-        .where(and(...where))
-        .orderBy(distance)
-        .limit(q.k);
-    });
+    const search = (settings: string[]) =>
+      this.db.transaction(async (tx) => {
+        for (const statement of settings) await tx.execute(sql.raw(statement));
+        return tx
+          .select({
+            id: objectVectors.predictionId,
+            distance,
+            frameId: objectVectors.frameId,
+            streamId: objectVectors.streamId,
+            cameraId: objectVectors.cameraId,
+            modelVersion: objectVectors.modelVersion,
+            className: objectVectors.className,
+            score: objectVectors.score,
+            capturedAt: objectVectors.capturedAt,
+            labelClass: objectVectors.labelClass,
+          })
+          .from(objectVectors)
+          .where(and(...where))
+          .orderBy(distance)
+          .limit(q.k);
+      });
+    // SET LOCAL takes no bind parameters; both values are integers from the validated config.
+    // relaxed_order: rows may come slightly out of order, so they are sorted again below.
+    let rows = await search([
+      `set local hnsw.ef_search = ${Math.trunc(Math.max(q.k, this.settings.efSearch))}`,
+      `set local hnsw.max_scan_tuples = ${Math.trunc(this.settings.maxScanTuples)}`,
+      'set local hnsw.iterative_scan = relaxed_order',
+    ]);
+    // Fewer than k rows: either fewer match the filter at all, or the graph walk gave up after
+    // max_scan_tuples (the matches lie far from the query, e.g. a class filter with an example of
+    // another class). An exact scan of the filtered rows answers both correctly.
+    if (rows.length < q.k) rows = await search(['set local enable_indexscan = off']);
     return rows
       .map(({ id, distance: d, ...metadata }) => ({ id, distance: Number(d), metadata }))
       .filter((n) => q.maxDistance === undefined || n.distance <= q.maxDistance)
