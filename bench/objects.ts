@@ -76,7 +76,7 @@ export async function benchObjectHeadCost() {
     [16, 3, 256, 256],
   );
   const times: Record<'with' | 'without', number[]> = { with: [], without: [] };
-  for (let i = 0; i < 23; i++) {
+  for (let i = 0; i < 63; i++) {
     for (const k of ['with', 'without'] as const) {
       const t = performance.now();
       await sessions[k].run({ images: input });
@@ -86,7 +86,7 @@ export async function benchObjectHeadCost() {
   const withP50 = summarize(times.with).p50;
   const withoutP50 = summarize(times.without).p50;
   table(
-    'Object embeddings: cost to the detector (batch 16, 2 threads, 20 runs each, interleaved)',
+    'Object embeddings: cost to the detector (batch 16, 2 threads, 60 runs each, interleaved)',
     ['graph', 'p50 ms', 'relative'],
     [
       ['without object embeddings (baseline)', withoutP50, 1],
