@@ -1,6 +1,6 @@
 // Statements about tracks: the live track heads of a camera before a frame (the tracker's state
 // between batches), and the detections of a track (where a label is proposed along it).
-import { and, desc, eq, gte, isNotNull, lt } from 'drizzle-orm';
+import { and, desc, eq, gte, isNotNull, lt, or } from 'drizzle-orm';
 import { trackFrames, type Box } from '../models/tracker.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
@@ -10,16 +10,24 @@ import { predictionId, type ScoredFrameRow } from './scoring.ts';
 interface StoredHead extends Box {
   id: string;
   trackId: string;
+  cameraId: string;
   className: string;
   seenAt: Date;
 }
 
-/** The newest detection of each track of a camera seen in [before - maxGapMs, before). */
-async function trackHeads(db: DbOrTx, q: { streamId: string; cameraId: string; modelVersion: string; before: Date; maxGapMs: number }): Promise<StoredHead[]> {
+/**
+ * The newest detection of each track seen on each camera in [before - maxGapMs, before), where
+ * `before` is that camera's own first frame of the batch: one statement for all cameras.
+ */
+async function trackHeads(
+  db: DbOrTx,
+  q: { streamId: string; modelVersion: string; cameras: { cameraId: string; before: Date }[]; maxGapMs: number },
+): Promise<StoredHead[]> {
   const rows = await db
     .selectDistinctOn([predictions.trackId], {
       id: predictions.id,
       trackId: predictions.trackId,
+      cameraId: frames.cameraId,
       className: predictions.className,
       x1: predictions.x1,
       y1: predictions.y1,
@@ -32,9 +40,11 @@ async function trackHeads(db: DbOrTx, q: { streamId: string; cameraId: string; m
     .where(
       and(
         eq(frames.streamId, q.streamId),
-        eq(frames.cameraId, q.cameraId),
-        gte(frames.capturedAt, new Date(q.before.getTime() - q.maxGapMs)),
-        lt(frames.capturedAt, q.before),
+        or(
+          ...q.cameras.map((c) =>
+            and(eq(frames.cameraId, c.cameraId), gte(frames.capturedAt, new Date(c.before.getTime() - q.maxGapMs)), lt(frames.capturedAt, c.before)),
+          ),
+        ),
         eq(predictions.modelVersion, q.modelVersion),
         isNotNull(predictions.trackId),
       ),
@@ -58,23 +68,30 @@ export async function trackMembers(db: DbOrTx, trackId: string, limit: number): 
 /**
  * Links a scored batch's detections into tracks (sets each detection's trackId), camera by
  * camera, continuing the tracks live before the batch's first frame of that camera. The state
- * is read from the database, so a retried batch links the same way.
+ * is read from the database (one statement, and one read of the index for all cameras), so a
+ * retried batch links the same way.
  */
 export async function linkTracks(
   db: DbOrTx,
   index: VectorIndex,
   args: { streamId: string; modelVersion: string; frames: ScoredFrameRow[]; maxGapMs: number },
 ): Promise<void> {
-  for (const cameraId of new Set(args.frames.map((f) => f.cameraId))) {
+  const cameras = [...new Set(args.frames.map((f) => f.cameraId))].map((cameraId) => ({
+    cameraId,
+    before: new Date(Math.min(...args.frames.filter((f) => f.cameraId === cameraId).map((f) => f.capturedAt.getTime()))),
+  }));
+  if (cameras.length === 0) return;
+  const stored = await trackHeads(db, { streamId: args.streamId, modelVersion: args.modelVersion, cameras, maxGapMs: args.maxGapMs });
+  const vectors = await index.vectors(
+    stored.map((h) => h.id),
+    [args.streamId],
+  );
+  const idOf = (frameId: string, rank: number) => predictionId(frameId, args.modelVersion, rank);
+  for (const { cameraId } of cameras) {
     const mine = args.frames.filter((f) => f.cameraId === cameraId);
-    const first = new Date(Math.min(...mine.map((f) => f.capturedAt.getTime())));
-    const stored = await trackHeads(db, { streamId: args.streamId, cameraId, modelVersion: args.modelVersion, before: first, maxGapMs: args.maxGapMs });
-    const vectors = await index.vectors(
-      stored.map((h) => h.id),
-      [args.streamId],
-    );
-    const heads = stored.filter((h) => vectors.has(h.id)).map((h) => ({ ...h, embedding: vectors.get(h.id)!, seenAt: h.seenAt.getTime() }));
-    const idOf = (frameId: string, rank: number) => predictionId(frameId, args.modelVersion, rank);
+    const heads = stored
+      .filter((h) => h.cameraId === cameraId && vectors.has(h.id))
+      .map((h) => ({ ...h, embedding: vectors.get(h.id)!, seenAt: h.seenAt.getTime() }));
     const tracks = trackFrames(
       heads,
       mine.map((f) => ({ capturedAt: f.capturedAt.getTime(), detections: f.detections.map((d) => ({ ...d, id: idOf(f.frameId, d.rank) })) })),
