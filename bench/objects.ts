@@ -12,6 +12,7 @@ import { createApp } from '../api/app.ts';
 import { loadConfig, repoRoot } from '../config.ts';
 import type { DbHandle } from '../db/client.ts';
 import { PgvectorIndex } from '../db/pgvector-index.ts';
+import { farFromExamples } from '../storage/object-search.ts';
 import { frames, objectVectors, predictions, streams } from '../db/schema.ts';
 import { persistScoredBatch, predictionId, type ScoredFrameRow } from '../db/scoring.ts';
 import { createUser } from '../db/users.ts';
@@ -213,7 +214,7 @@ export async function benchObjectSearch(handle: DbHandle, label: string, frameBy
   const { rows, realCount, copyToParent, realNearest } = await scaleVectors(frameBytes, total, 5);
   const { loadMs, indexMs } = await loadObjects(handle, rows);
   const rand = mulberry32(9);
-  const probesOf = (pool: typeof rows) => Array.from({ length: 200 }, () => pool[Math.floor(rand() * pool.length)].vector);
+  const probesOf = (pool: typeof rows) => Array.from({ length: 200 }, () => pool[Math.floor(rand() * pool.length)]);
   const probes = probesOf(rows);
   const cyclistProbes = probesOf(rows.filter((r) => r.className === 'cyclist'));
   const base: ObjectFilter = { modelVersion: 'bench', streamIds: ['objects-bench'] };
@@ -235,9 +236,11 @@ export async function benchObjectSearch(handle: DbHandle, label: string, frameBy
       const exactMs: number[] = [];
       let hits = 0;
       let want = 0;
-      for (const v of c.probes) {
+      for (const probe of c.probes) {
+        const v = probe.vector;
         let t = performance.now();
-        const got = await index.query({ vector: v, k: 10, filter: c.filter });
+        // As a search by example asks: a class filter its example is not of goes to the exact scan.
+        const got = await index.query({ vector: v, k: 10, filter: c.filter, farFromQuery: farFromExamples(c.filter, [probe.className]) });
         hnswMs.push(performance.now() - t);
         t = performance.now();
         const exact = await exactSearch(handle, v, 10, c.where);

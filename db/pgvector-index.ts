@@ -67,15 +67,19 @@ export class PgvectorIndex implements VectorIndex {
       });
     // SET LOCAL takes no bind parameters; both values are integers from the validated config.
     // relaxed_order: rows may come slightly out of order, so they are sorted again below.
-    let rows = await search([
-      `set local hnsw.ef_search = ${Math.trunc(Math.max(q.k, this.settings.efSearch))}`,
-      `set local hnsw.max_scan_tuples = ${Math.trunc(this.settings.maxScanTuples)}`,
-      'set local hnsw.iterative_scan = relaxed_order',
-    ]);
+    const exact = ['set local enable_indexscan = off'];
+    // Matches far from the query (e.g. cyclists searched with a car as the example): the graph
+    // walk would pass max_scan_tuples rows of other kinds first, so scan the filtered rows.
+    let rows = q.farFromQuery
+      ? await search(exact)
+      : await search([
+          `set local hnsw.ef_search = ${Math.trunc(Math.max(q.k, this.settings.efSearch))}`,
+          `set local hnsw.max_scan_tuples = ${Math.trunc(this.settings.maxScanTuples)}`,
+          'set local hnsw.iterative_scan = relaxed_order',
+        ]);
     // Fewer than k rows: either fewer match the filter at all, or the graph walk gave up after
-    // max_scan_tuples (the matches lie far from the query, e.g. a class filter with an example of
-    // another class). An exact scan of the filtered rows answers both correctly.
-    if (rows.length < q.k) rows = await search(['set local enable_indexscan = off']);
+    // max_scan_tuples. An exact scan of the filtered rows answers both correctly.
+    if (rows.length < q.k && !q.farFromQuery) rows = await search(exact);
     return rows
       .map(({ id, distance: d, ...metadata }) => ({ id, distance: Number(d), metadata }))
       .filter((n) => q.maxDistance === undefined || n.distance <= q.maxDistance)

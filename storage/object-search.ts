@@ -48,6 +48,15 @@ async function exampleVectors(index: VectorIndex, examples: ObjectRow[]): Promis
   return examples.map((e) => stored.get(e.id)!);
 }
 
+/**
+ * The embedding separates classes: under a class filter that none of the examples' classes
+ * passes, the matches lie far from the examples.
+ */
+export function farFromExamples(filter: Pick<ObjectFilter, 'classNames'>, exampleClasses: string[]): boolean {
+  const classes = filter.classNames ?? [];
+  return classes.length > 0 && !exampleClasses.some((c) => classes.includes(c));
+}
+
 export interface ExampleSearch {
   positives: ObjectRow[];
   negatives?: string[];
@@ -67,13 +76,17 @@ export async function searchByExamples(index: VectorIndex, db: DbOrTx, q: Exampl
   const vectors = await exampleVectors(index, q.positives);
   const exclude = [...q.positives.map((p) => p.id), ...(q.negatives ?? []), ...(q.className ? await negativesFor(db, q.className, MAX_NEGATIVES) : [])];
   const filter = await filterFor(db, q.positives[0].modelVersion, q.filter, [...new Set(exclude)]);
-  const first = await index.query({ vector: centroid(vectors), k: q.k, maxDistance: q.maxDistance, filter });
+  const farFromQuery = farFromExamples(
+    filter,
+    q.positives.map((p) => p.className),
+  );
+  const first = await index.query({ vector: centroid(vectors), k: q.k, maxDistance: q.maxDistance, filter, farFromQuery });
   if (!q.refine || first.length === 0) return first;
   const matched = await index.vectors(
     first.map((n) => n.id),
     filter.streamIds,
   );
-  return index.query({ vector: centroid([...vectors, ...matched.values()]), k: q.k, maxDistance: q.maxDistance, filter });
+  return index.query({ vector: centroid([...vectors, ...matched.values()]), k: q.k, maxDistance: q.maxDistance, filter, farFromQuery });
 }
 
 /**

@@ -44,6 +44,11 @@ export interface VectorQuery {
   /** Cosine distance (0 = same direction, 2 = opposite); farther neighbours are left out. */
   maxDistance?: number;
   filter: ObjectFilter;
+  /**
+   * The matches are likely far from the query (a class filter none of its examples is of): an
+   * index that walks a graph outwards from the query should scan the filtered rows instead.
+   */
+  farFromQuery?: boolean;
 }
 
 export interface Neighbour {

@@ -10,6 +10,7 @@ import { checkPgvector, HNSW_SAFE_PGVECTOR, olderThan, PgvectorIndex } from '../
 import { frames, OBJECT_EMBEDDING_DIM, predictions, streams } from '../../db/schema.ts';
 import { predictionId } from '../../db/scoring.ts';
 import { cosineDistance } from '../../policies/route.ts';
+import { farFromExamples } from '../../storage/object-search.ts';
 import { PineconeIndex, pineconeFilter } from '../../storage/pinecone-index.ts';
 import type { ObjectRecord, VectorIndex } from '../../storage/vector-index.ts';
 import { createTestDb, testFrame } from '../helpers/db.ts';
@@ -222,5 +223,13 @@ describe('Pinecone filter', () => {
       objectId: { $nin: ['x'] },
     });
     expect(pineconeFilter({ modelVersion: 'm1', streamIds: ['s'], labelState: 'labelled' })).toEqual({ modelVersion: { $eq: 'm1' }, labelled: { $eq: true } });
+  });
+});
+
+describe('search planning', () => {
+  it('sends a class-filtered search whose examples are all of other classes to the exact scan', () => {
+    expect(farFromExamples({ classNames: ['cyclist'] }, ['vehicle', 'sign'])).toBe(true);
+    expect(farFromExamples({ classNames: ['cyclist'] }, ['vehicle', 'cyclist'])).toBe(false);
+    expect(farFromExamples({}, ['vehicle'])).toBe(false);
   });
 });
