@@ -1,6 +1,6 @@
 // Statements about objects (stored detections) and what people decided about them: marks,
 // propagated proposals, and their confirmation or rejection.
-import { and, asc, eq, inArray, lte, ne, or } from 'drizzle-orm';
+import { and, asc, eq, inArray, lte, ne, or, type SQL } from 'drizzle-orm';
 import type { ObjectMetadata } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import { frames, objectLabels, predictions } from './schema.ts';
@@ -13,44 +13,36 @@ export interface ObjectRow extends Omit<ObjectMetadata, 'labelClass'> {
   trackId: string | null;
 }
 
-/** The stored detections with these ids, with their frame's stream, camera and time. */
-export async function objectsByIds(db: DbOrTx, ids: string[]): Promise<Map<string, ObjectRow>> {
-  if (ids.length === 0) return new Map();
+/** Stored detections matching `where`, with their frame's stream, camera and time. */
+async function objectRows(db: DbOrTx, where: SQL): Promise<ObjectRow[]> {
   const rows = await db
     .select({ p: predictions, streamId: frames.streamId, cameraId: frames.cameraId, capturedAt: frames.capturedAt })
     .from(predictions)
     .innerJoin(frames, eq(frames.id, predictions.frameId))
-    .where(inArray(predictions.id, ids));
-  return new Map(
-    rows.map(({ p, streamId, cameraId, capturedAt }) => [
-      p.id,
-      {
-        id: p.id,
-        frameId: p.frameId,
-        streamId,
-        cameraId,
-        modelVersion: p.modelVersion,
-        className: p.className,
-        score: p.score,
-        capturedAt,
-        box: { x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2 },
-        trackId: p.trackId,
-      },
-    ]),
-  );
+    .where(where);
+  return rows.map(({ p, streamId, cameraId, capturedAt }) => ({
+    id: p.id,
+    frameId: p.frameId,
+    streamId,
+    cameraId,
+    modelVersion: p.modelVersion,
+    className: p.className,
+    score: p.score,
+    capturedAt,
+    box: { x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2 },
+    trackId: p.trackId,
+  }));
+}
+
+/** The stored detections with these ids. */
+export async function objectsByIds(db: DbOrTx, ids: string[]): Promise<Map<string, ObjectRow>> {
+  if (ids.length === 0) return new Map();
+  return new Map((await objectRows(db, inArray(predictions.id, ids))).map((o) => [o.id, o]));
 }
 
 /** The stored detections of a frame (every model version that scored it). */
-export async function objectsOfFrame(db: DbOrTx, frameId: string): Promise<ObjectRow[]> {
-  const ids = await db.select({ id: predictions.id }).from(predictions).where(eq(predictions.frameId, frameId));
-  return [
-    ...(
-      await objectsByIds(
-        db,
-        ids.map((r) => r.id),
-      )
-    ).values(),
-  ];
+export function objectsOfFrame(db: DbOrTx, frameId: string): Promise<ObjectRow[]> {
+  return objectRows(db, eq(predictions.frameId, frameId));
 }
 
 /** Ids among `ids` that already carry a decision or a proposal for `className`. */

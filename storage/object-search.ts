@@ -34,17 +34,20 @@ async function filterFor(db: DbOrTx, modelVersion: string, f: SearchFilter, excl
   return { ...f, modelVersion, streamIds, excludeIds };
 }
 
-/** The examples' vectors; all examples must come from one model version (one vector space). */
-async function exampleVectors(index: VectorIndex, examples: ObjectRow[]): Promise<number[][]> {
+/**
+ * The examples' vectors; all examples must come from one model version (one vector space).
+ * `field` is the request field that named them, for the error.
+ */
+async function exampleVectors(index: VectorIndex, examples: ObjectRow[], field: string): Promise<number[][]> {
   const versions = new Set(examples.map((e) => e.modelVersion));
   if (versions.size > 1)
-    throw new ExamplesError('positives', `the examples were scored by ${versions.size} model versions (${[...versions].join(', ')}); choose examples of one`);
+    throw new ExamplesError(field, `the examples were scored by ${versions.size} model versions (${[...versions].join(', ')}); choose examples of one`);
   const stored = await index.vectors(
     examples.map((e) => e.id),
     [...new Set(examples.map((e) => e.streamId))],
   );
   const missing = examples.filter((e) => !stored.has(e.id));
-  if (missing.length) throw new ExamplesError('positives', `objects ${missing.map((m) => m.id).join(', ')} have no embedding in the vector index`);
+  if (missing.length) throw new ExamplesError(field, `objects ${missing.map((m) => m.id).join(', ')} have no embedding in the vector index`);
   return examples.map((e) => stored.get(e.id)!);
 }
 
@@ -59,6 +62,8 @@ export function farFromExamples(filter: Pick<ObjectFilter, 'classNames'>, exampl
 
 export interface ExampleSearch {
   positives: ObjectRow[];
+  /** The request field that named the examples (`positives`, `region`, `id`), for errors. */
+  field: string;
   negatives?: string[];
   /** Leave out objects a person marked as not of this class. */
   className?: string;
@@ -73,7 +78,7 @@ export interface ExampleSearch {
 }
 
 export async function searchByExamples(index: VectorIndex, db: DbOrTx, q: ExampleSearch): Promise<Neighbour[]> {
-  const vectors = await exampleVectors(index, q.positives);
+  const vectors = await exampleVectors(index, q.positives, q.field);
   const exclude = [...q.positives.map((p) => p.id), ...(q.negatives ?? []), ...(q.className ? await negativesFor(db, q.className, MAX_NEGATIVES) : [])];
   const filter = await filterFor(db, q.positives[0].modelVersion, q.filter, [...new Set(exclude)]);
   const farFromQuery = farFromExamples(
@@ -100,7 +105,7 @@ export async function proposeNeighbours(
   db: DbOrTx,
   args: { seeds: ObjectRow[]; className: string; maxDistance: number; minScore: number; maxProposals: number },
 ): Promise<Proposal[]> {
-  const vectors = await exampleVectors(index, args.seeds);
+  const vectors = await exampleVectors(index, args.seeds, 'objectIds');
   const filter = await filterFor(
     db,
     args.seeds[0].modelVersion,

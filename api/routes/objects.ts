@@ -260,7 +260,7 @@ export function objectRoutes(deps: ApiDeps) {
       labelState: query.labelState,
     };
     const neighbours = await run(() =>
-      searchByExamples(deps.vectorIndex, deps.db, { positives: [object], k: query.k, maxDistance: query.maxDistance, filter, refine: false }),
+      searchByExamples(deps.vectorIndex, deps.db, { positives: [object], field: 'id', k: query.k, maxDistance: query.maxDistance, filter, refine: false }),
     );
     return c.json(await withNeighbours([object], neighbours));
   });
@@ -290,6 +290,7 @@ export function objectRoutes(deps: ApiDeps) {
     const neighbours = await run(() =>
       searchByExamples(deps.vectorIndex, deps.db, {
         positives,
+        field: body.region ? 'region' : 'positives',
         negatives: body.negatives,
         className: body.className,
         k: body.k,
