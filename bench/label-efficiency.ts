@@ -7,8 +7,9 @@
 // The stream mixes in-distribution frames with frames of the shift (a new camera by default), as
 // a fleet's stream does: most frames are ones the model already handles. The platform's policy
 // is applied exactly as the scoring activity applies it: routeBatch over batches of 16 in stream
-// order with the default SamplingPolicy (band 0.3-0.6, 1% random, diversity filter against the
-// embeddings of frames already routed). Cost = frames a reviewer labels.
+// order with the default SamplingPolicy (band 0.3-0.6, ranked selection paced over the day,
+// random samples within 5% of the budget, near-duplicate filter against the embeddings of
+// frames already routed). Cost = frames a reviewer labels.
 import { mean, median } from 'simple-statistics';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -36,6 +36,9 @@ export const samplingPolicySchema = z
     maxTasksPerFrame: z.number().int().min(1).max(100).default(3),
     /** Share of scored frames sent to review regardless of confidence, for unbiased evaluation. */
     randomRate: probability.default(0.01),
+    /** ranked: random samples take at most this share of the daily budget (the random rate is
+     * lowered to fit), so they do not crowd out the frames the selection picks. */
+    randomBudgetShare: probability.default(0.05),
     /** Skip a frame whose embedding is within this cosine distance of a frame already queued or
      * labeled in the same stream; 0 turns the diversity filter off. The scale depends on the
      * detector's embedding: with the seed model, consecutive frames of one scene are ~0.0006

@@ -13,7 +13,7 @@ const FIELDS = [
     label: 'selection',
     type: 'choice',
     choices: ['ranked', 'band'],
-    help: 'ranked: the most uncertain and novel frames, paced over the day; band: every uncertain frame until the budget is spent',
+    help: 'ranked: the most uncertain frames least like what the model learned from, paced over the day; band: every uncertain frame until the budget is spent',
   },
   { field: 'band.low', label: 'band low', type: 'number', step: '0.01', help: 'detections scoring at least this are uncertain' },
   { field: 'band.high', label: 'band high', type: 'number', step: '0.01', help: 'detections scoring below this are uncertain' },
@@ -42,6 +42,13 @@ const FIELDS = [
   },
   { field: 'maxTasksPerFrame', label: 'max tasks per frame', type: 'number', step: '1', help: 'detections of one frame a person is asked about' },
   { field: 'randomRate', label: 'random rate', type: 'number', step: '0.001', help: 'share of other frames sent anyway, for an unbiased measure of the model' },
+  {
+    field: 'randomBudgetShare',
+    label: 'random share of budget',
+    type: 'number',
+    step: '0.01',
+    help: 'ranked: random samples take at most this share of the daily budget',
+  },
   {
     field: 'diversityMinDistance',
     label: 'diversity min distance',

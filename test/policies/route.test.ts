@@ -157,6 +157,39 @@ describe('ranked selection', () => {
     expect(route(frames, ctx({ policy: { ...ranked, novelFrameDistance: 0 }, distances, pacing }), 1).tasks).toEqual([]);
   });
 
+  it('measures novelty against what the model learned from, not against frames queued today', () => {
+    // A new camera: its frames are close to each other and far from the references. A frame of it
+    // queued earlier does not make the next one look familiar; a clear frame stays familiar.
+    const frames = [frame('cam2', [['vehicle', 0.5]]), frame('clear', [['vehicle', 0.5]])];
+    const distances = new Map([
+      ['cam2', { queued: 0.004, reference: 0.05 }],
+      ['clear', { queued: 0.3, reference: 0.01 }],
+    ]);
+    const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.03, targetRate: 0.05 } }), 1);
+    expect(selections.get('cam2')!.novelty).toBe(0.05);
+    expect(selections.get('clear')!.novelty).toBe(0.01);
+    expect(tasks.map((t) => t.frameId)).toEqual(['cam2']);
+    // A near-duplicate of a queued frame is still skipped, and with no references the frame is
+    // compared with what was queued.
+    const copy = new Map([['cam2', { queued: 0.0005, reference: 0.05 }]]);
+    expect(route([frames[0]], ctx({ policy: ranked, distances: copy, pacing: { threshold: 0.03, targetRate: 0.05 } }), 1).tasks).toEqual([]);
+    const noRefs = new Map([['cam2', { queued: 0.3, reference: null }]]);
+    expect(route([frames[0]], ctx({ policy: ranked, distances: noRefs }), 1).selections.get('cam2')!.novelty).toBe(0.3);
+  });
+
+  it('keeps random samples to their share of the paced budget', () => {
+    const frames = Array.from({ length: 20_000 }, (_, i) => frame(`f${i}`, [], 'c', scattered(i)));
+    const policy = samplingPolicySchema.parse({ randomRate: 0.01, randomBudgetShare: 0.1 });
+    const random = (pacing?: { threshold: number | null; targetRate: number }) =>
+      route(frames, ctx({ policy, pacing }), 3).tasks.filter((t) => t.reason === 'random').length / frames.length;
+    // The budget allows 2% of frames: random samples get 10% of that, 0.2% of frames.
+    expect(random({ threshold: 1, targetRate: 0.02 })).toBeGreaterThan(0.0013);
+    expect(random({ threshold: 1, targetRate: 0.02 })).toBeLessThan(0.0027);
+    // A budget that allows every frame leaves the random rate as set; so does the band selection.
+    expect(random({ threshold: 1, targetRate: 1 })).toBeGreaterThan(0.008);
+    expect(random()).toBeGreaterThan(0.008);
+  });
+
   it('samples uncertain frames at the target rate while it learns the stream, the same way on every retry', () => {
     const frames = Array.from({ length: 4000 }, (_, i) => frame(`f${i}`, [['vehicle', 0.45]], 'c', scattered(i)));
     const run = () => route(frames, ctx({ policy: ranked, pacing: { threshold: null, targetRate: 0.1 } }), 2).tasks;
