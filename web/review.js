@@ -1,6 +1,7 @@
 // The reviewer's page: claim a task, see the frame with every predicted box, fix what is wrong
 // with the mouse or the keyboard, get a tight box from box assist, submit, next task.
 import { api, ApiError, escapeHtml, imageUrl, renderSignIn, signedInUser, token } from './api.js';
+import { mountSimilarObjects } from './similar-objects.js';
 
 const CLASS_COLOURS = ['#4da3ff', '#ff8fb1', '#4cd97b', '#ffd24d', '#c792ea', '#5fd7d7', '#ff9f43', '#a3be8c', '#ebcb8b'];
 const SHOW_SCORE = 0.3; // predictions below this are not drawn (the band starts at 0.3 by default)
@@ -10,6 +11,27 @@ const root = document.getElementById('root');
 const who = document.getElementById('who');
 let state = null; // { task, frame, predictions, boxes, selected, history, mode, classes, dirty }
 let leaseTimer = null;
+let similar = null; // { drawer, view } while the similar-objects panel is open
+
+/** Opens the similar-objects panel under the frame with the selected box (a stored detection) as
+ * the example; the task and its lease stay as they are. */
+function openSimilar() {
+  const box = state.boxes[state.selected];
+  if (!box?.predictionId) return setStatus('select a predicted box to see similar objects', 'bad');
+  if (!similar) {
+    const drawer = document.createElement('section');
+    drawer.className = 'similar-drawer';
+    drawer.setAttribute('aria-label', 'similar objects');
+    document.body.append(drawer);
+    similar = { drawer, view: mountSimilarObjects(drawer) };
+  }
+  similar.view.search([box.predictionId], box.className);
+}
+
+function closeSimilar() {
+  similar?.drawer.remove();
+  similar = null;
+}
 
 // The classes of the model that routed the task (from its metadata), plus any a prediction names.
 function classesOf(payload) {
@@ -41,6 +63,7 @@ function setStatus(text, kind = '') {
 
 async function next() {
   clearInterval(leaseTimer);
+  closeSimilar();
   root.innerHTML = '<div class="empty">Loading the next task…</div>';
   let payload;
   try {
@@ -120,7 +143,7 @@ function render() {
         <span><kbd>1</kbd>–<kbd>${classes.length}</kbd></span><span>class of the selected box: ${classes.map((c, i) => `${i + 1} ${escapeHtml(c)}`).join(', ')}</span>
         <kbd>d</kbd><span>draw a missing box (drag)</span>
         <kbd>b</kbd><span>box assist: drag a rough region or click an object</span>
-        <kbd>o</kbd><span>similar objects of the selected box (new tab)</span>
+        <kbd>o</kbd><span>similar objects of the selected box (panel; o or Esc closes)</span>
         <kbd>Esc</kbd><span>select / move mode</span>
         <kbd>Tab</kbd><span>select the next box</span>
         <kbd>Del</kbd><span>delete the selected box</span>
@@ -342,6 +365,8 @@ async function submit(decision) {
 document.addEventListener('keydown', async (e) => {
   if (!state || e.target.closest?.('input, textarea, select') || e.metaKey || e.ctrlKey || e.altKey) return;
   const key = e.key;
+  if (similar && (key === 'Escape' || key === 'o')) return closeSimilar();
+  if (similar?.view.handleKey(e)) return;
   if (/^[1-9]$/.test(key)) {
     const cls = state.classes[Number(key) - 1];
     if (cls && state.selected >= 0) {
@@ -372,14 +397,8 @@ document.addEventListener('keydown', async (e) => {
     case 'b':
       state.mode = 'assist';
       return render();
-    case 'o': {
-      // Similar objects of the selected box (a stored detection), in a tab of their own so the
-      // task and its lease stay here.
-      const box = state.boxes[state.selected];
-      if (!box?.predictionId) return setStatus('select a predicted box to see similar objects', 'bad');
-      window.open(`/app/objects?object=${encodeURIComponent(box.predictionId)}&class=${encodeURIComponent(box.className)}`, '_blank');
-      break;
-    }
+    case 'o':
+      return openSimilar();
     case 'Escape':
       state.mode = 'select';
       return render();

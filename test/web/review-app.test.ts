@@ -1,6 +1,8 @@
 // The review app in a real browser (Debian's Chromium through playwright-core), against the
 // real API and database: a reviewer claims a task, drags a box corner, uses box assist and
-// submits with the keyboard; finds similar objects, marks them and confirms proposals; a lead enters an invalid band and sees the error by the field.
+// submits with the keyboard; opens similar objects from a task, marks them by drag, click and key
+// and confirms proposals; searches objects across streams; a lead enters an invalid band and sees
+// the error by the field.
 import fs from 'node:fs';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
@@ -138,7 +140,7 @@ describe('review app', () => {
     await page.close();
   });
 
-  it('lets a reviewer find similar objects, mark one as a class and confirm the proposals with one key', async () => {
+  it('lets a reviewer open similar objects from a task, mark them by drag, click and key, and confirm the proposals with one key', async () => {
     // Objects of 8 sample frames: the tiny detector's embeddings, in what the loop would store
     // (a grid of boxes with a score in the band: the tiny detector's own have no area).
     const detector = await DetectorSession.load(fs.readFileSync(path.join(inject('tinyModelsDir'), 'detection.onnx')), { intraOpThreads: 1, minScore: 0 });
@@ -176,35 +178,58 @@ describe('review app', () => {
       vectorIndex: p.deps.vectorIndex,
     });
     const example = predictionId(rows[0].id, 'objects-web', 0);
+    // A task on the example, as the loop would route it (first in the queue).
+    await handle.db.insert(reviewTasks).values({
+      priority: 100,
+      dedupeKey: `${rows[0].id}:objects-web:0`,
+      streamId: STREAM,
+      cameraId: rows[0].cameraId,
+      frameId: rows[0].id,
+      predictionId: example,
+      modelVersion: 'objects-web',
+      className: batch[0].detections[0].className,
+      score: 0.55,
+      reason: 'band',
+      policyVersion: 1,
+    });
 
     const page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
-    await page.goto(`${base}/app/objects?object=${example}&class=cyclist`);
+    await page.goto(base + '/');
     await page.fill('#token', p.tokens.reviewer);
     await page.press('#token', 'Enter');
-    await page.waitForSelector('#results figure.tile');
-    expect(await page.locator('#results figure.tile').count()).toBe(31);
-    expect(await page.locator('#examples figure.tile').count()).toBe(1);
-    // The nearest result is marked positive with a click; the next one, with two, negative.
-    const tiles = page.locator('#results figure.tile');
+    await page.waitForSelector('#overlay g.box.review');
+    // o: the panel opens under the frame with the box under review as the example.
+    await page.keyboard.press('o');
+    const panel = page.locator('.similar-drawer');
+    const tiles = panel.locator('.results figure.tile');
+    await tiles.first().waitFor();
+    expect(await tiles.count()).toBe(31);
+    expect(await panel.locator('.examples figure.tile').count()).toBe(1);
+    await panel.locator('input[name=className]').fill('cyclist');
+    await panel.locator('input[name=className]').blur();
+    // The nearest result is dragged onto "is this class"; the next one, clicked twice, is negative.
     const positive = await tiles.nth(0).getAttribute('data-id');
     const negative = await tiles.nth(1).getAttribute('data-id');
-    await tiles.nth(0).click();
+    await tiles.nth(0).dragTo(panel.locator('.drop.positive'));
+    await expect.poll(() => tiles.nth(0).getAttribute('class')).toContain('positive');
     await tiles.nth(1).click();
     await tiles.nth(1).click();
     await expect.poll(() => tiles.nth(1).getAttribute('class')).toContain('negative');
-    await page.keyboard.press('x');
-    await expect.poll(() => page.textContent('#status')).toContain('1 marked not cyclist');
+    const status = panel.locator('.similar-status');
+    await page.keyboard.press('m');
+    await expect.poll(() => status.textContent()).toContain('1 marked not cyclist');
     await page.keyboard.press('p');
-    await expect.poll(() => page.textContent('#status')).toMatch(/2 marked cyclist; \d+ proposals/);
-    const proposals = page.locator('#proposals figure.tile');
+    await expect.poll(() => status.textContent()).toMatch(/2 marked cyclist; \d+ proposals/);
+    const proposals = panel.locator('.proposals figure.tile');
     const proposed = await proposals.count();
     expect(proposed).toBeGreaterThan(3);
-    // One proposal looks wrong: a click turns it red; c confirms the rest and rejects it.
+    // One proposal looks wrong: dragged onto "not this class" it turns red; c confirms the rest and rejects it.
     const wrong = await proposals.nth(0).getAttribute('data-id');
-    await proposals.nth(0).click();
-    await page.screenshot({ path: path.join(shots, 'objects.png') });
+    await proposals.nth(0).dragTo(panel.locator('.drop.negative'));
+    await expect.poll(() => proposals.nth(0).getAttribute('class')).toContain('negative');
+    await page.screenshot({ path: path.join(shots, 'similar-objects-panel.png') });
     await page.keyboard.press('c');
-    await expect.poll(() => page.textContent('#status')).toBe(`${proposed - 1} confirmed, 1 rejected`);
+    await expect.poll(() => status.textContent()).toBe(`${proposed - 1} confirmed, 1 rejected`);
     const decided = await handle.db.select().from(objectLabels).where(eq(objectLabels.className, 'cyclist'));
     const byId = new Map(decided.map((r) => [r.predictionId, r]));
     expect(byId.get(example)).toMatchObject({ polarity: 'positive', provenance: 'review' });
@@ -212,6 +237,21 @@ describe('review app', () => {
     expect(byId.get(negative!)).toMatchObject({ polarity: 'negative', provenance: 'review' });
     expect(byId.get(wrong!)).toMatchObject({ polarity: 'negative', provenance: 'propagated', status: 'confirmed' });
     expect(decided.filter((r) => r.provenance === 'propagated' && r.polarity === 'positive' && r.status === 'confirmed')).toHaveLength(proposed - 1);
+    // Esc closes the panel; the task is still the reviewer's.
+    await page.keyboard.press('Escape');
+    expect(await panel.count()).toBe(0);
+    expect(await page.locator('#overlay g.box.review').count()).toBe(1);
+
+    // The objects page searches the same objects across streams, with their labels shown; the
+    // two marked not cyclist no longer come back for cyclist.
+    await page.goto(`${base}/app/objects?object=${example}&class=cyclist`);
+    await page.waitForSelector('.results figure.tile');
+    expect(await page.locator('.results figure.tile').count()).toBe(29);
+    expect(await page.locator('.results figcaption', { hasText: '✓ cyclist' }).count()).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(shots, 'objects.png') });
+    await page.fill('input[name=streams]', 'no-such-stream');
+    await page.click('form.search button[type=submit]');
+    await expect.poll(() => page.textContent('.similar-status')).toBe('0 similar objects');
     await page.close();
   });
 
