@@ -41,12 +41,22 @@ export class LoopUnavailableError extends Error {
 /**
  * An update waits for a worker to run it. Callers (HTTP requests, deploy activities) must not
  * hang when no worker is up, so the wait is bounded; the stored policy or production pointer
- * still applies, because the loop reads them from the database.
+ * still applies, because the loop reads them from the database. At the bound the client's calls
+ * are aborted too: left running, the SDK kept polling for the update's result and, once the
+ * connection was closed, failed with "Channel has been shut down" from a retry timer, as an
+ * unhandled error no caller could catch.
  */
-async function within<T>(ms: number, what: string, streamId: string, run: () => Promise<T>): Promise<T> {
+async function within<T>(client: Client, ms: number, what: string, streamId: string, run: () => Promise<T>): Promise<T> {
+  const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new LoopUnavailableError(streamId, what, ms));
+      abort.abort();
+    }, ms);
+  });
   try {
-    return await Promise.race([run(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new LoopUnavailableError(streamId, what, ms)), ms)))]);
+    return await Promise.race([client.withAbortSignal(abort.signal, run), timedOut]);
   } finally {
     clearTimeout(timer);
   }
@@ -127,7 +137,7 @@ export class TemporalLoopControl implements LoopControl {
 
   async setPolicy(streamId: string, policyVersion: number): Promise<void> {
     // Update-with-start: a stream whose loop is not running yet gets one, already configured.
-    await within(this.settings.updateTimeoutMs ?? 5000, `policy version ${policyVersion}`, streamId, () =>
+    await within(this.client, this.settings.updateTimeoutMs ?? 5000, `policy version ${policyVersion}`, streamId, () =>
       this.client.workflow.executeUpdateWithStart(setPolicyUpdate, {
         args: [{ policyVersion }],
         updateId: `policy-${policyVersion}`,
@@ -137,7 +147,7 @@ export class TemporalLoopControl implements LoopControl {
   }
 
   async deployModel(streamId: string, deployment: { modelVersion: string; deploymentId: number }): Promise<DeployModelReply> {
-    return within(this.settings.updateTimeoutMs ?? 5000, `deployment ${deployment.deploymentId} (${deployment.modelVersion})`, streamId, () =>
+    return within(this.client, this.settings.updateTimeoutMs ?? 5000, `deployment ${deployment.deploymentId} (${deployment.modelVersion})`, streamId, () =>
       this.client.workflow.executeUpdateWithStart(deployModelUpdate, {
         args: [deployment],
         // One id per deployment: the server and the loop drop a repeat of the same deployment,
@@ -151,7 +161,7 @@ export class TemporalLoopControl implements LoopControl {
   async status(streamId: string): Promise<StreamStatus | null> {
     const handle = this.client.workflow.getHandle(streamWorkflowId(streamId));
     try {
-      return await within(this.settings.updateTimeoutMs ?? 5000, 'its status', streamId, () => handle.query(statusQuery));
+      return await within(this.client, this.settings.updateTimeoutMs ?? 5000, 'its status', streamId, () => handle.query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
