@@ -5,24 +5,19 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/client.ts';
-import { getPolicy } from '../db/policies.ts';
 import {
-  boostedCameras,
-  frameDistances,
-  framesIngestedInHourBefore,
-  recentSelectionValues,
   latestPolicyVersion,
   nextFrames,
   persistScoredBatch,
+  routingInputs,
   streamCursor,
-  tasksRoutedToday,
   type FrameFailure,
   type PendingFrame,
   type ScoredFrameRow,
 } from '../db/scoring.ts';
 import { UndecodableFramesError, type FrameResult } from '../models/sessions.ts';
 import { latestDeployment, productionModel } from '../db/models.ts';
-import { pacedThreshold, targetRate } from '../policies/pacing.ts';
+import { batchPacing } from '../policies/pacing.ts';
 import { routeBatch } from '../policies/route.ts';
 import { linkTracks } from '../db/tracks.ts';
 import { logger } from '../observability/logger.ts';
@@ -174,20 +169,6 @@ export function createScoringActivities(deps: ScoringDeps) {
     }
   }
 
-  /**
-   * The ranked selection's pacing for this batch: the share of the frames still expected today
-   * that the budget left covers, and the value at that share of the stream's recent frames. It is
-   * anchored to the batch's own frames (their ingest time, the values stored before them), so a
-   * retried batch routes the same frames.
-   */
-  async function pacingFor(streamId: string, pending: PendingFrame[], budgetRemaining: number | null, window: number, warmup: number) {
-    const anchor = new Date(Math.max(...pending.map((f) => f.ingestedAt.getTime())));
-    const perHour = await framesIngestedInHourBefore(deps.db, streamId, anchor);
-    const endOfDay = Date.UTC(anchor.getUTCFullYear(), anchor.getUTCMonth(), anchor.getUTCDate() + 1);
-    const rate = targetRate(budgetRemaining, (perHour * (endOfDay - anchor.getTime())) / 3600_000);
-    return { threshold: pacedThreshold(await recentSelectionValues(deps.db, streamId, window), rate, warmup), targetRate: rate };
-  }
-
   return {
     /** The production detector and the stream's newest policy, for a loop's first run. */
     async resolveStreamConfig(input: { streamId: string }): Promise<{ modelVersion: string | null; deployment: DeploymentRef | null; policyVersion: number }> {
@@ -233,17 +214,22 @@ export function createScoringActivities(deps: ScoringDeps) {
       const t1 = performance.now();
       await linkTracks(deps.db, deps.vectorIndex, { streamId: input.streamId, modelVersion, frames, maxGapMs: trackMaxGapMs });
       const trackMs = performance.now() - t1;
-      const policy = await getPolicy(deps.db, input.streamId, policyVersion);
       const at = now();
-      const boosts = await boostedCameras(deps.db, input.streamId, at);
-      const distances = await frameDistances(deps.db, input.streamId, modelVersion, frames);
-      const routedToday = policy.dailyBudget === null ? 0 : await tasksRoutedToday(deps.db, input.streamId, at);
+      // The batch's own newest frame anchors the pacing, so a retried batch routes the same frames.
+      const anchor = new Date(Math.max(...pending.map((f) => f.ingestedAt.getTime())));
+      const { policy, boosted, routedToday, framesLastHour, recentValues, distances } = await routingInputs(deps.db, {
+        streamId: input.streamId,
+        modelVersion,
+        policyVersion,
+        at,
+        anchor,
+        batch: frames,
+      });
       const budgetRemaining = policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday);
-      const pacing =
-        policy.selection === 'ranked' ? await pacingFor(input.streamId, pending, budgetRemaining, policy.pacingWindow, policy.pacingWarmup) : undefined;
+      const pacing = policy.selection === 'ranked' ? batchPacing(anchor, framesLastHour, budgetRemaining, recentValues, policy.pacingWarmup) : undefined;
       const { tasks, selections } = routeBatch(
         frames,
-        { policy, budgetRemaining, isBoosted: (cameraId) => boosts.has(null) || boosts.has(cameraId), distances, pacing },
+        { policy, budgetRemaining, isBoosted: (cameraId) => boosted.has(null) || boosted.has(cameraId), distances, pacing },
         policyVersion,
       );
       for (const f of frames) f.selection = selections.get(f.frameId);

@@ -22,12 +22,17 @@ export async function getPolicy(db: DbOrTx, streamId: string, version: number): 
     .select({ policy: samplingPolicies.policy })
     .from(samplingPolicies)
     .where(and(eq(samplingPolicies.streamId, streamId), eq(samplingPolicies.version, version)));
-  if (!row) {
+  return policyOrDefault(streamId, version, row?.policy);
+}
+
+/** A stored policy row's value (or none) as the policy of that version. */
+export function policyOrDefault(streamId: string, version: number, stored: unknown): SamplingPolicy {
+  if (stored === undefined || stored === null) {
     if (version === 1) return defaultSamplingPolicy;
     throw new Error(`Stream "${streamId}" has no sampling policy version ${version}`);
   }
   // Stored policies were validated on the way in; parsing again fills defaults added since.
-  return samplingPolicySchema.parse(row.policy);
+  return samplingPolicySchema.parse(stored);
 }
 
 /** The newest stored version, or the implicit default (version 1) when none is stored. */

@@ -1,9 +1,11 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
 import { createHash } from 'node:crypto';
-import { and, asc, count, desc, eq, gt, gte, isNotNull, lte, notExists, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, isNotNull, notExists, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
+import { defaultSamplingPolicy, type SamplingPolicy } from '../policies/sampling-policy.ts';
+import { policyOrDefault } from './policies.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
@@ -71,86 +73,104 @@ export async function latestPolicyVersion(db: DbOrTx, streamId: string): Promise
   return row?.version ?? null;
 }
 
-/** Tasks routed to a stream since the start of the current UTC day. */
-export async function tasksRoutedToday(db: DbOrTx, streamId: string, now: Date): Promise<number> {
-  const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-  const [row] = await db
-    .select({ n: count() })
-    .from(reviewTasks)
-    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart)));
-  return row?.n ?? 0;
-}
-
-/** Cameras of a stream with an active drift boost; `null` in the set means every camera. */
-export async function boostedCameras(db: DbOrTx, streamId: string, now: Date): Promise<Set<string | null>> {
-  const rows = await db
-    .select({ cameraId: driftBoosts.cameraId })
-    .from(driftBoosts)
-    .where(and(eq(driftBoosts.streamId, streamId), gt(driftBoosts.expiresAt, now)));
-  return new Set(rows.map((r) => r.cameraId));
-}
-
 /** How many of a stream's most recently queued frames a new frame is compared against. */
 const NOVELTY_LOOKBACK = 1000;
 
+/** What the routing step needs to know about a stream for one batch (policies/route.ts). */
+export interface RoutingInputs {
+  policy: SamplingPolicy;
+  /** Cameras with an active drift boost; `null` in the set means every camera. */
+  boosted: Set<string | null>;
+  /** Tasks routed to the stream since the start of the UTC day of `at`. */
+  routedToday: number;
+  /** Frames the stream received in the hour before `anchor`: its rate, for pacing the budget. */
+  framesLastHour: number;
+  /** The ranked selection's values of the stream's most recently scored frames (the policy's
+   * pacing window of them; none under the band selection). */
+  recentValues: number[];
+  /** Per frame of the batch: cosine distance to the nearest of the stream's last queued (or
+   * labelled) frames, by the embedding they were routed with, and to the nearest reference frame
+   * of the model scoring it. */
+  distances: Map<string, FrameDistances>;
+}
+
 /**
- * For each frame of a batch, the cosine distance of its embedding to the nearest of the stream's
- * most recently queued (or labelled) frames, and to the nearest reference frame of the model
- * scoring it: answered by pgvector in one statement per batch (the two comparison sets are read
- * once), so no embeddings travel to this process. A queued frame is compared by the embedding it
- * was routed with (the model's own space).
+ * Everything the routing step reads, in one statement per batch (it was six round trips): the
+ * policy version, drift boosts, today's task count, the last hour's frames, the recent selection
+ * values and every frame's distances, answered by pgvector so no embeddings travel here. `at`
+ * is the batch's clock and `anchor` its newest frame's ingest time, so a retried batch reads the
+ * same pacing inputs.
  */
-export async function frameDistances(
+export async function routingInputs(
   db: DbOrTx,
-  streamId: string,
-  modelVersion: string,
-  batch: { frameId: string; embedding: number[] }[],
-): Promise<Map<string, FrameDistances>> {
-  if (batch.length === 0) return new Map();
-  const probes = sql.join(
-    batch.map((f) => sql`(${f.frameId}, ${`[${f.embedding.join(',')}]`}::vector)`),
-    sql`, `,
-  );
-  type Row = { frame_id: string; queued: number | string | null; reference: number | string | null };
+  q: { streamId: string; modelVersion: string; policyVersion: number; at: Date; anchor: Date; batch: { frameId: string; embedding: number[] }[] },
+): Promise<RoutingInputs> {
+  const dayStart = new Date(Date.UTC(q.at.getUTCFullYear(), q.at.getUTCMonth(), q.at.getUTCDate()));
+  const hourBefore = new Date(q.anchor.getTime() - 3600_000);
+  const probes = q.batch.length
+    ? sql.join(
+        q.batch.map((f) => sql`(${f.frameId}, ${`[${f.embedding.join(',')}]`}::vector)`),
+        sql`, `,
+      )
+    : sql`(null::text, null::vector)`;
+  const ts = (d: Date) => sql`${d.toISOString()}::timestamptz`;
+  type Row = {
+    policy: unknown;
+    boosted: (string | null)[];
+    routed_today: number | string;
+    last_hour: number | string;
+    recent: number[];
+    distances: { frameId: string | null; queued: number | null; reference: number | null }[];
+  };
   const result = await db.execute(sql`
-    with queued as materialized (
+    with chosen as (
+      select ${samplingPolicies.policy} as policy from ${samplingPolicies}
+      where ${samplingPolicies.streamId} = ${q.streamId} and ${samplingPolicies.version} = ${q.policyVersion}
+    ), queued as materialized (
       select ${frameScores.embedding} as embedding
       from ${reviewTasks}
       join ${frameScores} on ${frameScores.frameId} = ${reviewTasks.frameId} and ${frameScores.modelVersion} = ${reviewTasks.modelVersion}
-      where ${reviewTasks.streamId} = ${streamId}
+      where ${reviewTasks.streamId} = ${q.streamId}
       order by ${reviewTasks.createdAt} desc
       limit ${NOVELTY_LOOKBACK}
     ), refs as materialized (
-      select ${modelReferences.embedding} as embedding from ${modelReferences} where ${modelReferences.modelVersion} = ${modelVersion}
+      select ${modelReferences.embedding} as embedding from ${modelReferences} where ${modelReferences.modelVersion} = ${q.modelVersion}
     )
-    select b.frame_id,
-      (select min(q.embedding <=> b.e) from queued q) as queued,
-      (select min(r.embedding <=> b.e) from refs r) as reference
-    from (values ${probes}) as b(frame_id, e)`);
-  const orNull = (d: number | string | null) => (d === null ? null : Number(d));
-  // Both drivers (node-postgres and PGlite) answer a raw statement with `{ rows }`.
-  const { rows } = result as { rows: Row[] };
-  return new Map(rows.map((r) => [r.frame_id, { queued: orNull(r.queued), reference: orNull(r.reference) }]));
-}
-
-/** The ranked selection's values of the stream's most recently scored frames, newest first. */
-export async function recentSelectionValues(db: DbOrTx, streamId: string, limit: number): Promise<number[]> {
-  const rows = await db
-    .select({ v: frameScores.selectionValue })
-    .from(frameScores)
-    .where(and(eq(frameScores.streamId, streamId), isNotNull(frameScores.selectionValue)))
-    .orderBy(desc(frameScores.scoredAt))
-    .limit(limit);
-  return rows.map((r) => r.v!);
-}
-
-/** Frames a stream received in the hour before `at`: its rate, for pacing the daily budget. */
-export async function framesIngestedInHourBefore(db: DbOrTx, streamId: string, at: Date): Promise<number> {
-  const [row] = await db
-    .select({ n: count() })
-    .from(frames)
-    .where(and(eq(frames.streamId, streamId), gt(frames.ingestedAt, new Date(at.getTime() - 3600_000)), lte(frames.ingestedAt, at)));
-  return row?.n ?? 0;
+    select
+      (select policy from chosen) as policy,
+      (select coalesce(json_agg(${driftBoosts.cameraId}), '[]'::json) from ${driftBoosts}
+        where ${driftBoosts.streamId} = ${q.streamId} and ${driftBoosts.expiresAt} > ${ts(q.at)}) as boosted,
+      (select count(*) from ${reviewTasks} where ${reviewTasks.streamId} = ${q.streamId} and ${reviewTasks.createdAt} >= ${ts(dayStart)}) as routed_today,
+      (select count(*) from ${frames}
+        where ${frames.streamId} = ${q.streamId} and ${frames.ingestedAt} > ${ts(hourBefore)} and ${frames.ingestedAt} <= ${ts(q.anchor)}) as last_hour,
+      (select coalesce(json_agg(v), '[]'::json) from (
+        select ${frameScores.selectionValue} as v from ${frameScores}
+        where ${frameScores.streamId} = ${q.streamId} and ${frameScores.selectionValue} is not null
+        order by ${frameScores.scoredAt} desc
+        -- the policy's pacing window under the ranked selection; none under the band selection
+        limit (select case when coalesce(policy->>'selection', ${defaultSamplingPolicy.selection}) = 'ranked'
+          then coalesce((policy->>'pacingWindow')::int, ${defaultSamplingPolicy.pacingWindow}) else 0 end
+          from (select (select policy from chosen) as policy) p)
+      ) r) as recent,
+      (select json_agg(json_build_object(
+          'frameId', b.frame_id,
+          'queued', (select min(x.embedding <=> b.e) from queued x),
+          'reference', (select min(r.embedding <=> b.e) from refs r)))
+        from (values ${probes}) as b(frame_id, e)) as distances`);
+  // Both drivers (node-postgres and PGlite) answer a raw statement with `{ rows }` and parse json.
+  const [row] = (result as { rows: Row[] }).rows;
+  return {
+    policy: policyOrDefault(q.streamId, q.policyVersion, row.policy),
+    boosted: new Set(row.boosted),
+    routedToday: Number(row.routed_today),
+    framesLastHour: Number(row.last_hour),
+    recentValues: row.recent.map(Number),
+    distances: new Map(
+      row.distances
+        .filter((d) => d.frameId !== null)
+        .map((d) => [d.frameId!, { queued: d.queued === null ? null : Number(d.queued), reference: d.reference === null ? null : Number(d.reference) }]),
+    ),
+  };
 }
 
 /** A detection with its rank in the frame's output (0 = highest score) and its track, if any. */

@@ -20,3 +20,14 @@ export function pacedThreshold(recentValues: number[], rate: number, minHistory:
   if (rate >= 1) return 0;
   return quantile(recentValues, 1 - rate);
 }
+
+/**
+ * The ranked selection's pacing for a batch whose newest frame arrived at `anchor`: the share of
+ * the frames still expected today (at the last hour's rate) that the budget left covers, and the
+ * bar at that share of the stream's recent values.
+ */
+export function batchPacing(anchor: Date, framesLastHour: number, budgetRemaining: number | null, recentValues: number[], warmup: number) {
+  const endOfDay = Date.UTC(anchor.getUTCFullYear(), anchor.getUTCMonth(), anchor.getUTCDate() + 1);
+  const rate = targetRate(budgetRemaining, (framesLastHour * (endOfDay - anchor.getTime())) / 3600_000);
+  return { threshold: pacedThreshold(recentValues, rate, warmup), targetRate: rate };
+}

@@ -3,16 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { count, eq } from 'drizzle-orm';
 import type { DbHandle } from '../../db/client.ts';
 import { PgvectorIndex } from '../../db/pgvector-index.ts';
-import { frames, frameScores, objectVectors, predictions, reviewTasks, streams } from '../../db/schema.ts';
-import {
-  CursorMovedError,
-  frameDistances,
-  nextFrames,
-  persistScoredBatch,
-  recentSelectionValues,
-  streamCursor,
-  type ScoredFrameRow,
-} from '../../db/scoring.ts';
+import { driftBoosts, frames, frameScores, objectVectors, predictions, reviewTasks, streams } from '../../db/schema.ts';
+import { savePolicy } from '../../db/policies.ts';
+import { defaultSamplingPolicy, samplingPolicySchema } from '../../policies/sampling-policy.ts';
+import { CursorMovedError, nextFrames, persistScoredBatch, routingInputs, streamCursor, type ScoredFrameRow } from '../../db/scoring.ts';
 import { saveModelReference } from '../../db/drift.ts';
 import { cosineDistance } from '../../policies/route.ts';
 import { createTestDb, testFrame } from '../helpers/db.ts';
@@ -118,7 +112,7 @@ describe('persistScoredBatch', () => {
     expect(next.map((f) => f.id)).toEqual([rows[2].id, rows[4].id]);
   });
 
-  it("answers each frame's distance to the stream's queued frames and to the model's reference frames in the database", async () => {
+  it("reads a batch's routing inputs in one statement: policy, boosts, today's tasks, the last hour's frames, recent values, and distances answered by pgvector", async () => {
     const rows = await seedFrames(3);
     const vec = (seed: number) => Array.from({ length: 128 }, (_, i) => Math.sin(seed * 7.1 + i * 0.37));
     const reference = [vec(1), vec(2)];
@@ -141,12 +135,27 @@ describe('persistScoredBatch', () => {
       vectorIndex,
     });
     const probe = vec(11.5);
-    const answer = await frameDistances(handle.db, 's1', 'm1', [{ frameId: 'new', embedding: probe }]);
-    const d = answer.get('new')!;
+    const at = new Date();
+    const inputs = (streamId: string, modelVersion: string, policyVersion = 1) =>
+      routingInputs(handle.db, { streamId, modelVersion, policyVersion, at, anchor: at, batch: [{ frameId: 'new', embedding: probe }] });
+    const got = await inputs('s1', 'm1');
+    const d = got.distances.get('new')!;
     expect(d.queued).toBeCloseTo(cosineDistance(vec(10), probe), 5);
     expect(d.reference).toBeCloseTo(Math.min(...reference.map((r) => cosineDistance(r, probe))), 5);
+    expect(got.policy).toEqual(defaultSamplingPolicy);
+    expect(got.recentValues.sort()).toEqual([0.4, 0.5]);
+    expect(got).toMatchObject({ routedToday: 1, framesLastHour: 3, boosted: new Set() });
     // Another model's references and another stream's tasks are not compared against.
-    expect(await frameDistances(handle.db, 's2', 'm2', [{ frameId: 'new', embedding: probe }])).toEqual(new Map([['new', { queued: null, reference: null }]]));
-    expect(await recentSelectionValues(handle.db, 's1', 10)).toEqual(expect.arrayContaining([0.5, 0.4]));
+    expect((await inputs('s2', 'm2')).distances).toEqual(new Map([['new', { queued: null, reference: null }]]));
+    // A stored version with the band selection: no recent values are read; a boost shows.
+    await savePolicy(handle.db, 's1', samplingPolicySchema.parse({ selection: 'band', dailyBudget: 7 }), 'test');
+    await handle.db.insert(driftBoosts).values({ streamId: 's1', cameraId: null, reason: 'drift', expiresAt: new Date(at.getTime() + 60_000) });
+    const band = await inputs('s1', 'm1', 1);
+    expect(band.policy).toMatchObject({ selection: 'band', dailyBudget: 7 });
+    expect(band.recentValues).toEqual([]);
+    expect(band.boosted).toEqual(new Set([null]));
+    await expect(inputs('s1', 'm1', 9)).rejects.toThrow('has no sampling policy version 9');
+    // An empty batch still answers the rest.
+    expect((await routingInputs(handle.db, { streamId: 's1', modelVersion: 'm1', policyVersion: 1, at, anchor: at, batch: [] })).distances.size).toBe(0);
   });
 });

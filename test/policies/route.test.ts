@@ -180,14 +180,18 @@ describe('ranked selection', () => {
   it('keeps random samples to their share of the paced budget', () => {
     const frames = Array.from({ length: 20_000 }, (_, i) => frame(`f${i}`, [], 'c', scattered(i)));
     const policy = samplingPolicySchema.parse({ randomRate: 0.01, randomBudgetShare: 0.1 });
-    const random = (pacing?: { threshold: number | null; targetRate: number }) =>
-      route(frames, ctx({ policy, pacing }), 3).tasks.filter((t) => t.reason === 'random').length / frames.length;
+    const random = (budgetRemaining: number | null, pacing?: { threshold: number | null; targetRate: number }) =>
+      route(frames, ctx({ policy, budgetRemaining, pacing }), 3).tasks.filter((t) => t.reason === 'random').length / frames.length;
     // The budget allows 2% of frames: random samples get 10% of that, 0.2% of frames.
-    expect(random({ threshold: 1, targetRate: 0.02 })).toBeGreaterThan(0.0013);
-    expect(random({ threshold: 1, targetRate: 0.02 })).toBeLessThan(0.0027);
-    // A budget that allows every frame leaves the random rate as set; so does the band selection.
-    expect(random({ threshold: 1, targetRate: 1 })).toBeGreaterThan(0.008);
-    expect(random()).toBeGreaterThan(0.008);
+    expect(random(400, { threshold: 1, targetRate: 0.02 })).toBeGreaterThan(0.0013);
+    expect(random(400, { threshold: 1, targetRate: 0.02 })).toBeLessThan(0.0027);
+    // A budget that allows every frame leaves the random rate as set; so do no budget and the
+    // band selection.
+    expect(random(1e6, { threshold: 1, targetRate: 1 })).toBeGreaterThan(0.008);
+    expect(random(null, { threshold: 1, targetRate: 1 })).toBeGreaterThan(0.008);
+    expect(random(400)).toBeGreaterThan(0.008);
+    // With no budget nothing caps it, even at a random rate of 1.
+    expect(route(frames.slice(0, 50), ctx({ policy: { ...policy, randomRate: 1 }, pacing: { threshold: 1, targetRate: 1 } }), 3).tasks).toHaveLength(50);
   });
 
   it('samples uncertain frames at the target rate while it learns the stream, the same way on every retry', () => {
