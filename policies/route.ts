@@ -219,8 +219,9 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
 /**
  * Share of frames sampled at random for an unbiased measure of the model. Under the paced
  * (ranked) selection with a daily budget it is capped so random samples take at most
- * randomBudgetShare of what the budget allows: at the plain 1% of frames they took 40 to 46 of a 50-frame budget over a
- * 3,200-frame day in the label benchmark, leaving the selection almost nothing.
+ * randomBudgetShare of what the budget allows: at the plain 1% of frames they took 40 to 46
+ * of a 50-frame budget over a 3,200-frame day in the label benchmark, leaving the selection
+ * almost nothing.
  */
 function randomRate(policy: SamplingPolicy, ctx: RoutingContext): number {
   if (!ctx.pacing || ctx.budgetRemaining === null) return policy.randomRate;
