@@ -353,13 +353,7 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, results
     }
     await detector.release();
 
-    const overall = Object.fromEntries(
-      opts.policies.map((policy) => {
-        const r = opts.scenarios.map((sc) => (results.reductions as Record<string, Record<string, number | null>>)[sc][policy]);
-        const reached = r.filter((x): x is number => x !== null);
-        return [policy, reached.length === r.length ? mean(reached) : null];
-      }),
-    );
+    const overall = meanReductions(opts.policies, opts.scenarios, results);
     results.meanReduction = overall;
     if (opts.rare) results.rare = await benchRareEvents(opts, work);
     results.minutes = (performance.now() - started) / 60000;
@@ -373,6 +367,53 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, results
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The tables of a saved run, including one stopped part-way (a full run takes over an hour on 2
+ * cores): for each shift, over the seeds on which every policy finished every budget. The file
+ * gains the reductions and clear-scene gaps of those seeds, and `summarisedSeeds` names them.
+ */
+export function summariseSaved(file: string) {
+  const results = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown> & {
+    options: LabelEfficiencyOptions;
+    points: Point[];
+    base: Record<string, { shift: number; clear: number }>;
+  };
+  const { options: opts, points } = results;
+  const done = (scenario: string, seed: number) =>
+    opts.policies.every((policy) =>
+      opts.budgets.every((budget) => points.some((p) => p.scenario === scenario && p.seed === seed && p.policy === policy && p.budget === budget)),
+    );
+  const summarised: Record<string, number[]> = {};
+  for (const scenario of opts.scenarios) {
+    const seeds = opts.seeds.filter((seed) => done(scenario, seed));
+    if (seeds.length === 0 || !results.base?.[scenario]) continue;
+    summarised[scenario] = seeds;
+    summarise(
+      { ...opts, seeds },
+      scenario,
+      results.base[scenario],
+      points.filter((p) => seeds.includes(p.seed)),
+      results,
+    );
+  }
+  results.summarisedSeeds = summarised;
+  results.meanReduction = meanReductions(opts.policies, Object.keys(summarised), results);
+  fs.writeFileSync(file, JSON.stringify(results, null, 2));
+  return summarised;
+}
+
+/** Per policy, the mean over shifts of its mean reduction in labels against random (null when
+ * it missed the target on some seed). */
+function meanReductions(policies: Policy[], scenarios: string[], results: Record<string, unknown>) {
+  return Object.fromEntries(
+    policies.map((policy) => {
+      const r = scenarios.map((sc) => (results.reductions as Record<string, Record<string, number | null>>)[sc][policy]);
+      const reached = r.filter((x): x is number => x !== null);
+      return [policy, reached.length === r.length ? mean(reached) : null];
+    }),
+  );
 }
 
 /** The tables of one shift: mAP by budget, labels to the target per seed, the clear-scene gap. */

@@ -13,7 +13,7 @@ import { searchAttributes } from '../workflows/shared.ts';
 import { benchBoxAssist } from './box-assist.ts';
 import { benchDrift } from './drift.ts';
 import { benchIngestMemory } from './ingest-memory.ts';
-import { benchLabelEfficiency, defaultLabelEfficiency, quickLabelEfficiency } from './label-efficiency.ts';
+import { benchLabelEfficiency, defaultLabelEfficiency, quickLabelEfficiency, summariseSaved } from './label-efficiency.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
 import { benchObjectHeadCost, benchObjectSearch, benchPropagation } from './objects.ts';
@@ -78,7 +78,10 @@ if (want('metrics')) await benchMetrics();
 const resultsDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
 // `labels quick`: one shift, one seed, two budgets (minutes); its results go to their own file.
-if (want('labels')) {
+// `labels summarise`: the tables of the saved full run (one stopped part-way too), without running.
+if (want('labels') && only.includes('summarise')) {
+  console.log(summariseSaved(path.join(resultsDir, 'label-efficiency.json')));
+} else if (want('labels')) {
   const quick = only.includes('quick');
   const opts = quick ? quickLabelEfficiency : defaultLabelEfficiency;
   const narrowed = {
