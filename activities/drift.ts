@@ -98,7 +98,13 @@ export function createDriftActivities(deps: DriftDeps) {
           summary: `the reference (${referenceName}) has ${reference.embeddings.length} frames; at least ${MIN_WINDOW} are needed`,
         };
       }
-      const reportSettings = { alpha: settings.alpha, components: settings.components, correction: settings.correction, minEffect: settings.minEffect };
+      const reportSettings = {
+        alpha: settings.alpha,
+        components: settings.components,
+        correction: settings.correction,
+        minEffect: settings.minEffect,
+        classifierMinAuc: settings.classifierMinAuc,
+      };
 
       const test = async (
         segmentType: SegmentOutcome['segmentType'],

@@ -1,8 +1,14 @@
-// A drift report: PCA fitted on the reference and current embeddings together, a KS test per
-// component between the two windows, corrected for testing many components, plus KS tests on
-// the confidence scores and detections per frame. A component counts as drifted only when it is
-// significant after correction AND its KS statistic reaches the minimum effect size: with large
-// windows every tiny shift becomes significant, and an alert nobody can act on is noise.
+// A drift report: two families of tests on the embeddings under one error budget (alpha split
+// between them, Bonferroni), plus KS tests on the confidence scores and detections per frame.
+//   KS on PCA   PCA fitted on the reference and current embeddings together, a KS test per
+//               component between the two windows, corrected for testing many components;
+//   classifier  a classifier two-sample test on the whole embedding (drift/classifier-test.ts),
+//               for what the top components miss (a shift along a low-variance direction, a
+//               change of spread).
+// A finding counts as drift only when it is significant after correction AND reaches its minimum
+// effect size (a KS statistic, an AUC): with large windows every tiny shift becomes
+// significant, and an alert nobody can act on is noise.
+import { classifierTest, type ClassifierFeature } from './classifier-test.ts';
 import { correct, type Correction } from './corrections.ts';
 import { ks2samp } from './ks.ts';
 import { fitPca, projectPca } from './pca.ts';
@@ -13,9 +19,25 @@ export interface DriftSettings {
   correction: Correction;
   /** Smallest KS statistic (largest CDF gap) that counts as drift. */
   minEffect: number;
+  /** Smallest held-out AUC of the classifier test that counts as drift (0.5: no difference). */
+  classifierMinAuc: number;
 }
 
-const defaultDriftSettings: DriftSettings = { alpha: 0.05, components: 8, correction: 'bonferroni', minEffect: 0.1 };
+const defaultDriftSettings: DriftSettings = { alpha: 0.05, components: 8, correction: 'bonferroni', minEffect: 0.1, classifierMinAuc: 0.55 };
+
+/** Families of tests on the embeddings that share alpha (Bonferroni across them). */
+const FAMILIES = 2;
+
+interface ClassifierResult {
+  auc: number;
+  pvalue: number;
+  /** Corrected for the two families. */
+  adjustedP: number;
+  significant: boolean;
+  drifted: boolean;
+  /** What the classifier leaned on: dimensions of the embedding and whether mean or spread. */
+  topFeatures: ClassifierFeature[];
+}
 
 interface ComponentResult {
   component: number;
@@ -42,6 +64,7 @@ export interface DriftReport {
   referenceSize: number;
   windowSize: number;
   components: ComponentResult[];
+  classifier: ClassifierResult;
   maxStatistic: number;
   minAdjustedP: number;
   confidence: SignalResult | null;
@@ -85,7 +108,7 @@ export function driftReport(input: DriftInput, settings: DriftSettings = default
   const adjusted = correct(
     tests.map((t) => t.pvalue),
     settings.correction,
-  );
+  ).map((p) => Math.min(1, p * FAMILIES));
   const components = tests.map((t, k) => {
     const significant = adjusted[k] < settings.alpha;
     return {
@@ -98,22 +121,36 @@ export function driftReport(input: DriftInput, settings: DriftSettings = default
       drifted: significant && t.statistic >= settings.minEffect,
     };
   });
+  const c2st = classifierTest(input.reference, input.current);
+  const classifierAdjustedP = Math.min(1, c2st.pvalue * FAMILIES);
+  const classifier: ClassifierResult = {
+    ...c2st,
+    adjustedP: classifierAdjustedP,
+    significant: classifierAdjustedP < settings.alpha,
+    drifted: classifierAdjustedP < settings.alpha && c2st.auc >= settings.classifierMinAuc,
+  };
   const drifted = components.filter((c) => c.drifted);
   const significantOnly = components.filter((c) => c.significant && !c.drifted);
   const maxStatistic = Math.max(...components.map((c) => c.statistic));
-  const minAdjustedP = Math.min(...components.map((c) => c.adjustedP));
-  const summary = drifted.length
-    ? `drift: ${drifted.length} of ${components.length} components shifted (largest CDF gap ${maxStatistic.toFixed(3)}, corrected p ${minAdjustedP.toExponential(2)})`
-    : significantOnly.length
-      ? `no drift: ${significantOnly.length} components differ significantly but by less than the minimum effect ${settings.minEffect} (largest gap ${maxStatistic.toFixed(3)})`
-      : `no drift: largest CDF gap ${maxStatistic.toFixed(3)}, smallest corrected p ${minAdjustedP.toFixed(3)}`;
+  const minAdjustedP = Math.min(...components.map((c) => c.adjustedP), classifierAdjustedP);
+  const leanedOn = classifier.topFeatures.map((f) => `dim ${f.dimension} ${f.kind}`).join(', ');
+  const findings = [
+    drifted.length ? `${drifted.length} of ${components.length} components shifted (largest CDF gap ${maxStatistic.toFixed(3)})` : '',
+    classifier.drifted ? `a classifier tells the windows apart (held-out AUC ${classifier.auc.toFixed(3)}), leaning on ${leanedOn}` : '',
+  ].filter(Boolean);
+  const summary = findings.length
+    ? `drift: ${findings.join('; ')}; corrected p ${minAdjustedP.toExponential(2)}`
+    : significantOnly.length || classifier.significant
+      ? `no drift: differences are significant but below the minimum effect (largest CDF gap ${maxStatistic.toFixed(3)} < ${settings.minEffect}, classifier AUC ${classifier.auc.toFixed(3)} < ${settings.classifierMinAuc})`
+      : `no drift: largest CDF gap ${maxStatistic.toFixed(3)}, classifier AUC ${classifier.auc.toFixed(3)}, smallest corrected p ${minAdjustedP.toFixed(3)}`;
   return {
-    drift: drifted.length > 0,
+    drift: findings.length > 0,
     summary,
     settings,
     referenceSize: input.reference.length,
     windowSize: input.current.length,
     components,
+    classifier,
     maxStatistic,
     minAdjustedP,
     confidence: signal(input.referenceScores, input.currentScores, settings),

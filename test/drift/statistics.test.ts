@@ -66,7 +66,7 @@ describe('drift report', () => {
     const tiny = driftReport({ reference: window(9000, 4), current: window(9000, 5, 1.2) });
     expect(tiny.components.some((c) => c.significant)).toBe(true);
     expect(tiny.drift).toBe(false);
-    expect(tiny.summary).toContain('less than the minimum effect');
+    expect(tiny.summary).toContain('below the minimum effect');
   });
 
   it('tests confidences and detections per frame in the same report', () => {
