@@ -91,7 +91,7 @@ export async function benchDrift() {
     rows.push(row);
   }
   table(
-    `Drift flagged (fraction of ${trials} trials; reference: the seed model's 200 held-out frames of its training cameras; alpha 0.05, Bonferroni over 8 components, min effect 0.1)`,
+    `Drift flagged (fraction of ${trials} trials; reference: the seed model's 200 held-out frames of its training cameras; alpha 0.05 shared by KS on 8 components (Bonferroni, min effect 0.1) and the classifier test (min AUC 0.55))`,
     ['scenario', 'window 50', 'window 200', 'window 1000'],
     rows,
   );
