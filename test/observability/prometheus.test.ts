@@ -65,7 +65,11 @@ describe('dashboards against a real Prometheus', () => {
     workers = await startPlatformWorkers(p, connection, createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }));
     const lead = auth(p.tokens.lead, { 'Content-Type': 'application/json' });
     await p.app.request('/v1/streams', { method: 'POST', headers: lead, body: JSON.stringify({ id: 'obs' }) });
-    await p.app.request('/v1/streams/obs/policy', { method: 'PUT', headers: lead, body: JSON.stringify({ randomRate: 1, randomBudgetShare: 1, diversityMinDistance: 0 }) });
+    await p.app.request('/v1/streams/obs/policy', {
+      method: 'PUT',
+      headers: lead,
+      body: JSON.stringify({ randomRate: 1, randomBudgetShare: 1, diversityMinDistance: 0 }),
+    });
     await p.app.request('/v1/streams/obs/frames?cameraId=c', {
       method: 'POST',
       headers: auth(p.tokens.camera, { 'Content-Type': 'image/png' }),
