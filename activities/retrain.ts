@@ -20,6 +20,8 @@ export interface RetrainDeps {
   warm?: (kind: ModelKind, version: string) => Promise<void>;
   /** Earlier frames a snapshot keeps per newly labelled frame (RETRAIN_REPLAY_RATIO); null: all. */
   replayRatio?: number | null;
+  /** Earlier frames a snapshot keeps at the least, whatever the ratio gives (RETRAIN_REPLAY_MIN). */
+  replayMin?: number;
   /** Confirmed label proposals count as labels (RETRAIN_PROPAGATED_LABELS=include, the default). */
   propagatedLabels?: boolean;
 }
@@ -76,6 +78,7 @@ export function createRetrainActivities(deps: RetrainDeps) {
         classNames,
         parentKey,
         replayRatio: deps.replayRatio,
+        replayMin: deps.replayMin,
         propagatedLabels: deps.propagatedLabels,
       });
       const hasCheckpoint = async (kind: ModelKind, version: string | undefined) =>

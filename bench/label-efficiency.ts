@@ -41,6 +41,8 @@ export interface LabelEfficiencyOptions {
   /** Earlier labelled frames (the base model's training set) mixed into every fine-tuning set,
    * per picked frame: the retraining replay that keeps the scenes the model already handled. */
   replayRatio: number;
+  /** ...and at least this many (RETRAIN_REPLAY_MIN). */
+  replayMin: number;
   /** Frames like the base model's training set, scored by it: the reference of the novelty term. */
   referenceFrames: number;
   /** The rare-event stream (a class in about 0.1% of frames): frames and budgets; null to skip. */
@@ -61,6 +63,7 @@ export const defaultLabelEfficiency: LabelEfficiencyOptions = {
   baseEpochs: 5,
   targetShare: 0.95,
   replayRatio: 1,
+  replayMin: 200,
   referenceFrames: 200,
   rare: { frames: 10_000, budgets: [50, 100, 200] },
 };
@@ -199,15 +202,16 @@ async function scoreAll(detector: DetectorSession, root: string, images: CocoIma
   return scored;
 }
 
-/** The picks plus `replayRatio` earlier labelled frames per pick (the base training set, read
- * from `../base`), as one COCO file relative to the stream folder. */
-function trainingSet(coco: Coco, ids: number[], base: Coco, replayRatio: number) {
+/** The picks plus `replayRatio` earlier labelled frames per pick, at least `replayMin` (the base
+ * training set, read from `../base`), as one COCO file relative to the stream folder: the same
+ * rule as the retraining snapshot's. */
+function trainingSet(coco: Coco, ids: number[], base: Coco, replayRatio: number, replayMin: number) {
   const chosen = new Set(ids);
   const images = coco.images.filter((im) => chosen.has(im.id));
   const annotations = coco.annotations.filter((a) => chosen.has(a.image_id));
   const replay = [...base.images]
     .sort((a, b) => stableUniform(String(a.id), 'replay') - stableUniform(String(b.id), 'replay'))
-    .slice(0, Math.round(replayRatio * ids.length));
+    .slice(0, Math.max(replayMin, Math.round(replayRatio * ids.length)));
   for (const im of replay) {
     const id = 1_000_000 + im.id;
     images.push({ ...im, id, file_name: path.join('..', 'base', im.file_name) });
@@ -320,8 +324,9 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, results
           for (const budget of opts.budgets) {
             const ids = pick(policy, stream, scored, references, budget, seed);
             const file = path.join(dir, `${policy}-${budget}.json`);
-            fs.writeFileSync(file, JSON.stringify(trainingSet(coco, ids, baseSet, opts.replayRatio)));
-            const epochs = Math.max(6, Math.ceil(opts.minFramePasses / (ids.length * (1 + opts.replayRatio))));
+            const set = trainingSet(coco, ids, baseSet, opts.replayRatio, opts.replayMin);
+            fs.writeFileSync(file, JSON.stringify(set));
+            const epochs = Math.max(6, Math.ceil(opts.minFramePasses / set.images.length));
             const r = JSON.parse(
               trainer([
                 'fine-tune-eval',
@@ -421,7 +426,7 @@ function summarise(opts: LabelEfficiencyOptions, scenario: string, base: { shift
   const points = all.filter((p) => p.scenario === scenario);
   const at = (policy: Policy, budget: number) => points.filter((p) => p.policy === policy && p.budget === budget);
   table(
-    `Label efficiency on ${scenario} (stream ${opts.clearFrames} clear + ${opts.shiftFrames} shifted frames, ${opts.seeds.length} seeds, replay ${opts.replayRatio} earlier frame per pick; base mAP@0.5 shift ${base.shift.toFixed(3)}, clear ${base.clear.toFixed(3)}): mean mAP@0.5 after fine-tuning`,
+    `Label efficiency on ${scenario} (stream ${opts.clearFrames} clear + ${opts.shiftFrames} shifted frames, ${opts.seeds.length} seeds, replay ${opts.replayRatio} earlier frame per pick, at least ${opts.replayMin}; base mAP@0.5 shift ${base.shift.toFixed(3)}, clear ${base.clear.toFixed(3)}): mean mAP@0.5 after fine-tuning`,
     ['policy', 'labels', 'shifted share of picks', 'mAP@0.5 shift', 'mAP@0.5 clear'],
     opts.policies.flatMap((policy) =>
       opts.budgets.map((b) => {

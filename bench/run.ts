@@ -24,8 +24,8 @@ import { benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
-// Names of benchmarks to run (all when none); `scenarios=night`, `seeds=1,2` and `budgets=50,100`
-// narrow the label benchmark.
+// Names of benchmarks to run (all when none); `scenarios=night`, `seeds=1,2`, `budgets=50,100` and
+// `policies=ranked,random` narrow the label benchmark.
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.includes('='));
 const listArg = (name: string) =>
@@ -89,6 +89,7 @@ if (want('labels') && only.includes('summarise')) {
     scenarios: listArg('scenarios') ?? opts.scenarios,
     seeds: listArg('seeds')?.map(Number) ?? opts.seeds,
     budgets: listArg('budgets')?.map(Number) ?? opts.budgets,
+    policies: (listArg('policies') as typeof opts.policies | undefined) ?? opts.policies,
   };
   await benchLabelEfficiency(narrowed, resultsDir, quick ? 'label-efficiency-quick.json' : 'label-efficiency.json');
 }

@@ -119,6 +119,10 @@ export async function createSnapshot(
      * keeps fine-tuning on the picks from costing the scenes the model already handled. null
      * keeps them all. The kept ones are chosen by a hash of their file, the same on every run. */
     replayRatio?: number | null;
+    /** At least this many earlier frames are kept whatever the ratio gives: a retraining run on
+     * 50 picks with ratio 1 would otherwise see only 50 of the scenes the model handled, and the
+     * label-efficiency benchmark shows clear-scene accuracy falling with so few. */
+    replayMin?: number;
     /** Take confirmed proposals (provenance `propagated`) as labels (RETRAIN_PROPAGATED_LABELS). */
     propagatedLabels?: boolean;
   },
@@ -194,7 +198,9 @@ export async function createSnapshot(
     const kept =
       replayRatio === null
         ? parent.images
-        : [...parent.images].sort((a, b) => hash(a.file_name) - hash(b.file_name)).slice(0, Math.ceil(replayRatio * newest.size));
+        : [...parent.images]
+            .sort((a, b) => hash(a.file_name) - hash(b.file_name))
+            .slice(0, Math.max(opts.replayMin ?? 0, Math.ceil(replayRatio * newest.size)));
     for (const im of kept) {
       addImage(
         { ...im, split: im.split === 'val' ? 'val' : 'train' },

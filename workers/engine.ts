@@ -88,6 +88,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         loopControl,
         warm: (kind, v) => models.warm(kind, v),
         replayRatio: config.RETRAIN_REPLAY_RATIO,
+        replayMin: config.RETRAIN_REPLAY_MIN,
         propagatedLabels: config.RETRAIN_PROPAGATED_LABELS === 'include',
       });
       workers = await startWorkers({

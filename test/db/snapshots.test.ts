@@ -57,6 +57,9 @@ describe('createSnapshot', () => {
     expect(again.numAnnotations).toBe(9);
     expect((await createSnapshot(handle.db, store, { ...base, id: 'r0', replayRatio: 0 })).numImages).toBe(3);
     expect((await createSnapshot(handle.db, store, { ...base, id: 'all', replayRatio: null })).numImages).toBe(23);
+    // The floor: 3 labels with ratio 1 would replay 3 earlier frames; a floor of 10 keeps 10.
+    expect((await createSnapshot(handle.db, store, { ...base, id: 'floor', replayRatio: 1, replayMin: 10 })).numImages).toBe(3 + 10);
+    expect((await createSnapshot(handle.db, store, { ...base, id: 'floor-big', replayRatio: 1, replayMin: 100 })).numImages).toBe(23);
   });
 });
 
