@@ -41,6 +41,25 @@ const envSchema = z.object({
   PREDICTION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.1),
   LEASE_SECONDS: int(300),
   INGEST_DIR: z.string().optional(),
+  // Videos (POST /v1/streams/:id/videos, or dropped into INGEST_DIR): the largest file, the
+  // longest duration and the most frames one video may yield at its sampling; beyond any of them
+  // the video is refused with the reason, before anything is stored.
+  VIDEO_MAX_BYTES: int(2 * 1024 * 1024 * 1024),
+  VIDEO_MAX_SECONDS: int(4 * 3600),
+  VIDEO_MAX_FRAMES: int(20_000),
+  // Codecs a video may use (ffprobe's names); others are refused with 415.
+  VIDEO_CODECS: z
+    .string()
+    .default('h264,hevc,vp8,vp9,av1,mpeg4,mjpeg')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean),
+    ),
+  // Segment length, and how many segments one video extracts at a time (activities in parallel).
+  VIDEO_SEGMENT_SECONDS: int(10),
+  VIDEO_PARALLEL_SEGMENTS: int(2),
   // Object embeddings: pgvector in the platform's database, or Pinecone (needs PINECONE_API_KEY
   // and PINECONE_INDEX, an index of dimension 64 with cosine metric; namespace per stream).
   VECTOR_INDEX: z.enum(['pgvector', 'pinecone']).default('pgvector'),

@@ -29,6 +29,10 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'POST /v1/users/{name}/enable': ADMIN,
 
   'POST /v1/streams/{id}/frames': ['camera', 'lead', 'admin'],
+  'POST /v1/streams/{id}/videos': ['camera', 'lead', 'admin'],
+  'GET /v1/videos': LEAD,
+  'GET /v1/videos/{id}': LEAD,
+  'POST /v1/videos/{id}/cancel': LEAD,
 
   'POST /v1/tasks/claim': REVIEW,
   'GET /v1/tasks/{id}': REVIEW,

@@ -14,6 +14,7 @@ import { driftRoutes } from './routes/drift.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { retrainRoutes } from './routes/retrain.ts';
 import { frameRoutes } from './routes/frames.ts';
+import { videoRoutes } from './routes/videos.ts';
 import { modelRoutes } from './routes/models.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { systemOperations, systemRoutes } from './routes/system.ts';
@@ -119,6 +120,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     userRoutes,
     streamRoutes,
     frameRoutes,
+    videoRoutes,
     taskRoutes,
     objectRoutes,
     modelRoutes,

@@ -1,5 +1,5 @@
 // One body limit for every route, enforced while the body streams in (an oversized upload is cut
-// off, not buffered): the two upload routes take their own settings, every other route reads at
+// off, not buffered): the upload routes take their own settings, every other route reads at
 // most MAX_JSON_BYTES of JSON.
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -12,6 +12,7 @@ export function limitBodies(config: Config): MiddlewareHandler<AppEnv> {
   const uploads: Record<string, { bytes: number; what: string }> = {
     'POST /v1/streams/{id}/frames': { bytes: config.MAX_FRAME_BYTES, what: 'the image' },
     'POST /v1/models/{kind}': { bytes: config.MAX_MODEL_BYTES, what: 'the model file' },
+    'POST /v1/streams/{id}/videos': { bytes: config.VIDEO_MAX_BYTES, what: 'the video' },
   };
   const json = { bytes: config.MAX_JSON_BYTES, what: 'the JSON body' };
   const limiters = new Map(

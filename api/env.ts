@@ -17,6 +17,8 @@ export interface ApiDeps {
   models: ModelCache;
   vectorIndex: VectorIndex;
   temporal?: Client;
+  /** The queue video ingest workflows go to (tests isolate theirs); default `ingest`. */
+  ingestQueue?: string;
   /** Set by the app: drops this process's token cache after a token or user change. */
   forgetTokens?: () => void;
 }

@@ -7,6 +7,7 @@ import type { OperationSpec } from './operation.ts';
 import { problemSchema } from './problem.ts';
 import { driftOperations } from './routes/drift.ts';
 import { frameOperations } from './routes/frames.ts';
+import { videoOperations } from './routes/videos.ts';
 import { modelOperations } from './routes/models.ts';
 import { objectOperations } from './routes/objects.ts';
 import { opsOperations } from './routes/ops.ts';
@@ -24,6 +25,7 @@ const operationGroups: Record<string, Record<string, OperationSpec>> = {
   users: userOperations,
   streams: streamOperations,
   frames: frameOperations,
+  videos: videoOperations,
   tasks: taskOperations,
   objects: objectOperations,
   models: modelOperations,

@@ -3,7 +3,20 @@
 // wire; api/openapi.ts writes them as `string, format: date-time`.
 import { createSelectSchema } from 'drizzle-zod';
 import { z } from 'zod';
-import { deployments, driftReports, frames, labels, models, predictions, retrainRuns, reviewTasks, samplingPolicies, streams, users } from '../db/schema.ts';
+import {
+  deployments,
+  driftReports,
+  frames,
+  labels,
+  models,
+  predictions,
+  retrainRuns,
+  reviewTasks,
+  samplingPolicies,
+  streams,
+  users,
+  videos,
+} from '../db/schema.ts';
 import { samplingPolicySchema } from '../policies/sampling-policy.ts';
 
 const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
@@ -12,6 +25,7 @@ export const userSchema = createSelectSchema(users).omit({ tokenHash: true });
 export const streamSchema = createSelectSchema(streams);
 export const storedPolicySchema = createSelectSchema(samplingPolicies, { policy: samplingPolicySchema });
 export const frameSchema = createSelectSchema(frames);
+export const videoSchema = createSelectSchema(videos);
 export const predictionSchema = createSelectSchema(predictions);
 export const taskSchema = createSelectSchema(reviewTasks);
 export const labelSchema = createSelectSchema(labels, { boxes: z.array(box) });

@@ -2,6 +2,7 @@
 // Columns are snake_case in SQL and camelCase in TypeScript.
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   doublePrecision,
@@ -490,4 +491,59 @@ export const retrainRuns = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [index('retrain_runs_created_idx').on(t.createdAt)],
+);
+
+/**
+ * A video handed to a stream: stored once per stream and content hash, probed at upload, then
+ * split into segments and sampled into frames by the `videoIngest` workflow.
+ */
+export const videos = pgTable(
+  'videos',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    streamId: text('stream_id')
+      .notNull()
+      .references(() => streams.id),
+    cameraId: text('camera_id').notNull(),
+    contentHash: text('content_hash').notNull(),
+    storageKey: text('storage_key').notNull(),
+    fileName: text('file_name'),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    // Capture time of the first frame; a frame's capture time adds its presentation time.
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    source: text('source').notNull(),
+    /** How frames are sampled: `{ mode: 'fps', rate }`, `{ mode: 'every', n }`, `{ mode: 'keyframes' }` or `{ mode: 'scene', threshold }`. */
+    sampling: jsonb('sampling').notNull(),
+    /** What ffprobe said: container, codec, width, height, frame rate, duration, start time. */
+    probe: jsonb('probe').notNull(),
+    /** queued -> splitting -> extracting -> done, or failed / cancelled (with `error`). */
+    status: text('status').notNull().default('queued'),
+    error: text('error'),
+    segmentsTotal: integer('segments_total'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('videos_stream_hash_uq').on(t.streamId, t.contentHash), index('videos_created_idx').on(t.createdAt)],
+);
+
+/** One segment of a video: its time range, where its frames start, and once done, its count. */
+export const videoSegments = pgTable(
+  'video_segments',
+  {
+    videoId: uuid('video_id')
+      .notNull()
+      .references(() => videos.id),
+    index: integer('index').notNull(),
+    storageKey: text('storage_key').notNull(),
+    startSeconds: doublePrecision('start_seconds').notNull(),
+    endSeconds: doublePrecision('end_seconds').notNull(),
+    /** Frames (video packets) in the segments before this one: `every n`-th sampling counts across segments. */
+    frameOffset: integer('frame_offset').notNull(),
+    /** Presentation time of the last frame before this segment (null for the first): fixed-rate sampling decides its first frame by it. */
+    previousFrameSeconds: doublePrecision('previous_frame_seconds'),
+    framesSampled: integer('frames_sampled'),
+    framesStored: integer('frames_stored'),
+    doneAt: timestamp('done_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('video_segments_pk').on(t.videoId, t.index)],
 );

@@ -1,11 +1,15 @@
 // A directory source: image files dropped into <dir>/<stream>/<camera>/ are ingested like
-// uploads (capture time = the file's modification time), then moved to <dir>/.done/..., or to
+// uploads (capture time = the file's modification time), and video files (.mp4, .m4v, .mov,
+// .webm, .mkv) are handed to the stream like a video upload (start time = the modification time
+// less the video's duration, i.e. the file was written when recording ended); then each file is
+// moved to <dir>/.done/..., or to
 // <dir>/.rejected/... with a .reason.txt beside them. Polling, not fs.watch: it behaves the same
 // on network mounts and in containers, and a crash between ingest and move is harmless because
 // ingestion is idempotent by content hash.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { IngestError, ingestFrame, type IngestDeps } from './ingest-frame.ts';
+import { VIDEO_EXTENSIONS } from './video-probe.ts';
 
 const EXTENSIONS: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg' };
 
@@ -13,6 +17,8 @@ export interface DirectorySourceOptions extends IngestDeps {
   dir: string;
   pollIntervalMs?: number;
   onError?: (err: unknown, file: string) => void;
+  /** Hands a video file to a stream (ingest/submit-video.ts); without it, videos are refused. */
+  submitVideo?: (video: { file: string; streamId: string; cameraId: string; modifiedAt: Date; fileName: string }) => Promise<void>;
 }
 
 async function listDirs(dir: string): Promise<string[]> {
@@ -41,13 +47,27 @@ export async function scanDirectory(opts: DirectorySourceOptions): Promise<{ ing
       for (const name of names) {
         const file = path.join(folder, name);
         const rel = path.join(streamId, cameraId, name);
-        const type = EXTENSIONS[path.extname(name).toLowerCase()];
+        const ext = path.extname(name).toLowerCase();
+        const type = EXTENSIONS[ext];
         try {
-          if (!type) throw new IngestError(`unsupported file extension ${path.extname(name) || '(none)'}; use .png, .jpg or .jpeg`, 415, 'content_type');
+          if (!type && !VIDEO_EXTENSIONS[ext]) {
+            throw new IngestError(
+              `unsupported file extension ${ext || '(none)'}; use .png, .jpg, .jpeg or a video (${Object.keys(VIDEO_EXTENSIONS).join(', ')})`,
+              415,
+              'content_type',
+            );
+          }
           // lstat: a link is refused, not followed (it could point anywhere on the machine), and
           // the size is checked before a byte is read.
           const stat = await fs.lstat(file);
           if (!stat.isFile()) throw new IngestError('only regular files are ingested (links and folders are refused)', 400, 'not_a_file');
+          if (!type) {
+            if (!opts.submitVideo) throw new IngestError('this process takes no videos (it has no Temporal client)', 415, 'content_type');
+            await opts.submitVideo({ file, streamId, cameraId, modifiedAt: stat.mtime, fileName: name });
+            await moveTo(opts.dir, '.done', rel, file);
+            ingested++;
+            continue;
+          }
           if (stat.size > opts.maxFrameBytes) throw new IngestError(`the file is ${stat.size} bytes; the limit is ${opts.maxFrameBytes}`, 413, 'too_large');
           const bytes = await fs.readFile(file);
           await ingestFrame(opts, { streamId, cameraId, capturedAt: stat.mtime, contentType: type, bytes, source: 'directory' });

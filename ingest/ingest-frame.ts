@@ -46,7 +46,7 @@ export interface IngestInput {
   capturedAt: Date;
   contentType: string | undefined | null;
   bytes: Uint8Array;
-  source: 'http' | 'directory';
+  source: 'http' | 'directory' | 'video';
 }
 
 export interface IngestResult {
@@ -57,7 +57,7 @@ export interface IngestResult {
   height: number;
 }
 
-const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+export const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 
 export async function ingestFrame(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
   try {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the suite needs: Prometheus + promtool (alert rules and dashboard queries are
-# checked against the real thing) and Chromium (browser tests of the review app).
+# Debian packages the platform and the suite need: ffmpeg (video ingest), Prometheus + promtool
+# (alert rules and dashboard queries are checked against the real thing) and Chromium (browser
+# tests of the review app).
 set -euo pipefail
 missing=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -9,6 +9,8 @@ export interface BlobStore {
   readonly root: string;
   /** Writes bytes under `key` atomically (temp file + rename); rewriting a key replaces it. */
   put(key: string, bytes: Uint8Array): Promise<void>;
+  /** Like `put`, from a file (a video can be larger than the memory a process should hold). */
+  putFile(key: string, file: string): Promise<void>;
   get(key: string): Promise<Buffer>;
   exists(key: string): Promise<boolean>;
   /** Absolute path of a key, for libraries that read files themselves (onnxruntime, sharp). */
@@ -22,6 +24,11 @@ export function sha256Hex(bytes: Uint8Array): string {
 /** Content-addressed key of a frame: the same bytes always get the same key. */
 export function frameKey(contentHash: string, ext: 'png' | 'jpg'): string {
   return `frames/${contentHash.slice(0, 2)}/${contentHash}.${ext}`;
+}
+
+/** Content-addressed key of a video file. */
+export function videoKey(contentHash: string, ext: string): string {
+  return `videos/${contentHash.slice(0, 2)}/${contentHash}.${ext}`;
 }
 
 export function modelKey(kind: 'detection' | 'box', version: string): string {
@@ -44,6 +51,14 @@ export class LocalBlobStore implements BlobStore {
     await fs.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.${randomUUID()}.tmp`;
     await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, target);
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    const target = this.pathOf(key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}.${randomUUID()}.tmp`;
+    await fs.copyFile(file, tmp);
     await fs.rename(tmp, target);
   }
 

@@ -15,6 +15,8 @@ import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
 import { checkPgvector } from '../db/pgvector-index.ts';
 import { startDirectorySource } from '../ingest/directory-source.ts';
+import { submitVideo } from '../ingest/submit-video.ts';
+import { defaultSampling } from '../ingest/video-sampling.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { getModel } from '../db/models.ts';
 import { logger } from '../observability/logger.ts';
@@ -131,6 +133,12 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         maxFrameBytes: config.MAX_FRAME_BYTES,
         maxFramePixels: config.MAX_FRAME_PIXELS,
         onError: (err, file) => logger.warn({ err, file }, 'directory source'),
+        submitVideo: async (v) => {
+          await submitVideo(
+            { db: handle.db, store, temporal: client, config },
+            { ...v, startedAt: { endedAt: v.modifiedAt }, sampling: defaultSampling, source: 'directory' },
+          );
+        },
       });
       stops.push(() => source.stop());
     }

@@ -1,15 +1,18 @@
 // The TypeScript Temporal workers of one process: the scoring queue (stream loops and their
-// batch activity) and the control queue (drift, deploy and retraining orchestration). Both
+// batch activity), the control queue (drift, deploy and retraining orchestration) and the ingest
+// queue (videos split into segments and sampled into frames). Both
 // `worker.ts` (a worker process of its own) and `scripts/up.ts` (everything in one process)
 // start them through this function, so there is one way to wire a worker.
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { createDriftActivities } from '../activities/drift.ts';
+import { config } from '../config.ts';
+import { createVideoActivities } from '../activities/video.ts';
 import { createScoringActivities, type DetectorProvider } from '../activities/scoring.ts';
 import type { Db } from '../db/client.ts';
 import { recordBatch } from '../observability/batch-metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
-import { CONTROL_QUEUE, SCORING_QUEUE } from '../workflows/shared.ts';
+import { CONTROL_QUEUE, INGEST_QUEUE, SCORING_QUEUE } from '../workflows/shared.ts';
 import { quietBundlerLogger, workflowsPath } from '../workflows/workflows-path.ts';
 
 export interface WorkerDeps {
@@ -26,6 +29,9 @@ export interface WorkerDeps {
   /** Queue names can be overridden so tests run isolated workers on one server. */
   scoringQueue?: string;
   controlQueue?: string;
+  ingestQueue?: string;
+  /** Video segments this process extracts at once, each one ffmpeg (default VIDEO_PARALLEL_SEGMENTS). */
+  videoSlots?: number;
   idleWaitMs?: number;
   trackMaxGapMs?: number;
 }
@@ -63,6 +69,13 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       ...common,
       taskQueue: deps.controlQueue ?? CONTROL_QUEUE,
       activities: { ...createDriftActivities({ db: deps.db }), ...(deps.controlActivities ?? {}) },
+    }),
+    await Worker.create({
+      ...common,
+      taskQueue: deps.ingestQueue ?? INGEST_QUEUE,
+      // Frames from videos pass the checks uploads pass.
+      activities: createVideoActivities({ db: deps.db, store: deps.store, maxFrameBytes: config.MAX_FRAME_BYTES, maxFramePixels: config.MAX_FRAME_PIXELS }),
+      maxConcurrentActivityTaskExecutions: deps.videoSlots ?? config.VIDEO_PARALLEL_SEGMENTS,
     }),
   ];
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);

@@ -3,3 +3,4 @@
 export { streamLoop } from './stream-loop.ts';
 export * from './drift-monitor.ts';
 export * from './retrain.ts';
+export { videoIngest } from './video-ingest.ts';

@@ -7,10 +7,13 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const SCORING_QUEUE = 'scoring';
 /** Control-plane work: registry, deploy notices, drift, retraining orchestration. */
 export const CONTROL_QUEUE = 'control';
+/** Video ingestion: splitting videos and extracting their frames (ffmpeg). */
+export const INGEST_QUEUE = 'ingest';
 /** The Python trainer's queue (mirrored in trainer/dataengine_trainer/config.py). */
 export const TRAINING_QUEUE = 'training';
 
 export const streamWorkflowId = (streamId: string) => `stream-${streamId}`;
+export const videoWorkflowId = (videoId: string) => `video-${videoId}`;
 export const driftWorkflowId = (streamId: string | null) => (streamId ? `drift-${streamId}` : 'drift-global');
 
 export const StreamIdAttr = defineSearchAttributeKey('StreamId', SearchAttributeType.KEYWORD);
@@ -74,3 +77,21 @@ export const resumeSignal = defineSignal('resume');
 export const setPolicyUpdate = defineUpdate<SetPolicyRequest, [SetPolicyRequest]>('setPolicy');
 export const deployModelUpdate = defineUpdate<DeployModelReply, [DeployModelRequest]>('deployModel');
 export const statusQuery = defineQuery<StreamStatus>('status');
+
+export interface VideoIngestInput {
+  videoId: string;
+  /** Segment length asked of the splitter, in seconds (VIDEO_SEGMENT_SECONDS). */
+  segmentSeconds: number;
+  /** Segments extracted at a time (VIDEO_PARALLEL_SEGMENTS). */
+  parallelSegments: number;
+}
+
+export interface VideoIngestProgress {
+  videoId: string;
+  phase: 'splitting' | 'extracting' | 'done' | 'failed' | 'cancelled';
+  segmentsDone: number;
+  segmentsTotal: number | null;
+  framesSampled: number;
+  framesStored: number;
+}
+export const videoProgressQuery = defineQuery<VideoIngestProgress>('videoProgress');

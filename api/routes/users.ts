@@ -1,5 +1,6 @@
 // Users (admin only, see api/access.ts). A token is returned once, at creation or rotation; it can
 // expire, be revoked, and its user disabled. A camera is bound to the streams it sends into.
+import { CAMERA_ID } from '../../ingest/ingest-frame.ts';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { audit } from '../../db/audit.ts';
@@ -10,7 +11,6 @@ import { ProblemError } from '../problem.ts';
 import { userSchema } from '../schemas.ts';
 
 const STREAM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 const MAX_TOKEN_DAYS = 3650;
 
 const expiresInDays = z.number().int().min(1).max(MAX_TOKEN_DAYS).nullable().optional();

@@ -1,6 +1,6 @@
 // A scoring worker in a process of its own, wired as `npm run worker` wires one, on the task
 // queues a test names, so a fault test can SIGKILL it mid-batch. Prints "ready" once polling.
-// Usage: tsx test/faults/scoring-worker.ts <temporal address> <scoring queue> <control queue> <bundle file>
+// Usage: tsx test/faults/scoring-worker.ts <temporal address> <scoring queue> <control queue> <bundle file> [ingest queue]
 import fs from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { config } from '../../config.ts';
@@ -10,7 +10,7 @@ import { ModelCache } from '../../models/model-cache.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
 import { startWorkers } from '../../workers/start-workers.ts';
 
-const [address, scoringQueue, controlQueue, bundleFile] = process.argv.slice(2);
+const [address, scoringQueue, controlQueue, bundleFile, ingestQueue] = process.argv.slice(2);
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 const handle = await openDb({ databaseUrl: process.env.DATABASE_URL, migrate: false });
 const store = new LocalBlobStore(process.env.STORE_DIR!);
@@ -26,6 +26,7 @@ const workers = await startWorkers({
   workflowBundle: { code: fs.readFileSync(bundleFile, 'utf8') },
   scoringQueue,
   controlQueue,
+  ingestQueue,
   idleWaitMs: 1000,
 });
 console.log('ready');

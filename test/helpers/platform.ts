@@ -29,6 +29,7 @@ export interface TestPlatform {
   tokens: { admin: string; lead: string; reviewer: string; reviewer2: string; camera: string };
   taskQueue: string;
   controlQueue: string;
+  ingestQueue: string;
   storeDir: string;
   close(): Promise<void>;
 }
@@ -43,6 +44,7 @@ export async function createTestPlatform(
   const { client, close: closeClient } = await testClient(opts.temporalAddress);
   const taskQueue = uniqueQueue('scoring');
   const controlQueue = uniqueQueue('control');
+  const ingestQueue = uniqueQueue('ingest');
   const loopControl = new TemporalLoopControl(client, {
     batchSize: config.BATCH_SIZE,
     maxWaitMs: config.BATCH_MAX_WAIT_MS,
@@ -55,7 +57,7 @@ export async function createTestPlatform(
     minScore: config.PREDICTION_MIN_SCORE,
     registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
   });
-  const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, vectorIndex: openVectorIndex(handle.db, config), temporal: client };
+  const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, vectorIndex: openVectorIndex(handle.db, config), temporal: client, ingestQueue };
   if (opts.registerModels ?? true) {
     for (const kind of ['detection', 'box'] as const) {
       const bytes = fs.readFileSync(path.join(inject('tinyModelsDir'), `${kind}.onnx`));
@@ -80,6 +82,7 @@ export async function createTestPlatform(
     tokens,
     taskQueue,
     controlQueue,
+    ingestQueue,
     storeDir,
     async close() {
       await models.close();
@@ -98,7 +101,7 @@ export function sampleFrames(): { file: string; cameraId: string }[] {
 
 export const auth = (token: string, extra: Record<string, string> = {}) => ({ Authorization: `Bearer ${token}`, ...extra });
 
-/** The platform's scoring and control workers, in this process, on its own task queues. */
+/** The platform's scoring, control and ingest workers, in this process, on its own task queues. */
 export async function startPlatformWorkers(
   p: TestPlatform,
   connection: NativeConnection,
@@ -114,6 +117,7 @@ export async function startPlatformWorkers(
     workflowBundle: { code: inject('workflowBundleCode') },
     scoringQueue: p.taskQueue,
     controlQueue: p.controlQueue,
+    ingestQueue: p.ingestQueue,
     idleWaitMs: 1000,
     controlActivities,
   });

@@ -1,0 +1,199 @@
+// The activities of `videoIngest` (workflows/video-ingest.ts), on the ingest queue:
+//   splitVideo      cuts the stored video into segments with ffmpeg's segment muxer and stores
+//                   them, so extractors on any machine read a segment, not the whole file;
+//   extractSegment  decodes one segment, samples its frames by the video-wide rule, and ingests
+//                   each as a frame of the stream (capture time = video start + presentation time);
+//   finishVideo     records the outcome.
+// Each is idempotent: a split that ran before returns its segments, a finished segment returns
+// its counts, and a frame ingested twice is stored once (the stream + content hash is unique).
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Db } from '../db/client.ts';
+import { getVideo, insertSegments, markSegmentDone, setVideoStatus, videoSegmentsOf, type NewVideoSegment } from '../db/videos.ts';
+import { ffmpegPath, FfmpegError, run } from '../ingest/ffmpeg.ts';
+import { ingestFrame } from '../ingest/ingest-frame.ts';
+import { scanPackets, type VideoProbe } from '../ingest/video-probe.ts';
+import { selectExpression, type Sampling } from '../ingest/video-sampling.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+
+export interface VideoActivityDeps {
+  db: Db;
+  store: BlobStore;
+  maxFrameBytes: number;
+  maxFramePixels: number;
+}
+
+export interface SegmentResult {
+  index: number;
+  framesSampled: number;
+  framesStored: number;
+}
+
+const heartbeat = (details: unknown) => {
+  // Called from ffmpeg's output too, which tests may run outside an activity.
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* not in an activity */
+  }
+};
+const cancellation = (): AbortSignal | undefined => {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+};
+
+async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A video refused by ffmpeg fails for good: retrying the same bytes gives the same answer. */
+function failFor(err: unknown, what: string): never {
+  if (err instanceof FfmpegError) throw ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'VideoUnreadable');
+  throw err;
+}
+
+/** ffmpeg's segment muxer; stream copy cuts at keyframes, `reencode` forces one every `seconds`. */
+async function segment(source: string, dir: string, seconds: number, reencode: boolean): Promise<{ file: string; start: number; end: number }[]> {
+  const codec = reencode ? ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '17', '-force_key_frames', `expr:gte(t,n_forced*${seconds})`] : ['-c', 'copy'];
+  await run(
+    ffmpegPath,
+    [
+      ...['-hide_banner', '-loglevel', 'level+error', '-nostdin', '-i', source, '-map', '0:v:0', ...codec],
+      ...['-f', 'segment', '-segment_time', String(seconds), '-segment_format', 'matroska'],
+      ...['-segment_list', path.join(dir, 'segments.csv'), '-segment_list_type', 'csv', path.join(dir, '%05d.mkv')],
+    ],
+    { signal: cancellation(), onStderrLine: () => heartbeat({ phase: 'splitting' }) },
+  );
+  const csv = await fs.readFile(path.join(dir, 'segments.csv'), 'utf8');
+  return csv
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [name, start, end] = line.split(',');
+      return { file: path.join(dir, name), start: Number(start), end: Number(end) };
+    });
+}
+
+export function createVideoActivities(deps: VideoActivityDeps) {
+  return {
+    /** Splits the video into segments of about `segmentSeconds`, stores them and returns their count. */
+    async splitVideo(input: { videoId: string; segmentSeconds: number }): Promise<{ segments: number }> {
+      const video = await getVideo(deps.db, input.videoId);
+      if (!video) throw ApplicationFailure.nonRetryable(`video ${input.videoId} does not exist`, 'UnknownVideo');
+      const stored = await videoSegmentsOf(deps.db, video.id);
+      if (video.segmentsTotal !== null && stored.length === video.segmentsTotal) return { segments: stored.length };
+      await setVideoStatus(deps.db, video.id, 'splitting');
+      const probe = video.probe as VideoProbe;
+      const rows = await withTempDir('video-split-', async (dir) => {
+        let parts = await segment(deps.store.pathOf(video.storageKey), dir, input.segmentSeconds, false).catch((err) => failFor(err, 'splitting'));
+        // Keyframes further apart than two segment lengths make segments that long: too little
+        // to share among extractors. Re-encoding with a keyframe every segment length fixes it.
+        const longest = Math.max(...parts.map((p) => p.end - p.start));
+        if (parts.length > 0 && longest > 2 * input.segmentSeconds && probe.durationSeconds > 2 * input.segmentSeconds) {
+          await Promise.all(parts.map((p) => fs.rm(p.file)));
+          parts = await segment(deps.store.pathOf(video.storageKey), dir, input.segmentSeconds, true).catch((err) => failFor(err, 're-encoding to split'));
+        }
+        const out: NewVideoSegment[] = [];
+        let frameOffset = 0;
+        let previousFrameSeconds: number | null = null;
+        for (const [index, part] of parts.entries()) {
+          const packets = await scanPackets(part.file).catch((err) => failFor(err, `reading segment ${index}`));
+          const key = `${video.storageKey.replace(/\.\w+$/, '')}/segments/${String(index).padStart(5, '0')}.mkv`;
+          await deps.store.putFile(key, part.file);
+          out.push({ videoId: video.id, index, storageKey: key, startSeconds: part.start, endSeconds: part.end, frameOffset, previousFrameSeconds });
+          frameOffset += packets.frames;
+          if (packets.lastFrameSeconds !== null) previousFrameSeconds = Math.max(previousFrameSeconds ?? -Infinity, packets.lastFrameSeconds);
+          heartbeat({ phase: 'storing segments', index });
+        }
+        return out;
+      });
+      await insertSegments(deps.db, rows);
+      await setVideoStatus(deps.db, video.id, 'extracting', { segmentsTotal: rows.length });
+      return { segments: rows.length };
+    },
+
+    /** Samples one segment's frames and ingests them; returns how many were taken and how many were new. */
+    async extractSegment(input: { videoId: string; index: number }): Promise<SegmentResult> {
+      const video = await getVideo(deps.db, input.videoId);
+      const seg = (await videoSegmentsOf(deps.db, input.videoId)).find((s) => s.index === input.index);
+      if (!video || !seg) throw ApplicationFailure.nonRetryable(`segment ${input.index} of video ${input.videoId} does not exist`, 'UnknownVideo');
+      if (seg.doneAt) return { index: seg.index, framesSampled: seg.framesSampled ?? 0, framesStored: seg.framesStored ?? 0 };
+      const probe = video.probe as VideoProbe;
+      const sampling = video.sampling as Sampling;
+      const expr = selectExpression(sampling, {
+        frameOffset: seg.frameOffset,
+        previousFrameSeconds: seg.previousFrameSeconds,
+        videoStartSeconds: probe.startSeconds,
+      });
+      return withTempDir('video-frames-', async (dir) => {
+        const times: number[] = [];
+        const signal = cancellation();
+        await run(
+          ffmpegPath,
+          [
+            ...['-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin'],
+            // Keyframes only: the decoder skips every other frame instead of decoding and dropping it.
+            ...(sampling.mode === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
+            // -copyts: presentation times stay on the video's clock, which the sampling rules use.
+            ...['-copyts', '-i', deps.store.pathOf(seg.storageKey), '-map', '0:v:0'],
+            ...['-vf', `select='${expr}',showinfo`, '-fps_mode', 'passthrough', '-q:v', '2', '-f', 'image2', path.join(dir, '%08d.jpg')],
+          ],
+          {
+            signal,
+            // Decoder complaints at a segment's first frames (open GOPs) are not a failed video:
+            // the packets were all read at upload; only a failed run is.
+            tolerateErrors: true,
+            onStderrLine: (line) => {
+              const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+)/.exec(line) : null;
+              if (m) {
+                times.push(Number(m[1]));
+                heartbeat({ phase: 'decoding', frames: times.length });
+              }
+            },
+          },
+        ).catch((err) => failFor(err, `decoding segment ${seg.index}`));
+        const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort();
+        if (files.length !== times.length) {
+          throw ApplicationFailure.nonRetryable(`segment ${seg.index}: ffmpeg wrote ${files.length} frames but reported ${times.length}`, 'VideoUnreadable');
+        }
+        // Frames with the same pixels (a still scene) are one frame of the stream: count ids.
+        const frameIds = new Set<string>();
+        for (const [i, name] of files.entries()) {
+          signal?.throwIfAborted();
+          const capturedAt = new Date(video.startedAt.getTime() + Math.round((times[i] - probe.startSeconds) * 1000));
+          const bytes = await fs.readFile(path.join(dir, name));
+          const r = await ingestFrame(deps, {
+            streamId: video.streamId,
+            cameraId: video.cameraId,
+            capturedAt,
+            contentType: 'image/jpeg',
+            bytes,
+            source: 'video',
+          });
+          frameIds.add(r.frameId);
+          heartbeat({ phase: 'storing', frames: i + 1 });
+        }
+        await markSegmentDone(deps.db, video.id, seg.index, files.length, frameIds.size);
+        // The first result wins: a retry after a crash past this point reads it back.
+        const done = (await videoSegmentsOf(deps.db, input.videoId)).find((s) => s.index === input.index)!;
+        return { index: seg.index, framesSampled: done.framesSampled ?? 0, framesStored: done.framesStored ?? 0 };
+      });
+    },
+
+    async finishVideo(input: { videoId: string; status: 'done' | 'failed' | 'cancelled'; error?: string }): Promise<void> {
+      await setVideoStatus(deps.db, input.videoId, input.status, input.error ? { error: input.error } : {});
+    },
+  };
+}
+
+export type VideoActivities = ReturnType<typeof createVideoActivities>;
