@@ -64,11 +64,17 @@ function failFor(err: unknown, what: string): never {
 
 /** ffmpeg's segment muxer; stream copy cuts at keyframes, `reencode` forces one every `seconds`. */
 async function segment(source: string, dir: string, seconds: number, reencode: boolean): Promise<{ file: string; start: number; end: number }[]> {
-  const codec = reencode ? ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '17', '-force_key_frames', `expr:gte(t,n_forced*${seconds})`] : ['-c', 'copy'];
+  // No B-frames when re-encoding: with them the encoder delays every timestamp by a few frames,
+  // and the sampling rules read presentation times on the source's clock.
+  const codec = reencode
+    ? ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '17', '-bf', '0', '-force_key_frames', `expr:gte(t,n_forced*${seconds})`]
+    : ['-c', 'copy'];
   await run(
     ffmpegPath,
     [
-      ...['-hide_banner', '-loglevel', 'level+error', '-nostdin', '-i', source, '-map', '0:v:0', ...codec],
+      // -copyts: segments keep the source's timestamps (ffmpeg would otherwise start them at 0,
+      // moving every frame of a video whose clock starts later).
+      ...['-hide_banner', '-loglevel', 'level+error', '-nostdin', '-copyts', '-i', source, '-map', '0:v:0', ...codec],
       ...['-f', 'segment', '-segment_time', String(seconds), '-segment_format', 'matroska'],
       ...['-segment_list', path.join(dir, 'segments.csv'), '-segment_list_type', 'csv', path.join(dir, '%05d.mkv')],
     ],

@@ -1,6 +1,7 @@
 // Video in, as a user sends it: upload over the API, a videoIngest workflow on the run's Temporal
 // server splits and samples it, and its frames enter the stream's loop. Hostile files are refused
 // with the reason and leave nothing stored.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +22,7 @@ let connection: NativeConnection;
 let workers: RunningWorkers;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'videos-'));
 const STARTED = '2026-11-30T08:00:00.000Z';
-const streams = ['cam-a', 'cam-b', 'cam-vfr', 'cam-cancel', 'hostile'];
+const streams = ['cam-a', 'cam-b', 'cam-vfr', 'cam-cancel', 'cam-key', 'cam-scene', 'cam-sparse', 'hostile'];
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -130,6 +131,44 @@ describe('video ingest', () => {
     expect(await frameOffsets('cam-vfr')).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
+  it('keyframes only, scene changes, and a source whose keyframes are too far apart to split on', async () => {
+    // A keyframe every 2 s of 25: 13 keyframes.
+    const keyed = makeVideo(path.join(dir, 'keyed.mp4'), { seconds: 25, fps: 25, gop: 50, size: '128x96' });
+    expect((await finished(((await (await upload('cam-key', keyed, 'sample=keyframes')).json()) as VideoView).id)).progress.framesSampled).toBe(13);
+    expect(await frameOffsets('cam-key')).toEqual(Array.from({ length: 13 }, (_, i) => 2 * i));
+    // Three shots of 4 s (test pattern, colour bars, mandelbrot): the first frame and two cuts.
+    const shots = path.join(dir, 'shots.mp4');
+    execFileSync('ffmpeg', [
+      ...['-v', 'error', '-y'],
+      ...['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10:duration=4'],
+      ...['-f', 'lavfi', '-i', 'smptebars=size=160x120:rate=10:duration=4'],
+      ...['-f', 'lavfi', '-i', 'mandelbrot=size=160x120:rate=10,trim=duration=4'],
+      ...[
+        '-filter_complex',
+        '[0:v][1:v][2:v]concat=n=3:v=1[v]',
+        '-map',
+        '[v]',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-pix_fmt',
+        'yuv420p',
+        '-g',
+        '20',
+        shots,
+      ],
+    ]);
+    expect((await finished(((await (await upload('cam-scene', shots, 'sample=scene&sceneThreshold=0.3')).json()) as VideoView).id)).status).toBe('done');
+    expect(await frameOffsets('cam-scene')).toEqual([0, 4, 8]);
+    // One keyframe every 30 s: cutting at keyframes would make a 30 s segment, so the splitter
+    // re-encodes with a keyframe every 10 s; the frames taken are the same one per second.
+    const sparse = makeVideo(path.join(dir, 'sparse.mp4'), { seconds: 40, fps: 10, gop: 300, size: '128x96' });
+    const v = await finished(((await (await upload('cam-sparse', sparse, 'sample=fps&rate=1')).json()) as VideoView).id);
+    expect(v.progress).toMatchObject({ segmentsTotal: 4, segmentsDone: 4, framesSampled: 40 });
+    expect(await frameOffsets('cam-sparse')).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  });
+
   it('cancelling stops within seconds and keeps the frames of finished segments', async () => {
     // Every frame of 60 s at 25 fps: 1,500 frames in six segments, minutes of work.
     const file = makeVideo(path.join(dir, 'long.mp4'), { seconds: 60, fps: 25, gop: 50 });
@@ -179,7 +218,6 @@ describe('video ingest', () => {
     ];
     // Ten hours at one frame a second is over the duration limit (4 h by default).
     const tenHours = path.join(dir, 'ten-hours.mp4');
-    const { execFileSync } = await import('node:child_process');
     execFileSync('ffmpeg', [
       '-v',
       'error',
