@@ -1,6 +1,7 @@
 // The operations page: per stream, frames scored per minute and drift p-values over time
-// (uPlot charts), queue depth, model version, the last drift decision, and the latest
-// retraining outcome. Reads /v1/ops, i.e. the platform's own data; refreshes every 15 s.
+// (uPlot charts), queue depth, model version, the last drift decision, the latest retraining
+// outcome, and the newest video ingests with their progress. Reads /v1/ops and /v1/videos,
+// i.e. the platform's own data; refreshes every 15 s.
 import { api, escapeHtml, renderSignIn, signedInUser } from './api.js';
 
 const root = document.getElementById('root');
@@ -37,12 +38,33 @@ function selectionLine(sel) {
   return `${escapeHtml(sel.mode)}: ${sel.framesRouted} of ${sel.framesScored} frames routed (${pct(sel.framesRouted / Math.max(1, sel.framesScored))})${reasons ? ` · ${reasons}` : ''}<br>${budget}${bar}`;
 }
 
+/** The newest videos: status, segments done of total, frames taken, and a Temporal UI link. */
+function videosCard(videos, temporal) {
+  if (!videos.length) return '<section class="card" id="videos"><h2>Videos</h2><p>No video ingested yet.</p></section>';
+  const rows = videos
+    .map((v) => {
+      const p = v.progress;
+      const link = temporal
+        ? `<a href="${escapeHtml(`${temporal.temporalUiUrl}/namespaces/${temporal.namespace}/workflows/${v.workflowId}`)}" target="_blank" rel="noopener">workflow</a>`
+        : '';
+      return `<tr data-video="${escapeHtml(v.id)}"><td>${escapeHtml(v.fileName ?? v.id.slice(0, 8))}</td><td>${escapeHtml(v.streamId)}</td><td>${escapeHtml(v.status)}${v.error ? ` <span title="${escapeHtml(v.error)}">⚠</span>` : ''}</td>
+        <td><progress max="${p.segmentsTotal ?? 1}" value="${p.segmentsDone}"></progress> ${p.segmentsDone}/${p.segmentsTotal ?? '?'}</td><td>${p.framesSampled}</td><td>${link}</td></tr>`;
+    })
+    .join('');
+  return `<section class="card" id="videos"><h2>Videos</h2><table><thead><tr><th>file</th><th>stream</th><th>status</th><th>segments</th><th>frames</th><th></th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
+let temporalConfig = null;
 async function render() {
-  const ops = await api('/v1/ops');
+  temporalConfig ??= await fetch('/app/config.json')
+    .then((r) => (r.ok ? r.json() : null))
+    .catch(() => null);
+  const [ops, { videos }] = await Promise.all([api('/v1/ops'), api('/v1/videos?limit=10')]);
   charts.splice(0).forEach((c) => c.destroy());
   const run = ops.latestRetraining;
   root.innerHTML = `<div class="cards">
     <section class="card"><h2>Latest retraining</h2>${run ? `<p><b>${escapeHtml(run.status)}</b> · ${escapeHtml(run.trigger)} · ${escapeHtml(new Date(run.updatedAt).toLocaleString())}<br>${escapeHtml(run.reason)}<br><code>${escapeHtml(run.id)}</code></p>` : '<p>No retraining run yet.</p>'}</section>
+    ${videosCard(videos, temporalConfig)}
     ${ops.streams
       .map(
         (s, i) => `<section class="card" data-stream="${escapeHtml(s.id)}"><h2>${escapeHtml(s.id)}</h2>

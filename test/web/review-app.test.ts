@@ -10,7 +10,7 @@ import { eq } from 'drizzle-orm';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
-import { driftReports, frameFailures, frames, frameScores, labels, objectLabels, predictions, reviewTasks } from '../../db/schema.ts';
+import { driftReports, frameFailures, frames, frameScores, labels, objectLabels, predictions, reviewTasks, videos, videoSegments } from '../../db/schema.ts';
 import { persistScoredBatch, predictionId, streamCursor } from '../../db/scoring.ts';
 import { DetectorSession } from '../../models/sessions.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -280,6 +280,35 @@ describe('review app', () => {
         createdAt: new Date(Date.now() - (3 - i) * 60_000),
       });
     }
+    // A video half-way through: one of three segments done.
+    const [video] = await handle.db
+      .insert(videos)
+      .values({
+        streamId: STREAM,
+        cameraId: 'dashcam',
+        contentHash: 'ops-video',
+        storageKey: 'videos/op/ops-video.mp4',
+        fileName: 'drive-0412.mp4',
+        sizeBytes: 1000,
+        startedAt: new Date(),
+        source: 'http',
+        sampling: { mode: 'fps', rate: 1 },
+        probe: {},
+        status: 'extracting',
+        segmentsTotal: 3,
+      })
+      .returning();
+    await handle.db.insert(videoSegments).values({
+      videoId: video.id,
+      index: 0,
+      storageKey: 'videos/op/ops-video/segments/00000.mkv',
+      startSeconds: 0,
+      endSeconds: 10,
+      frameOffset: 0,
+      framesSampled: 10,
+      framesStored: 10,
+      doneAt: new Date(),
+    });
     const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
     page.on('pageerror', (err) => console.error('ops page error:', err.message));
     await page.goto(base + '/app/ops');
@@ -293,6 +322,10 @@ describe('review app', () => {
     // Today's selection: frames routed by reason against the daily budget (default 500 tasks).
     expect(await card.textContent()).toMatch(/ranked: \d+ of \d+ frames routed \([\d.]+%\)/);
     expect(await card.textContent()).toMatch(/\d+ of 500 tasks/);
+    // The video ingest with its progress and a link to its workflow in the Temporal UI.
+    const row = page.locator(`#videos tr[data-video="${video.id}"]`);
+    expect(await row.textContent()).toMatch(/drive-0412\.mp4.*extracting.*1\/3.*10/s);
+    expect(await row.locator('a').getAttribute('href')).toContain(`/workflows/video-${video.id}`);
     await page.screenshot({ path: path.join(shots, 'ops-page.png') });
     await page.close();
   });
