@@ -1,6 +1,6 @@
 // `make up`: the whole data engine on one laptop. Starts (or connects to) Temporal, opens the
 // database (PGlite unless DATABASE_URL is set), bootstraps the demo (users, seed models, a demo
-// stream), then runs the TypeScript workers, the API, the Python training worker and a
+// stream, and a generated dashcam video sent to a stream of its own), then runs the TypeScript workers, the API, the Python training worker and a
 // synthetic camera. Ctrl-C stops everything in reverse order; everything durable lives in
 // data/, so the next `make up` resumes where this one stopped.
 import fs from 'node:fs';
@@ -8,12 +8,14 @@ import path from 'node:path';
 import { config, repoRoot } from '../config.ts';
 import { logger } from '../observability/logger.ts';
 import { bootstrapDemo } from './bootstrap.ts';
+import { ingestDemoVideo } from './demo-video.ts';
 import { stopSupervising, superviseChild, type Child } from './processes.ts';
 import { startTemporalDevServer } from './temporal-dev.ts';
 import { requireTool, trainerPython } from './tools.ts';
 import { startEngine } from '../workers/engine.ts';
 
 const DEMO_STREAM = 'demo';
+const VIDEO_STREAM = 'dashcam';
 
 const onPath = (bin: string) => (process.env.PATH ?? '').split(path.delimiter).some((d) => fs.existsSync(path.join(d, bin)));
 const dataDir = path.join(repoRoot, 'data');
@@ -53,6 +55,7 @@ async function main() {
   stops.push({ name: 'engine', stop: () => engine.stop() });
 
   const demo = await bootstrapDemo(engine, { streamId: DEMO_STREAM, tokensFile: path.join(dataDir, 'tokens.json') });
+  const demoVideo = await ingestDemoVideo(engine, { streamId: VIDEO_STREAM, file: path.join(dataDir, 'demo-video.mp4') });
 
   // 2. The Python training worker on queue `training`, and a synthetic camera posting frames.
   //    Four cameras, the ones the seed model was trained on: its drift reference mixes them, and
@@ -110,6 +113,7 @@ data engine is up
   API + OpenAPI  ${engine.apiUrl}/v1/openapi.json (interactive docs: ${engine.apiUrl}/app/api)
   metrics        ${engine.apiUrl}/metrics (API and workers: one process)
   Temporal UI    ${temporalUi}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows
+  video ingest   ${temporalUi}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/video-${demoVideo.video.id} (data/demo-video.mp4 into stream ${VIDEO_STREAM}${demoVideo.created ? '' : ', sent before'}; your own: npm run dataengine -- ingest-video FILE --stream ${VIDEO_STREAM})
   Prometheus     ${prometheusUrl}
   tokens         ${path.relative(process.cwd(), path.join(dataDir, 'tokens.json'))}
 Ctrl-C stops everything; \`make up\` again resumes.

@@ -1,13 +1,16 @@
 // Video in, as a user sends it: upload over the API, a videoIngest workflow on the run's Temporal
 // server splits and samples it, and its frames enter the stream's loop. Hostile files are refused
 // with the reason and leave nothing stored.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
 import { asc, count, eq, inArray } from 'drizzle-orm';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { repoRoot } from '../../config.ts';
 import { frames, frameScores, videos } from '../../db/schema.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { videoProgressQuery, videoWorkflowId } from '../../workflows/shared.ts';
@@ -22,7 +25,7 @@ let connection: NativeConnection;
 let workers: RunningWorkers;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'videos-'));
 const STARTED = '2026-11-30T08:00:00.000Z';
-const streams = ['cam-a', 'cam-b', 'cam-vfr', 'cam-cancel', 'cam-key', 'cam-scene', 'cam-sparse', 'hostile'];
+const streams = ['cam-a', 'cam-b', 'cam-vfr', 'cam-cancel', 'cam-key', 'cam-scene', 'cam-sparse', 'cam-cli', 'hostile'];
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -78,9 +81,9 @@ async function finished(id: string, timeoutMs = 60_000): Promise<VideoView> {
 }
 
 /** Seconds after the video's start of each frame the stream got from it, in capture order. */
-async function frameOffsets(streamId: string): Promise<number[]> {
+async function frameOffsets(streamId: string, fromStart = true): Promise<number[]> {
   const rows = await db.db.select({ at: frames.capturedAt }).from(frames).where(eq(frames.streamId, streamId)).orderBy(asc(frames.capturedAt));
-  return rows.map((r) => (r.at.getTime() - Date.parse(STARTED)) / 1000);
+  return rows.map((r) => (r.at.getTime() - (fromStart ? Date.parse(STARTED) : rows[0].at.getTime())) / 1000);
 }
 
 describe('video ingest', () => {
@@ -191,6 +194,39 @@ describe('video ingest', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect((await frameOffsets('cam-cancel')).length).toBe(after);
     expect((await p.app.request(`/v1/videos/${id}/cancel`, { method: 'POST', headers: auth(p.tokens.lead) })).status).toBe(409);
+  });
+
+  it('sends a video from the command line and shows its progress until done', async () => {
+    const server = serve({ fetch: p.app.fetch, hostname: '127.0.0.1', port: 0 });
+    await new Promise((r) => server.once('listening', r));
+    const api = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const file = makeVideo(path.join(dir, 'cli.mp4'), { seconds: 12, fps: 10, gop: 20 });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(repoRoot, 'scripts', 'cli.ts'),
+          'ingest-video',
+          file,
+          '--stream',
+          'cam-cli',
+          '--camera',
+          'dashcam-2',
+          '--rate',
+          '2',
+          '--api',
+          api,
+        ],
+        { env: { ...process.env, DATAENGINE_TOKEN: p.tokens.lead } },
+      );
+      expect(stdout).toMatch(/accepted: video [0-9a-f-]{36}, h264 160x120, 12\.0 s/);
+      expect(stdout).toContain('done: 24 frames into stream cam-cli');
+      expect(await frameOffsets('cam-cli', false)).toHaveLength(24);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('refuses hostile videos with the reason, storing nothing', async () => {
