@@ -22,6 +22,7 @@ import { config } from '../config.ts';
 import { benchModels } from './models.ts';
 import { benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
+import { benchVideo } from './video.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 // Names of benchmarks to run (all when none); `scenarios=night`, `seeds=1,2`, `budgets=50,100` and
@@ -44,7 +45,7 @@ console.log(`# dataengine benchmarks (${new Date().toISOString()}, ${os.cpus().l
 const m = await benchModels(frames);
 let env: TestWorkflowEnvironment | undefined;
 let address = process.env.TEMPORAL_ADDRESS;
-if (!address && (want('loop') || want('retrain'))) {
+if (!address && (want('loop') || want('retrain') || want('video'))) {
   env = await TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] },
   });
@@ -114,6 +115,7 @@ if (want('objects')) {
     JSON.stringify({ at: new Date().toISOString(), cores: os.cpus().length, headCost, search, propagation }, null, 2) + '\n',
   );
 }
+if (want('video')) await benchVideo(address!);
 if (want('retrain')) {
   const db = await openDb({});
   await benchRetrain(db, address!);
