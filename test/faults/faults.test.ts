@@ -4,9 +4,10 @@
 //   (a) the scoring worker, a process of its own, is SIGKILLed mid-stream; another takes over;
 //   (b) the Temporal dev server (supervised as `make up` runs it) is killed with SIGKILL;
 //   (c) the Postgres server is stopped at once (like a crash) and started again;
-//   (d) 64 reviewers race with one-second leases that some let expire mid-review.
+//   (d) 64 reviewers race with one-second leases that some let expire mid-review;
+//   (e) a worker extracting a video's frames is SIGKILLed mid-video; another finishes it.
 // (b) to (d) use a Postgres server of their own (started by scripts/postgres-up.sh), because
-// stopping the suite's shared one would break the tests running beside them; (a) uses
+// stopping the suite's shared one would break the tests running beside them; (a) and (e) use
 // DATABASE_URL when set (CI) and its own server otherwise. PGlite cannot serve here: it is one
 // in-process database, and a second process must not open it.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +26,9 @@ import { frames, frameScores, labels, predictions, reviewTasks, streams } from '
 import { createUser } from '../../db/users.ts';
 import { startTemporalDevServer } from '../../scripts/temporal-dev.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
-import { streamWorkflowId } from '../../workflows/shared.ts';
+import { getVideo, videoSegmentsOf } from '../../db/videos.ts';
+import { streamWorkflowId, videoWorkflowId } from '../../workflows/shared.ts';
+import { makeVideo } from '../helpers/videos.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres.ts';
@@ -134,45 +137,78 @@ async function withWorkers<T>(db: TestDb, p: TestPlatform, address: string, fn: 
   }
 }
 
+/**
+ * Worker processes of `p` (scoring, control and ingest queues) on `db`, wired as `npm run worker`
+ * wires one, each started when asked and resolved once it polls; `workers` lists them to kill.
+ */
+function workerProcesses(p: TestPlatform, db: TestDb) {
+  const bundle = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bundle-')), 'workflows.js');
+  fs.writeFileSync(bundle, inject('workflowBundleCode'));
+  const workers: ChildProcess[] = [];
+  const start = async () => {
+    // node itself (not the tsx wrapper, which runs the script in a child it would leave behind).
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(repoRoot, 'test', 'faults', 'scoring-worker.ts'),
+        inject('temporalAddress'),
+        p.taskQueue,
+        p.controlQueue,
+        bundle,
+        p.ingestQueue,
+      ],
+      {
+        env: { ...process.env, DATABASE_URL: db.url!, STORE_DIR: p.storeDir, LOG_LEVEL: 'error', PREDICTION_MIN_SCORE: MIN_SCORE },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    workers.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+    });
+    return child;
+  };
+  return { start, workers };
+}
+
+/** Attempts after the first among the activity starts of every run of a workflow. */
+async function retriedAttempts(p: TestPlatform, workflowId: string): Promise<number> {
+  let retried = 0;
+  for await (const run of p.deps.temporal!.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    const history = await p.deps.temporal!.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+    retried += (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1).length;
+  }
+  return retried;
+}
+
+/** Waits until an activity of the workflow is running on a worker (so a kill loses it). */
+async function activityRunning(p: TestPlatform, workflowId: string) {
+  await eventually(
+    async () => {
+      const { raw } = await p.deps.temporal!.workflow.getHandle(workflowId).describe();
+      return raw.pendingActivities?.some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+    },
+    30_000,
+    'an activity running',
+  );
+}
+
 describe('fault injection', () => {
   it('(a) a scoring worker killed with SIGKILL mid-stream: another finishes, every frame scored once', async () => {
     const db: TestDb = await createTestDb(process.env.DATABASE_URL ?? pg.url);
     const streamId = `kill-worker-${Math.random().toString(36).slice(2, 8)}`;
     const p = await createTestPlatform(db, { cameraStreams: [streamId], env: { PREDICTION_MIN_SCORE: MIN_SCORE } });
-    const bundle = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bundle-')), 'workflows.js');
-    fs.writeFileSync(bundle, inject('workflowBundleCode'));
-    const workers: ChildProcess[] = [];
-    const startWorker = async () => {
-      // node itself (not the tsx wrapper, which runs the script in a child it would leave behind).
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', path.join(repoRoot, 'test', 'faults', 'scoring-worker.ts'), inject('temporalAddress'), p.taskQueue, p.controlQueue, bundle],
-        {
-          env: { ...process.env, DATABASE_URL: db.url!, STORE_DIR: p.storeDir, LOG_LEVEL: 'error', PREDICTION_MIN_SCORE: MIN_SCORE },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      workers.push(child);
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-        child.once('exit', (code) => reject(new Error(`scoring worker exited with ${code}`)));
-      });
-      return child;
-    };
+    const { start: startWorker, workers } = workerProcesses(p, db);
     try {
       const first = await startWorker();
       await createStream(p, streamId);
       const sending = camera(p, streamId, 60, 15);
       await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
       // Kill it while a batch attempt is running on it, so that attempt is lost with the process.
-      await eventually(
-        async () => {
-          const { raw } = await p.deps.temporal!.workflow.getHandle(streamWorkflowId(streamId)).describe();
-          return raw.pendingActivities?.some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
-        },
-        30_000,
-        'a batch attempt running',
-      );
+      await activityRunning(p, streamWorkflowId(streamId));
       first.kill('SIGKILL');
       await new Promise((r) => first.once('exit', r));
       const scoredAtKill = await scoredCount(db.db, streamId);
@@ -183,11 +219,7 @@ describe('fault injection', () => {
       const counts = await exactlyOnce(db.db, streamId, sent);
       expect(scoredAtKill).toBeLessThan(sent);
       // The attempt that died with the worker was run again: its completion carries attempt 2+.
-      let retried = 0;
-      for await (const run of p.deps.temporal!.workflow.list({ query: `WorkflowId = '${streamWorkflowId(streamId)}'` })) {
-        const history = await p.deps.temporal!.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-        retried += (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1).length;
-      }
+      const retried = await retriedAttempts(p, streamWorkflowId(streamId));
       expect(retried).toBeGreaterThan(0);
       console.log(`fault (a) worker SIGKILL: ${JSON.stringify({ ...counts, scoredAtKill, retriedAttempts: retried })}`);
     } finally {
@@ -195,6 +227,53 @@ describe('fault injection', () => {
       for (const w of workers) w.kill('SIGKILL');
       await p.close();
       await db.close();
+    }
+  });
+
+  it('(e) a video worker killed with SIGKILL mid-video: another finishes it, every sampled frame stored once', async () => {
+    const db: TestDb = await createTestDb(process.env.DATABASE_URL ?? pg.url);
+    const streamId = `kill-video-${Math.random().toString(36).slice(2, 8)}`;
+    const p = await createTestPlatform(db, { env: { VIDEO_SEGMENT_SECONDS: '10', VIDEO_PARALLEL_SEGMENTS: '2' } });
+    const { start: startWorker, workers } = workerProcesses(p, db);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'video-'));
+    try {
+      const first = await startWorker();
+      await createStream(p, streamId);
+      // 60 s at 25 fps, every 2nd frame: 750 frames from six segments.
+      const file = makeVideo(path.join(dir, 'v.mp4'), { seconds: 60, fps: 25, gop: 50 });
+      const res = await p.app.request(`/v1/streams/${streamId}/videos?cameraId=dashcam&startedAt=2026-11-30T08:00:00Z&sample=every&every=2`, {
+        method: 'POST',
+        headers: auth(p.tokens.lead, { 'Content-Type': 'video/mp4' }),
+        body: fs.readFileSync(file),
+      });
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      const segmentsDone = async () => (await videoSegmentsOf(db.db, id)).filter((s) => s.doneAt).length;
+      await eventually(async () => (await segmentsDone()) >= 1, 60_000, 'a segment done');
+      await activityRunning(p, videoWorkflowId(id));
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      const doneAtKill = await segmentsDone();
+      await startWorker();
+      // The killed segment's heartbeat times out (10 s) and it runs again on the new worker.
+      const video = await eventually(async () => ((await getVideo(db.db, id))?.status === 'done' ? getVideo(db.db, id) : null), 120_000, 'the video done');
+      expect(video!.segmentsTotal).toBe(6);
+      expect(doneAtKill).toBeLessThan(6);
+      const rows = await db.db.select({ at: frames.capturedAt, hash: frames.contentHash }).from(frames).where(eq(frames.streamId, streamId));
+      // Every sampled frame, once: frame 2k at 2k/25 s after the start.
+      expect(rows).toHaveLength(750);
+      expect(new Set(rows.map((r) => r.hash)).size).toBe(750);
+      const offsets = rows.map((r) => Math.round(((r.at.getTime() - Date.parse('2026-11-30T08:00:00Z')) / 1000) * 12.5)).sort((a, b) => a - b);
+      expect(offsets).toEqual(Array.from({ length: 750 }, (_, i) => i));
+      const retried = await retriedAttempts(p, videoWorkflowId(id));
+      expect(retried).toBeGreaterThan(0);
+      console.log(`fault (e) video worker SIGKILL: ${JSON.stringify({ segmentsDoneAtKill: doneAtKill, frames: rows.length, retriedAttempts: retried })}`);
+    } finally {
+      await stopStream(p, streamId);
+      for (const w of workers) w.kill('SIGKILL');
+      await p.close();
+      await db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
