@@ -257,7 +257,7 @@ describe('fault injection', () => {
       await startWorker();
       // The killed segment's heartbeat times out (10 s) and it runs again on the new worker.
       const video = await eventually(async () => ((await getVideo(db.db, id))?.status === 'done' ? getVideo(db.db, id) : null), 120_000, 'the video done');
-      expect(video!.segmentsTotal).toBe(6);
+      expect(video.segmentsTotal).toBe(6);
       expect(doneAtKill).toBeLessThan(6);
       const rows = await db.db.select({ at: frames.capturedAt, hash: frames.contentHash }).from(frames).where(eq(frames.streamId, streamId));
       // Every sampled frame, once: frame 2k at 2k/25 s after the start.
