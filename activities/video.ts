@@ -31,21 +31,8 @@ export interface SegmentResult {
   framesStored: number;
 }
 
-const heartbeat = (details: unknown) => {
-  // Called from ffmpeg's output too, which tests may run outside an activity.
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* not in an activity */
-  }
-};
-const cancellation = (): AbortSignal | undefined => {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-};
+const heartbeat = (details: unknown) => Context.current().heartbeat(details);
+const cancellation = () => Context.current().cancellationSignal;
 
 async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -175,7 +162,7 @@ export function createVideoActivities(deps: VideoActivityDeps) {
         // Frames with the same pixels (a still scene) are one frame of the stream: count ids.
         const frameIds = new Set<string>();
         for (const [i, name] of files.entries()) {
-          signal?.throwIfAborted();
+          signal.throwIfAborted();
           const capturedAt = new Date(video.startedAt.getTime() + Math.round((times[i] - probe.startSeconds) * 1000));
           const bytes = await fs.readFile(path.join(dir, name));
           const r = await ingestFrame(deps, {

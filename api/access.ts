@@ -8,7 +8,7 @@
 // lead may do (an admin can issue themselves any token, so withholding it would protect nothing).
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import type { Role } from '../db/users.ts';
+import type { Role, User } from '../db/users.ts';
 import type { AppEnv } from './env.ts';
 import { ProblemError } from './problem.ts';
 
@@ -107,4 +107,27 @@ export function enforceAccess(): MiddlewareHandler<AppEnv> {
     }
     await next();
   };
+}
+
+/** A camera token sends frames and videos only into the streams (and as the cameras) it was issued for. */
+export function assertCameraMaySend(user: User, streamId: string, cameraId: string): void {
+  if (user.role !== 'camera') return;
+  if (!user.streams?.includes(streamId)) {
+    throw new ProblemError(
+      403,
+      'Forbidden',
+      `this camera token may not send to stream ${JSON.stringify(streamId)}`,
+      [{ field: 'id', message: 'not a stream of this token' }],
+      'forbidden',
+    );
+  }
+  if (user.cameraIds && !user.cameraIds.includes(cameraId)) {
+    throw new ProblemError(
+      403,
+      'Forbidden',
+      `this camera token may not send as camera ${JSON.stringify(cameraId)}`,
+      [{ field: 'cameraId', message: 'not a camera of this token' }],
+      'forbidden',
+    );
+  }
 }

@@ -77,3 +77,12 @@ export const deploymentProgressSchema = z.object({
   loops: z.array(loopDeployState),
   pending: z.array(z.string()),
 });
+
+// A capture time must be an ISO 8601 time with a zone, from 1970 to a day ahead of the server
+// clock (camera clocks drift; a far future or past time is a bug, and Postgres cannot hold some).
+const EARLIEST_CAPTURE = Date.UTC(1970, 0, 1);
+export const captureTime = (field: string) =>
+  z.iso
+    .datetime({ offset: true, error: `${field} must be an ISO 8601 time with a zone, e.g. 2026-11-23T10:00:00Z` })
+    .transform((v) => new Date(v))
+    .refine((d) => d.getTime() >= EARLIEST_CAPTURE && d.getTime() <= Date.now() + 24 * 3600_000, `${field} must lie between 1970 and one day from now`);

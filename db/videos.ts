@@ -1,6 +1,6 @@
 // Statements about videos and their segments: the upload's row, the split's segment rows, each
 // segment's result, and the progress read by the API and the operations page.
-import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from './client.ts';
 import { videos, videoSegments } from './schema.ts';
 
@@ -10,6 +10,8 @@ export type VideoSegmentRow = typeof videoSegments.$inferSelect;
 export type NewVideoSegment = typeof videoSegments.$inferInsert;
 export type VideoStatus = 'queued' | 'splitting' | 'extracting' | 'done' | 'failed' | 'cancelled';
 const FINISHED: VideoStatus[] = ['done', 'failed', 'cancelled'];
+/** Done, failed or cancelled: nothing more happens to the video. */
+export const isFinished = (status: string) => (FINISHED as string[]).includes(status);
 
 export async function getVideo(db: DbOrTx, id: string): Promise<VideoRow | undefined> {
   const [row] = await db.select().from(videos).where(eq(videos.id, id));
@@ -34,8 +36,8 @@ export async function insertVideo(db: DbOrTx, video: NewVideo): Promise<VideoRow
 export async function setVideoStatus(db: DbOrTx, id: string, status: VideoStatus, extra: { error?: string; segmentsTotal?: number } = {}) {
   await db
     .update(videos)
-    .set({ status, ...extra, finishedAt: FINISHED.includes(status) ? new Date() : null })
-    .where(and(eq(videos.id, id), sql`${videos.status} not in ('done', 'failed', 'cancelled')`));
+    .set({ status, ...extra, finishedAt: isFinished(status) ? new Date() : null })
+    .where(and(eq(videos.id, id), notInArray(videos.status, FINISHED)));
 }
 
 export async function videoSegmentsOf(db: DbOrTx, videoId: string): Promise<VideoSegmentRow[]> {

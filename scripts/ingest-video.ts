@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { config } from '../config.ts';
+import { isFinished } from '../db/videos.ts';
 import { VIDEO_EXTENSIONS } from '../ingest/video-probe.ts';
 
 const usage = `usage: npm run dataengine -- ingest-video FILE --stream STREAM [--camera ID] [--started-at ISO]
@@ -67,7 +68,7 @@ export async function ingestVideoCommand(argv: string[]): Promise<number> {
     const v = (await (await fetch(`${values.api}/v1/videos/${sent.id}`, { headers })).json()) as VideoView;
     bar.setTotal(v.progress.segmentsTotal ?? 1);
     bar.update(v.progress.segmentsDone, { frames: v.progress.framesSampled, status: v.status });
-    if (['done', 'failed', 'cancelled'].includes(v.status)) {
+    if (isFinished(v.status)) {
       bar.stop();
       if (v.status !== 'done') return fail(`video ${v.status}${v.error ? `: ${v.error}` : ''}`);
       console.log(`done: ${v.progress.framesSampled} frames into stream ${values.stream}`);

@@ -47,18 +47,19 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async put(key: string, bytes: Uint8Array): Promise<void> {
-    const target = this.pathOf(key);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    const tmp = `${target}.${randomUUID()}.tmp`;
-    await fs.writeFile(tmp, bytes);
-    await fs.rename(tmp, target);
+    await this.writeAtomically(key, (tmp) => fs.writeFile(tmp, bytes));
   }
 
   async putFile(key: string, file: string): Promise<void> {
+    await this.writeAtomically(key, (tmp) => fs.copyFile(file, tmp));
+  }
+
+  /** Writes a temp file beside the key's path and renames it: a reader never sees half a blob. */
+  private async writeAtomically(key: string, write: (tmp: string) => Promise<void>): Promise<void> {
     const target = this.pathOf(key);
     await fs.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.${randomUUID()}.tmp`;
-    await fs.copyFile(file, tmp);
+    await write(tmp);
     await fs.rename(tmp, target);
   }
 

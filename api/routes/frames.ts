@@ -4,21 +4,15 @@ import { framePredictions, getFrame } from '../../db/frames.ts';
 import { IngestError, ingestFrame } from '../../ingest/ingest-frame.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
+import { assertCameraMaySend } from '../access.ts';
 import { ProblemError, UUID } from '../problem.ts';
 import { listFailedFrames } from '../../db/frame-failures.ts';
 import { z } from 'zod';
-import { frameSchema, predictionSchema } from '../schemas.ts';
+import { captureTime, frameSchema, predictionSchema } from '../schemas.ts';
 
-// The capture time must be an ISO 8601 time with a zone, from 1970 to a day ahead of the server
-// clock (camera clocks drift; a far future or past time is a bug, and Postgres cannot hold some).
-const EARLIEST_CAPTURE = Date.UTC(1970, 0, 1);
 const ingestQuery = z.object({
   cameraId: z.string({ error: 'cameraId is required' }).min(1, 'cameraId is required'),
-  capturedAt: z.iso
-    .datetime({ offset: true, error: 'capturedAt must be an ISO 8601 time with a zone, e.g. 2026-11-23T10:00:00Z' })
-    .transform((v) => new Date(v))
-    .refine((d) => d.getTime() >= EARLIEST_CAPTURE && d.getTime() <= Date.now() + 24 * 3600_000, 'capturedAt must lie between 1970 and one day from now')
-    .optional(),
+  capturedAt: captureTime('capturedAt').optional(),
 });
 const failedQuery = z
   .object({
@@ -81,26 +75,7 @@ export function frameRoutes(deps: ApiDeps) {
     const streamId = params.id;
     const capturedAt = q.capturedAt ?? new Date();
     const user = c.get('user');
-    // A camera token sends only into the streams (and as the cameras) it was issued for.
-    if (user.role === 'camera') {
-      if (!user.streams?.includes(streamId))
-        throw new ProblemError(
-          403,
-          'Forbidden',
-          `this camera token may not send frames to stream ${JSON.stringify(streamId)}`,
-          [{ field: 'id', message: 'not a stream of this token' }],
-          'forbidden',
-        );
-      if (user.cameraIds && !user.cameraIds.includes(q.cameraId)) {
-        throw new ProblemError(
-          403,
-          'Forbidden',
-          `this camera token may not send as camera ${JSON.stringify(q.cameraId)}`,
-          [{ field: 'cameraId', message: 'not a camera of this token' }],
-          'forbidden',
-        );
-      }
-    }
+    assertCameraMaySend(user, streamId, q.cameraId);
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     try {
       const result = await ingestFrame(ingestDeps, {

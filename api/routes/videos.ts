@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { getVideo, listVideos, videoProgress, type VideoRow } from '../../db/videos.ts';
+import { getVideo, isFinished, listVideos, videoProgress, type VideoRow } from '../../db/videos.ts';
 import { IngestError } from '../../ingest/ingest-frame.ts';
 import { submitVideo } from '../../ingest/submit-video.ts';
 import { VIDEO_MEDIA_TYPES } from '../../ingest/video-probe.ts';
@@ -18,18 +18,14 @@ import { samplingSchema, type Sampling } from '../../ingest/video-sampling.ts';
 import { videoWorkflowId } from '../../workflows/shared.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
+import { assertCameraMaySend } from '../access.ts';
 import { ProblemError, UUID } from '../problem.ts';
-import { videoSchema } from '../schemas.ts';
+import { captureTime, videoSchema } from '../schemas.ts';
 
-const EARLIEST_CAPTURE = Date.UTC(1970, 0, 1);
 const uploadQuery = z
   .object({
     cameraId: z.string({ error: 'cameraId is required' }).min(1, 'cameraId is required'),
-    startedAt: z.iso
-      .datetime({ offset: true, error: 'startedAt must be an ISO 8601 time with a zone, e.g. 2026-11-23T10:00:00Z' })
-      .transform((v) => new Date(v))
-      .refine((d) => d.getTime() >= EARLIEST_CAPTURE && d.getTime() <= Date.now() + 24 * 3600_000, 'startedAt must lie between 1970 and one day from now')
-      .optional(),
+    startedAt: captureTime('startedAt').optional(),
     sample: z.enum(['fps', 'every', 'keyframes', 'scene'], { error: 'sample must be fps, every, keyframes or scene' }).default('fps'),
     rate: z.coerce.number().positive('rate must be above 0').max(120, 'rate is at most 120 frames per second').default(1),
     every: z.coerce.number().int('every must be a whole number').min(1, 'every is at least 1').max(100_000).default(10),
@@ -112,16 +108,7 @@ export function videoRoutes(deps: ApiDeps) {
   }
 
   handle(app, videoOperations.upload, async (c, { params, query: q }) => {
-    const user = c.get('user');
-    if (user.role === 'camera' && (!user.streams?.includes(params.id) || (user.cameraIds && !user.cameraIds.includes(q.cameraId)))) {
-      throw new ProblemError(
-        403,
-        'Forbidden',
-        `this camera token may not send into stream ${JSON.stringify(params.id)} as camera ${JSON.stringify(q.cameraId)}`,
-        undefined,
-        'forbidden',
-      );
-    }
+    assertCameraMaySend(c.get('user'), params.id, q.cameraId);
     const mediaType = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
     if (!VIDEO_MEDIA_TYPES.includes(mediaType)) {
       const message = `Content-Type must be one of ${VIDEO_MEDIA_TYPES.join(', ')}, got ${JSON.stringify(mediaType)}`;
@@ -168,7 +155,7 @@ export function videoRoutes(deps: ApiDeps) {
 
   handle(app, videoOperations.cancel, async (c, { params }) => {
     const video = await videoOr404(params.id);
-    if (['done', 'failed', 'cancelled'].includes(video.status)) {
+    if (isFinished(video.status)) {
       throw new ProblemError(409, 'Conflict', `video ${video.id} has already finished (${video.status})`, undefined, 'video_finished');
     }
     await temporalOr503().workflow.getHandle(videoWorkflowId(video.id)).cancel();
