@@ -33,7 +33,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   const root = vars.PG_ROOT;
   const port = vars.PG_PORT;
   const pgCtl = (args: string) => {
-    const cmd = `'${root}/site/pgserver/pginstall/bin/pg_ctl' -D '${root}/data' ${args}`;
+    const cmd = `'${vars.PG_BIN}/pg_ctl' -D '${root}/data' ${args}`;
     return process.getuid?.() === 0 ? run('su', ['postgres', '-s', '/bin/bash', '-c', cmd]) : run('bash', ['-c', cmd]);
   };
   return {
