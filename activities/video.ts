@@ -87,7 +87,7 @@ export function createVideoActivities(deps: VideoActivityDeps) {
       if (video.segmentsTotal !== null && stored.length === video.segmentsTotal) return { segments: stored.length };
       await setVideoStatus(deps.db, video.id, 'splitting');
       const probe = video.probe as VideoProbe;
-      const rows = await withTempDir('video-split-', async (dir) => {
+      const { rows, clockOrigin } = await withTempDir('video-split-', async (dir) => {
         let parts = await segment(deps.store.pathOf(video.storageKey), dir, input.segmentSeconds, false).catch((err) => failFor(err, 'splitting'));
         // Keyframes further apart than two segment lengths make segments that long: too little
         // to share among extractors. Re-encoding with a keyframe every segment length fixes it.
@@ -97,6 +97,7 @@ export function createVideoActivities(deps: VideoActivityDeps) {
           parts = await segment(deps.store.pathOf(video.storageKey), dir, input.segmentSeconds, true).catch((err) => failFor(err, 're-encoding to split'));
         }
         const out: NewVideoSegment[] = [];
+        let clockOrigin: number | null = null;
         let frameOffset = 0;
         let previousFrameSeconds: number | null = null;
         for (const [index, part] of parts.entries()) {
@@ -105,13 +106,14 @@ export function createVideoActivities(deps: VideoActivityDeps) {
           await deps.store.putFile(key, part.file);
           out.push({ videoId: video.id, index, storageKey: key, startSeconds: part.start, endSeconds: part.end, frameOffset, previousFrameSeconds });
           frameOffset += packets.frames;
+          if (packets.firstFrameSeconds !== null) clockOrigin = Math.min(clockOrigin ?? Infinity, packets.firstFrameSeconds);
           if (packets.lastFrameSeconds !== null) previousFrameSeconds = Math.max(previousFrameSeconds ?? -Infinity, packets.lastFrameSeconds);
           heartbeat({ phase: 'storing segments', index });
         }
-        return out;
+        return { rows: out, clockOrigin };
       });
       await insertSegments(deps.db, rows);
-      await setVideoStatus(deps.db, video.id, 'extracting', { segmentsTotal: rows.length });
+      await setVideoStatus(deps.db, video.id, 'extracting', { segmentsTotal: rows.length, clockOriginSeconds: clockOrigin });
       return { segments: rows.length };
     },
 
@@ -121,12 +123,12 @@ export function createVideoActivities(deps: VideoActivityDeps) {
       const seg = (await videoSegmentsOf(deps.db, input.videoId)).find((s) => s.index === input.index);
       if (!video || !seg) throw ApplicationFailure.nonRetryable(`segment ${input.index} of video ${input.videoId} does not exist`, 'UnknownVideo');
       if (seg.doneAt) return { index: seg.index, framesSampled: seg.framesSampled ?? 0, framesStored: seg.framesStored ?? 0 };
-      const probe = video.probe as VideoProbe;
+      const origin = video.clockOriginSeconds ?? (video.probe as VideoProbe).startSeconds;
       const sampling = video.sampling as Sampling;
       const expr = selectExpression(sampling, {
         frameOffset: seg.frameOffset,
         previousFrameSeconds: seg.previousFrameSeconds,
-        videoStartSeconds: probe.startSeconds,
+        videoStartSeconds: origin,
       });
       return withTempDir('video-frames-', async (dir) => {
         const times: number[] = [];
@@ -163,7 +165,7 @@ export function createVideoActivities(deps: VideoActivityDeps) {
         const frameIds = new Set<string>();
         for (const [i, name] of files.entries()) {
           signal.throwIfAborted();
-          const capturedAt = new Date(video.startedAt.getTime() + Math.round((times[i] - probe.startSeconds) * 1000));
+          const capturedAt = new Date(video.startedAt.getTime() + Math.round((times[i] - origin) * 1000));
           const bytes = await fs.readFile(path.join(dir, name));
           const r = await ingestFrame(deps, {
             streamId: video.streamId,

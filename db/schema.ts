@@ -520,6 +520,10 @@ export const videos = pgTable(
     status: text('status').notNull().default('queued'),
     error: text('error'),
     segmentsTotal: integer('segments_total'),
+    /** The first frame's timestamp in the segments (set by the split): presentation times count
+     * from here. Not ffprobe's start time: cutting an MP4 with B-frames into segments starts
+     * their timestamps at the B-frame delay (0.5 s for a 4 frame/s video). */
+    clockOriginSeconds: doublePrecision('clock_origin_seconds'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
   },

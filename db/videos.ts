@@ -33,7 +33,12 @@ export async function insertVideo(db: DbOrTx, video: NewVideo): Promise<VideoRow
 }
 
 /** Moves a video to `status`; a finished video (done, failed, cancelled) stays as it is. */
-export async function setVideoStatus(db: DbOrTx, id: string, status: VideoStatus, extra: { error?: string; segmentsTotal?: number } = {}) {
+export async function setVideoStatus(
+  db: DbOrTx,
+  id: string,
+  status: VideoStatus,
+  extra: { error?: string; segmentsTotal?: number; clockOriginSeconds?: number | null } = {},
+) {
   await db
     .update(videos)
     .set({ status, ...extra, finishedAt: isFinished(status) ? new Date() : null })

@@ -51,6 +51,8 @@ interface FfprobeOutput {
 export interface PacketScan {
   frames: number;
   keyframes: number;
+  /** Smallest presentation time of a frame; null when none had one. */
+  firstFrameSeconds: number | null;
   /** Largest presentation time of a frame (seconds on the video's clock); null when none had one. */
   lastFrameSeconds: number | null;
 }
@@ -62,6 +64,7 @@ export async function scanPackets(file: string, signal?: AbortSignal): Promise<P
   });
   let frames = 0;
   let keyframes = 0;
+  let first: number | null = null;
   let last: number | null = null;
   for (const line of out.split('\n')) {
     if (!line.trim()) continue;
@@ -69,9 +72,11 @@ export async function scanPackets(file: string, signal?: AbortSignal): Promise<P
     frames++;
     if (flags?.startsWith('K')) keyframes++;
     const t = Number(pts);
-    if (pts !== 'N/A' && Number.isFinite(t)) last = last === null ? t : Math.max(last, t);
+    if (pts === 'N/A' || !Number.isFinite(t)) continue;
+    first = first === null ? t : Math.min(first, t);
+    last = last === null ? t : Math.max(last, t);
   }
-  return { frames, keyframes, lastFrameSeconds: last };
+  return { frames, keyframes, firstFrameSeconds: first, lastFrameSeconds: last };
 }
 
 const rate = (r: string | undefined) => {

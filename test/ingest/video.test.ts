@@ -88,8 +88,10 @@ async function frameOffsets(streamId: string, fromStart = true): Promise<number[
 
 describe('video ingest', () => {
   it('splits an uploaded video into segments, samples one frame a second across them, and the loop scores the frames', async () => {
-    // 25 s at 25 fps, a keyframe every 2 s: three segments of about 10 s.
-    const file = makeVideo(path.join(dir, 'a.mp4'), { seconds: 25, fps: 25, gop: 50 });
+    // 25 s at 25 fps, a keyframe every 2 s: three segments of about 10 s. With B-frames, as
+    // encoders write by default: the segments' timestamps then start at the B-frame delay, not
+    // at 0, and frame times must still count from the first frame.
+    const file = makeVideo(path.join(dir, 'a.mp4'), { seconds: 25, fps: 25, gop: 50, extra: ['-preset', 'veryfast'] });
     const res = await upload('cam-a', file, 'sample=fps&rate=1&fileName=a.mp4');
     expect(res.status).toBe(202);
     const accepted = (await res.json()) as VideoView;

@@ -1,0 +1,1 @@
+ALTER TABLE "videos" ADD COLUMN "clock_origin_seconds" double precision;
