@@ -157,6 +157,9 @@ describe('deploy and rollback', () => {
 describe('frames that cannot be scored', () => {
   it('are set aside with their reason, counted and listed, and the stream goes on', async () => {
     const streamId = STREAMS[0];
+    // Paused while the frames are damaged: a running loop could score one before its damage.
+    const control = (action: 'pause' | 'resume') => p.app.request(`/v1/streams/${streamId}/${action}`, { method: 'POST', headers: auth(p.tokens.lead) });
+    expect((await control('pause')).status).toBeLessThan(300);
     const [missing, corrupt] = await postFrames(streamId, 2);
     // Damage what ingest accepted: one blob disappears, one is overwritten with garbage, and one
     // row claims more pixels than the limit (a frame ingested before the limit was lowered).
@@ -170,6 +173,7 @@ describe('frames that cannot be scored', () => {
     const [huge] = await postFrames(streamId, 1);
     await handle.db.update(frames).set({ width: 10_000, height: 10_000 }).where(eq(frames.id, huge));
     const good = await postFrames(streamId, 3);
+    expect((await control('resume')).status).toBeLessThan(300);
 
     expect(await scoredWith(good)).toHaveLength(3);
     const res = await p.app.request(`/v1/frames?status=failed&streamId=${streamId}`, { headers: auth(p.tokens.lead) });
