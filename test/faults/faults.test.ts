@@ -184,16 +184,29 @@ async function retriedAttempts(p: TestPlatform, workflowId: string): Promise<num
   return retried;
 }
 
-/** Waits until an activity of the workflow is running on a worker (so a kill loses it). */
-async function activityRunning(p: TestPlatform, workflowId: string) {
-  await eventually(
-    async () => {
-      const { raw } = await p.deps.temporal!.workflow.getHandle(workflowId).describe();
-      return raw.pendingActivities?.some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
-    },
-    30_000,
-    'an activity running',
-  );
+const startedActivities = async (p: TestPlatform, workflowId: string) => {
+  const { raw } = await p.deps.temporal!.workflow.getHandle(workflowId).describe();
+  return (raw.pendingActivities ?? []).filter((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED).length;
+};
+
+/**
+ * SIGKILLs the worker while an activity of the workflow runs on it, so that attempt is lost with
+ * the process, and starts the worker that replaces it. A kill can land between two activities
+ * (one just completed, the next not yet picked up); the server then shows none started once the
+ * worker is gone, and a fresh worker is killed again, so the test always exercises a lost attempt.
+ */
+async function killMidActivity(p: TestPlatform, workflowId: string, worker: ChildProcess, startWorker: () => Promise<ChildProcess>): Promise<void> {
+  for (let tries = 0; tries < 5; tries++) {
+    await eventually(async () => (await startedActivities(p, workflowId)) > 0, 30_000, 'an activity running');
+    worker.kill('SIGKILL');
+    await new Promise((r) => worker.once('exit', r));
+    // A completion the worker sent just before it died reaches the server within moments.
+    await new Promise((r) => setTimeout(r, 1000));
+    const orphaned = await startedActivities(p, workflowId);
+    worker = await startWorker();
+    if (orphaned > 0) return;
+  }
+  throw new Error('no kill landed while an activity ran');
 }
 
 describe('fault injection', () => {
@@ -208,11 +221,8 @@ describe('fault injection', () => {
       const sending = camera(p, streamId, 60, 15);
       await eventually(async () => (await scoredCount(db.db, streamId)) >= 12, 60_000, 'a dozen frames scored');
       // Kill it while a batch attempt is running on it, so that attempt is lost with the process.
-      await activityRunning(p, streamWorkflowId(streamId));
-      first.kill('SIGKILL');
-      await new Promise((r) => first.once('exit', r));
+      await killMidActivity(p, streamWorkflowId(streamId), first, startWorker);
       const scoredAtKill = await scoredCount(db.db, streamId);
-      await startWorker();
       const sent = await sending;
       // The killed attempt's heartbeat times out (30 s), and the batch runs again on the new worker.
       await eventually(async () => (await scoredCount(db.db, streamId)) === sent, 120_000, 'every frame scored after the kill');
@@ -250,11 +260,8 @@ describe('fault injection', () => {
       const { id } = (await res.json()) as { id: string };
       const segmentsDone = async () => (await videoSegmentsOf(db.db, id)).filter((s) => s.doneAt).length;
       await eventually(async () => (await segmentsDone()) >= 1, 60_000, 'a segment done');
-      await activityRunning(p, videoWorkflowId(id));
-      first.kill('SIGKILL');
-      await new Promise((r) => first.once('exit', r));
+      await killMidActivity(p, videoWorkflowId(id), first, startWorker);
       const doneAtKill = await segmentsDone();
-      await startWorker();
       // The killed segment's heartbeat times out (10 s) and it runs again on the new worker.
       const video = await eventually(async () => ((await getVideo(db.db, id))?.status === 'done' ? getVideo(db.db, id) : null), 120_000, 'the video done');
       expect(video.segmentsTotal).toBe(6);
