@@ -37,6 +37,11 @@ const envSchema = z.object({
   METRIC_MAX_CAMERAS: int(64),
   BATCH_SIZE: int(16),
   BATCH_MAX_WAIT_MS: int(2000),
+  // While a stream has a backlog, one scoring activity scores up to this many full batches back
+  // to back, for at most SCORING_CALL_MAX_MS: fewer history events and Temporal round trips per
+  // frame. A pause stops a call after the batch in hand; a new policy or deploy applies from the next batch.
+  SCORING_BATCHES_PER_CALL: int(32),
+  SCORING_CALL_MAX_MS: int(10_000),
   ORT_INTRA_OP_THREADS: int(2),
   PREDICTION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.1),
   LEASE_SECONDS: int(300),

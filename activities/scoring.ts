@@ -1,7 +1,8 @@
 // The scoring step of streamLoop: wait for a batch of frames, run the detector on it, link its
 // detections into tracks, route uncertain detections under the stream's policy, and store
 // everything (object embeddings through the vector index) in one transaction.
-// Score and route share one activity on purpose (docs/architecture.md, "History per activity": half the history).
+// Score and route share one activity, and a call scores several batches while frames wait
+// (docs/architecture.md, "History per activity").
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/client.ts';
@@ -48,6 +49,10 @@ export interface ScoringDeps {
   maxFramePixels?: number;
   /** How long an empty stream keeps the activity waiting before it returns (default 20 s). */
   idleWaitMs?: number;
+  /** Batches one activity call scores back to back while the stream has a backlog (default 32)... */
+  batchesPerCall?: number;
+  /** ...and for at most this long, so a pause or a new policy is never far off (default 10 s). */
+  callMaxMs?: number;
   pollIntervalMs?: number;
   now?: () => Date;
 }
@@ -64,13 +69,27 @@ export interface ScoreBatchInput {
 }
 
 export interface ScoreBatchResult {
+  /** Batches scored in this call: 0 when no frame came, more than 1 while the stream had a backlog. */
+  batches: number;
   framesScored: number;
   predictions: number;
   tasksRouted: number;
-  /** The policy version the batch was routed with (the newest stored, if newer than asked). */
+  /** The newest policy version a batch was routed with (the newest stored, if newer than asked). */
   policyVersion?: number;
   /** The newest detection deployment in the registry; the loop adopts it if it has not yet. */
   deployment?: DeploymentRef;
+}
+
+/** One batch read and run through the detector, waiting to be routed and stored. */
+interface DetectedBatch {
+  pending: PendingFrame[];
+  /** The highest sequence number among its frames: the cursor once it is stored. */
+  toSeq: number;
+  modelVersion: string;
+  deployment?: DeploymentRef;
+  frames: ScoredFrameRow[];
+  failures: FrameFailure[];
+  timings: Record<string, number>;
 }
 
 export interface DeploymentRef {
@@ -78,10 +97,15 @@ export interface DeploymentRef {
   version: string;
 }
 
-export interface BatchReport extends ScoreBatchResult {
+/** One stored batch, as the metrics observer sees it. */
+export interface BatchReport {
   streamId: string;
   modelVersion: string;
   policyVersion: number;
+  deployment?: DeploymentRef;
+  framesScored: number;
+  predictions: number;
+  tasksRouted: number;
   timings: Record<string, number>;
   frames: ScoredFrameRow[];
   tasks: { frameId: string; reason: string; className: string | null }[];
@@ -98,6 +122,8 @@ export function createScoringActivities(deps: ScoringDeps) {
   const pollIntervalMs = deps.pollIntervalMs ?? 200;
   const maxFramePixels = deps.maxFramePixels ?? 40_000_000;
   const trackMaxGapMs = deps.trackMaxGapMs ?? 5_000;
+  const batchesPerCall = deps.batchesPerCall ?? 32;
+  const callMaxMs = deps.callMaxMs ?? 10_000;
 
   /**
    * The bytes of each frame, setting aside those that can never be scored: over the pixel limit
@@ -169,6 +195,120 @@ export function createScoringActivities(deps: ScoringDeps) {
     }
   }
 
+  /** The newest stored policy of the stream, if newer than the loop's: the update that announces
+   * a policy is a fast path, the database is the source of truth. */
+  async function newestPolicyVersion(input: ScoreBatchInput) {
+    return Math.max(input.policyVersion, (await latestPolicyVersion(deps.db, input.streamId)) ?? 1);
+  }
+
+  /**
+   * Reads and runs one batch through the detector. The newest deployment applies to it, even one
+   * committed while the call waited for frames: frames that arrive after a deploy answered are
+   * scored by the deployed model. The loop adopts it from the result, so the version stays one
+   * per batch and only moves forward.
+   */
+  async function detectBatch(input: ScoreBatchInput, pending: PendingFrame[]): Promise<DetectedBatch> {
+    const deployment = await latestDeployment(deps.db, 'detection');
+    const modelVersion = deployment && deployment.id > (input.deploymentId ?? 0) ? deployment.version : input.modelVersion;
+    const t0 = performance.now();
+    const { usable, images, failures } = await readFrames(pending);
+    const readMs = performance.now() - t0;
+    const scored = await detectSettingAside(modelVersion, usable, images, failures);
+    const frames: ScoredFrameRow[] = scored.usable.map((f, i) => ({
+      frameId: f.id,
+      cameraId: f.cameraId,
+      capturedAt: f.capturedAt,
+      embedding: Array.from(scored.frames[i].embedding),
+      detections: scored.frames[i].detections.map((d, rank) => ({ rank, ...d })),
+    }));
+    return {
+      pending,
+      toSeq: Math.max(...pending.map((f) => f.seq)),
+      modelVersion,
+      deployment,
+      frames,
+      failures,
+      timings: { read: readMs, ...scored.timings },
+    };
+  }
+
+  /** Links the batch's tracks, routes it under the newest policy and stores it behind the cursor. */
+  async function routeAndStore(input: ScoreBatchInput, batch: DetectedBatch, fromSeq: number) {
+    const { frames, failures, modelVersion } = batch;
+    const policyVersion = await newestPolicyVersion(input);
+    const t1 = performance.now();
+    await linkTracks(deps.db, deps.vectorIndex, { streamId: input.streamId, modelVersion, frames, maxGapMs: trackMaxGapMs });
+    const trackMs = performance.now() - t1;
+    const at = now();
+    // The batch's own newest frame anchors the pacing, so a retried batch routes the same frames.
+    const anchor = new Date(Math.max(...batch.pending.map((f) => f.ingestedAt.getTime())));
+    const { policy, boosted, routedToday, framesLastHour, recentValues, distances } = await routingInputs(deps.db, {
+      streamId: input.streamId,
+      modelVersion,
+      policyVersion,
+      at,
+      anchor,
+      batch: frames,
+    });
+    const budgetRemaining = policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday);
+    const pacing = policy.selection === 'ranked' ? batchPacing(anchor, framesLastHour, budgetRemaining, recentValues, policy.pacingWarmup) : undefined;
+    const { tasks, selections } = routeBatch(
+      frames,
+      { policy, budgetRemaining, isBoosted: (cameraId) => boosted.has(null) || boosted.has(cameraId), distances, pacing },
+      policyVersion,
+    );
+    for (const f of frames) f.selection = selections.get(f.frameId);
+    const routeMs = performance.now() - t1;
+
+    const t2 = performance.now();
+    const stored = await persistScoredBatch(deps.db, {
+      streamId: input.streamId,
+      modelVersion,
+      policyVersion,
+      fromSeq,
+      toSeq: batch.toSeq,
+      frames,
+      tasks,
+      failures,
+      vectorIndex: deps.vectorIndex,
+    });
+    const timings = { ...batch.timings, track: trackMs, route: routeMs - trackMs, persist: performance.now() - t2 };
+
+    if (failures.length) {
+      logger.warn(
+        { stream: input.streamId, failures: failures.map((f) => ({ frameId: f.frameId, reason: f.reason, detail: f.detail.slice(0, 200) })) },
+        'frames set aside; the stream goes on',
+      );
+    }
+    const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion };
+    const info = Context.current().info;
+    // Debug level: a line every batch would drown `make up`'s console; LOG_LEVEL=debug shows it.
+    logger.debug(
+      {
+        stream: input.streamId,
+        workflowId: info.workflowExecution?.workflowId,
+        activityId: info.activityId,
+        attempt: info.attempt,
+        modelVersion,
+        ...result,
+        ms: Math.round(Object.values(timings).reduce((a, b) => a + b, 0)),
+      },
+      'batch scored',
+    );
+    deps.onBatch?.({
+      ...result,
+      deployment: batch.deployment,
+      streamId: input.streamId,
+      modelVersion,
+      timings,
+      frames,
+      tasks: tasks.map((t) => ({ frameId: t.frameId, reason: t.reason, className: t.className })),
+      failures,
+      pacing,
+    });
+    return result;
+  }
+
   return {
     /** The production detector and the stream's newest policy, for a loop's first run. */
     async resolveStreamConfig(input: { streamId: string }): Promise<{ modelVersion: string | null; deployment: DeploymentRef | null; policyVersion: number }> {
@@ -183,105 +323,60 @@ export function createScoringActivities(deps: ScoringDeps) {
       };
     },
 
+    /**
+     * Scores the stream's waiting frames one batch after another: the first batch waits for
+     * frames as before; further full batches follow in the same call while the stream has a
+     * backlog, up to `batchesPerCall` batches or `callMaxMs`, so a busy loop writes a few history
+     * events per hundreds of frames instead of six per batch, and pays Temporal's round trip once.
+     * Batch n+1 is read and run through the detector while batch n is routed and stored (its
+     * cursor, tracks and budget come first, so routing and storing stay in order). Each batch is
+     * its own transaction behind the cursor check: a retried call starts at the stored cursor and
+     * adds nothing twice. A pause (cancellation, seen at the heartbeat after each batch) ends the
+     * call after the batch in hand, with what it scored.
+     */
     async scoreAndRouteBatch(input: ScoreBatchInput): Promise<ScoreBatchResult> {
-      const fromSeq = await streamCursor(deps.db, input.streamId);
-      if (fromSeq === null) throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
-      const pending = await waitForFrames(input);
-      // A policy stored while this loop was unreachable still applies from the next batch: the
-      // update that announces it is a fast path, the database is the source of truth.
-      const policyVersion = Math.max(input.policyVersion, (await latestPolicyVersion(deps.db, input.streamId)) ?? 1);
-      // Likewise a deployment committed while this batch waited for frames applies to it: frames
-      // that arrive after a deploy answered are scored by the deployed model. The loop adopts it
-      // from the result, so the version stays one per batch and moves only forward.
-      const deployment = await latestDeployment(deps.db, 'detection');
-      const modelVersion = deployment && deployment.id > (input.deploymentId ?? 0) ? deployment.version : input.modelVersion;
-      if (pending.length === 0) return { framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion, deployment };
-      // From here on the batch runs to the end: it is short, and storing it is all-or-nothing.
-
-      const t0 = performance.now();
-      const { usable, images, failures } = await readFrames(pending);
-      const readMs = performance.now() - t0;
-      const scored = await detectSettingAside(modelVersion, usable, images, failures);
-
-      const frames: ScoredFrameRow[] = scored.usable.map((f, i) => ({
-        frameId: f.id,
-        cameraId: f.cameraId,
-        capturedAt: f.capturedAt,
-        embedding: Array.from(scored.frames[i].embedding),
-        detections: scored.frames[i].detections.map((d, rank) => ({ rank, ...d })),
-      }));
-
-      const t1 = performance.now();
-      await linkTracks(deps.db, deps.vectorIndex, { streamId: input.streamId, modelVersion, frames, maxGapMs: trackMaxGapMs });
-      const trackMs = performance.now() - t1;
-      const at = now();
-      // The batch's own newest frame anchors the pacing, so a retried batch routes the same frames.
-      const anchor = new Date(Math.max(...pending.map((f) => f.ingestedAt.getTime())));
-      const { policy, boosted, routedToday, framesLastHour, recentValues, distances } = await routingInputs(deps.db, {
-        streamId: input.streamId,
-        modelVersion,
-        policyVersion,
-        at,
-        anchor,
-        batch: frames,
-      });
-      const budgetRemaining = policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday);
-      const pacing = policy.selection === 'ranked' ? batchPacing(anchor, framesLastHour, budgetRemaining, recentValues, policy.pacingWarmup) : undefined;
-      const { tasks, selections } = routeBatch(
-        frames,
-        { policy, budgetRemaining, isBoosted: (cameraId) => boosted.has(null) || boosted.has(cameraId), distances, pacing },
-        policyVersion,
-      );
-      for (const f of frames) f.selection = selections.get(f.frameId);
-      const routeMs = performance.now() - t1;
-
-      const t2 = performance.now();
-      const toSeq = Math.max(...pending.map((f) => f.seq));
-      const stored = await persistScoredBatch(deps.db, {
-        streamId: input.streamId,
-        modelVersion,
-        policyVersion,
-        fromSeq,
-        toSeq,
-        frames,
-        tasks,
-        failures,
-        vectorIndex: deps.vectorIndex,
-      });
-      const persistMs = performance.now() - t2;
-
-      if (failures.length) {
-        logger.warn(
-          { stream: input.streamId, failures: failures.map((f) => ({ frameId: f.frameId, reason: f.reason, detail: f.detail.slice(0, 200) })) },
-          'frames set aside; the stream goes on',
-        );
+      let cursor = await streamCursor(deps.db, input.streamId);
+      if (cursor === null) throw ApplicationFailure.nonRetryable(`Unknown stream "${input.streamId}"`, 'BadInput');
+      const started = Date.now();
+      const first = await waitForFrames(input);
+      const total: ScoreBatchResult = { batches: 0, framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion: input.policyVersion };
+      let inHand: Promise<DetectedBatch> | null = null;
+      if (first.length > 0) inHand = detectBatch(input, first);
+      else {
+        // Nothing to score: still report the newest policy and deployment, which the loop adopts.
+        total.policyVersion = await newestPolicyVersion(input);
+        total.deployment = await latestDeployment(deps.db, 'detection');
       }
-      const result = { framesScored: frames.length, predictions: stored.predictions, tasksRouted: stored.tasksRouted, policyVersion, deployment };
-      const info = Context.current().info;
-      // Debug level: a line every batch would drown `make up`'s console; LOG_LEVEL=debug shows it.
-      logger.debug(
-        {
-          stream: input.streamId,
-          workflowId: info.workflowExecution?.workflowId,
-          activityId: info.activityId,
-          attempt: info.attempt,
-          modelVersion,
-          ...result,
-          ms: Math.round(performance.now() - t0),
-        },
-        'batch scored',
-      );
-      deps.onBatch?.({
-        ...result,
-        streamId: input.streamId,
-        modelVersion,
-        timings: { read: readMs, ...scored.timings, track: trackMs, route: routeMs - trackMs, persist: persistMs },
-        frames,
-        tasks: tasks.map((t) => ({ frameId: t.frameId, reason: t.reason, className: t.className })),
-        failures,
-        pacing,
-      });
-      return result;
+      try {
+        while (inHand) {
+          const batch: DetectedBatch = await inHand;
+          inHand = null;
+          const ctx = Context.current();
+          const more =
+            batch.pending.length === input.batchSize &&
+            total.batches + 1 < batchesPerCall &&
+            Date.now() - started < callMaxMs &&
+            !ctx.cancellationSignal.aborted;
+          if (more) {
+            const following = await nextFrames(deps.db, input.streamId, input.batchSize, { afterSeq: batch.toSeq });
+            // Only a full batch follows at once; a stream that has caught up waits in the next call.
+            if (following.length === input.batchSize) inHand = detectBatch(input, following);
+          }
+          const stored = await routeAndStore(input, batch, cursor);
+          cursor = Math.max(cursor, batch.toSeq);
+          total.batches += 1;
+          total.framesScored += stored.framesScored;
+          total.predictions += stored.predictions;
+          total.tasksRouted += stored.tasksRouted;
+          total.policyVersion = Math.max(total.policyVersion ?? 1, stored.policyVersion);
+          total.deployment = batch.deployment ?? total.deployment;
+          ctx.heartbeat({ batches: total.batches, framesScored: total.framesScored });
+        }
+      } finally {
+        // A batch read ahead of a failed one is dropped; its frames stay unscored for the retry.
+        void inHand?.catch(() => undefined);
+      }
+      return total;
     },
   };
 }

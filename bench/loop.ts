@@ -22,7 +22,7 @@ import { startWorkers } from '../workers/start-workers.ts';
 import { streamWorkflowId } from '../workflows/shared.ts';
 import { table } from './stats.ts';
 
-export async function benchLoop(handle: DbHandle, temporalAddress: string, frames: Buffer[], bareFps16: number) {
+export async function benchLoop(handle: DbHandle, temporalAddress: string, frames: Buffer[], bareFps16: number, decodeRunFps16: number) {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-store-'));
   const store = new LocalBlobStore(storeDir);
   const bytes = fs.readFileSync(path.join(repoRoot, 'models/seed/detection.onnx'));
@@ -78,6 +78,8 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   const status = await loop.status('bench');
   const desc = await client.workflow.getHandle(streamWorkflowId('bench')).describe();
   const eventsPer1000 = (desc.historyLength / status!.totals.framesScored) * 1000;
+  const history = await client.workflow.getHandle(streamWorkflowId('bench')).fetchHistory();
+  const scoringCalls = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scoreAndRouteBatch').length;
   const stages = (await registry.getSingleMetric('dataengine_batch_stage_seconds')!.get()).values.filter((v) =>
     (v as { metricName?: string }).metricName?.endsWith('_sum'),
   );
@@ -90,6 +92,9 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
       ['loop frames/s (loop start to last frame scored and routed)', fps],
       ['bare session.run frames/s at batch 16', bareFps16],
       ['ratio loop / bare', fps / bareFps16],
+      // The baseline: decoding the same frames plus bare session.run, in one process.
+      ['decode + bare session.run frames/s at batch 16', decodeRunFps16],
+      ['ratio loop / (decode + bare)', fps / decodeRunFps16],
       ['ingestion frames/s (HTTP-less, one client, full decode check)', unique / (ingestMs / 1000)],
       ['tasks routed', tasks],
       ['batches', status!.totals.batches],
@@ -98,8 +103,10 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
       // whole batch: the selection may cost at most 5% of it.
       ['route share of batch time %', (100 * (stageMs.route ?? 0)) / Object.values(stageMs).reduce((a, b) => a + b, 0)],
       ['history events per 1,000 frames', eventsPer1000],
-      ['batches until continue-as-new (4,096 events)', 4096 / (desc.historyLength / status!.totals.batches)],
-      ['frames until continue-as-new at batch 16', (4096 / (desc.historyLength / status!.totals.batches)) * 16],
+      ['batches per scoring call', status!.totals.batches / scoringCalls],
+      // Continue-as-new is suggested at 4,096 events: how long a loop at this rate runs before it.
+      ['frames until continue-as-new', 4096 / (eventsPer1000 / 1000)],
+      ['minutes until continue-as-new at this rate', 4096 / (eventsPer1000 / 1000) / fps / 60],
     ],
   );
 

@@ -54,7 +54,7 @@ if (!address && (want('loop') || want('retrain') || want('video'))) {
 if (want('loop')) {
   const db = await openDb({});
   // Bare inference at batch 16 is the loop's baseline.
-  await benchLoop(db, address!, frames, m.detector.batch16Bare);
+  await benchLoop(db, address!, frames, m.detector.batch16Bare, m.detector.batch16DecodeRun);
   await db.close();
 }
 if (want('queue')) {

@@ -30,8 +30,11 @@ export interface PendingFrame {
  */
 const STRAGGLER_LOOKBACK = 10_000;
 
-/** The stream's unscored frames at or near its cursor, oldest first. */
-export async function nextFrames(db: DbOrTx, streamId: string, limit: number): Promise<PendingFrame[]> {
+/**
+ * The stream's unscored frames at or near its cursor, oldest first; with `afterSeq`, only those
+ * after it (the frames that follow a batch still being stored).
+ */
+export async function nextFrames(db: DbOrTx, streamId: string, limit: number, opts: { afterSeq?: number } = {}): Promise<PendingFrame[]> {
   const cursor = db.select({ s: streams.scoredThroughSeq }).from(streams).where(eq(streams.id, streamId));
   const scored = db
     .select({ one: sql`1` })
@@ -53,7 +56,15 @@ export async function nextFrames(db: DbOrTx, streamId: string, limit: number): P
       ingestedAt: frames.ingestedAt,
     })
     .from(frames)
-    .where(and(eq(frames.streamId, streamId), gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`), notExists(scored), notExists(quarantined)))
+    .where(
+      and(
+        eq(frames.streamId, streamId),
+        gt(frames.seq, sql`(${cursor}) - ${STRAGGLER_LOOKBACK}`),
+        opts.afterSeq === undefined ? undefined : gt(frames.seq, opts.afterSeq),
+        notExists(scored),
+        notExists(quarantined),
+      ),
+    )
     .orderBy(asc(frames.seq))
     .limit(limit);
 }

@@ -34,6 +34,9 @@ export interface WorkerDeps {
   videoSlots?: number;
   idleWaitMs?: number;
   trackMaxGapMs?: number;
+  /** Scoring batches per activity call and its time limit (default SCORING_BATCHES_PER_CALL, SCORING_CALL_MAX_MS). */
+  batchesPerCall?: number;
+  callMaxMs?: number;
 }
 
 export interface RunningWorkers {
@@ -54,6 +57,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     onBatch: recordBatch,
     idleWaitMs: deps.idleWaitMs,
     trackMaxGapMs: deps.trackMaxGapMs,
+    batchesPerCall: deps.batchesPerCall ?? config.SCORING_BATCHES_PER_CALL,
+    callMaxMs: deps.callMaxMs ?? config.SCORING_CALL_MAX_MS,
   });
   const common = { connection: deps.connection, namespace: deps.namespace, workflowBundle };
   const workers = [
@@ -64,6 +69,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       // Scoring is CPU-bound inference: one batch at a time per worker keeps latency predictable;
       // scale out with more worker processes.
       maxConcurrentActivityTaskExecutions: 2,
+      // A pause reaches a scoring call only through a heartbeat's answer, and heartbeats are
+      // otherwise held back to 0.8 of the 30 s heartbeat timeout: a pause would wait for the call
+      // to end. One heartbeat a second per running call costs a small RPC and no history event.
+      maxHeartbeatThrottleInterval: '1 second',
     }),
     await Worker.create({
       ...common,

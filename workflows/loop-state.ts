@@ -8,6 +8,8 @@ import type { DeployModelRequest, SetPolicyRequest, StreamLoopState, StreamStatu
 const MAX_SEEN_UPDATE_IDS = 64;
 
 export interface BatchOutcome {
+  /** Batches the call scored (absent from results of calls that scored one batch each). */
+  batches?: number;
   framesScored: number;
   predictions: number;
   tasksRouted: number;
@@ -114,7 +116,7 @@ export class LoopState {
     if (result.policyVersion !== undefined && result.policyVersion > (this.s.policyVersion ?? 0)) this.s.policyVersion = result.policyVersion;
     if (result.deployment) this.adoptDeployment(result.deployment.id, result.deployment.version);
     if (result.framesScored > 0) {
-      this.s.totals.batches += 1;
+      this.s.totals.batches += result.batches ?? 1;
       this.s.totals.framesScored += result.framesScored;
       this.s.totals.predictions += result.predictions;
       this.s.totals.tasksRouted += result.tasksRouted;

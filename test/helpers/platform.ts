@@ -119,6 +119,8 @@ export async function startPlatformWorkers(
     controlQueue: p.controlQueue,
     ingestQueue: p.ingestQueue,
     idleWaitMs: 1000,
+    batchesPerCall: p.deps.config.SCORING_BATCHES_PER_CALL,
+    callMaxMs: p.deps.config.SCORING_CALL_MAX_MS,
     controlActivities,
   });
 }
