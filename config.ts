@@ -43,6 +43,9 @@ const envSchema = z.object({
   SCORING_BATCHES_PER_CALL: int(32),
   SCORING_CALL_MAX_MS: int(10_000),
   ORT_INTRA_OP_THREADS: int(2),
+  // Worker threads running detectors (decode, letterbox, onnxruntime), each with
+  // ORT_INTRA_OP_THREADS of its own; inference never runs on the event loop's thread.
+  ORT_INFERENCE_THREADS: int(1),
   PREDICTION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.1),
   LEASE_SECONDS: int(300),
   INGEST_DIR: z.string().optional(),

@@ -80,6 +80,17 @@ export interface ScoreBatchResult {
   deployment?: DeploymentRef;
 }
 
+/** One batch's frames, read and waiting for the detector. */
+interface ReadBatch {
+  pending: PendingFrame[];
+  modelVersion: string;
+  deployment?: DeploymentRef;
+  usable: PendingFrame[];
+  images: Buffer[];
+  failures: FrameFailure[];
+  readMs: number;
+}
+
 /** One batch read and run through the detector, waiting to be routed and stored. */
 interface DetectedBatch {
   pending: PendingFrame[];
@@ -202,18 +213,23 @@ export function createScoringActivities(deps: ScoringDeps) {
   }
 
   /**
-   * Reads and runs one batch through the detector. The newest deployment applies to it, even one
-   * committed while the call waited for frames: frames that arrive after a deploy answered are
-   * scored by the deployed model. The loop adopts it from the result, so the version stays one
-   * per batch and only moves forward.
+   * Reads one batch's frames. The newest deployment applies to it, even one committed while the
+   * call waited for frames: frames that arrive after a deploy answered are scored by the deployed
+   * model. The loop adopts it from the result, so the version stays one per batch and only moves
+   * forward.
    */
-  async function detectBatch(input: ScoreBatchInput, pending: PendingFrame[]): Promise<DetectedBatch> {
+  async function readBatch(input: ScoreBatchInput, pending: PendingFrame[]): Promise<ReadBatch> {
     const deployment = await latestDeployment(deps.db, 'detection');
     const modelVersion = deployment && deployment.id > (input.deploymentId ?? 0) ? deployment.version : input.modelVersion;
     const t0 = performance.now();
-    const { usable, images, failures } = await readFrames(pending);
-    const readMs = performance.now() - t0;
-    const scored = await detectSettingAside(modelVersion, usable, images, failures);
+    const read = await readFrames(pending);
+    return { pending, modelVersion, deployment, ...read, readMs: performance.now() - t0 };
+  }
+
+  /** Runs a read batch through the detector (on the inference thread, so this thread is free meanwhile). */
+  async function detectBatch(batch: ReadBatch): Promise<DetectedBatch> {
+    const { pending, modelVersion, deployment, failures } = batch;
+    const scored = await detectSettingAside(modelVersion, batch.usable, batch.images, failures);
     const frames: ScoredFrameRow[] = scored.usable.map((f, i) => ({
       frameId: f.id,
       cameraId: f.cameraId,
@@ -228,7 +244,7 @@ export function createScoringActivities(deps: ScoringDeps) {
       deployment,
       frames,
       failures,
-      timings: { read: readMs, ...scored.timings },
+      timings: { read: batch.readMs, ...scored.timings },
     };
   }
 
@@ -341,7 +357,7 @@ export function createScoringActivities(deps: ScoringDeps) {
       const first = await waitForFrames(input);
       const total: ScoreBatchResult = { batches: 0, framesScored: 0, predictions: 0, tasksRouted: 0, policyVersion: input.policyVersion };
       let inHand: Promise<DetectedBatch> | null = null;
-      if (first.length > 0) inHand = detectBatch(input, first);
+      if (first.length > 0) inHand = readBatch(input, first).then(detectBatch);
       else {
         // Nothing to score: still report the newest policy and deployment, which the loop adopts.
         total.policyVersion = await newestPolicyVersion(input);
@@ -360,7 +376,9 @@ export function createScoringActivities(deps: ScoringDeps) {
           if (more) {
             const following = await nextFrames(deps.db, input.streamId, input.batchSize, { afterSeq: batch.toSeq });
             // Only a full batch follows at once; a stream that has caught up waits in the next call.
-            if (following.length === input.batchSize) inHand = detectBatch(input, following);
+            // Its files are read before storing starts: with PGlite, storing is one long chain of
+            // promise callbacks that leaves file reads waiting until it ends.
+            if (following.length === input.batchSize) inHand = detectBatch(await readBatch(input, following));
           }
           const stored = await routeAndStore(input, batch, cursor);
           cursor = Math.max(cursor, batch.toSeq);

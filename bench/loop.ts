@@ -19,15 +19,19 @@ import { recordBatch } from '../observability/batch-metrics.ts';
 import { registry } from '../observability/metrics.ts';
 import { LocalBlobStore } from '../storage/blob-store.ts';
 import { startWorkers } from '../workers/start-workers.ts';
-import { streamWorkflowId } from '../workflows/shared.ts';
+import { driftWorkflowId, streamWorkflowId } from '../workflows/shared.ts';
 import { table } from './stats.ts';
 
-export async function benchLoop(handle: DbHandle, temporalAddress: string, frames: Buffer[], bareFps16: number, decodeRunFps16: number) {
+export async function benchLoop(handle: DbHandle, database: string, temporalAddress: string, frames: Buffer[], bareFps16: number, decodeRunFps16: number) {
+  // Ids of their own, so a run on a Postgres that ran the bench before starts clean.
+  const id = `bench-${Date.now().toString(36)}`;
+  // Stage timings are read back from the metrics registry, which an earlier run filled too.
+  registry.getSingleMetric('dataengine_batch_stage_seconds')?.reset();
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-store-'));
   const store = new LocalBlobStore(storeDir);
   const bytes = fs.readFileSync(path.join(repoRoot, 'models/seed/detection.onnx'));
-  await registerModel(handle.db, store, { kind: 'detection', bytes, version: 'bench' });
-  await setProduction(handle.db, 'detection', 'bench', { triggeredBy: 'bench' });
+  await registerModel(handle.db, store, { kind: 'detection', bytes, version: id });
+  await setProduction(handle.db, 'detection', id, { triggeredBy: 'bench' });
   const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection });
   const queue = `bench-scoring-${Date.now()}`;
@@ -45,8 +49,8 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
     controlQueue: `bench-control-${Date.now()}`,
     idleWaitMs: 1000,
   });
-  await models.warm('detection', 'bench');
-  await createStream(handle.db, { id: 'bench', name: 'bench', createdBy: 'bench' });
+  await models.warm('detection', id);
+  await createStream(handle.db, { id, name: id, createdBy: 'bench' });
   const n = frames.length;
   console.log(`loop bench: ingesting ${n} frames`);
   const started = performance.now();
@@ -54,39 +58,43 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   for (const [i, f] of frames.entries()) {
     const r = await ingestFrame(
       { db: handle.db, store, maxFrameBytes: 1e7, maxFramePixels: 4e7 },
-      { streamId: 'bench', cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' },
+      { streamId: id, cameraId: `cam-${i % 4}`, capturedAt: new Date(), contentType: 'image/png', bytes: f, source: 'http' },
     );
     if (r.created) unique++;
   }
   const ingestMs = performance.now() - started;
   // The loop starts once every frame is in, so its rate is the loop's own, not ingestion's.
   const loopStarted = performance.now();
-  await loop.ensureLoop('bench');
+  await loop.ensureLoop(id);
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
-    const [{ n: scored }] = await handle.db.select({ n: count() }).from(frameScores).where(eq(frameScores.streamId, 'bench'));
+    const [{ n: scored }] = await handle.db.select({ n: count() }).from(frameScores).where(eq(frameScores.streamId, id));
     if (scored >= unique) break;
     if (Date.now() > deadline)
       throw new Error(
-        `loop bench: only ${scored} of ${unique} frames scored after 10 minutes; loop status ${JSON.stringify(await loop.status('bench').catch((e) => String(e)))}`,
+        `loop bench: only ${scored} of ${unique} frames scored after 10 minutes; loop status ${JSON.stringify(await loop.status(id).catch((e) => String(e)))}`,
       );
     await new Promise((r) => setTimeout(r, 50));
   }
   const totalMs = performance.now() - loopStarted;
   const fps = unique / (totalMs / 1000);
-  const [{ n: tasks }] = await handle.db.select({ n: count() }).from(reviewTasks).where(eq(reviewTasks.streamId, 'bench'));
-  const status = await loop.status('bench');
-  const desc = await client.workflow.getHandle(streamWorkflowId('bench')).describe();
+  const [{ n: tasks }] = await handle.db.select({ n: count() }).from(reviewTasks).where(eq(reviewTasks.streamId, id));
+  const status = await loop.status(id);
+  const desc = await client.workflow.getHandle(streamWorkflowId(id)).describe();
   const eventsPer1000 = (desc.historyLength / status!.totals.framesScored) * 1000;
-  const history = await client.workflow.getHandle(streamWorkflowId('bench')).fetchHistory();
-  const scoringCalls = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scoreAndRouteBatch').length;
+  const history = await client.workflow.getHandle(streamWorkflowId(id)).fetchHistory();
+  // Calls that scored frames (a caught-up loop's calls that waited for frames in vain do not count).
+  const scoringCalls = (history.events ?? []).filter((e) => {
+    const payload = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+    return payload?.data && ((JSON.parse(Buffer.from(payload.data).toString()) as { framesScored?: number }).framesScored ?? 0) > 0;
+  }).length;
   const stages = (await registry.getSingleMetric('dataengine_batch_stage_seconds')!.get()).values.filter((v) =>
     (v as { metricName?: string }).metricName?.endsWith('_sum'),
   );
   const stageMs = Object.fromEntries(stages.map((v) => [v.labels.stage as string, (v.value * 1000) / (status!.totals.batches || 1)]));
 
   table(
-    `Whole loop, ${unique} distinct frames posted back to back, batch 16, 2 threads`,
+    `Whole loop on ${database}, ${unique} distinct frames posted back to back, batch 16, 2 threads`,
     ['measure', 'value'],
     [
       ['loop frames/s (loop start to last frame scored and routed)', fps],
@@ -103,7 +111,7 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
       // whole batch: the selection may cost at most 5% of it.
       ['route share of batch time %', (100 * (stageMs.route ?? 0)) / Object.values(stageMs).reduce((a, b) => a + b, 0)],
       ['history events per 1,000 frames', eventsPer1000],
-      ['batches per scoring call', status!.totals.batches / scoringCalls],
+      ['batches per scoring call that scored frames', status!.totals.batches / scoringCalls],
       // Continue-as-new is suggested at 4,096 events: how long a loop at this rate runs before it.
       ['frames until continue-as-new', 4096 / (eventsPer1000 / 1000)],
       ['minutes until continue-as-new at this rate', 4096 / (eventsPer1000 / 1000) / fps / 60],
@@ -148,11 +156,11 @@ export async function benchLoop(handle: DbHandle, temporalAddress: string, frame
   );
 
   await client.workflow
-    .getHandle(streamWorkflowId('bench'))
+    .getHandle(streamWorkflowId(id))
     .terminate('bench over')
     .catch(() => undefined);
   await client.workflow
-    .getHandle('drift-bench')
+    .getHandle(driftWorkflowId(id))
     .terminate('bench over')
     .catch(() => undefined);
   await workers.shutdown();

@@ -52,10 +52,15 @@ if (!address && (want('loop') || want('retrain') || want('video'))) {
   address = env.address;
 }
 if (want('loop')) {
-  const db = await openDb({});
-  // Bare inference at batch 16 is the loop's baseline.
-  await benchLoop(db, address!, frames, m.detector.batch16Bare, m.detector.batch16DecodeRun);
-  await db.close();
+  // Decoding plus bare inference at batch 16 is the loop's baseline.
+  const pglite = await openDb({});
+  await benchLoop(pglite, 'PGlite', address!, frames, m.detector.batch16Bare, m.detector.batch16DecodeRun);
+  await pglite.close();
+  if (process.env.DATABASE_URL) {
+    const pg = await openDb({ databaseUrl: process.env.DATABASE_URL });
+    await benchLoop(pg, 'Postgres', address!, frames, m.detector.batch16Bare, m.detector.batch16DecodeRun);
+    await pg.close();
+  }
 }
 if (want('queue')) {
   const pglite = await openDb({});

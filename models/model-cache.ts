@@ -1,13 +1,17 @@
 // Sessions by model version, loaded from the blob store on first use and kept for the next
 // batches. A request resolves its session once and uses it to the end, so a new version
 // arriving mid-flight never mixes two versions in one answer; an evicted session is released
-// only after its last in-flight request has finished.
+// only after its last in-flight request has finished. Detectors run in inference threads
+// (models/inference-thread.ts), so a batch's inference never blocks this thread.
+import type { Piscina } from 'piscina';
 import type { DetectorProvider } from '../activities/scoring.ts';
 import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 import type { ModelKind } from './contract.ts';
-import { BoxModelSession, DetectorSession, type Region, type SessionOptions } from './sessions.ts';
+import { startInferenceThreads, ThreadedDetector } from './inference-thread.ts';
+import type { InferenceReply, InferenceTask } from './inference-thread-worker.ts';
+import { BoxModelSession, type Region, type SessionOptions } from './sessions.ts';
 
-type AnySession = DetectorSession | BoxModelSession;
+type AnySession = ThreadedDetector | BoxModelSession;
 
 interface Entry<S extends AnySession> {
   session: Promise<S>;
@@ -19,13 +23,17 @@ interface Entry<S extends AnySession> {
 export interface ModelCacheOptions extends SessionOptions {
   /** Versions kept loaded per kind (the newest used). */
   maxVersions?: number;
+  /** Threads running detectors (default 1: each runs onnxruntime with `intraOpThreads`). */
+  inferenceThreads?: number;
   /** The sha256 a version was registered with; a file in the store that differs is refused. */
   registeredSha256?: (kind: ModelKind, version: string) => Promise<string | undefined>;
 }
 
 export class ModelCache implements DetectorProvider {
-  private readonly entries = { detection: new Map<string, Entry<DetectorSession>>(), box: new Map<string, Entry<BoxModelSession>>() };
+  private readonly entries = { detection: new Map<string, Entry<ThreadedDetector>>(), box: new Map<string, Entry<BoxModelSession>>() };
   private readonly maxVersions: number;
+  // Started with the first detector, so a process that only refines boxes starts no thread.
+  private threads: Piscina<InferenceTask, InferenceReply> | null = null;
 
   constructor(
     private readonly store: BlobStore,
@@ -34,7 +42,7 @@ export class ModelCache implements DetectorProvider {
     this.maxVersions = opts.maxVersions ?? 3;
   }
 
-  private entry<K extends ModelKind>(kind: K, version: string): Entry<K extends 'detection' ? DetectorSession : BoxModelSession> {
+  private entry<K extends ModelKind>(kind: K, version: string): Entry<K extends 'detection' ? ThreadedDetector : BoxModelSession> {
     const map = this.entries[kind] as Map<string, Entry<AnySession>>;
     let e = map.get(version);
     if (!e) {
@@ -45,7 +53,7 @@ export class ModelCache implements DetectorProvider {
         if (expected !== undefined && sha256Hex(bytes) !== expected) {
           throw new Error(`the stored ${kind} model ${version} does not match the sha256 it was registered with; refusing to load it`);
         }
-        return kind === 'detection' ? DetectorSession.load(bytes, this.opts) : BoxModelSession.load(bytes, this.opts);
+        return kind === 'detection' ? ThreadedDetector.load(this.inferenceThreads(), version, bytes) : BoxModelSession.load(bytes, this.opts);
       });
       e = { session, inFlight: 0, evicted: false, lastUsed: Date.now() };
       map.set(version, e);
@@ -54,6 +62,11 @@ export class ModelCache implements DetectorProvider {
       this.evict(kind);
     }
     return e as never;
+  }
+
+  private inferenceThreads() {
+    this.threads ??= startInferenceThreads({ ...this.opts, threads: this.opts.inferenceThreads ?? 1, maxVersions: this.maxVersions });
+    return this.threads;
   }
 
   private evict(kind: ModelKind): void {
@@ -94,5 +107,7 @@ export class ModelCache implements DetectorProvider {
       for (const e of map.values()) await e.session.then((s) => s.release()).catch(() => undefined);
       map.clear();
     }
+    await this.threads?.destroy();
+    this.threads = null;
   }
 }

@@ -68,6 +68,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS });
     const models = new ModelCache(store, {
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
+      inferenceThreads: config.ORT_INFERENCE_THREADS,
       minScore: config.PREDICTION_MIN_SCORE,
       registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
     });

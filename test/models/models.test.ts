@@ -16,7 +16,8 @@ import { ModelCache } from '../../models/model-cache.ts';
 import { decodeRgb, letterboxInto, roiFromEncoded } from '../../models/preprocess.ts';
 import { registerModel, rollback, RegistryError, setProduction } from '../../models/registry.ts';
 import { deploymentHistory, productionModel } from '../../db/models.ts';
-import { DetectorSession } from '../../models/sessions.ts';
+import { DetectorSession, UndecodableFramesError } from '../../models/sessions.ts';
+import { ModelContractError } from '../../models/contract.ts';
 import { trainerPython } from '../../scripts/tools.ts';
 import { LocalBlobStore, sha256Hex } from '../../storage/blob-store.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -117,6 +118,35 @@ describe('model cache', () => {
     const requests: ('a' | 'b')[] = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 'b' : 'a'));
     const results = await Promise.all(requests.map(async (v) => ({ v, emb: (await cache.detect(v, frame)).frames[0].embedding })));
     for (const { v, emb } of results) expect(maxAbsDiff(emb, reference[v])).toBeLessThan(1e-5);
+    await cache.close();
+  });
+
+  it('runs detectors in inference threads with the answers of a session on this thread, its errors included', async () => {
+    const store = new LocalBlobStore(path.join(tmp, 'store-threads'));
+    await store.put('models/detection/t/model.onnx', tiny('detection.onnx'));
+    // Two threads: a batch can land on the one that has not loaded the version, which then gets it.
+    const cache = new ModelCache(store, { intraOpThreads: 1, minScore: 0, inferenceThreads: 2 });
+    const here = await DetectorSession.load(tiny('detection.onnx'), { intraOpThreads: 1, minScore: 0 });
+    const frames = sampleFrames()
+      .slice(0, 4)
+      .map((s) => fs.readFileSync(s.file));
+    const expected = (await here.detect(frames)).frames;
+    const answers = await Promise.all(Array.from({ length: 6 }, () => cache.detect('t', frames)));
+    for (const { frames: got } of answers) {
+      expect(got).toHaveLength(4);
+      got.forEach((f, i) => {
+        expect(maxAbsDiff(f.embedding, expected[i].embedding)).toBeLessThan(1e-5);
+        expect(f.detections.map((d) => d.className)).toEqual(expected[i].detections.map((d) => d.className));
+      });
+    }
+    // A frame that does not decode comes back as the error the scoring step sets frames aside on.
+    const failure = await cache.detect('t', [frames[0], Buffer.from('not an image')]).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(UndecodableFramesError);
+    expect((failure as UndecodableFramesError).failures.map((f) => f.index)).toEqual([1]);
+    // A file that breaks the contract is refused as such.
+    await store.put('models/detection/box/model.onnx', tiny('box.onnx'));
+    await expect(cache.detect('box', frames)).rejects.toBeInstanceOf(ModelContractError);
+    await here.release();
     await cache.close();
   });
 
