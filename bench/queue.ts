@@ -1,4 +1,4 @@
-// Review queue: claim + submit throughput with 32 concurrent reviewers, and double claims.
+// Review queue: claim + submit throughput with concurrent reviewers, and double claims.
 import { randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.ts';
 import { claimNext, submitDecision } from '../db/queue.ts';
@@ -6,7 +6,7 @@ import { frames, reviewTasks, streams } from '../db/schema.ts';
 import { createUser } from '../db/users.ts';
 import { table } from './stats.ts';
 
-export async function benchQueue(handle: DbHandle, label: string, tasks = 1500, clients = 32) {
+export async function benchQueue(handle: DbHandle, label: string, clients: number, tasks = 1500) {
   const db = handle.db;
   const streamId = `queue-${randomUUID().slice(0, 8)}`;
   await db.insert(streams).values({ id: streamId, name: streamId });

@@ -64,11 +64,11 @@ if (want('loop')) {
 }
 if (want('queue')) {
   const pglite = await openDb({});
-  await benchQueue(pglite, 'PGlite');
+  for (const clients of [32, 64]) await benchQueue(pglite, 'PGlite', clients);
   await pglite.close();
   if (process.env.DATABASE_URL) {
     const pg = await openDb({ databaseUrl: process.env.DATABASE_URL, poolSize: 40 });
-    await benchQueue(pg, 'Postgres');
+    for (const clients of [32, 64]) await benchQueue(pg, 'Postgres', clients);
     await pg.close();
   }
 }
