@@ -5,6 +5,7 @@ import type { Db } from '../db/client.ts';
 import {
   cameraWindows,
   cameras,
+  earlierDriftFlags,
   ensureBoost,
   getDriftSettings,
   latestWindow,
@@ -12,6 +13,7 @@ import {
   pinnedWindow,
   recordTrigger,
   saveReport,
+  type DriftConfirmation,
   type EmbeddingWindow,
 } from '../db/drift.ts';
 import { productionModel } from '../db/models.ts';
@@ -30,7 +32,9 @@ export interface DriftCheckInput {
 export interface SegmentOutcome {
   segment: string;
   segmentType: 'global' | 'stream' | 'camera';
+  /** Drift confirmed (acted on); a drift still pending confirmation is `false` here. */
   drift: boolean;
+  confirmation: DriftConfirmation;
   reportId: string;
   maxStatistic: number;
   minAdjustedP: number;
@@ -125,17 +129,35 @@ export function createDriftActivities(deps: DriftDeps) {
           },
           reportSettings,
         );
+        // One test can be a fluke: drift counts once `confirmDrifted` of the segment's last
+        // `confirmChecks` checks under this model found it.
+        const earlier = await earlierDriftFlags(db, {
+          segmentType,
+          segmentKey: segment,
+          modelVersion,
+          exceptCheckId: input.checkId,
+          limit: settings.confirmChecks - 1,
+        });
+        const driftedChecks = earlier.filter(Boolean).length + (report.drift ? 1 : 0);
+        const confirmed = report.drift && driftedChecks >= settings.confirmDrifted;
+        const confirmation: DriftConfirmation = {
+          driftedChecks,
+          ofChecks: earlier.length + 1,
+          needed: settings.confirmDrifted,
+          window: settings.confirmChecks,
+          status: confirmed ? 'confirmed' : report.drift ? 'pending' : 'none',
+        };
         const reportId = await saveReport(db, {
           checkId: input.checkId,
           segmentType,
           segmentKey: segment,
           modelVersion,
-          report: { ...report, reference: against.name },
+          report: { ...report, reference: against.name, confirmation },
         });
         driftStatistic.set({ segment_type: segmentType, segment }, report.maxStatistic);
         driftPValue.set({ segment_type: segmentType, segment }, report.minAdjustedP);
-        driftDecisions.inc({ segment_type: segmentType, decision: report.drift ? 'drift' : 'no_drift' });
-        return { segment, segmentType, drift: report.drift, reportId, maxStatistic: report.maxStatistic, minAdjustedP: report.minAdjustedP };
+        driftDecisions.inc({ segment_type: segmentType, decision: confirmed ? 'drift' : report.drift ? 'pending_confirmation' : 'no_drift' });
+        return { segment, segmentType, drift: confirmed, confirmation, reportId, maxStatistic: report.maxStatistic, minAdjustedP: report.minAdjustedP };
       };
 
       const segments: SegmentOutcome[] = [];
@@ -207,12 +229,15 @@ export function createDriftActivities(deps: DriftDeps) {
           reportId: segments[0].reportId,
         });
       }
+      const pending = segments.filter((s) => s.confirmation.status === 'pending');
       const summary =
         (verdict === 'world'
           ? `drift: the stream shifted (${driftedCams.length}/${cams.length} cameras)`
           : verdict === 'cameras'
             ? `drift: camera ${driftedCams.map((c) => c.segment).join(', ')} only`
-            : 'no drift') + (camerasLeftOut ? ` (only the ${settings.maxCameras} busiest cameras tested)` : '');
+            : pending.length
+              ? `drift pending confirmation: ${pending.map((s) => `${s.segment} (${s.confirmation.driftedChecks} of the last ${s.confirmation.ofChecks} checks; ${s.confirmation.needed} of ${s.confirmation.window} needed)`).join(', ')}`
+              : 'no drift') + (camerasLeftOut ? ` (only the ${settings.maxCameras} busiest cameras tested)` : '');
       return { ...base, status: 'checked', modelVersion, segments, verdict, boosted, retrainTriggered, summary };
     },
   };

@@ -1,6 +1,6 @@
 // Statements of the drift monitor: windows of embeddings, reference embeddings, settings,
 // reports, boosts and retrain triggers.
-import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lte, ne, sql } from 'drizzle-orm';
 import { driftSettingsSchema, defaultDriftMonitorSettings, type DriftMonitorSettings } from '../drift/settings.ts';
 import type { DriftReport } from '../drift/report.ts';
 import type { DbOrTx } from './client.ts';
@@ -191,7 +191,19 @@ export interface StoredReportInput {
   segmentType: 'global' | 'stream' | 'camera';
   segmentKey: string;
   modelVersion: string;
-  report: DriftReport & { reference: string };
+  report: DriftReport & { reference: string; confirmation: DriftConfirmation };
+}
+
+/** Where a segment stands against the confirmation rule (k drifted checks out of the last n). */
+export interface DriftConfirmation {
+  /** Checks that found drift among the last `ofChecks` (this one included). */
+  driftedChecks: number;
+  ofChecks: number;
+  /** The rule: `needed` drifted checks out of the last `window`. */
+  needed: number;
+  window: number;
+  /** `confirmed`: drift, acted on; `pending`: drift, not yet confirmed; `none`: no drift now. */
+  status: 'confirmed' | 'pending' | 'none';
 }
 
 /** Stores a report once per (check, segment); returns its id. */
@@ -217,6 +229,31 @@ export async function saveReport(db: DbOrTx, r: StoredReportInput): Promise<stri
     .from(driftReports)
     .where(and(eq(driftReports.checkId, r.checkId), eq(driftReports.segmentType, r.segmentType), eq(driftReports.segmentKey, r.segmentKey)));
   return existing.id;
+}
+
+/**
+ * Whether each of a segment's latest reports under a model found drift, newest first, leaving out
+ * the check `exceptCheckId` (the one asking: a retried check reads the same earlier reports).
+ */
+export async function earlierDriftFlags(
+  db: DbOrTx,
+  q: { segmentType: 'global' | 'stream' | 'camera'; segmentKey: string; modelVersion: string; exceptCheckId: string; limit: number },
+): Promise<boolean[]> {
+  if (q.limit <= 0) return [];
+  const rows = await db
+    .select({ drift: driftReports.drift })
+    .from(driftReports)
+    .where(
+      and(
+        eq(driftReports.segmentType, q.segmentType),
+        eq(driftReports.segmentKey, q.segmentKey),
+        eq(driftReports.modelVersion, q.modelVersion),
+        ne(driftReports.checkId, q.exceptCheckId),
+      ),
+    )
+    .orderBy(desc(driftReports.createdAt))
+    .limit(q.limit);
+  return rows.map((r) => r.drift);
 }
 
 /** Boosts sampling for a stream (cameraId null) or one camera, unless such a boost is active. */

@@ -45,6 +45,10 @@ export const driftSettingsSchema = z
       .min(0.01)
       .max(30 * 24)
       .default(7 * 24),
+    /** Confirmation: a segment is acted on (boost, retraining) only once at least this many of
+     * its last `confirmChecks` checks found drift; until then its report says "pending". */
+    confirmDrifted: z.number().int().min(1).max(50).default(1),
+    confirmChecks: z.number().int().min(1).max(50).default(1),
     /** Instead of the production model's reference: frames of this stream scored in this period. */
     pinnedReference: z
       .object({ from: z.coerce.date(), to: z.coerce.date() })
@@ -55,6 +59,10 @@ export const driftSettingsSchema = z
   .strict()
   // A check reads windowSize x windowStride of the latest frames; past a few hundred thousand
   // rows a check would hold the database and the worker's memory for minutes.
+  .refine((s) => s.confirmDrifted <= s.confirmChecks, {
+    message: 'confirmDrifted must be at most confirmChecks (k drifted checks out of the last n)',
+    path: ['confirmDrifted'],
+  })
   .refine((s) => s.windowSize * s.windowStride <= MAX_WINDOW_ROWS, {
     message: `windowSize x windowStride must be at most ${MAX_WINDOW_ROWS} (the frames one check reads)`,
     path: ['windowStride'],

@@ -42,7 +42,8 @@ const CHECKS_PER_RUN = 100;
 
 function details(streamId: string | null, r: DriftCheckResult, at: string): string {
   const rows = r.segments.map(
-    (s) => `| ${s.segmentType} | ${s.segment} | ${s.drift ? '**drift**' : 'ok'} | ${s.maxStatistic.toFixed(3)} | ${s.minAdjustedP.toExponential(2)} |`,
+    (s) =>
+      `| ${s.segmentType} | ${s.segment} | ${s.drift ? '**drift**' : s.confirmation?.status === 'pending' ? `pending (${s.confirmation.driftedChecks}/${s.confirmation.needed})` : 'ok'} | ${s.maxStatistic.toFixed(3)} | ${s.minAdjustedP.toExponential(2)} |`,
   );
   return [
     `### Drift monitor: ${streamId ?? 'all streams'}`,

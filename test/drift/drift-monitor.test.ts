@@ -163,6 +163,41 @@ describe('driftMonitor', () => {
     }
   });
 
+  it('acts on drift only once k of the last n checks found it, and says it is pending until then', async () => {
+    // A stream whose world changed: every frame of its window is shifted. Two drifted checks out
+    // of the last three are needed before sampling is boosted or retraining asked for.
+    await handle.db.insert(streams).values({ id: 'confirm', name: 'confirm' });
+    await saveDriftSettings(handle.db, 'confirm', driftSettingsSchema.parse({ windowStride: 1, confirmDrifted: 2, confirmChecks: 3 }), 'test');
+    await seedCamera('confirm', 'cam-a', embeddings(240, 7, 6), 0);
+    const { runDriftCheck } = createDriftActivities({ db: handle.db });
+    const boosts = async () => handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'confirm'));
+
+    const first = await runDriftCheck({ streamId: 'confirm', checkId: 'confirm:1' });
+    expect(first).toMatchObject({ verdict: 'none', retrainTriggered: false, boosted: [] });
+    expect(first.segments[0]).toMatchObject({ drift: false, confirmation: { status: 'pending', driftedChecks: 1, ofChecks: 1, needed: 2, window: 3 } });
+    expect(first.summary).toBe('drift pending confirmation: confirm (1 of the last 1 checks; 2 of 3 needed)');
+    expect(await boosts()).toHaveLength(0);
+    // A retried check reads the same earlier checks: still pending, nothing stored twice.
+    expect((await runDriftCheck({ streamId: 'confirm', checkId: 'confirm:1' })).segments[0].confirmation.status).toBe('pending');
+    const [stored] = await handle.db.select().from(driftReports).where(eq(driftReports.segmentKey, 'confirm'));
+    expect(stored.report).toMatchObject({ drift: true, confirmation: { status: 'pending' } });
+
+    const second = await runDriftCheck({ streamId: 'confirm', checkId: 'confirm:2' });
+    expect(second).toMatchObject({ verdict: 'world', retrainTriggered: true, boosted: ['confirm'] });
+    expect(second.segments[0].confirmation).toMatchObject({ status: 'confirmed', driftedChecks: 2, ofChecks: 2 });
+    expect(await boosts()).toHaveLength(1);
+    expect(await handle.db.select().from(driftReports).where(eq(driftReports.segmentKey, 'confirm'))).toHaveLength(2);
+
+    // A rule that cannot be met is refused with the field named.
+    const bad = await p.app.request('/v1/streams/confirm/drift-settings', {
+      method: 'PUT',
+      headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+      body: JSON.stringify({ confirmDrifted: 3, confirmChecks: 2 }),
+    });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).errors.map((e: { field: string }) => e.field)).toEqual(['confirmDrifted']);
+  });
+
   it('serves reports and validates settings through the API', async () => {
     const list = await (await p.app.request('/v1/drift/reports?streamId=cams', { headers: auth(p.tokens.lead) })).json();
     expect(list.reports.length).toBeGreaterThan(0);
