@@ -169,7 +169,8 @@ describe('driftMonitor', () => {
     await handle.db.insert(streams).values({ id: 'confirm', name: 'confirm' });
     await saveDriftSettings(handle.db, 'confirm', driftSettingsSchema.parse({ windowStride: 1, confirmDrifted: 2, confirmChecks: 3 }), 'test');
     await seedCamera('confirm', 'cam-a', embeddings(240, 7, 6), 0);
-    const { runDriftCheck } = createDriftActivities({ db: handle.db });
+    const activities = createDriftActivities({ db: handle.db });
+    const runDriftCheck = (input: { streamId: string; checkId: string }) => activities.runDriftCheck(input);
     const boosts = async () => handle.db.select().from(driftBoosts).where(eq(driftBoosts.streamId, 'confirm'));
 
     const first = await runDriftCheck({ streamId: 'confirm', checkId: 'confirm:1' });
