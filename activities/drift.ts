@@ -5,6 +5,7 @@ import type { Db } from '../db/client.ts';
 import {
   cameraWindows,
   cameras,
+  driftStartedDeployment,
   earlierDriftFlags,
   ensureBoost,
   getDriftSettings,
@@ -81,7 +82,15 @@ export function createDriftActivities(deps: DriftDeps) {
 
       let reference: EmbeddingWindow;
       let referenceName: string;
-      if (settings.pinnedReference && input.streamId) {
+      const rebasedAt =
+        !settings.pinnedReference && input.streamId && settings.referenceAfterRetrainMinutes > 0
+          ? await driftStartedDeployment(db, { modelVersion, streamId: input.streamId })
+          : null;
+      if (rebasedAt && input.streamId) {
+        const to = new Date(rebasedAt.getTime() + settings.referenceAfterRetrainMinutes * 60_000);
+        reference = await pinnedWindow(db, { modelVersion, streamId: input.streamId, from: rebasedAt, to, limit: 5000 });
+        referenceName = `frames of stream ${input.streamId} scored by ${modelVersion} in the ${settings.referenceAfterRetrainMinutes} minutes after its drift-started deploy (${rebasedAt.toISOString()})`;
+      } else if (settings.pinnedReference && input.streamId) {
         reference = await pinnedWindow(db, {
           modelVersion,
           streamId: input.streamId,

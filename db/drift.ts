@@ -5,7 +5,7 @@ import { driftSettingsSchema, defaultDriftMonitorSettings, type DriftMonitorSett
 import type { DriftReport } from '../drift/report.ts';
 import type { DbOrTx } from './client.ts';
 import { audit } from './audit.ts';
-import { driftBoosts, driftReports, driftSettings, frameScores, modelReferences, predictions, retrainTriggers } from './schema.ts';
+import { deployments, driftBoosts, driftReports, driftSettings, frameScores, modelReferences, predictions, retrainRuns, retrainTriggers } from './schema.ts';
 
 export interface EmbeddingWindow {
   embeddings: number[][];
@@ -121,6 +121,23 @@ export async function pinnedWindow(
     .orderBy(asc(frameScores.scoredAt))
     .limit(opts.limit);
   return withScores(db, rows);
+}
+
+/**
+ * When the detector `modelVersion` was deployed by a retraining run that drift on this stream
+ * started (its trigger taken up by the run), or null: such a model was trained on the shifted
+ * frames, so the stream's own frames after the deploy are the reference the new world is judged by.
+ */
+export async function driftStartedDeployment(db: DbOrTx, q: { modelVersion: string; streamId: string }): Promise<Date | null> {
+  const [row] = await db
+    .select({ at: deployments.createdAt })
+    .from(deployments)
+    .innerJoin(retrainRuns, and(eq(retrainRuns.id, deployments.version), eq(retrainRuns.trigger, 'drift')))
+    .innerJoin(retrainTriggers, and(eq(retrainTriggers.runId, retrainRuns.id), eq(retrainTriggers.streamId, q.streamId)))
+    .where(and(eq(deployments.kind, 'detection'), eq(deployments.version, q.modelVersion), eq(deployments.action, 'deploy')))
+    .orderBy(desc(deployments.id))
+    .limit(1);
+  return row?.at ?? null;
 }
 
 /**

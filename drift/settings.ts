@@ -49,6 +49,16 @@ export const driftSettingsSchema = z
      * its last `confirmChecks` checks found drift; until then its report says "pending". */
     confirmDrifted: z.number().int().min(1).max(50).default(1),
     confirmChecks: z.number().int().min(1).max(50).default(1),
+    /** After a retraining run that drift on this stream started deploys its model, the stream's
+     * reference is its frames scored by that model in this many minutes after the deploy (the
+     * model learnt the shift, and its held-out frames are mostly the old world; a recovered
+     * stream then goes quiet); 0 keeps the model's reference. */
+    referenceAfterRetrainMinutes: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 60)
+      .default(60),
     /** Instead of the production model's reference: frames of this stream scored in this period. */
     pinnedReference: z
       .object({ from: z.coerce.date(), to: z.coerce.date() })

@@ -9,8 +9,9 @@ import { createRetrainActivities } from '../../activities/retrain.ts';
 import type { StepRecord } from '../../db/schema.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { saveDriftSettings, saveModelReference } from '../../db/drift.ts';
+import { takeUpTriggers } from '../../db/retrain.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';
-import { driftBoosts, driftReports, frames, frameScores, models, retrainRuns, retrainTriggers, streams } from '../../db/schema.ts';
+import { deployments, driftBoosts, driftReports, frames, frameScores, models, retrainRuns, retrainTriggers, streams } from '../../db/schema.ts';
 import { checkNowSignal, lastDecisionQuery } from '../../workflows/drift-monitor.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
@@ -197,6 +198,38 @@ describe('driftMonitor', () => {
     });
     expect(bad.status).toBe(400);
     expect((await bad.json()).errors.map((e: { field: string }) => e.field)).toEqual(['confirmDrifted']);
+  });
+
+  it('after a drift-started retraining deploys, judges the stream by its own frames under the new model, so a recovered stream goes quiet', async () => {
+    // The world of this stream changed: against the model's held-out frames it drifts.
+    await handle.db.insert(streams).values({ id: 'rebase', name: 'rebase' });
+    await saveDriftSettings(handle.db, 'rebase', driftSettingsSchema.parse({ windowStride: 1, maxCameras: 1 }), 'test');
+    await seedCamera('rebase', 'cam-a', embeddings(240, 8, 6), 0);
+    const activities = createDriftActivities({ db: handle.db });
+    const check = (checkId: string) => activities.runDriftCheck({ streamId: 'rebase', checkId });
+    const before = await check('rebase:1');
+    expect(before).toMatchObject({ verdict: 'world', retrainTriggered: true });
+
+    // The run that drift started takes the trigger up, trains on the shifted frames and deploys
+    // its model (here the production version, deployed as the stream's frames start).
+    const runId = 'tiny-detection';
+    await handle.db.insert(retrainRuns).values({ id: runId, trigger: 'drift', reason: 'rebase: drift', requestedBy: 'drift-monitor', status: 'deployed' });
+    await takeUpTriggers(handle.db, runId, 'rebase');
+    await handle.db
+      .insert(deployments)
+      .values({ kind: 'detection', version: runId, action: 'deploy', triggeredBy: `retrain ${runId}`, createdAt: new Date(Date.UTC(2026, 0, 1)) });
+
+    const after = await check('rebase:2');
+    expect(after).toMatchObject({ status: 'checked', verdict: 'none', retrainTriggered: false });
+    const [report] = await handle.db
+      .select()
+      .from(driftReports)
+      .where(and(eq(driftReports.checkId, 'rebase:2'), eq(driftReports.segmentType, 'stream')));
+    expect(report.report).toMatchObject({ drift: false, reference: expect.stringContaining('in the 60 minutes after its drift-started deploy') });
+
+    // With the setting at 0 the model's held-out frames stay the reference, and the drift with them.
+    await saveDriftSettings(handle.db, 'rebase', driftSettingsSchema.parse({ windowStride: 1, maxCameras: 1, referenceAfterRetrainMinutes: 0 }), 'test');
+    expect((await check('rebase:3')).segments[0].confirmation.status).toBe('confirmed');
   });
 
   it('serves reports and validates settings through the API', async () => {
