@@ -14,7 +14,8 @@ import { videoKey, type BlobStore } from '../storage/blob-store.ts';
 import { INGEST_QUEUE, StreamIdAttr, videoWorkflowId, type VideoIngestInput } from '../workflows/shared.ts';
 import { CAMERA_ID, IngestError } from './ingest-frame.ts';
 import { inspectVideo, type VideoLimits } from './video-probe.ts';
-import type { Sampling } from './video-sampling.ts';
+import type { DirectorySourceOptions } from './directory-source.ts';
+import { defaultSampling, type Sampling } from './video-sampling.ts';
 
 type VideoConfig = Pick<
   Config,
@@ -124,4 +125,14 @@ async function startVideoIngest(deps: SubmitVideoDeps, video: VideoRow) {
     // A finished workflow of this video: nothing to start.
     if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
   }
+}
+
+/**
+ * How the directory source hands over a dropped video: as an upload at the default sampling,
+ * the file's modification time taken as the end of the recording (the file was written then).
+ */
+export function submitDroppedVideo(deps: SubmitVideoDeps): NonNullable<DirectorySourceOptions['submitVideo']> {
+  return async (v) => {
+    await submitVideo(deps, { ...v, startedAt: { endedAt: v.modifiedAt }, sampling: defaultSampling, source: 'directory' });
+  };
 }

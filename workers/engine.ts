@@ -15,8 +15,7 @@ import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
 import { checkPgvector } from '../db/pgvector-index.ts';
 import { startDirectorySource } from '../ingest/directory-source.ts';
-import { submitVideo } from '../ingest/submit-video.ts';
-import { defaultSampling } from '../ingest/video-sampling.ts';
+import { submitDroppedVideo } from '../ingest/submit-video.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { getModel } from '../db/models.ts';
 import { logger } from '../observability/logger.ts';
@@ -134,12 +133,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         maxFrameBytes: config.MAX_FRAME_BYTES,
         maxFramePixels: config.MAX_FRAME_PIXELS,
         onError: (err, file) => logger.warn({ err, file }, 'directory source'),
-        submitVideo: async (v) => {
-          await submitVideo(
-            { db: handle.db, store, temporal: client, config },
-            { ...v, startedAt: { endedAt: v.modifiedAt }, sampling: defaultSampling, source: 'directory' },
-          );
-        },
+        submitVideo: submitDroppedVideo({ db: handle.db, store, temporal: client, config }),
       });
       stops.push(() => source.stop());
     }

@@ -11,6 +11,8 @@ import { asc, count, eq, inArray } from 'drizzle-orm';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../config.ts';
+import { scanDirectory } from '../../ingest/directory-source.ts';
+import { submitDroppedVideo } from '../../ingest/submit-video.ts';
 import { frames, frameScores, videos } from '../../db/schema.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { videoProgressQuery, videoWorkflowId } from '../../workflows/shared.ts';
@@ -25,7 +27,7 @@ let connection: NativeConnection;
 let workers: RunningWorkers;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'videos-'));
 const STARTED = '2026-11-30T08:00:00.000Z';
-const streams = ['cam-a', 'cam-b', 'cam-vfr', 'cam-cancel', 'cam-key', 'cam-scene', 'cam-sparse', 'cam-cli', 'hostile'];
+const streams = ['cam-a', 'cam-b', 'cam-vfr', 'cam-cancel', 'cam-key', 'cam-scene', 'cam-sparse', 'cam-cli', 'hostile', 'dropped'];
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -229,6 +231,40 @@ describe('video ingest', () => {
     } finally {
       await new Promise((r) => server.close(r));
     }
+  });
+
+  it('takes a video dropped into the watched folder like an upload, ending when the file was written, and refuses a fake one with its reason', async () => {
+    const inbox = fs.mkdtempSync(path.join(os.tmpdir(), 'inbox-'));
+    const cam = path.join(inbox, 'dropped', 'dashcam-9');
+    fs.mkdirSync(cam, { recursive: true });
+    makeVideo(path.join(cam, 'trip.mp4'), { seconds: 12, fps: 10, gop: 20 });
+    // The recording ended when the file was written: 08:00:12, so it started at 08:00:00.
+    const endedAt = new Date(Date.parse(STARTED) + 12_000);
+    fs.utimesSync(path.join(cam, 'trip.mp4'), endedAt, endedAt);
+    fs.writeFileSync(path.join(cam, 'notes.mp4'), 'not a video\n');
+    const scan = () =>
+      scanDirectory({
+        db: db.db,
+        store: p.deps.store,
+        dir: inbox,
+        maxFrameBytes: p.deps.config.MAX_FRAME_BYTES,
+        maxFramePixels: p.deps.config.MAX_FRAME_PIXELS,
+        submitVideo: submitDroppedVideo({ db: db.db, store: p.deps.store, temporal: p.deps.temporal!, config: p.deps.config, ingestQueue: p.ingestQueue }),
+      });
+    expect(await scan()).toEqual({ ingested: 1, rejected: 1 });
+    expect(fs.readFileSync(path.join(inbox, '.rejected', 'dropped', 'dashcam-9', 'notes.mp4.reason.txt'), 'utf8')).toMatch(/^400 not_a_video: /);
+    expect(fs.existsSync(path.join(inbox, '.done', 'dropped', 'dashcam-9', 'trip.mp4'))).toBe(true);
+    const [row] = await db.db.select().from(videos).where(eq(videos.streamId, 'dropped'));
+    expect(row).toMatchObject({ source: 'directory', cameraId: 'dashcam-9' });
+    // One frame a second (the default sampling), timed from the start the file's time implies.
+    expect(await finished(row.id)).toMatchObject({ status: 'done', progress: { framesStored: 12 } });
+    expect(await frameOffsets('dropped', true)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    // Dropping the same file again adds nothing.
+    fs.copyFileSync(path.join(inbox, '.done', 'dropped', 'dashcam-9', 'trip.mp4'), path.join(cam, 'again.mp4'));
+    fs.utimesSync(path.join(cam, 'again.mp4'), endedAt, endedAt);
+    expect(await scan()).toEqual({ ingested: 1, rejected: 0 });
+    expect(await db.db.select().from(videos).where(eq(videos.streamId, 'dropped'))).toHaveLength(1);
+    fs.rmSync(inbox, { recursive: true, force: true });
   });
 
   it('refuses hostile videos with the reason, storing nothing', async () => {
