@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { benjaminiHochberg, bonferroni } from '../../drift/corrections.ts';
 import { ks2samp } from '../../drift/ks.ts';
-import { fitPca } from '../../drift/pca.ts';
+import { fitPca, projectPca } from '../../drift/pca.ts';
 import { driftReport } from '../../drift/report.ts';
 import { gaussian, mulberry32 } from '../helpers/random.ts';
 
@@ -30,6 +30,23 @@ describe('PCA', () => {
     model.explainedVariance.forEach((v, i) => expect(rel(v, explained_variance[i])).toBeLessThan(1e-6));
     model.explainedVarianceRatio.forEach((v, i) => expect(rel(v, explained_variance_ratio[i])).toBeLessThan(1e-6));
     expect(fitPca(X, { varianceTarget: explained_variance_ratio[0] + explained_variance_ratio[1] - 1e-9 }).components).toHaveLength(2);
+  });
+
+  it('projects rows onto unit axes whose scores have the explained variance, at sizes the fast paths pad', () => {
+    // 13 dimensions (not a multiple of the 4 x 4 tiles), 9 components (one past a pass of 8),
+    // 301 rows (a partial block): each projected column has the variance the fit reported.
+    const rand = mulberry32(5);
+    const rows = Array.from({ length: 301 }, () => Array.from({ length: 13 }, (_, j) => (rand() - 0.5) * (j + 1) + 3));
+    const model = fitPca(rows, { components: 9 });
+    const scores = projectPca(model, rows);
+    expect(scores).toHaveLength(9);
+    scores.forEach((column, k) => {
+      const naive = rows.map((r) => r.reduce((s, x, j) => s + (x - model.mean[j]) * model.components[k][j], 0));
+      column.forEach((v, i) => expect(v).toBeCloseTo(naive[i], 10));
+      const variance = column.reduce((s, v) => s + v * v, 0) / (rows.length - 1);
+      expect(rel(variance, model.explainedVariance[k])).toBeLessThan(1e-9);
+      expect(rel(Math.hypot(...model.components[k]), 1)).toBeLessThan(1e-12);
+    });
   });
 });
 
