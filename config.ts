@@ -12,6 +12,18 @@ const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   PGLITE_DIR: z.string().default(path.join(repoRoot, 'data', 'pglite')),
   STORE_DIR: z.string().default(path.join(repoRoot, 'data', 'store')),
+  // Blobs (frames, videos, models, snapshots) in an S3-compatible bucket instead of STORE_DIR:
+  // s3://bucket/prefix. S3_ENDPOINT names a server other than AWS (path-style addressing).
+  // Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when both are set, otherwise the
+  // AWS SDK's usual chain (a profile, a pod's web identity).
+  STORE_URL: z
+    .string()
+    .regex(/^s3:\/\//, 'must be s3://bucket[/prefix]; leave unset for the folder STORE_DIR')
+    .optional(),
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
   TEMPORAL_ADDRESS: z.string().default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_UI_URL: z.string().url().default('http://localhost:8233'),

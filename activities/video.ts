@@ -88,14 +88,15 @@ export function createVideoActivities(deps: VideoActivityDeps) {
       await setVideoStatus(deps.db, video.id, 'splitting');
       const probe = video.probe as VideoProbe;
       const { rows, clockOrigin } = await withTempDir('video-split-', async (dir) => {
-        let parts = await segment(deps.store.pathOf(video.storageKey), dir, input.segmentSeconds, false).catch((err) => failFor(err, 'splitting'));
-        // Keyframes further apart than two segment lengths make segments that long: too little
-        // to share among extractors. Re-encoding with a keyframe every segment length fixes it.
-        const longest = Math.max(...parts.map((p) => p.end - p.start));
-        if (parts.length > 0 && longest > 2 * input.segmentSeconds && probe.durationSeconds > 2 * input.segmentSeconds) {
-          await Promise.all(parts.map((p) => fs.rm(p.file)));
-          parts = await segment(deps.store.pathOf(video.storageKey), dir, input.segmentSeconds, true).catch((err) => failFor(err, 're-encoding to split'));
-        }
+        const parts = await deps.store.withLocalFile(video.storageKey, async (source) => {
+          const copied = await segment(source, dir, input.segmentSeconds, false).catch((err) => failFor(err, 'splitting'));
+          // Keyframes further apart than two segment lengths make segments that long: too little
+          // to share among extractors. Re-encoding with a keyframe every segment length fixes it.
+          const longest = Math.max(...copied.map((p) => p.end - p.start));
+          if (copied.length === 0 || longest <= 2 * input.segmentSeconds || probe.durationSeconds <= 2 * input.segmentSeconds) return copied;
+          await Promise.all(copied.map((p) => fs.rm(p.file)));
+          return segment(source, dir, input.segmentSeconds, true).catch((err) => failFor(err, 're-encoding to split'));
+        });
         const out: NewVideoSegment[] = [];
         let clockOrigin: number | null = null;
         let frameOffset = 0;
@@ -133,30 +134,32 @@ export function createVideoActivities(deps: VideoActivityDeps) {
       return withTempDir('video-frames-', async (dir) => {
         const times: number[] = [];
         const signal = cancellation();
-        await run(
-          ffmpegPath,
-          [
-            ...['-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin'],
-            // Keyframes only: the decoder skips every other frame instead of decoding and dropping it.
-            ...(sampling.mode === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
-            // -copyts: presentation times stay on the video's clock, which the sampling rules use.
-            ...['-copyts', '-i', deps.store.pathOf(seg.storageKey), '-map', '0:v:0'],
-            ...['-vf', `select='${expr}',showinfo`, '-fps_mode', 'passthrough', '-q:v', '2', '-f', 'image2', path.join(dir, '%08d.jpg')],
-          ],
-          {
-            signal,
-            // Decoder complaints at a segment's first frames (open GOPs) are not a failed video:
-            // the packets were all read at upload; only a failed run is.
-            tolerateErrors: true,
-            onStderrLine: (line) => {
-              const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+)/.exec(line) : null;
-              if (m) {
-                times.push(Number(m[1]));
-                heartbeat({ phase: 'decoding', frames: times.length });
-              }
+        await deps.store.withLocalFile(seg.storageKey, (source) =>
+          run(
+            ffmpegPath,
+            [
+              ...['-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin'],
+              // Keyframes only: the decoder skips every other frame instead of decoding and dropping it.
+              ...(sampling.mode === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
+              // -copyts: presentation times stay on the video's clock, which the sampling rules use.
+              ...['-copyts', '-i', source, '-map', '0:v:0'],
+              ...['-vf', `select='${expr}',showinfo`, '-fps_mode', 'passthrough', '-q:v', '2', '-f', 'image2', path.join(dir, '%08d.jpg')],
+            ],
+            {
+              signal,
+              // Decoder complaints at a segment's first frames (open GOPs) are not a failed video:
+              // the packets were all read at upload; only a failed run is.
+              tolerateErrors: true,
+              onStderrLine: (line) => {
+                const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+)/.exec(line) : null;
+                if (m) {
+                  times.push(Number(m[1]));
+                  heartbeat({ phase: 'decoding', frames: times.length });
+                }
+              },
             },
-          },
-        ).catch((err) => failFor(err, `decoding segment ${seg.index}`));
+          ).catch((err) => failFor(err, `decoding segment ${seg.index}`)),
+        );
         const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort();
         if (files.length !== times.length) {
           throw ApplicationFailure.nonRetryable(`segment ${seg.index}: ffmpeg wrote ${files.length} frames but reported ${times.length}`, 'VideoUnreadable');

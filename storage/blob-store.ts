@@ -1,20 +1,33 @@
 // Blob storage for frames, models and dataset snapshots, addressed by POSIX keys relative to
-// one root (docs/contracts.md "Blob store"). A local folder today; an S3-compatible store can
-// implement the same interface later.
+// one root (docs/contracts.md "Blob store"): a local folder (this file) or an S3-compatible
+// bucket (s3-blob-store.ts), chosen by STORE_URL (open-blob-store.ts).
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
 export interface BlobStore {
-  readonly root: string;
-  /** Writes bytes under `key` atomically (temp file + rename); rewriting a key replaces it. */
+  /** Where the blobs live, for logs: a folder or an s3:// URL. */
+  readonly location: string;
+  /** Writes bytes under `key` atomically: a reader never sees half a blob; rewriting a key replaces it. */
   put(key: string, bytes: Uint8Array): Promise<void>;
   /** Like `put`, from a file (a video can be larger than the memory a process should hold). */
   putFile(key: string, file: string): Promise<void>;
   get(key: string): Promise<Buffer>;
   exists(key: string): Promise<boolean>;
-  /** Absolute path of a key, for libraries that read files themselves (onnxruntime, sharp). */
-  pathOf(key: string): string;
+  /**
+   * Runs `use` with a local file holding the blob, for programs that read files themselves
+   * (ffmpeg): the blob's own file in a folder store, a downloaded copy removed afterwards in S3.
+   */
+  withLocalFile<T>(key: string, use: (file: string) => Promise<T>): Promise<T>;
+}
+
+/** A key as stored: a relative POSIX path that stays inside the store. */
+export function checkedKey(key: string): string {
+  const normalized = path.posix.normalize(key);
+  if (normalized.startsWith('..') || path.posix.isAbsolute(normalized) || normalized === '.') {
+    throw new Error(`Invalid blob key "${key}": keys are relative paths inside the store`);
+  }
+  return normalized;
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -38,12 +51,16 @@ export function modelKey(kind: 'detection' | 'box', version: string): string {
 export class LocalBlobStore implements BlobStore {
   constructor(readonly root: string) {}
 
+  get location(): string {
+    return this.root;
+  }
+
   pathOf(key: string): string {
-    const normalized = path.posix.normalize(key);
-    if (normalized.startsWith('..') || path.posix.isAbsolute(normalized) || normalized === '.') {
-      throw new Error(`Invalid blob key "${key}": keys are relative paths inside the store`);
-    }
-    return path.join(this.root, ...normalized.split('/'));
+    return path.join(this.root, ...checkedKey(key).split('/'));
+  }
+
+  async withLocalFile<T>(key: string, use: (file: string) => Promise<T>): Promise<T> {
+    return use(this.pathOf(key));
   }
 
   async put(key: string, bytes: Uint8Array): Promise<void> {

@@ -21,7 +21,7 @@ import { getModel } from '../db/models.ts';
 import { logger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { exposeDatabaseGauges } from '../observability/database-gauges.ts';
-import { LocalBlobStore } from '../storage/blob-store.ts';
+import { openBlobStore } from '../storage/open-blob-store.ts';
 import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { startWorkers, type RunningWorkers } from './start-workers.ts';
 
@@ -60,7 +60,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     // The object index is an HNSW index: say so at start when the extension is too old for one.
     const pgvector = await checkPgvector(handle.db);
     if (pgvector.warning) logger.warn({ pgvector: pgvector.version }, pgvector.warning);
-    const store = new LocalBlobStore(config.STORE_DIR);
+    const store = openBlobStore(config);
+    logger.info({ store: store.location }, 'blob store');
     const connection = await Connection.connect({ address });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });

@@ -15,7 +15,7 @@ import { createUser } from '../../db/users.ts';
 import { ModelCache } from '../../models/model-cache.ts';
 import { registerModel, setProduction } from '../../models/registry.ts';
 import { getModel } from '../../db/models.ts';
-import { LocalBlobStore } from '../../storage/blob-store.ts';
+import { openBlobStore } from '../../storage/open-blob-store.ts';
 import { startWorkers, type RunningWorkers, type WorkerDeps } from '../../workers/start-workers.ts';
 import type { NativeConnection } from '@temporalio/worker';
 import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
@@ -40,7 +40,8 @@ export async function createTestPlatform(
 ): Promise<TestPlatform> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dataengine-store-'));
   const config = loadConfig({ ...process.env, STORE_DIR: storeDir, BATCH_MAX_WAIT_MS: '300', ...opts.env });
-  const store = new LocalBlobStore(storeDir);
+  // The folder store in a temp folder, or the bucket a test names in STORE_URL.
+  const store = openBlobStore(config);
   const { client, close: closeClient } = await testClient(opts.temporalAddress);
   const taskQueue = uniqueQueue('scoring');
   const controlQueue = uniqueQueue('control');

@@ -15,6 +15,7 @@ import { createRetrainActivities } from '../../activities/retrain.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { frames, frameScores, streams } from '../../db/schema.ts';
 import { registerModel } from '../../models/registry.ts';
+import { LocalBlobStore } from '../../storage/blob-store.ts';
 import { registry } from '../../observability/metrics.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -168,7 +169,7 @@ describe('frames that cannot be scored', () => {
       .from(frames)
       .where(inArray(frames.id, [missing, corrupt]));
     const keyOf = (id: string) => rows.find((r) => r.id === id)!.storageKey;
-    fs.rmSync(p.deps.store.pathOf(keyOf(missing)));
+    fs.rmSync(new LocalBlobStore(p.storeDir).pathOf(keyOf(missing)));
     await p.deps.store.put(keyOf(corrupt), Buffer.from('\x89PNG\r\n\x1a\n this is not a picture'));
     const [huge] = await postFrames(streamId, 1);
     await handle.db.update(frames).set({ width: 10_000, height: 10_000 }).where(eq(frames.id, huge));
