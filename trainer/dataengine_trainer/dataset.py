@@ -4,7 +4,6 @@ dataset (generated, or a snapshot the platform wrote) into memory for training."
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,19 +146,6 @@ def load_dataset(
         samples.append(Sample(im["id"], rgb, _corners(anns), labels, ignore, identities))
     cat_names = [c["name"] for c in cats]
     return LoadedDataset(coco, cat_names, [c["id"] for c in cats], samples, path, list(identity_index))
-
-
-def store_dir() -> Path:
-    """The blob store root shared with the platform (STORE_DIR; docs/contracts.md "Blob store")."""
-    default = Path(__file__).resolve().parents[2] / "data" / "store"
-    return Path(os.environ.get("STORE_DIR", default))
-
-
-def resolve_key(key: str) -> Path:
-    p = Path(key)
-    if p.is_absolute() or ".." in p.parts:
-        raise ValueError(f"store keys are relative paths without '..': {key!r}")
-    return store_dir() / p
 
 
 def iter_batches(items: list, batch_size: int, order: Iterable[int]) -> Iterable[list]:

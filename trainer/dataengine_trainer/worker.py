@@ -19,15 +19,15 @@ import sys
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
-from .dataset import load_dataset, resolve_key
+from .dataset import load_dataset
 from .pipeline import evaluate_model, train_to_dir
+from .store import opened_store
 from .train import Cancelled, TrainConfig
 
 TRAINING_QUEUE = "training"
@@ -92,10 +92,6 @@ def model_dir_key(kind: str, version: str) -> str:
     return f"models/{kind}/{version}"
 
 
-def _image_root(dataset_key: str, image_root_key: str | None) -> Path:
-    return resolve_key(image_root_key) if image_root_key is not None else resolve_key(dataset_key).parent
-
-
 @contextlib.contextmanager
 def _heartbeating(interval: float = 1.0):
     """Heartbeats from a side thread every `interval` seconds while the body runs, with the latest
@@ -124,41 +120,36 @@ def _heartbeating(interval: float = 1.0):
 
 
 def _train(kind: str, inp: TrainInput) -> TrainResult:
-    with _heartbeating() as report:
-        return _train_reporting(kind, inp, report)
+    with _heartbeating() as report, opened_store() as store:
+        return _train_reporting(kind, inp, report, store)
 
 
-def _train_reporting(kind: str, inp: TrainInput, report) -> TrainResult:
+def _train_reporting(kind: str, inp: TrainInput, report, store) -> TrainResult:
     report({"stage": "loading"})
-    data = load_dataset(
-        resolve_key(inp.dataset_key),
-        _image_root(inp.dataset_key, inp.image_root_key),
-        split="train",
-        max_images=inp.max_images,
-    )
+    dataset_json, image_root = store.fetch_dataset(inp.dataset_key, inp.image_root_key)
+    data = load_dataset(dataset_json, image_root, split="train", max_images=inp.max_images)
     if not data.samples:
         raise ValueError(f"dataset {inp.dataset_key} has no images in its train split")
     parent = None
     if inp.parent_version:
-        parent = resolve_key(f"{model_dir_key(kind, inp.parent_version)}/checkpoint.pt")
-        if not parent.exists():
+        parent_key = f"{model_dir_key(kind, inp.parent_version)}/checkpoint.pt"
+        parent = store.fetch(parent_key)
+        if parent is None:
             raise FileNotFoundError(
-                f"parent checkpoint {parent} not found (fine-tuning from {kind} {inp.parent_version})"
+                f"parent checkpoint {parent_key} not found (fine-tuning from {kind} {inp.parent_version})"
             )
     batch = inp.batch_size or (16 if kind == "detection" else 64)
     cfg = TrainConfig(epochs=inp.epochs, batch_size=batch, learning_rate=inp.learning_rate, seed=inp.seed)
     key = model_dir_key(kind, inp.version)
     reference = None
     if kind == "detection":
-        reference = load_dataset(
-            resolve_key(inp.dataset_key), _image_root(inp.dataset_key, inp.image_root_key), split="val", max_images=300
-        )
+        reference = load_dataset(dataset_json, image_root, split="val", max_images=300)
     try:
         outcome = train_to_dir(
             kind,
             data,
             inp.version,
-            resolve_key(key),
+            store.path(key),
             cfg,
             parent_checkpoint=parent,
             parent_version=inp.parent_version,
@@ -170,6 +161,8 @@ def _train_reporting(kind: str, inp: TrainInput, report) -> TrainResult:
     except Cancelled as err:
         # Re-raised as the SDK's cancellation, so the workflow sees a cancelled activity, not a failure.
         raise CancelledError(str(err)) from err
+    report({"stage": "publishing"})
+    store.publish(key)
     return TrainResult(
         kind,
         inp.version,
@@ -195,16 +188,13 @@ def train_box_model(inp: TrainInput) -> TrainResult:
 
 
 def _evaluate(kind: str, inp: EvaluateInput) -> dict:
-    with _heartbeating() as report:
+    with _heartbeating() as report, opened_store() as store:
         report({"stage": "evaluate"})
-        return evaluate_model(
-            kind,
-            resolve_key(inp.model_key),
-            resolve_key(inp.dataset_key),
-            _image_root(inp.dataset_key, inp.image_root_key),
-            inp.split,
-            inp.score_threshold,
-        )
+        model = store.fetch(inp.model_key)
+        if model is None:
+            raise FileNotFoundError(f"model {inp.model_key} not found")
+        dataset_json, image_root = store.fetch_dataset(inp.dataset_key, inp.image_root_key)
+        return evaluate_model(kind, model, dataset_json, image_root, inp.split, inp.score_threshold)
 
 
 @activity.defn(name="evaluate_detector")
