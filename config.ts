@@ -53,6 +53,10 @@ const envSchema = z.object({
   // to back, for at most SCORING_CALL_MAX_MS: fewer history events and Temporal round trips per
   // frame. A pause stops a call after the batch in hand; a new policy or deploy applies from the next batch.
   SCORING_BATCHES_PER_CALL: int(32),
+  // A scoring call on an empty stream waits this long for a frame, then the loop sleeps holding
+  // no worker slot until ingestion wakes it with a signal, or LOOP_IDLE_POLL_MS at most.
+  LOOP_IDLE_WAIT_MS: int(2_000),
+  LOOP_IDLE_POLL_MS: int(60_000),
   SCORING_CALL_MAX_MS: int(10_000),
   ORT_INTRA_OP_THREADS: int(2),
   // Worker threads running detectors (decode, letterbox, onnxruntime), each with

@@ -22,6 +22,7 @@ import { batchPacing } from '../policies/pacing.ts';
 import { routeBatch } from '../policies/route.ts';
 import { linkTracks } from '../db/tracks.ts';
 import { logger } from '../observability/logger.ts';
+import { clearLoopIdle, markLoopIdle } from '../db/streams.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
 
@@ -47,7 +48,10 @@ export interface ScoringDeps {
   trackMaxGapMs?: number;
   /** Frames with more pixels are set aside unread (default 40 MP, the ingest limit). */
   maxFramePixels?: number;
-  /** How long an empty stream keeps the activity waiting before it returns (default 20 s). */
+  /**
+   * How long an empty stream keeps the activity waiting before it returns idle (default 2 s):
+   * the loop then sleeps, holding no worker slot, until ingestion wakes it (LOOP_IDLE_WAIT_MS).
+   */
   idleWaitMs?: number;
   /** Batches one activity call scores back to back while the stream has a backlog (default 32)... */
   batchesPerCall?: number;
@@ -78,6 +82,8 @@ export interface ScoreBatchResult {
   policyVersion?: number;
   /** The newest detection deployment in the registry; the loop adopts it if it has not yet. */
   deployment?: DeploymentRef;
+  /** No frame came: the stream is marked idle and the loop sleeps until woken. */
+  idle?: boolean;
 }
 
 /** One batch's frames, read and waiting for the detector. */
@@ -129,7 +135,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createScoringActivities(deps: ScoringDeps) {
   const now = deps.now ?? (() => new Date());
-  const idleWaitMs = deps.idleWaitMs ?? 20_000;
+  const idleWaitMs = deps.idleWaitMs ?? 2_000;
   const pollIntervalMs = deps.pollIntervalMs ?? 200;
   const maxFramePixels = deps.maxFramePixels ?? 40_000_000;
   const trackMaxGapMs = deps.trackMaxGapMs ?? 5_000;
@@ -191,7 +197,9 @@ export function createScoringActivities(deps: ScoringDeps) {
 
   /**
    * Waits until `batchSize` frames are there, or until `maxWaitMs` has passed with at least one,
-   * or until the idle limit with none; heartbeats meanwhile so a pause can cancel the wait.
+   * or until the idle limit with none; heartbeats meanwhile so a pause can cancel the wait. With
+   * none, the stream is marked idle before a last look, so a frame ingested after that look
+   * finds the mark and wakes the loop (ingest clears the mark after storing its frame).
    */
   async function waitForFrames(input: ScoreBatchInput) {
     const started = Date.now();
@@ -200,7 +208,12 @@ export function createScoringActivities(deps: ScoringDeps) {
       const waited = Date.now() - started;
       if (pending.length >= input.batchSize) return pending;
       if (pending.length > 0 && waited >= input.maxWaitMs) return pending;
-      if (waited >= idleWaitMs) return pending;
+      if (waited >= idleWaitMs) {
+        await markLoopIdle(deps.db, input.streamId);
+        const last = await nextFrames(deps.db, input.streamId, input.batchSize);
+        if (last.length > 0) await clearLoopIdle(deps.db, input.streamId);
+        return last;
+      }
       Context.current().heartbeat({ waitingMs: waited, pending: pending.length });
       await Promise.race([sleep(pollIntervalMs), Context.current().cancelled]);
     }
@@ -362,6 +375,7 @@ export function createScoringActivities(deps: ScoringDeps) {
         // Nothing to score: still report the newest policy and deployment, which the loop adopts.
         total.policyVersion = await newestPolicyVersion(input);
         total.deployment = await latestDeployment(deps.db, 'detection');
+        total.idle = true;
       }
       try {
         while (inHand) {

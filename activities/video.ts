@@ -10,20 +10,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Db } from '../db/client.ts';
 import { getVideo, insertSegments, markSegmentDone, setVideoStatus, videoSegmentsOf, type NewVideoSegment } from '../db/videos.ts';
 import { ffmpegPath, FfmpegError, run } from '../ingest/ffmpeg.ts';
-import { ingestFrame } from '../ingest/ingest-frame.ts';
+import { ingestFrame, type IngestDeps } from '../ingest/ingest-frame.ts';
 import { scanPackets, type VideoProbe } from '../ingest/video-probe.ts';
 import { selectExpression, type Sampling } from '../ingest/video-sampling.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
 
-export interface VideoActivityDeps {
-  db: Db;
-  store: BlobStore;
-  maxFrameBytes: number;
-  maxFramePixels: number;
-}
+/** What ingesting a frame needs: a video's frames pass the checks uploads pass, and wake the loop. */
+export type VideoActivityDeps = IngestDeps;
 
 export interface SegmentResult {
   index: number;

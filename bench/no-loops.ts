@@ -5,6 +5,7 @@ export const noLoops: LoopControl = {
   ensureLoop: async () => undefined,
   pause: async () => undefined,
   resume: async () => undefined,
+  wake: async () => undefined,
   setPolicy: async () => undefined,
   deployModel: async () => ({ modelVersion: null, deploymentId: null }),
   status: async () => null,

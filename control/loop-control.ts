@@ -3,6 +3,7 @@
 import { Client, WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import {
   deployModelUpdate,
+  framesArrivedSignal,
   pauseSignal,
   resumeSignal,
   SCORING_QUEUE,
@@ -22,6 +23,8 @@ import {
 export interface LoopSettings {
   batchSize: number;
   maxWaitMs: number;
+  /** Longest sleep of a loop that found no frames, if no wake-up comes (default 60 s). */
+  idlePollMs?: number;
   /** Task queue of the loops (default `scoring`); tests give each run its own. */
   taskQueue?: string;
   /** Task queue of the drift monitors (default `control`). */
@@ -73,6 +76,8 @@ export interface LoopControl {
   ensureLoop(streamId: string): Promise<void>;
   pause(streamId: string): Promise<void>;
   resume(streamId: string): Promise<void>;
+  /** Wakes a loop that sleeps for want of frames (ingestion calls it when frames arrive). */
+  wake(streamId: string): Promise<void>;
   /** Tells a running loop to use a policy version from its next batch on. */
   setPolicy(streamId: string, policyVersion: number): Promise<void>;
   /** Tells a loop about a deployment; resolves with what the loop now serves from its next batch. */
@@ -93,7 +98,12 @@ export class TemporalLoopControl implements LoopControl {
   ) {}
 
   private startOptions(streamId: string) {
-    const input: StreamLoopInput = { streamId, batchSize: this.settings.batchSize, maxWaitMs: this.settings.maxWaitMs };
+    const input: StreamLoopInput = {
+      streamId,
+      batchSize: this.settings.batchSize,
+      maxWaitMs: this.settings.maxWaitMs,
+      idlePollMs: this.settings.idlePollMs,
+    };
     return {
       workflowId: streamWorkflowId(streamId),
       taskQueue: this.settings.taskQueue ?? SCORING_QUEUE,
@@ -133,6 +143,10 @@ export class TemporalLoopControl implements LoopControl {
 
   async resume(streamId: string): Promise<void> {
     await this.client.workflow.getHandle(streamWorkflowId(streamId)).signal(resumeSignal);
+  }
+
+  async wake(streamId: string): Promise<void> {
+    await this.client.workflow.getHandle(streamWorkflowId(streamId)).signal(framesArrivedSignal);
   }
 
   async setPolicy(streamId: string, policyVersion: number): Promise<void> {

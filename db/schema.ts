@@ -75,6 +75,9 @@ export const streams = pgTable('streams', {
   // Sequence number of the last frame the loop has scored; advanced in the same transaction
   // that stores a batch's predictions, so a retried batch never scores a frame twice.
   scoredThroughSeq: integer('scored_through_seq').notNull().default(0),
+  // Set when the loop found no frames and sleeps until woken (it then holds no worker slot);
+  // the first frame ingested after clears it and wakes the loop with a signal.
+  loopIdleSince: timestamp('loop_idle_since', { withTimezone: true }),
   createdAt: createdAt(),
 });
 

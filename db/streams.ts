@@ -1,5 +1,5 @@
 // Streams: a named source of frames (one or more cameras) with its own loop and policy.
-import { count, eq, sql } from 'drizzle-orm';
+import { and, count, eq, isNotNull, sql } from 'drizzle-orm';
 import { defaultSamplingPolicy } from '../policies/sampling-policy.ts';
 import type { Db, DbOrTx } from './client.ts';
 import { frames, reviewTasks, samplingPolicies, streams } from './schema.ts';
@@ -53,4 +53,25 @@ export async function framesWaiting(db: DbOrTx): Promise<{ stream: string; count
     })
     .from(streams);
   return rows.map((r) => ({ stream: r.stream, count: Number(r.count) }));
+}
+
+/** Marks the stream's loop as sleeping until a frame arrives (it found none to score). */
+export async function markLoopIdle(db: DbOrTx, streamId: string): Promise<void> {
+  await db
+    .update(streams)
+    .set({ loopIdleSince: sql`now()` })
+    .where(eq(streams.id, streamId));
+}
+
+/**
+ * Clears the stream's idle mark; true when it was set, i.e. the loop sleeps and needs waking.
+ * One statement: of two ingests racing on the first frames after a sleep, only one wakes it.
+ */
+export async function clearLoopIdle(db: DbOrTx, streamId: string): Promise<boolean> {
+  const rows = await db
+    .update(streams)
+    .set({ loopIdleSince: null })
+    .where(and(eq(streams.id, streamId), isNotNull(streams.loopIdleSince)))
+    .returning({ id: streams.id });
+  return rows.length > 0;
 }

@@ -3,10 +3,12 @@
 // before anything is written, so a refused frame leaves no trace; the same image twice is
 // stored once (the stream + content hash is unique).
 import sharp from 'sharp';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { DECODE_OPTIONS } from '../models/preprocess.ts';
 import type { Db } from '../db/client.ts';
 import { findFrameByHash, insertFrame } from '../db/frames.ts';
-import { getStream } from '../db/streams.ts';
+import { clearLoopIdle, getStream } from '../db/streams.ts';
+import { logger } from '../observability/logger.ts';
 import { bytesIngested, cameraLabel, framesIngested, ingestRejected } from '../observability/metrics.ts';
 import { frameKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 
@@ -38,6 +40,11 @@ export interface IngestDeps {
   store: BlobStore;
   maxFrameBytes: number;
   maxFramePixels: number;
+  /**
+   * Wakes the stream's loop when it sleeps for want of frames (LoopControl.wake). Without it a
+   * sleeping loop finds the frame at its next poll (LOOP_IDLE_POLL_MS).
+   */
+  wakeLoop?: (streamId: string) => Promise<void>;
 }
 
 export interface IngestInput {
@@ -149,5 +156,18 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
   const camera = cameraLabel(input.streamId, input.cameraId);
   framesIngested.inc({ stream: input.streamId, camera, source: input.source });
   bytesIngested.inc({ stream: input.streamId, camera }, input.bytes.length);
+  await wakeIfIdle(deps, input.streamId);
   return { frameId, created: true, storageKey: key, width, height };
+}
+
+/**
+ * After a new frame is stored: wakes the stream's loop if it sleeps. Only the ingest that
+ * clears the idle mark signals, so a camera streaming into a busy loop costs one cheap update
+ * per frame and no signal. A failed signal is not a failed ingest: the loop's poll finds the frame.
+ */
+async function wakeIfIdle(deps: IngestDeps, streamId: string): Promise<void> {
+  if (!deps.wakeLoop || !(await clearLoopIdle(deps.db, streamId))) return;
+  await deps.wakeLoop(streamId).catch((err: unknown) => {
+    if (!(err instanceof WorkflowNotFoundError)) logger.warn({ err, streamId }, 'could not wake the stream loop; it finds the frames at its next poll');
+  });
 }

@@ -65,7 +65,11 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const connection = await Connection.connect({ address });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-    const loopControl = new TemporalLoopControl(client, { batchSize: config.BATCH_SIZE, maxWaitMs: config.BATCH_MAX_WAIT_MS });
+    const loopControl = new TemporalLoopControl(client, {
+      batchSize: config.BATCH_SIZE,
+      maxWaitMs: config.BATCH_MAX_WAIT_MS,
+      idlePollMs: config.LOOP_IDLE_POLL_MS,
+    });
     const models = new ModelCache(store, {
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
       inferenceThreads: config.ORT_INFERENCE_THREADS,
@@ -103,6 +107,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         vectorIndex,
         trackMaxGapMs: config.TRACK_MAX_GAP_SECONDS * 1000,
         controlActivities: retrain,
+        wakeLoop: (streamId) => loopControl.wake(streamId),
       });
       stops.push(() => workers!.shutdown());
       workers.done.catch((err) => logger.error({ err }, 'a worker stopped with an error'));
@@ -133,6 +138,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         dir: config.INGEST_DIR,
         maxFrameBytes: config.MAX_FRAME_BYTES,
         maxFramePixels: config.MAX_FRAME_PIXELS,
+        wakeLoop: (streamId) => loopControl.wake(streamId),
         onError: (err, file) => logger.warn({ err, file }, 'directory source'),
         submitVideo: submitDroppedVideo({ db: handle.db, store, temporal: client, config }),
       });

@@ -32,8 +32,11 @@ export interface WorkerDeps {
   ingestQueue?: string;
   /** Video segments this process extracts at once, each one ffmpeg (default VIDEO_PARALLEL_SEGMENTS). */
   videoSlots?: number;
+  /** How long a scoring call waits on an empty stream before the loop sleeps (default LOOP_IDLE_WAIT_MS). */
   idleWaitMs?: number;
   trackMaxGapMs?: number;
+  /** Wakes a sleeping loop when a video's frames arrive (LoopControl.wake). */
+  wakeLoop?: (streamId: string) => Promise<void>;
   /** Scoring batches per activity call and its time limit (default SCORING_BATCHES_PER_CALL, SCORING_CALL_MAX_MS). */
   batchesPerCall?: number;
   callMaxMs?: number;
@@ -55,7 +58,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     detectors: deps.detectors,
     vectorIndex: deps.vectorIndex,
     onBatch: recordBatch,
-    idleWaitMs: deps.idleWaitMs,
+    idleWaitMs: deps.idleWaitMs ?? config.LOOP_IDLE_WAIT_MS,
     trackMaxGapMs: deps.trackMaxGapMs,
     batchesPerCall: deps.batchesPerCall ?? config.SCORING_BATCHES_PER_CALL,
     callMaxMs: deps.callMaxMs ?? config.SCORING_CALL_MAX_MS,
@@ -83,7 +86,13 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       ...common,
       taskQueue: deps.ingestQueue ?? INGEST_QUEUE,
       // Frames from videos pass the checks uploads pass.
-      activities: createVideoActivities({ db: deps.db, store: deps.store, maxFrameBytes: config.MAX_FRAME_BYTES, maxFramePixels: config.MAX_FRAME_PIXELS }),
+      activities: createVideoActivities({
+        db: deps.db,
+        store: deps.store,
+        maxFrameBytes: config.MAX_FRAME_BYTES,
+        maxFramePixels: config.MAX_FRAME_PIXELS,
+        wakeLoop: deps.wakeLoop,
+      }),
       maxConcurrentActivityTaskExecutions: deps.videoSlots ?? config.VIDEO_PARALLEL_SEGMENTS,
     }),
   ];

@@ -26,6 +26,11 @@ export interface StreamLoopInput {
   /** Frames per batch; a batch closes when it is full or `maxWaitMs` has passed. */
   batchSize: number;
   maxWaitMs: number;
+  /**
+   * A loop that found no frames sleeps until ingestion wakes it, or this long at most (a wake-up
+   * lost to an outage costs no more). Absent in inputs of loops started before it existed: 60 s.
+   */
+  idlePollMs?: number;
   /** Carried across continue-as-new; omitted on first start (then read from the registry). */
   state?: StreamLoopState;
   /** Test hook: continue-as-new after this many batches (the server suggestion still applies). */
@@ -73,6 +78,8 @@ export interface DeployModelReply {
 /** Fire-and-forget controls: the caller needs no answer. */
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
+/** Sent by ingestion to a loop that found no frames and sleeps: frames have arrived. */
+export const framesArrivedSignal = defineSignal('framesArrived');
 /** Tracked controls: the caller learns the version the loop now uses, or why it refused. */
 export const setPolicyUpdate = defineUpdate<SetPolicyRequest, [SetPolicyRequest]>('setPolicy');
 export const deployModelUpdate = defineUpdate<DeployModelReply, [DeployModelRequest]>('deployModel');

@@ -19,6 +19,7 @@ import {
 import type { createScoringActivities, ScoreBatchResult } from '../activities/scoring.ts';
 import {
   deployModelUpdate,
+  framesArrivedSignal,
   ModelVersionAttr,
   pauseSignal,
   resumeSignal,
@@ -58,6 +59,12 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
     batchScope?.cancel();
   });
   setHandler(resumeSignal, () => loop.resume());
+  // Set by ingestion's wake-up; cleared before each scoring call, so one that arrives while a
+  // call runs (after its last look for frames) ends the sleep that call would start.
+  let framesArrived = false;
+  setHandler(framesArrivedSignal, () => {
+    framesArrived = true;
+  });
   setHandler(setPolicyUpdate, (req) => loop.setPolicy(currentUpdateInfo()?.id, req), { validator: validatePolicyRequest });
   // A deployment takes effect at the next batch: the batch in flight finishes with the version it
   // started with, so no batch is ever scored by a mix of versions.
@@ -98,6 +105,8 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
       batchSize: input.batchSize,
       maxWaitMs: input.maxWaitMs,
     };
+    framesArrived = false;
+    let idle = false;
     try {
       batchScope = new CancellationScope();
       const result: ScoreBatchResult = await batchScope.run(() => scoreAndRouteBatch(batch));
@@ -105,6 +114,7 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
       // The activity routes with the newest stored policy and reads the newest deployment, so a
       // change whose update never reached this loop (no worker was up) applies from the next batch.
       loop.recordBatch(result, new Date());
+      idle = result.idle === true;
     } catch (err) {
       // A pause cancels the batch while it waits for frames; anything else is a real failure.
       if (!(isCancellation(err) && loop.paused)) throw err;
@@ -112,6 +122,9 @@ export async function streamLoop(input: StreamLoopInput): Promise<void> {
       batchScope = undefined;
     }
     publish();
+    // No frames: sleep on a timer, holding no worker slot, until ingestion signals, a pause,
+    // or the poll interval.
+    if (idle) await condition(() => framesArrived || !loop.ready, input.idlePollMs ?? 60_000);
   }
 
   await condition(allHandlersFinished);

@@ -69,7 +69,13 @@ export const frameOperations = {
 
 export function frameRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
-  const ingestDeps = { db: deps.db, store: deps.store, maxFrameBytes: deps.config.MAX_FRAME_BYTES, maxFramePixels: deps.config.MAX_FRAME_PIXELS };
+  const ingestDeps = {
+    db: deps.db,
+    store: deps.store,
+    maxFrameBytes: deps.config.MAX_FRAME_BYTES,
+    maxFramePixels: deps.config.MAX_FRAME_PIXELS,
+    wakeLoop: (streamId: string) => deps.loopControl.wake(streamId),
+  };
 
   handle(app, frameOperations.ingest, async (c, { params, query: q }) => {
     const streamId = params.id;

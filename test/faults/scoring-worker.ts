@@ -7,13 +7,13 @@ import { config } from '../../config.ts';
 import { openVectorIndex } from '../../storage/open-vector-index.ts';
 import { openDb } from '../../db/client.ts';
 import { ModelCache } from '../../models/model-cache.ts';
-import { LocalBlobStore } from '../../storage/blob-store.ts';
+import { openBlobStore } from '../../storage/open-blob-store.ts';
 import { startWorkers } from '../../workers/start-workers.ts';
 
 const [address, scoringQueue, controlQueue, bundleFile, ingestQueue] = process.argv.slice(2);
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 const handle = await openDb({ databaseUrl: process.env.DATABASE_URL, migrate: false });
-const store = new LocalBlobStore(process.env.STORE_DIR!);
+const store = openBlobStore(config);
 const models = new ModelCache(store, { intraOpThreads: 1, minScore: config.PREDICTION_MIN_SCORE });
 const connection = await NativeConnection.connect({ address });
 const workers = await startWorkers({

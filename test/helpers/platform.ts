@@ -49,6 +49,7 @@ export async function createTestPlatform(
   const loopControl = new TemporalLoopControl(client, {
     batchSize: config.BATCH_SIZE,
     maxWaitMs: config.BATCH_MAX_WAIT_MS,
+    idlePollMs: config.LOOP_IDLE_POLL_MS,
     taskQueue,
     controlQueue,
     updateTimeoutMs: 1500,
@@ -120,6 +121,7 @@ export async function startPlatformWorkers(
     controlQueue: p.controlQueue,
     ingestQueue: p.ingestQueue,
     idleWaitMs: 1000,
+    wakeLoop: (streamId) => p.deps.loopControl.wake(streamId),
     batchesPerCall: p.deps.config.SCORING_BATCHES_PER_CALL,
     callMaxMs: p.deps.config.SCORING_CALL_MAX_MS,
     controlActivities,

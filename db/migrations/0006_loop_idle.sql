@@ -1,0 +1,1 @@
+ALTER TABLE "streams" ADD COLUMN "loop_idle_since" timestamp with time zone;
