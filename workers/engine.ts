@@ -112,8 +112,17 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       stops.push(() => workers!.shutdown());
       workers.done.catch((err) => logger.error({ err }, 'a worker stopped with an error'));
       if (!opts.api) {
-        // A worker-only process still exposes its metrics for Prometheus.
-        const metricsServer = http.createServer(async (_req, res) => {
+        // A worker-only process still exposes its metrics for Prometheus, and /healthz for
+        // an orchestrator's probes: healthy while every worker of the process runs.
+        const running = workers;
+        const metricsServer = http.createServer(async (req, res) => {
+          if (req.url === '/healthz') {
+            const states = running.workers.map((w) => w.getState());
+            const ok = states.every((s) => s === 'RUNNING');
+            res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' });
+            res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', workers: states }));
+            return;
+          }
           res.writeHead(200, { 'Content-Type': registry.contentType });
           res.end(await allMetricsText());
         });

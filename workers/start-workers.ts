@@ -35,6 +35,8 @@ export interface WorkerDeps {
   /** How long a scoring call waits on an empty stream before the loop sleeps (default LOOP_IDLE_WAIT_MS). */
   idleWaitMs?: number;
   trackMaxGapMs?: number;
+  /** The queues to serve (default WORKER_QUEUES: all three). */
+  queues?: readonly ('scoring' | 'control' | 'ingest')[];
   /** Wakes a sleeping loop when a video's frames arrive (LoopControl.wake). */
   wakeLoop?: (streamId: string) => Promise<void>;
   /** Scoring batches per activity call and its time limit (default SCORING_BATCHES_PER_CALL, SCORING_CALL_MAX_MS). */
@@ -64,38 +66,50 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     callMaxMs: deps.callMaxMs ?? config.SCORING_CALL_MAX_MS,
   });
   const common = { connection: deps.connection, namespace: deps.namespace, workflowBundle };
-  const workers = [
-    await Worker.create({
-      ...common,
-      taskQueue: deps.scoringQueue ?? SCORING_QUEUE,
-      activities: scoring,
-      // Scoring is CPU-bound inference: one batch at a time per worker keeps latency predictable;
-      // scale out with more worker processes.
-      maxConcurrentActivityTaskExecutions: 2,
-      // A pause reaches a scoring call only through a heartbeat's answer, and heartbeats are
-      // otherwise held back to 0.8 of the 30 s heartbeat timeout: a pause would wait for the call
-      // to end. One heartbeat a second per running call costs a small RPC and no history event.
-      maxHeartbeatThrottleInterval: '1 second',
-    }),
-    await Worker.create({
-      ...common,
-      taskQueue: deps.controlQueue ?? CONTROL_QUEUE,
-      activities: { ...createDriftActivities({ db: deps.db }), ...(deps.controlActivities ?? {}) },
-    }),
-    await Worker.create({
-      ...common,
-      taskQueue: deps.ingestQueue ?? INGEST_QUEUE,
-      // Frames from videos pass the checks uploads pass.
-      activities: createVideoActivities({
-        db: deps.db,
-        store: deps.store,
-        maxFrameBytes: config.MAX_FRAME_BYTES,
-        maxFramePixels: config.MAX_FRAME_PIXELS,
-        wakeLoop: deps.wakeLoop,
+  const serves = new Set(deps.queues ?? config.WORKER_QUEUES);
+  const workers: Worker[] = [];
+  if (serves.has('scoring')) {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: deps.scoringQueue ?? SCORING_QUEUE,
+        activities: scoring,
+        // Scoring is CPU-bound inference: one batch at a time per worker keeps latency predictable;
+        // scale out with more worker processes.
+        maxConcurrentActivityTaskExecutions: 2,
+        // A pause reaches a scoring call only through a heartbeat's answer, and heartbeats are
+        // otherwise held back to 0.8 of the 30 s heartbeat timeout: a pause would wait for the call
+        // to end. One heartbeat a second per running call costs a small RPC and no history event.
+        maxHeartbeatThrottleInterval: '1 second',
       }),
-      maxConcurrentActivityTaskExecutions: deps.videoSlots ?? config.VIDEO_PARALLEL_SEGMENTS,
-    }),
-  ];
+    );
+  }
+  if (serves.has('control')) {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: deps.controlQueue ?? CONTROL_QUEUE,
+        activities: { ...createDriftActivities({ db: deps.db }), ...(deps.controlActivities ?? {}) },
+      }),
+    );
+  }
+  if (serves.has('ingest')) {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: deps.ingestQueue ?? INGEST_QUEUE,
+        // Frames from videos pass the checks uploads pass.
+        activities: createVideoActivities({
+          db: deps.db,
+          store: deps.store,
+          maxFrameBytes: config.MAX_FRAME_BYTES,
+          maxFramePixels: config.MAX_FRAME_PIXELS,
+          wakeLoop: deps.wakeLoop,
+        }),
+        maxConcurrentActivityTaskExecutions: deps.videoSlots ?? config.VIDEO_PARALLEL_SEGMENTS,
+      }),
+    );
+  }
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   return {
     workers,

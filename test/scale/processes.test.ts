@@ -70,7 +70,7 @@ async function freePort(): Promise<number> {
 }
 
 /** `npm run api` or `npm run worker`, as their scripts run them, on this test's database and store. */
-async function startProcess(kind: 'api' | 'worker'): Promise<{ child: ChildProcess; url: string }> {
+async function startProcess(kind: 'api' | 'worker', extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   // A worker-only process serves /metrics on WORKER_METRICS_PORT (the SDK's exporter takes the next port).
   const env = {
@@ -81,6 +81,7 @@ async function startProcess(kind: 'api' | 'worker'): Promise<{ child: ChildProce
     LOG_LEVEL: 'error',
     PREDICTION_MIN_SCORE: '0.01',
     ...(kind === 'api' ? { API_PORT: String(port) } : { WORKER_METRICS_PORT: String(port) }),
+    ...extraEnv,
   };
   // node itself (not the tsx wrapper, which runs the script in a child it would leave behind).
   const script = kind === 'api' ? path.join(repoRoot, 'api', 'server.ts') : path.join(repoRoot, 'worker.ts');
@@ -120,7 +121,10 @@ describe('the platform as separate processes', () => {
     const camera = (await createUser(db.db, { name: 'camera', role: 'camera', streams: streamIds })).token;
 
     const apis = [await startProcess('api'), await startProcess('api')];
-    const workers = [await startProcess('worker'), await startProcess('worker'), await startProcess('worker')];
+    // The third serves the scoring queue only (WORKER_QUEUES), as a scoring-only deployment does.
+    const workers = [await startProcess('worker'), await startProcess('worker'), await startProcess('worker', { WORKER_QUEUES: 'scoring' })];
+    const health = (await (await fetch(`${workers[2].url}/healthz`)).json()) as { status: string; workers: string[] };
+    expect(health).toEqual({ status: 'ok', workers: ['RUNNING'] });
     const api = (i: number) => apis[i % apis.length].url;
     const send = (i: number, route: string, init: RequestInit & { token: string }) =>
       fetch(`${api(i)}${route}`, { ...init, headers: { Authorization: `Bearer ${init.token}`, ...(init.headers as Record<string, string>) } });

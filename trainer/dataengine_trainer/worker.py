@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import http.server
 import json
 import os
 import signal
@@ -210,7 +211,31 @@ def evaluate_box_model(inp: EvaluateInput) -> BoxMetrics:
 ACTIVITIES = [train_detector, train_box_model, evaluate_detector, evaluate_box_model]
 
 
-async def run_worker(address: str, namespace: str, task_queue: str, max_concurrent: int = 1) -> None:
+def serve_health(port: int) -> http.server.ThreadingHTTPServer:
+    """Answers GET /healthz with 200 from a side thread, for an orchestrator's probes: the
+    process is up and its worker has started (it is served only once the worker polls)."""
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path == "/healthz"
+            body = b'{"status":"ok"}' if ok else b'{"status":"not found"}'
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # probes every few seconds would flood the log
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+async def run_worker(
+    address: str, namespace: str, task_queue: str, max_concurrent: int = 1, health_port: int = 0
+) -> None:
     client = await Client.connect(address, namespace=namespace)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent + 1) as pool:
         worker = Worker(
@@ -231,8 +256,11 @@ async def run_worker(address: str, namespace: str, task_queue: str, max_concurre
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
+            health = serve_health(health_port) if health_port else None
             print(json.dumps({"worker": "training", "task_queue": task_queue, "address": address}), flush=True)
             await stop.wait()
+            if health:
+                health.shutdown()
 
 
 def add_parser(sub) -> None:
@@ -241,11 +269,13 @@ def add_parser(sub) -> None:
     w.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
     w.add_argument("--task-queue", default=TRAINING_QUEUE)
     w.add_argument("--max-concurrent", type=int, default=1)
+    # GET /healthz on this port for liveness and readiness probes (0: none).
+    w.add_argument("--health-port", type=int, default=int(os.environ.get("TRAINER_HEALTH_PORT", "0")))
     w.set_defaults(fn=_run_and_exit)
 
 
 def _run_and_exit(a) -> None:
-    asyncio.run(run_worker(a.address, a.namespace, a.task_queue, a.max_concurrent))
+    asyncio.run(run_worker(a.address, a.namespace, a.task_queue, a.max_concurrent, a.health_port))
     # The worker has shut down cleanly; skip interpreter finalization, where the SDK's native
     # threads and torch's thread pools can abort the process ("PyGILState_Release").
     sys.stdout.flush()

@@ -51,3 +51,23 @@ def test_cancelled_training_stops_within_a_step(store):
         env.run(worker.train_detector, inp)
     assert len(steps) <= 3
     assert not (store / "models/detection/wf-2/model.onnx").exists()
+
+
+def test_health_endpoint_answers_probes():
+    import json
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = worker.serve_health(port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as res:
+            assert res.status == 200 and json.load(res) == {"status": "ok"}
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+        assert err.value.code == 404
+    finally:
+        server.shutdown()
