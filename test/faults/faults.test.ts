@@ -12,7 +12,6 @@
 // in-process database, and a second process must not open it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { count, eq, sql } from 'drizzle-orm';
@@ -33,6 +32,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
+import { freePort } from '../helpers/ports.ts';
 
 let pg: OwnPostgres;
 beforeAll(async () => {
@@ -47,15 +47,6 @@ const MIN_SCORE = '0.01';
 // Every frame gets exactly one whole-frame task (random rate 1, a band nothing falls into), so
 // the expected number of tasks is known: one per scored frame.
 const ONE_TASK_PER_FRAME = { band: { low: 0.999, high: 1 }, randomRate: 1, dailyBudget: null, diversityMinDistance: 0, maxTasksPerFrame: 1 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A stream with a loop and its policy, created over the API as a lead would. */
 async function createStream(p: TestPlatform, streamId: string) {

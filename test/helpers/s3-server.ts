@@ -3,10 +3,10 @@
 // telemetry off, in a temp folder removed at the end.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { requireTool, toolsDir } from '../../scripts/tools.ts';
+import { freePort } from './ports.ts';
 
 export interface S3Server {
   endpoint: string;
@@ -18,18 +18,6 @@ export interface S3Server {
 
 const ACCESS_KEY = 'dataengine-test';
 const SECRET_KEY = 'dataengine-test-secret';
-
-/** A port nothing listens on now (the OS picks it). */
-function sparePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startS3Server(bucket = 'dataengine-test'): Promise<S3Server> {
   const weed = requireTool(path.join(toolsDir, 'venv', 'bin', 'weed'));
@@ -50,7 +38,7 @@ export async function startS3Server(bucket = 'dataengine-test'): Promise<S3Serve
     'admin.port.grpc',
   ];
   const ports: Record<string, number> = {};
-  for (const name of names) ports[name] = await sparePort();
+  for (const name of names) ports[name] = await freePort();
   const args = [
     `-logdir=${path.join(dir, 'log')}`,
     'mini',

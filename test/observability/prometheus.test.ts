@@ -23,18 +23,10 @@ import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { eventually } from '../helpers/temporal.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const run = promisify(execFile);
 const dir = path.join(import.meta.dirname, '../../dashboards');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('alert rules', () => {
   it('pass promtool check and their unit tests', async () => {

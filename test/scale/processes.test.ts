@@ -6,7 +6,6 @@
 // in-process database that a second process must not open.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { count, eq, sql } from 'drizzle-orm';
@@ -23,6 +22,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { sampleFrames } from '../helpers/platform.ts';
 import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/temporal.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const STREAMS = 20;
 const FRAMES_PER_STREAM = 12;
@@ -59,15 +59,6 @@ afterAll(async () => {
 
 const tag = Math.random().toString(36).slice(2, 8);
 const streamIds = Array.from({ length: STREAMS }, (_, i) => `scale-${tag}-${i}`);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** `npm run api` or `npm run worker`, as their scripts run them, on this test's database and store. */
 async function startProcess(kind: 'api' | 'worker', extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
