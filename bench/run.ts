@@ -20,8 +20,9 @@ import { benchObjectHeadCost, benchObjectSearch, benchPropagation } from './obje
 import { createTestDb } from '../test/helpers/db.ts';
 import { config } from '../config.ts';
 import { benchModels } from './models.ts';
-import { benchQueue } from './queue.ts';
+import { benchClaimDepth, benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
+import { benchScale } from './scale.ts';
 import { benchVideo } from './video.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -45,7 +46,7 @@ console.log(`# dataengine benchmarks (${new Date().toISOString()}, ${os.cpus().l
 const m = await benchModels(frames);
 let env: TestWorkflowEnvironment | undefined;
 let address = process.env.TEMPORAL_ADDRESS;
-if (!address && (want('loop') || want('retrain') || want('video'))) {
+if (!address && (want('loop') || want('retrain') || want('video') || want('scale'))) {
   env = await TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: requireTool(temporalCli) }, searchAttributes, extraArgs: ['--log-level', 'error'] },
   });
@@ -65,10 +66,12 @@ if (want('loop')) {
 if (want('queue')) {
   const pglite = await openDb({});
   for (const clients of [32, 64]) await benchQueue(pglite, 'PGlite', clients);
+  await benchClaimDepth(pglite, 'PGlite');
   await pglite.close();
   if (process.env.DATABASE_URL) {
     const pg = await openDb({ databaseUrl: process.env.DATABASE_URL, poolSize: 40 });
     for (const clients of [32, 64]) await benchQueue(pg, 'Postgres', clients);
+    await benchClaimDepth(pg, 'Postgres');
     await pg.close();
   }
 }
@@ -121,6 +124,7 @@ if (want('objects')) {
   );
 }
 if (want('video')) await benchVideo(address!);
+if (want('scale')) await benchScale(frames, address!);
 if (want('retrain')) {
   const db = await openDb({});
   await benchRetrain(db, address!);

@@ -1,7 +1,7 @@
 // The review queue: leases with FOR UPDATE SKIP LOCKED (no two reviewers get one task), decisions
 // stored as labels in the same transaction that closes the task, and expired leases returned to
 // the queue by the claim query itself, so no sweeper has to run for abandoned work to come back.
-import { and, asc, count, desc, eq, getTableColumns, min, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, min, ne, or, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from './client.ts';
 import { frames, labels, predictions, reviewTasks, type LabelBox } from './schema.ts';
 
@@ -50,7 +50,9 @@ export async function claimNext(
   const candidate = db
     .select({ id: reviewTasks.id, previousStatus: sql<string>`${reviewTasks.status}`.as('previous_status') })
     .from(reviewTasks)
-    .where(and(claimable, args.streamId ? eq(reviewTasks.streamId, args.streamId) : undefined))
+    // `status <> 'done'` is implied by `claimable`; said outright, it lets Postgres walk the
+    // partial index review_tasks_(stream_)open_order_idx in the order below.
+    .where(and(ne(reviewTasks.status, 'done'), claimable, args.streamId ? eq(reviewTasks.streamId, args.streamId) : undefined))
     // Tasks of one batch share their created_at: among them an abandoned lease goes first (it was
     // handed out first), then the id, so the order never depends on the plan Postgres picks.
     .orderBy(desc(reviewTasks.priority), asc(reviewTasks.createdAt), desc(sql`${reviewTasks.status} = 'leased'`), asc(reviewTasks.id))

