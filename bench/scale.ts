@@ -109,8 +109,17 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
     return { wal: Number(row.wal), inserted: Number(row.inserted), size: Number(row.size) };
   };
   try {
-    for (const workers of [1, 2, 3]) {
-      const ids = Array.from({ length: STREAMS }, (_, i) => `scale-${workers}w-${i}-${Date.now().toString(36)}`);
+    // Worker processes and scoring slots per process: 1-3 workers at the default 2 slots, then
+    // one worker at 1 and 4 slots (what SCORING_SLOTS defaults to is chosen from these).
+    const runs = [
+      { workers: 1, slots: 2 },
+      { workers: 2, slots: 2 },
+      { workers: 3, slots: 2 },
+      { workers: 1, slots: 1 },
+      { workers: 1, slots: 4 },
+    ];
+    for (const { workers, slots } of runs) {
+      const ids = Array.from({ length: STREAMS }, (_, i) => `scale-${workers}w${slots}s-${i}-${Date.now().toString(36)}`);
       for (const id of ids) {
         await createStream(db.db, { id, name: id, createdBy: 'bench' });
         for (const [i, bytes] of images.entries()) {
@@ -122,7 +131,7 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
       }
       const total = STREAMS * images.length;
       const procs: ChildProcess[] = [];
-      for (let w = 0; w < workers; w++) procs.push(await startWorker(env));
+      for (let w = 0; w < workers; w++) procs.push(await startWorker({ ...env, SCORING_SLOTS: String(slots) }));
       const before = { ...(await dbStat()), pg: postgresCpu(), temporal: temporalCpu(), workers: procs.map((p) => cpuSeconds(p.pid!)) };
       const started = performance.now();
       for (const id of ids) await loops.ensureLoop(id);
@@ -153,6 +162,7 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
       const temporalCpuS = after.temporal - before.temporal;
       rows.push([
         workers,
+        slots,
         total / seconds,
         (1000 * workerCpu) / total,
         (1000 * pgCpu) / total,
@@ -160,7 +170,7 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
         total / workerCpu,
         (workerCpu + pgCpu + temporalCpuS) / (seconds * os.cpus().length),
       ]);
-      if (workers === 1) {
+      if (workers === 1 && slots === 2) {
         costs.push(
           ['WAL bytes written', (after.wal - before.wal) / total],
           ['rows inserted', (after.inserted - before.inserted) / total],
@@ -176,9 +186,10 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
     fs.rmSync(storeDir, { recursive: true, force: true });
   }
   table(
-    `Scale-out: ${STREAMS} streams x ${FRAMES_PER_STREAM} frames waiting, scored by N worker processes (scoring queue, batch 16, 2 ORT threads each), one Postgres, one Temporal dev server, ${os.cpus().length} cores`,
+    `Scale-out: ${STREAMS} streams x ${FRAMES_PER_STREAM} frames waiting, scored by N worker processes (scoring queue, batch 16, 2 ORT threads, SCORING_SLOTS calls at once each), one Postgres, one Temporal dev server, ${os.cpus().length} cores`,
     [
       'workers',
+      'slots each',
       'frames/s',
       'worker CPU ms/frame',
       'Postgres CPU ms/frame',

@@ -74,9 +74,9 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
         ...common,
         taskQueue: deps.scoringQueue ?? SCORING_QUEUE,
         activities: scoring,
-        // Scoring is CPU-bound inference: one batch at a time per worker keeps latency predictable;
-        // scale out with more worker processes.
-        maxConcurrentActivityTaskExecutions: 2,
+        // Scoring is CPU-bound inference: a few calls at a time per process (SCORING_SLOTS, from
+        // measured figures) keep its cores busy; scale out with more worker processes.
+        maxConcurrentActivityTaskExecutions: config.SCORING_SLOTS,
         // A pause reaches a scoring call only through a heartbeat's answer, and heartbeats are
         // otherwise held back to 0.8 of the 30 s heartbeat timeout: a pause would wait for the call
         // to end. One heartbeat a second per running call costs a small RPC and no history event.
