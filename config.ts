@@ -67,9 +67,9 @@ const envSchema = z.object({
   LOOP_IDLE_POLL_MS: int(60_000),
   SCORING_CALL_MAX_MS: int(10_000),
   // Scoring calls one worker process runs at once (Temporal activity slots). Measured on 2 cores
-  // (npm run bench -- scale): 1 slot 76 frames/s (the cores idle while a call waits on the
-  // database or Temporal), 2 slots 107, 4 slots 112 for 3% more CPU per frame and longer waits
-  // per stream behind one inference thread.
+  // (npm run bench -- scale, two runs): 1 slot 72-76 frames/s (the cores idle while a call waits
+  // on the database or Temporal), 2 slots 107, 4 slots 101-112 (no steady gain, more CPU per
+  // frame, longer waits per stream behind one inference thread).
   SCORING_SLOTS: int(2),
   ORT_INTRA_OP_THREADS: int(2),
   // Worker threads running detectors (decode, letterbox, onnxruntime), each with

@@ -22,6 +22,12 @@ import { table } from './stats.ts';
 import { freePort } from '../test/helpers/ports.ts';
 
 const STREAMS = 20;
+
+/** Peak resident memory of a process so far (VmHWM), MiB. */
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
 // Three full batches of 16 per stream: no batch waits BATCH_MAX_WAIT_MS for stragglers.
 const FRAMES_PER_STREAM = 48;
 const TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
@@ -117,9 +123,11 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
       { workers: 3, slots: 2 },
       { workers: 1, slots: 1 },
       { workers: 1, slots: 4 },
+      // Memory with many streams: one worker, 50 streams.
+      { workers: 1, slots: 2, streams: 50 },
     ];
-    for (const { workers, slots } of runs) {
-      const ids = Array.from({ length: STREAMS }, (_, i) => `scale-${workers}w${slots}s-${i}-${Date.now().toString(36)}`);
+    for (const { workers, slots, streams = STREAMS } of runs) {
+      const ids = Array.from({ length: streams }, (_, i) => `scale-${workers}w${slots}s-${i}-${Date.now().toString(36)}`);
       for (const id of ids) {
         await createStream(db.db, { id, name: id, createdBy: 'bench' });
         for (const [i, bytes] of images.entries()) {
@@ -129,7 +137,7 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
           );
         }
       }
-      const total = STREAMS * images.length;
+      const total = streams * images.length;
       const procs: ChildProcess[] = [];
       for (let w = 0; w < workers; w++) procs.push(await startWorker({ ...env, SCORING_SLOTS: String(slots) }));
       const before = { ...(await dbStat()), pg: postgresCpu(), temporal: temporalCpu(), workers: procs.map((p) => cpuSeconds(p.pid!)) };
@@ -142,6 +150,7 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
       }
       const seconds = (performance.now() - started) / 1000;
       const after = { ...(await dbStat()), pg: postgresCpu(), temporal: temporalCpu(), workers: procs.map((p) => cpuSeconds(p.pid!)) };
+      const peakRss = Math.max(...procs.map((p) => peakRssMiB(p.pid!)));
       let events = 0;
       for (const id of ids) {
         const history = await client.workflow.getHandle(streamWorkflowId(id)).fetchHistory();
@@ -163,14 +172,16 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
       rows.push([
         workers,
         slots,
+        streams,
         total / seconds,
         (1000 * workerCpu) / total,
         (1000 * pgCpu) / total,
         (1000 * temporalCpuS) / total,
         total / workerCpu,
         (workerCpu + pgCpu + temporalCpuS) / (seconds * os.cpus().length),
+        peakRss,
       ]);
-      if (workers === 1 && slots === 2) {
+      if (workers === 1 && slots === 2 && streams === STREAMS) {
         costs.push(
           ['WAL bytes written', (after.wal - before.wal) / total],
           ['rows inserted', (after.inserted - before.inserted) / total],
@@ -186,16 +197,18 @@ export async function benchScale(frames: Buffer[], temporalAddress: string) {
     fs.rmSync(storeDir, { recursive: true, force: true });
   }
   table(
-    `Scale-out: ${STREAMS} streams x ${FRAMES_PER_STREAM} frames waiting, scored by N worker processes (scoring queue, batch 16, 2 ORT threads, SCORING_SLOTS calls at once each), one Postgres, one Temporal dev server, ${os.cpus().length} cores`,
+    `Scale-out: streams of ${FRAMES_PER_STREAM} waiting frames, scored by N worker processes (scoring queue, batch 16, 2 ORT threads, SCORING_SLOTS calls at once each), one Postgres, one Temporal dev server, ${os.cpus().length} cores`,
     [
       'workers',
       'slots each',
+      'streams',
       'frames/s',
       'worker CPU ms/frame',
       'Postgres CPU ms/frame',
       'Temporal CPU ms/frame',
       'frames per worker CPU-second',
       'machine busy (share of all cores)',
+      'peak RSS per worker (MiB)',
     ],
     rows,
   );
