@@ -103,6 +103,16 @@ export function sampleFrames(): { file: string; cameraId: string }[] {
 
 export const auth = (token: string, extra: Record<string, string> = {}) => ({ Authorization: `Bearer ${token}`, ...extra });
 
+/** Creates a stream as a lead does, over the API (which starts its loop). */
+export async function createStreamOverApi(p: TestPlatform, id: string): Promise<void> {
+  const res = await p.app.request('/v1/streams', {
+    method: 'POST',
+    headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
+    body: JSON.stringify({ id }),
+  });
+  if (res.status !== 201) throw new Error(`creating stream ${id}: ${res.status} ${await res.text()}`);
+}
+
 /** The platform's scoring, control and ingest workers, in this process, on its own task queues. */
 export async function startPlatformWorkers(
   p: TestPlatform,

@@ -17,7 +17,7 @@ import { frames, frameScores, videos } from '../../db/schema.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { videoProgressQuery, videoWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, startPlatformWorkers, stopStream, type TestPlatform } from '../helpers/platform.ts';
+import { auth, createStreamOverApi, createTestPlatform, sampleFrames, startPlatformWorkers, stopStream, type TestPlatform } from '../helpers/platform.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 import { makeVideo } from '../helpers/videos.ts';
 
@@ -37,12 +37,7 @@ beforeAll(async () => {
   connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   workers = await startPlatformWorkers(p, connection);
   for (const id of streams) {
-    const res = await p.app.request('/v1/streams', {
-      method: 'POST',
-      headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
-      body: JSON.stringify({ id }),
-    });
-    expect(res.status).toBe(201);
+    await createStreamOverApi(p, id);
   }
 }, 60_000);
 

@@ -11,7 +11,7 @@ import { frameScores, streams } from '../../db/schema.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
 import { streamWorkflowId } from '../../workflows/shared.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
+import { auth, createStreamOverApi, createTestPlatform, sampleFrames, type TestPlatform, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 
 const backends: [string, () => Promise<DbHandle>][] = [['PGlite', () => openDb({})]];
@@ -51,12 +51,7 @@ describe.each(backends)('an idle stream on %s', (_name, open) => {
     try {
       workers = await startPlatformWorkers(p, connection);
       for (const id of ids) {
-        const res = await p.app.request('/v1/streams', {
-          method: 'POST',
-          headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
-          body: JSON.stringify({ id }),
-        });
-        expect(res.status).toBe(201);
+        await createStreamOverApi(p, id);
       }
       // Three empty streams on a worker with two scoring slots: each looks, finds nothing, and
       // sleeps on a timer with no activity pending.

@@ -13,7 +13,7 @@ import { frames, frameScores } from '../../db/schema.ts';
 import { LocalBlobStore, type BlobStore } from '../../storage/blob-store.ts';
 import { openBlobStore } from '../../storage/open-blob-store.ts';
 import { parseS3Url, S3BlobStore } from '../../storage/s3-blob-store.ts';
-import { auth, createTestPlatform, sampleFrames, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
+import { auth, createStreamOverApi, createTestPlatform, sampleFrames, startPlatformWorkers, stopStream } from '../helpers/platform.ts';
 import { startS3Server, type S3Server } from '../helpers/s3-server.ts';
 import { eventually, quietRuntime } from '../helpers/temporal.ts';
 import { makeVideo } from '../helpers/videos.ts';
@@ -97,12 +97,7 @@ describe('a platform whose blob store is an S3 bucket', () => {
     const workers = await startPlatformWorkers(p, connection);
     try {
       expect(p.deps.store.location).toBe(`s3://${s3.bucket}/platform`);
-      const created = await p.app.request('/v1/streams', {
-        method: 'POST',
-        headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
-        body: JSON.stringify({ id: streamId }),
-      });
-      expect(created.status).toBe(201);
+      await createStreamOverApi(p, streamId);
       for (const sample of sampleFrames().slice(0, 3)) {
         const res = await p.app.request(`/v1/streams/${streamId}/frames?cameraId=${sample.cameraId}`, {
           method: 'POST',
