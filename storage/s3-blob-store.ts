@@ -56,9 +56,14 @@ export class S3BlobStore implements BlobStore {
     await this.client.send(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.objectKey(key), Body: createReadStream(file), ContentLength: size }));
   }
 
-  async get(key: string): Promise<Buffer> {
+  /** The object's body; a missing key fails as reading a missing file does (ENOENT). */
+  private async body(key: string) {
     const out = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.objectKey(key) })).catch(notFoundAs(key));
-    return Buffer.from(await out.Body!.transformToByteArray());
+    return out.Body!;
+  }
+
+  async get(key: string): Promise<Buffer> {
+    return Buffer.from(await (await this.body(key)).transformToByteArray());
   }
 
   async exists(key: string): Promise<boolean> {
@@ -75,9 +80,8 @@ export class S3BlobStore implements BlobStore {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dataengine-s3-'));
     try {
       const file = path.join(dir, path.posix.basename(checkedKey(key)));
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.objectKey(key) })).catch(notFoundAs(key));
       // Streamed to disk: a video can be larger than the memory a process should hold.
-      await pipeline(out.Body as Readable, createWriteStream(file));
+      await pipeline((await this.body(key)) as Readable, createWriteStream(file));
       return await use(file);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });

@@ -35,8 +35,6 @@ export interface WorkerDeps {
   /** How long a scoring call waits on an empty stream before the loop sleeps (default LOOP_IDLE_WAIT_MS). */
   idleWaitMs?: number;
   trackMaxGapMs?: number;
-  /** The queues to serve (default WORKER_QUEUES: all three). */
-  queues?: readonly ('scoring' | 'control' | 'ingest')[];
   /** Wakes a sleeping loop when a video's frames arrive (LoopControl.wake). */
   wakeLoop?: (streamId: string) => Promise<void>;
   /** Scoring batches per activity call and its time limit (default SCORING_BATCHES_PER_CALL, SCORING_CALL_MAX_MS). */
@@ -66,7 +64,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     callMaxMs: deps.callMaxMs ?? config.SCORING_CALL_MAX_MS,
   });
   const common = { connection: deps.connection, namespace: deps.namespace, workflowBundle };
-  const serves = new Set(deps.queues ?? config.WORKER_QUEUES);
+  // The queues this process serves (WORKER_QUEUES, all three by default).
+  const serves = new Set(config.WORKER_QUEUES);
   const workers: Worker[] = [];
   if (serves.has('scoring')) {
     workers.push(

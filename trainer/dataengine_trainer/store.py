@@ -51,8 +51,9 @@ class FolderStore:
         """Outputs are already in place."""
 
 
-class S3Store:
-    """A bucket, mirrored into a local folder laid out like STORE_DIR."""
+class S3Store(FolderStore):
+    """A bucket, mirrored into a local folder laid out like STORE_DIR (keys map to paths there as
+    in a folder store; fetching downloads, publishing uploads)."""
 
     def __init__(self, url: str, endpoint: str | None, region: str, mirror: Path):
         m = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?", url)
@@ -63,16 +64,13 @@ class S3Store:
 
         self.bucket = m.group(1)
         self.prefix = (m.group(2) or "").strip("/")
-        self.root = mirror
+        super().__init__(mirror)
         self.client = boto3.client(
             "s3", endpoint_url=endpoint, region_name=region, config=Config(s3={"addressing_style": "path"})
         )
 
     def _object(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
-
-    def path(self, key: str) -> Path:
-        return self.root / checked_key(key) if key else self.root
 
     def _download(self, key: str) -> Path | None:
         target = self.path(key)
