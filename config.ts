@@ -45,6 +45,11 @@ const envSchema = z.object({
   // Largest JSON body any route reads.
   MAX_JSON_BYTES: int(1024 * 1024),
   MAX_MODEL_BYTES: int(200 * 1024 * 1024),
+  // COCO import (POST /v1/streams/:id/imports/coco): the largest request (annotations and image
+  // files together) and the most images one request may carry; the CLI splits a bigger dataset
+  // into requests under both.
+  IMPORT_MAX_BYTES: int(256 * 1024 * 1024),
+  IMPORT_MAX_IMAGES: int(1000),
   AUTH_MAX_FAILURES_PER_MINUTE: int(20),
   // Retraining: earlier frames (the parent snapshot's) kept per newly labelled frame, so
   // fine-tuning on uncertain picks does not cost the scenes the model already handled; "all"

@@ -60,6 +60,8 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'GET /v1/streams/{id}/policies': LEAD,
   'GET /v1/labels': LEAD,
   'GET /v1/labels/export': LEAD,
+  'GET /v1/labels/export/yolo': LEAD,
+  'POST /v1/streams/{id}/imports/coco': LEAD,
   'GET /v1/models': LEAD,
   'POST /v1/models/{kind}': LEAD,
   'GET /v1/models/{kind}/{version}': LEAD,

@@ -13,6 +13,7 @@ export function limitBodies(config: Config): MiddlewareHandler<AppEnv> {
     'POST /v1/streams/{id}/frames': { bytes: config.MAX_FRAME_BYTES, what: 'the image' },
     'POST /v1/models/{kind}': { bytes: config.MAX_MODEL_BYTES, what: 'the model file' },
     'POST /v1/streams/{id}/videos': { bytes: config.VIDEO_MAX_BYTES, what: 'the video' },
+    'POST /v1/streams/{id}/imports/coco': { bytes: config.IMPORT_MAX_BYTES, what: 'the import (annotations and images)' },
   };
   const json = { bytes: config.MAX_JSON_BYTES, what: 'the JSON body' };
   const limiters = new Map(

@@ -1,6 +1,6 @@
 // Statements about frames: ingestion's lookups and insert, a frame with its predictions, and
 // counts per camera.
-import { and, asc, count, eq } from 'drizzle-orm';
+import { and, asc, count, eq, inArray } from 'drizzle-orm';
 import type { DbOrTx } from './client.ts';
 import { frames, predictions } from './schema.ts';
 
@@ -10,6 +10,15 @@ type NewFrame = typeof frames.$inferInsert;
 export async function getFrame(db: DbOrTx, id: string): Promise<FrameRow | undefined> {
   const [frame] = await db.select().from(frames).where(eq(frames.id, id));
   return frame;
+}
+
+/** Those of these frame ids that are frames of the stream, with their sizes. */
+export async function framesOfStream(db: DbOrTx, streamId: string, ids: string[]) {
+  if (ids.length === 0) return [];
+  return db
+    .select({ id: frames.id, width: frames.width, height: frames.height })
+    .from(frames)
+    .where(and(eq(frames.streamId, streamId), inArray(frames.id, ids)));
 }
 
 /** The frame of a stream with these bytes (frames are stored once per stream and content hash). */

@@ -1,7 +1,9 @@
-// Statements about labels read back: recent labels with their reviewer, and labels with their
-// frames for export.
+// Statements about labels: recent labels with their reviewer, labels with their frames for
+// export, and imported labels stored once.
 import { and, desc, eq, gte, lte } from 'drizzle-orm';
+import { sha256Hex } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
+import type { LabelBox } from './queue.ts';
 import { frames, labels, users } from './schema.ts';
 
 export interface LabelQuery {
@@ -33,4 +35,33 @@ export type LabelWithFrame = { label: typeof labels.$inferSelect; frame: typeof 
 /** Labels with their frames, oldest first (an export keeps each frame's newest). */
 export async function labelsWithFrames(db: DbOrTx, q: LabelQuery): Promise<LabelWithFrame[]> {
   return db.select({ label: labels, frame: frames }).from(labels).innerJoin(frames, eq(frames.id, labels.frameId)).where(matching(q)).orderBy(labels.createdAt);
+}
+
+/** An imported label's identity: its frame and boxes. */
+export const importKeyOf = (frameId: string, boxes: LabelBox[]) => sha256Hex(new TextEncoder().encode(JSON.stringify([frameId, boxes])));
+
+export async function importedLabelExists(db: DbOrTx, importKey: string): Promise<boolean> {
+  const rows = await db.select({ id: labels.id }).from(labels).where(eq(labels.importKey, importKey));
+  return rows.length > 0;
+}
+
+/**
+ * Stores an imported label (decision `correct`, source `import`) unless the same boxes were
+ * imported for the frame before; returns whether it was new. Never touches other labels.
+ */
+export async function insertImportedLabel(db: DbOrTx, l: { frameId: string; streamId: string; boxes: LabelBox[]; importedBy: string }): Promise<boolean> {
+  const rows = await db
+    .insert(labels)
+    .values({
+      frameId: l.frameId,
+      streamId: l.streamId,
+      reviewerId: l.importedBy,
+      decision: 'correct',
+      boxes: l.boxes,
+      source: 'import',
+      importKey: importKeyOf(l.frameId, l.boxes),
+    })
+    .onConflictDoNothing({ target: labels.importKey })
+    .returning({ id: labels.id });
+  return rows.length > 0;
 }

@@ -332,6 +332,8 @@ export const labels = pgTable(
     source: text('source', { enum: ['review', 'oracle', 'import'] })
       .notNull()
       .default('review'),
+    // An imported label's identity (its frame and boxes): importing the same file again adds nothing.
+    importKey: text('import_key').unique(),
     createdAt: createdAt(),
   },
   (t) => [index('labels_stream_created_idx').on(t.streamId, t.createdAt), index('labels_frame_idx').on(t.frameId)],

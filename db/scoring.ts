@@ -1,7 +1,7 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
 import { createHash } from 'node:crypto';
-import { and, asc, count, desc, eq, gt, gte, isNotNull, notExists, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, notExists, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
 import { defaultSamplingPolicy, type SamplingPolicy } from '../policies/sampling-policy.ts';
@@ -9,7 +9,7 @@ import { policyOrDefault } from './policies.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
-import { driftBoosts, frameFailures, frames, frameScores, modelReferences, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
+import { driftBoosts, frameFailures, frames, frameScores, labels, modelReferences, predictions, reviewTasks, samplingPolicies, streams } from './schema.ts';
 
 export interface PendingFrame {
   id: string;
@@ -317,12 +317,25 @@ export async function persistScoredBatch(
       tx,
     );
 
+    // A frame that already has a label (an imported dataset's) is scored, and its embeddings
+    // serve drift and search, but nobody is asked to label it again.
+    const labelled = args.tasks.length
+      ? new Set(
+          (
+            await tx
+              .selectDistinct({ frameId: labels.frameId })
+              .from(labels)
+              .where(inArray(labels.frameId, [...new Set(args.tasks.map((t) => t.frameId))]))
+          ).map((r) => r.frameId),
+        )
+      : new Set<string>();
+    const tasks = args.tasks.filter((t) => !labelled.has(t.frameId));
     let tasksRouted = 0;
-    if (args.tasks.length > 0) {
+    if (tasks.length > 0) {
       const inserted = await tx
         .insert(reviewTasks)
         .values(
-          args.tasks.map((t) => ({
+          tasks.map((t) => ({
             dedupeKey: `${t.frameId}:${args.modelVersion}:${t.rank ?? 'frame'}`,
             streamId: args.streamId,
             cameraId: t.cameraId,

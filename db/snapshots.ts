@@ -37,14 +37,14 @@ interface CocoDataset {
   annotations: CocoAnnotation[];
 }
 
-function splitOf(sequenceKey: string, valFraction = 0.2): 'train' | 'val' {
+export function splitOf(sequenceKey: string, valFraction = 0.2): 'train' | 'val' {
   const h = createHash('sha256').update(sequenceKey).digest().readUInt32BE(0) / 2 ** 32;
   return h < valFraction ? 'val' : 'train';
 }
 
 const snapshotKey = (id: string) => `snapshots/${id}/dataset.json`;
 
-const sequenceOf = (frame: { streamId: string; cameraId: string; capturedAt: Date }) =>
+export const sequenceOf = (frame: { streamId: string; cameraId: string; capturedAt: Date }) =>
   `${frame.streamId}/${frame.cameraId}/${Math.floor(frame.capturedAt.getTime() / 1000 / SEQUENCE_SECONDS)}`;
 
 /** A detection at least this confident that nobody decided on is an ignore region of its frame. */

@@ -30,6 +30,11 @@ const MEDIA = {
 type MediaType = keyof typeof MEDIA;
 const SUPPORTED_MEDIA_TYPES = Object.keys(MEDIA) as MediaType[];
 
+/** The image type its first bytes announce (PNG or JPEG), for files that come without a type. */
+export function sniffImageType(bytes: Uint8Array): MediaType | null {
+  return SUPPORTED_MEDIA_TYPES.find((t) => MEDIA[t].magic.every((b, i) => bytes[i] === b)) ?? null;
+}
+
 function mediaTypeOf(contentType: string | undefined | null): MediaType | null {
   const base = (contentType ?? '').split(';')[0].trim().toLowerCase();
   return base in MEDIA ? (base as MediaType) : null;
@@ -53,7 +58,7 @@ export interface IngestInput {
   capturedAt: Date;
   contentType: string | undefined | null;
   bytes: Uint8Array;
-  source: 'http' | 'directory' | 'video';
+  source: 'http' | 'directory' | 'video' | 'import';
 }
 
 export interface IngestResult {
@@ -75,7 +80,14 @@ export async function ingestFrame(deps: IngestDeps, input: IngestInput): Promise
   }
 }
 
-async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
+/**
+ * Every check ingestion makes before it writes (type, camera id, size, pixels, a full decode),
+ * without writing: what a dry run asks. Returns the image's format and size.
+ */
+export async function inspectFrame(
+  deps: Pick<IngestDeps, 'maxFrameBytes' | 'maxFramePixels'>,
+  input: Omit<IngestInput, 'streamId' | 'source'>,
+): Promise<{ media: MediaType; width: number; height: number }> {
   const media = mediaTypeOf(input.contentType);
   if (!media) {
     throw new IngestError(
@@ -126,7 +138,11 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
   } catch (err) {
     throw new IngestError(`the image cannot be decoded: ${(err as Error).message}`, 400, 'corrupt');
   }
+  return { media, width, height };
+}
 
+async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
+  const { media, width, height } = await inspectFrame(deps, input);
   const stream = await getStream(deps.db, input.streamId);
   if (!stream) throw new IngestError(`stream ${JSON.stringify(input.streamId)} does not exist`, 404, 'unknown_stream');
 
@@ -134,7 +150,7 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
   const existing = await findFrameByHash(deps.db, input.streamId, hash);
   if (existing) return { frameId: existing.id, created: false, storageKey: existing.storageKey, width: existing.width, height: existing.height };
 
-  const key = frameKey(hash, spec.ext);
+  const key = frameKey(hash, MEDIA[media].ext);
   // Blob first, row second: a crash in between leaves an unreferenced blob that the next upload
   // of the same image reuses, never a row pointing at nothing.
   await deps.store.put(key, input.bytes);

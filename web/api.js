@@ -17,8 +17,10 @@ export class ApiError extends Error {
 
 export async function api(path, { method = 'GET', body, raw = false } = {}) {
   const headers = { Authorization: `Bearer ${token.get()}` };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  // FormData goes as multipart (the browser writes its boundary); anything else as JSON.
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : form ? body : JSON.stringify(body) });
   if (res.status === 204) return null;
   if (!res.ok) {
     let problem;

@@ -1,5 +1,6 @@
 // The ML lead's page: streams and their loops, queue depth, the sampling policy editor (with the
-// API's validation messages shown beside each field), recent labels, and COCO export.
+// API's validation messages shown beside each field), recent labels, label export (COCO, YOLO)
+// and COCO import with a dry run.
 import { api, escapeHtml, renderSignIn, signedInUser, token } from './api.js';
 
 const root = document.getElementById('root');
@@ -111,9 +112,16 @@ async function render() {
       <p><button class="primary" id="policy-save">Save new version</button> <span id="policy-status" class="status"></span></p>
     </section>
     <section class="card"><h2>Recent labels</h2><div id="labels"></div>
-      <h2 style="margin-top:14px">Export labels (COCO JSON)</h2>
+      <h2 style="margin-top:14px">Export labels</h2>
       <p><select id="export-stream"><option value="">all streams</option>${streams.map((s) => `<option>${escapeHtml(s.id)}</option>`).join('')}</select>
-        from <input id="export-from" type="datetime-local"> to <input id="export-to" type="datetime-local"> <button id="export">Download</button></p>
+        from <input id="export-from" type="datetime-local"> to <input id="export-to" type="datetime-local">
+        <select id="export-format"><option value="coco">COCO JSON</option><option value="yolo">YOLO (zip)</option></select> <button id="export">Download</button></p>
+      <h2 style="margin-top:14px">Import labels (COCO)</h2>
+      <p>into <select id="import-stream">${streams.map((s) => `<option>${escapeHtml(s.id)}</option>`).join('')}</select>
+        annotations <input id="import-annotations" type="file" accept=".json,application/json">
+        images <input id="import-images" type="file" accept="image/png,image/jpeg" multiple></p>
+      <p><button id="import-check">Check (dry run)</button> <button id="import-run">Import</button> <span id="import-status" class="status"></span></p>
+      <div id="import-result"></div>
     </section>
     <section class="card" style="grid-column: 1 / -1"><h2>Frames set aside by the loop</h2><div id="failed-frames"></div></section>
   </div>`;
@@ -126,7 +134,9 @@ async function render() {
   const select = root.querySelector('#policy-stream');
   select.addEventListener('change', () => loadPolicy(select.value));
   root.querySelector('#policy-save').addEventListener('click', () => savePolicy(select.value));
-  root.querySelector('#export').addEventListener('click', exportCoco);
+  root.querySelector('#export').addEventListener('click', exportLabels);
+  root.querySelector('#import-check').addEventListener('click', () => importCoco(true));
+  root.querySelector('#import-run').addEventListener('click', () => importCoco(false));
   if (streams.length) await loadPolicy(select.value);
   await Promise.all([renderLabels(), renderFailedFrames()]);
 }
@@ -206,19 +216,49 @@ async function renderLabels() {
   </tbody></table>`;
 }
 
-async function exportCoco() {
+async function exportLabels() {
   const params = new URLSearchParams();
   const stream = root.querySelector('#export-stream').value;
   const from = root.querySelector('#export-from').value;
   const to = root.querySelector('#export-to').value;
+  const yolo = root.querySelector('#export-format').value === 'yolo';
   if (stream) params.set('streamId', stream);
   if (from) params.set('from', new Date(from).toISOString());
   if (to) params.set('to', new Date(to).toISOString());
-  const res = await api(`/v1/labels/export?${params}`, { raw: true });
+  const res = await api(`/v1/labels/export${yolo ? '/yolo' : ''}?${params}`, { raw: true });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(await res.blob());
-  a.download = `labels-${stream || 'all'}.json`;
+  a.download = `labels-${stream || 'all'}${yolo ? '-yolo.zip' : '.json'}`;
   a.click();
+}
+
+async function importCoco(dryRun) {
+  const status = root.querySelector('#import-status');
+  const out = root.querySelector('#import-result');
+  const annotations = root.querySelector('#import-annotations').files[0];
+  if (!annotations) {
+    status.textContent = 'choose the COCO JSON file';
+    return;
+  }
+  const form = new FormData();
+  form.append('annotations', annotations);
+  for (const f of root.querySelector('#import-images').files) form.append('images', f, f.name);
+  const stream = root.querySelector('#import-stream').value;
+  status.textContent = dryRun ? 'checking…' : 'importing…';
+  try {
+    const r = await api(`/v1/streams/${encodeURIComponent(stream)}/imports/coco?dryRun=${dryRun}`, { method: 'POST', body: form });
+    const t = r.totals;
+    status.textContent = `${dryRun ? 'would import' : 'imported'}: ${t.images} images (${t.newFrames} new frames, ${t.newLabels} new labels, ${t.boxes} boxes); ${t.refused} refused`;
+    out.innerHTML = r.refused.length
+      ? `<table><thead><tr><th>refused</th><th>id</th><th>reason</th></tr></thead><tbody>${r.refused
+          .map((e) => `<tr><td>${escapeHtml(e.entry)}</td><td>${escapeHtml(String(e.id ?? '—'))}</td><td>${escapeHtml(e.reason)}</td></tr>`)
+          .join('')}</tbody></table>`
+      : '';
+    if (!dryRun) renderLabels();
+  } catch (e) {
+    status.textContent = `refused: ${e.message}`;
+    out.innerHTML = '';
+  }
 }
 
 config = await fetch('/app/config.json').then((r) => r.json());

@@ -1,14 +1,13 @@
 // The review queue over HTTP: claim with a lease, submit a decision, release; queue depth,
-// recent labels, and COCO export of labels.
+// recent labels (exports: label-formats.ts).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision, taskContext, type TaskRow } from '../../db/queue.ts';
-import { toCocoBbox } from '../../db/coco.ts';
-import { labelsWithFrames, recentLabels, type LabelWithFrame } from '../../db/labels.ts';
+import { recentLabels } from '../../db/labels.ts';
 import { getPolicy } from '../../db/policies.ts';
 import { bandFor, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observability/metrics.ts';
-import { getModel, productionModel } from '../../db/models.ts';
+import { getModel } from '../../db/models.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
@@ -65,35 +64,6 @@ const presentedTask = z.object({
 });
 const taskId = z.object({ id: z.string() });
 const labelResult = z.object({ label: labelSchema, replayed: z.boolean() });
-const coco = z.object({
-  info: z.object({ description: z.string(), date_created: z.string() }),
-  categories: z.array(z.object({ id: z.number().int(), name: z.string() })),
-  images: z.array(
-    z.object({
-      id: z.number().int(),
-      file_name: z.string(),
-      width: z.number().int(),
-      height: z.number().int(),
-      frame_id: z.uuid(),
-      stream_id: z.string(),
-      camera_id: z.string(),
-      captured_at: z.date(),
-      label_id: z.uuid(),
-      decision: z.enum(['accept', 'reject', 'correct']),
-    }),
-  ),
-  annotations: z.array(
-    z.object({
-      id: z.number().int(),
-      image_id: z.number().int(),
-      category_id: z.number().int(),
-      bbox: z.array(z.number()).length(4).describe('x, y, width, height in pixels'),
-      area: z.number(),
-      iscrowd: z.literal(0),
-    }),
-  ),
-});
-
 export const taskOperations = {
   claim: defineOperation({
     method: 'post',
@@ -155,13 +125,6 @@ export const taskOperations = {
     summary: 'Recent labels with reviewer, newest first',
     query: timeRange,
     responses: { 200: { description: 'labels', schema: z.object({ labels: z.array(labelSchema.extend({ reviewer: z.string().nullable() })) }) } },
-  }),
-  export: defineOperation({
-    method: 'get',
-    path: '/v1/labels/export',
-    summary: 'Labels as COCO JSON (each frame with its newest label)',
-    query: timeRange.omit({ limit: true }),
-    responses: { 200: { description: 'COCO JSON', schema: coco } },
   }),
 };
 
@@ -279,54 +242,5 @@ export function taskRoutes(deps: ApiDeps) {
     return c.json({ labels: await recentLabels(deps.db, q) });
   });
 
-  handle(app, taskOperations.export, async (c, { query: q }) => {
-    const rows = await labelsWithFrames(deps.db, q);
-    const production = await productionModel(deps.db, 'detection');
-    const fromModel = production?.metadata.kind === 'detection' ? production.metadata.classNames : [];
-    const seen = new Set(rows.flatMap((r) => r.label.boxes.map((b) => b.className)));
-    const classNames = [...fromModel, ...[...seen].filter((n) => !fromModel.includes(n)).sort()];
-    return c.json(toCoco(rows, classNames));
-  });
-
   return app;
-}
-
-/** COCO JSON (docs/contracts.md): one image per labelled frame, its newest label's boxes. */
-function toCoco(rows: LabelWithFrame[], classNames: string[]) {
-  const newest = new Map<string, LabelWithFrame>();
-  for (const r of rows) newest.set(r.frame.id, r);
-  const images: object[] = [];
-  const annotations: object[] = [];
-  [...newest.values()].forEach((r, i) => {
-    const imageId = i + 1;
-    images.push({
-      id: imageId,
-      file_name: r.frame.storageKey,
-      width: r.frame.width,
-      height: r.frame.height,
-      frame_id: r.frame.id,
-      stream_id: r.frame.streamId,
-      camera_id: r.frame.cameraId,
-      captured_at: r.frame.capturedAt,
-      label_id: r.label.id,
-      decision: r.label.decision,
-    });
-    for (const b of r.label.boxes) {
-      const bbox = toCocoBbox(b, r.frame.width, r.frame.height);
-      annotations.push({
-        id: annotations.length + 1,
-        image_id: imageId,
-        category_id: classNames.indexOf(b.className) + 1,
-        bbox,
-        area: bbox[2] * bbox[3],
-        iscrowd: 0,
-      });
-    }
-  });
-  return {
-    info: { description: 'dataengine label export', date_created: new Date().toISOString() },
-    categories: classNames.map((name, i) => ({ id: i + 1, name })),
-    images,
-    annotations,
-  };
 }

@@ -10,6 +10,8 @@ import { CursorMovedError, nextFrames, persistScoredBatch, routingInputs, stream
 import { saveModelReference } from '../../db/drift.ts';
 import { cosineDistance } from '../../policies/route.ts';
 import { createTestDb, testFrame } from '../helpers/db.ts';
+import { insertImportedLabel } from '../../db/labels.ts';
+import { createUser } from '../../db/users.ts';
 
 let handle: DbHandle;
 let vectorIndex: PgvectorIndex;
@@ -90,6 +92,39 @@ describe('persistScoredBatch', () => {
     expect(vector.embedding[0]).toBeCloseTo(unit(2, 64)[0], 5);
     expect(task.policyVersion).toBe(1);
     expect(task.selection).toEqual(selection);
+  });
+
+  it('scores a frame that already has a label (an imported one) but routes no task for it', async () => {
+    const rows = await seedFrames(2);
+    await insertImportedLabel(handle.db, {
+      frameId: rows[0].id,
+      streamId: 's1',
+      boxes: [],
+      importedBy: (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id,
+    });
+    const task = (f: (typeof rows)[number]) => ({
+      frameId: f.id,
+      cameraId: f.cameraId,
+      rank: 0,
+      className: 'vehicle',
+      score: 0.45,
+      reason: 'band' as const,
+      priority: 0,
+      selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
+    });
+    const result = await persistScoredBatch(handle.db, {
+      streamId: 's1',
+      modelVersion: 'm1',
+      policyVersion: 1,
+      fromSeq: 0,
+      toSeq: Math.max(...rows.map((r) => r.seq)),
+      frames: rows.map((f) => scored(f.id, f.cameraId, [0.45])),
+      tasks: rows.map(task),
+      vectorIndex,
+    });
+    expect(result).toEqual({ predictions: 2, tasksRouted: 1 });
+    expect((await handle.db.select().from(reviewTasks)).map((t) => t.frameId)).toEqual([rows[1].id]);
+    expect(await total(frameScores)).toBe(2);
   });
 
   it('hands out frames oldest first and picks up a straggler that committed behind the cursor', async () => {
