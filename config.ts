@@ -81,6 +81,10 @@ const envSchema = z.object({
   // ORT_INTRA_OP_THREADS of its own; inference never runs on the event loop's thread.
   ORT_INFERENCE_THREADS: int(1),
   PREDICTION_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.1),
+  // Which encoding of a detector version loops run: "int8" serves the version's INT8 variant
+  // where the promotion gate accepted one (and the float model where not); "fp32" always the
+  // float model.
+  DETECTOR_PRECISION: z.enum(['int8', 'fp32']).default('int8'),
   LEASE_SECONDS: int(300),
   INGEST_DIR: z.string().optional(),
   // Videos (POST /v1/streams/:id/videos, or dropped into INGEST_DIR): the largest file, the

@@ -5,10 +5,11 @@ import { deploymentProgress, deployVersion, rollbackVersion } from '../control/d
 import type { LoopControl } from '../control/loop-control.ts';
 import type { Db } from '../db/client.ts';
 import type { ReferenceFile } from '../db/drift.ts';
+import type { ModelPrecision } from '../db/schema.ts';
 import { closeTriggers, countLabelsSince, insertRun, recordStep, takeUpTriggers, type RunTrigger, type StepUpdate } from '../db/retrain.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { registerModel } from '../models/registry.ts';
+import { registerModel, registerVariant } from '../models/registry.ts';
 import { getModel, productionModel } from '../db/models.ts';
 import { modelEvalMap50, retrainRunsTotal, retrainStepSeconds } from '../observability/metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -114,6 +115,11 @@ export function createRetrainActivities(deps: RetrainDeps) {
         parentVersion: input.parentVersion,
         reference,
       });
+      return { version: row.version };
+    },
+
+    async registerVariant(input: { kind: ModelKind; version: string; precision: ModelPrecision; artifactKey: string; metrics: Record<string, unknown> }) {
+      const row = await registerVariant(deps.db, deps.store, { ...input, bytes: await deps.store.get(input.artifactKey) });
       return { version: row.version };
     },
 

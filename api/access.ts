@@ -65,6 +65,7 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'GET /v1/models': LEAD,
   'POST /v1/models/{kind}': LEAD,
   'GET /v1/models/{kind}/{version}': LEAD,
+  'POST /v1/models/{kind}/{version}/variants/{precision}': LEAD,
   'POST /v1/models/{kind}/{version}/deploy': LEAD,
   'POST /v1/models/{kind}/rollback': LEAD,
   'GET /v1/deployments': LEAD,

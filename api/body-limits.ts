@@ -12,6 +12,7 @@ export function limitBodies(config: Config): MiddlewareHandler<AppEnv> {
   const uploads: Record<string, { bytes: number; what: string }> = {
     'POST /v1/streams/{id}/frames': { bytes: config.MAX_FRAME_BYTES, what: 'the image' },
     'POST /v1/models/{kind}': { bytes: config.MAX_MODEL_BYTES, what: 'the model file' },
+    'POST /v1/models/{kind}/{version}/variants/{precision}': { bytes: config.MAX_MODEL_BYTES, what: 'the model file' },
     'POST /v1/streams/{id}/videos': { bytes: config.VIDEO_MAX_BYTES, what: 'the video' },
     'POST /v1/streams/{id}/imports/coco': { bytes: config.IMPORT_MAX_BYTES, what: 'the import (annotations and images)' },
   };

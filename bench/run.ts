@@ -19,6 +19,7 @@ import { benchMetrics } from './metrics.ts';
 import { benchObjectHeadCost, benchObjectSearch, benchPropagation } from './objects.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { config } from '../config.ts';
+import { benchInt8 } from './int8.ts';
 import { benchModels } from './models.ts';
 import { benchClaimDepth, benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
@@ -44,6 +45,7 @@ const frames = coco.images.map((im) => fs.readFileSync(path.join(tmp, im.file_na
 console.log(`# dataengine benchmarks (${new Date().toISOString()}, ${os.cpus().length} cores)`);
 
 const m = await benchModels(frames);
+if (want('int8')) await benchInt8(frames);
 let env: TestWorkflowEnvironment | undefined;
 let address = process.env.TEMPORAL_ADDRESS;
 if (!address && (want('loop') || want('retrain') || want('video') || want('scale'))) {

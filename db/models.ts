@@ -1,9 +1,9 @@
 // Statements of the model registry: model rows, the production pointer, and deployments (every
 // move of the pointer, whose ids loops use to keep the newest). The rules (validation,
 // registration, what a rollback goes back to) are in models/registry.ts.
-import { and, desc, eq } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import type { DbOrTx } from './client.ts';
-import { deployments, models } from './schema.ts';
+import { deployments, models, type ModelPrecision, type ModelVariant } from './schema.ts';
 
 export type ModelRow = typeof models.$inferSelect;
 type Kind = ModelRow['kind'];
@@ -33,6 +33,17 @@ export async function productionModel(db: DbOrTx, kind: Kind): Promise<ModelRow 
 export async function insertModel(db: DbOrTx, row: typeof models.$inferInsert): Promise<ModelRow | null> {
   const [inserted] = await db.insert(models).values(row).onConflictDoNothing().returning();
   return inserted ?? null;
+}
+
+/** Adds a variant to a model row, unless the row has one of that precision already; returns the
+ * row as it stands after the statement (null if the model is not registered). */
+export async function addVariant(db: DbOrTx, id: string, precision: ModelPrecision, variant: ModelVariant): Promise<ModelRow | null> {
+  await db
+    .update(models)
+    .set({ variants: sql`${models.variants} || jsonb_build_object(${precision}::text, ${JSON.stringify(variant)}::jsonb)` })
+    .where(and(eq(models.id, id), sql`NOT ${models.variants} ? ${precision}`));
+  const [row] = await db.select().from(models).where(eq(models.id, id));
+  return row ?? null;
 }
 
 /** Retires the current production row (if any) and makes `targetId` production. */

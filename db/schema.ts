@@ -339,6 +339,18 @@ export const labels = pgTable(
   (t) => [index('labels_stream_created_idx').on(t.streamId, t.createdAt), index('labels_frame_idx').on(t.frameId)],
 );
 
+export type ModelPrecision = 'int8';
+
+export interface ModelVariant {
+  artifactKey: string;
+  sha256: string;
+  /** Its evaluation on the held-out split, and the float model's mAP it was judged against. */
+  metrics: Record<string, unknown>;
+  registeredAt: string;
+}
+
+export type ModelVariants = Partial<Record<ModelPrecision, ModelVariant>>;
+
 export const models = pgTable(
   'models',
   {
@@ -350,6 +362,9 @@ export const models = pgTable(
     // Contract metadata read from the ONNX file: class names, input size, embedding dim...
     metadata: jsonb('metadata').$type<ModelMetadata>().notNull(),
     metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default({}),
+    // Other encodings of the same version (an INT8 detector), registered beside it: loops serve
+    // one per DETECTOR_PRECISION, and it shares the version's deployments and rollbacks.
+    variants: jsonb('variants').$type<ModelVariants>().notNull().default({}),
     trainingSnapshot: text('training_snapshot'),
     parentVersion: text('parent_version'),
     status: text('status', { enum: ['candidate', 'production', 'retired'] })

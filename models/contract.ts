@@ -13,6 +13,8 @@ export interface DetectionMetadata {
   embeddingDim: number;
   objectEmbeddingDim: number;
   maxDetections: number;
+  /** 'int8' for a statically quantised variant (trainer/dataengine_trainer/quantize.py). */
+  precision: 'fp32' | 'int8';
   trainingSnapshot: string;
   parentVersion: string | null;
 }
@@ -92,9 +94,13 @@ export function parseModelMetadata(bytes: Uint8Array): ModelMetadata {
       throw new ModelContractError(
         `metadata_props.object_embedding_dim must be ${OBJECT_EMBEDDING_DIM} (the vector index's object width), got ${JSON.stringify(props.object_embedding_dim)}`,
       );
+    const precision = props.precision ?? 'fp32';
+    if (precision !== 'fp32' && precision !== 'int8')
+      throw new ModelContractError(`metadata_props.precision must be "fp32" or "int8", got ${JSON.stringify(props.precision)}`);
     return {
       kind,
       ...common,
+      precision,
       classNames,
       inputSize: positiveInt(props, 'input_size', METADATA_LIMITS.input_size),
       embeddingDim,

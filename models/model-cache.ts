@@ -25,8 +25,10 @@ export interface ModelCacheOptions extends SessionOptions {
   maxVersions?: number;
   /** Threads running detectors (default 1: each runs onnxruntime with `intraOpThreads`). */
   inferenceThreads?: number;
-  /** The sha256 a version was registered with; a file in the store that differs is refused. */
-  registeredSha256?: (kind: ModelKind, version: string) => Promise<string | undefined>;
+  /** The file a version is served from (its model, or a variant such as INT8) and the sha256 it
+   * was registered with; a file in the store that differs is refused. Without it, a version's
+   * own model.onnx is loaded unchecked (tests of the cache alone). */
+  registeredArtifact?: (kind: ModelKind, version: string) => Promise<{ key: string; sha256: string } | undefined>;
 }
 
 export class ModelCache implements DetectorProvider {
@@ -46,15 +48,16 @@ export class ModelCache implements DetectorProvider {
     const map = this.entries[kind] as Map<string, Entry<AnySession>>;
     let e = map.get(version);
     if (!e) {
-      const session: Promise<AnySession> = this.store.get(modelKey(kind, version)).then(async (bytes): Promise<AnySession> => {
+      const session: Promise<AnySession> = (async (): Promise<AnySession> => {
+        const artifact = await this.opts.registeredArtifact?.(kind, version);
+        const bytes = await this.store.get(artifact?.key ?? modelKey(kind, version));
         // The store is shared with the trainer and with whoever can write to its folder or
         // bucket: a model runs only if it is the file that passed registration.
-        const expected = await this.opts.registeredSha256?.(kind, version);
-        if (expected !== undefined && sha256Hex(bytes) !== expected) {
-          throw new Error(`the stored ${kind} model ${version} does not match the sha256 it was registered with; refusing to load it`);
+        if (artifact && sha256Hex(bytes) !== artifact.sha256) {
+          throw new Error(`the stored ${kind} model ${version} (${artifact.key}) does not match the sha256 it was registered with; refusing to load it`);
         }
         return kind === 'detection' ? ThreadedDetector.load(this.inferenceThreads(), version, bytes) : BoxModelSession.load(bytes, this.opts);
-      });
+      })();
       e = { session, inFlight: 0, evicted: false, lastUsed: Date.now() };
       map.set(version, e);
       // A version that fails to load is forgotten, so the next request tries again.

@@ -3,9 +3,20 @@
 // metadata, one probe run) before anything is written, so a bad file leaves no trace.
 import type { Db } from '../db/client.ts';
 import { saveModelReference, type ReferenceFile } from '../db/drift.ts';
-import { deploymentHistory, getModel, insertDeployment, insertModel, latestDeployment, movePointer, productionModel, type ModelRow } from '../db/models.ts';
-import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
-import { ModelContractError, parseModelMetadata, type ModelKind } from './contract.ts';
+import {
+  addVariant,
+  deploymentHistory,
+  getModel,
+  insertDeployment,
+  insertModel,
+  latestDeployment,
+  movePointer,
+  productionModel,
+  type ModelRow,
+} from '../db/models.ts';
+import type { ModelPrecision } from '../db/schema.ts';
+import { modelKey, sha256Hex, variantKey, type BlobStore } from '../storage/blob-store.ts';
+import { ModelContractError, parseModelMetadata, type ModelKind, type ModelMetadata } from './contract.ts';
 import { BoxModelSession, DetectorSession } from './sessions.ts';
 
 export class RegistryError extends Error {
@@ -80,6 +91,69 @@ export async function registerModel(db: Db, store: BlobStore, input: RegisterInp
   const winner = await getModel(db, input.kind, version);
   if (winner?.sha256 === sha256) return winner;
   throw new RegistryError(`${input.kind} model ${version} is already registered with different contents`, 'version_conflict');
+}
+
+export interface RegisterVariantInput {
+  kind: ModelKind;
+  version: string;
+  precision: ModelPrecision;
+  bytes: Uint8Array;
+  metrics?: Record<string, unknown>;
+}
+
+/**
+ * Registers another encoding of a registered version (the trainer's INT8 detector). It must run
+ * and read like the version it stands in for: the same kind, classes and input size, and
+ * metadata that says it is that precision. The same file again is a no-op.
+ */
+export async function registerVariant(db: Db, store: BlobStore, input: RegisterVariantInput): Promise<ModelRow> {
+  const base = await getModel(db, input.kind, input.version);
+  if (!base) throw new RegistryError(`${input.kind} model ${input.version} is not registered`, 'not_found');
+  const meta = await validateModel(input.kind, input.bytes);
+  const mismatch = variantMismatch(base.metadata, meta, input.precision);
+  if (mismatch) throw new RegistryError(`${input.precision} variant refused: ${mismatch}`, 'invalid_model');
+  const sha256 = sha256Hex(input.bytes);
+  const key = variantKey(input.kind, input.version, input.precision);
+  const existing = base.variants[input.precision];
+  if (existing && existing.sha256 !== sha256) {
+    throw new RegistryError(`${input.kind} model ${input.version} already has an ${input.precision} variant with different contents`, 'version_conflict');
+  }
+  if (existing) return base;
+  await store.put(key, input.bytes);
+  const row = await addVariant(db, base.id, input.precision, {
+    artifactKey: key,
+    sha256,
+    metrics: input.metrics ?? {},
+    registeredAt: new Date().toISOString(),
+  });
+  // A concurrent registration of another file may have won; the row says which one stands.
+  if (row?.variants[input.precision]?.sha256 !== sha256) {
+    throw new RegistryError(`${input.kind} model ${input.version} already has an ${input.precision} variant with different contents`, 'version_conflict');
+  }
+  return row;
+}
+
+function variantMismatch(base: ModelMetadata, variant: ModelMetadata, precision: ModelPrecision): string | null {
+  if (variant.kind !== 'detection' || base.kind !== 'detection') return 'only detectors have variants';
+  if (variant.precision !== precision) return `its metadata says precision ${variant.precision}, not ${precision}`;
+  if (JSON.stringify(variant.classNames) !== JSON.stringify(base.classNames)) return 'its class names differ from the version it stands in for';
+  if (variant.inputSize !== base.inputSize) return `its input size ${variant.inputSize} differs from the version's ${base.inputSize}`;
+  return null;
+}
+
+/** The file loops run for a version: its variant of the chosen precision when it has one, else
+ * the version's own model. */
+function servedArtifact(row: ModelRow, precision: 'fp32' | ModelPrecision): { key: string; sha256: string; precision: 'fp32' | ModelPrecision } {
+  const variant = precision === 'fp32' ? undefined : row.variants[precision];
+  return variant ? { key: variant.artifactKey, sha256: variant.sha256, precision } : { key: row.artifactKey, sha256: row.sha256, precision: 'fp32' };
+}
+
+/** What ModelCache asks before loading a version: the file to serve and its registered sha256. */
+export function registeredArtifacts(db: Db, precision: 'fp32' | ModelPrecision) {
+  return async (kind: ModelKind, version: string) => {
+    const row = await getModel(db, kind, version);
+    return row ? servedArtifact(row, precision) : undefined;
+  };
 }
 
 export interface PointerMove {

@@ -48,6 +48,11 @@ export function modelKey(kind: 'detection' | 'box', version: string): string {
   return `models/${kind}/${version}/model.onnx`;
 }
 
+/** Where a variant of a version (model.int8.onnx) sits: beside the version's model.onnx. */
+export function variantKey(kind: 'detection' | 'box', version: string, precision: string): string {
+  return `models/${kind}/${version}/model.${precision}.onnx`;
+}
+
 export class LocalBlobStore implements BlobStore {
   constructor(readonly root: string) {}
 

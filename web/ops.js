@@ -68,7 +68,7 @@ async function render() {
     ${ops.streams
       .map(
         (s, i) => `<section class="card" data-stream="${escapeHtml(s.id)}"><h2>${escapeHtml(s.id)}</h2>
-      <dl class="kv"><dt>model</dt><dd>${escapeHtml(s.modelVersion ?? '—')}</dd><dt>open tasks</dt><dd>${s.openTasks}</dd><dt>frames</dt><dd>${s.frames}</dd>
+      <dl class="kv"><dt>model</dt><dd>${escapeHtml(s.modelVersion ?? '—')}${s.modelPrecision === 'int8' ? ' (INT8)' : ''}</dd><dt>open tasks</dt><dd>${s.openTasks}</dd><dt>frames</dt><dd>${s.frames}</dd>
       <dt>selection today</dt><dd>${selectionLine(s.selection)}</dd>
       <dt>last drift check</dt><dd>${s.lastDrift ? `${s.lastDrift.drift ? '<b style="color:var(--bad)">drift</b>' : 'no drift'} · ${escapeHtml(new Date(s.lastDrift.at).toLocaleTimeString())}<br>${escapeHtml(s.lastDrift.summary ?? '')}` : '—'}</dd></dl>
       <div class="chart" id="fps-${i}"></div><div class="chart" id="drift-${i}"></div></section>`,

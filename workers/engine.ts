@@ -17,7 +17,7 @@ import { checkPgvector } from '../db/pgvector-index.ts';
 import { startDirectorySource } from '../ingest/directory-source.ts';
 import { submitDroppedVideo } from '../ingest/submit-video.ts';
 import { ModelCache } from '../models/model-cache.ts';
-import { getModel } from '../db/models.ts';
+import { registeredArtifacts } from '../models/registry.ts';
 import { logger } from '../observability/logger.ts';
 import { registry } from '../observability/metrics.ts';
 import { exposeDatabaseGauges } from '../observability/database-gauges.ts';
@@ -74,7 +74,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
       inferenceThreads: config.ORT_INFERENCE_THREADS,
       minScore: config.PREDICTION_MIN_SCORE,
-      registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
+      registeredArtifact: registeredArtifacts(handle.db, config.DETECTOR_PRECISION),
     });
     stops.push(() => models.close());
     const vectorIndex = openVectorIndex(handle.db, config);

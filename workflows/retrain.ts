@@ -21,7 +21,7 @@ import type { RetrainActivities } from '../activities/retrain.ts';
 import type { RunStatus } from '../db/retrain.ts';
 import type { StepRecord } from '../db/schema.ts';
 import { TRAINING_QUEUE } from './shared.ts';
-import { defaultGate, promotionGate, type PromotionGate } from './promotion-gate.ts';
+import { defaultGate, int8Gate, promotionGate, type PromotionGate } from './promotion-gate.ts';
 import type { TrainerActivities, TrainResult } from './trainer-contract.ts';
 
 export interface RetrainInput {
@@ -34,6 +34,9 @@ export interface RetrainInput {
   epochs?: number;
   boxEpochs?: number;
   gate?: Partial<PromotionGate>;
+  /** Training frames the detector's INT8 variant is calibrated on (the trainer's default, 500,
+   * when absent; 0: no variant). */
+  int8CalibrationFrames?: number;
   /** How long a training step may go without a heartbeat before Temporal retries it on another
    * worker (ms; default 2 minutes). The trainer heartbeats every optimizer step, so lower values
    * recover sooner from a crashed worker; the retry resumes from the last finished epoch. */
@@ -186,6 +189,7 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
         version: runId,
         parent_version: snap.detectionParent,
         epochs: input.epochs ?? 6,
+        ...(input.int8CalibrationFrames !== undefined ? { int8_calibration_frames: input.int8CalibrationFrames } : {}),
       });
       const box: TrainResult = await trainer.train_box_model({
         ...common,
@@ -198,26 +202,32 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
       return { value: { detector, box }, detail: [losses, ...resumed].join('; '), record: { candidateVersion: runId } };
     });
 
-    const { candidateMetrics, productionMetrics, boxMetrics } = await runStep('evaluate', '', async () => {
+    const { candidateMetrics, productionMetrics, boxMetrics, int8Metrics } = await runStep('evaluate', '', async () => {
       const heldOut = { dataset_key: snap.datasetKey, image_root_key: '', split: 'val' };
       const candidateMetrics = await evaluator.evaluate_detector({ ...heldOut, model_key: detector.artifact_key });
       const productionMetrics = snap.production
         ? await evaluator.evaluate_detector({ ...heldOut, model_key: `models/detection/${snap.production}/model.onnx` })
         : null;
+      const int8Metrics = detector.int8_artifact_key ? await evaluator.evaluate_detector({ ...heldOut, model_key: detector.int8_artifact_key }) : null;
       const boxMetrics = await evaluator.evaluate_box_model({ ...heldOut, model_key: box.artifact_key });
-      const detail = `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`;
+      const detail = [
+        `candidate mAP@0.5 ${candidateMetrics.map50.toFixed(3)} vs production ${productionMetrics ? productionMetrics.map50.toFixed(3) : '—'}`,
+        ...(int8Metrics ? [`INT8 variant ${int8Metrics.map50.toFixed(3)}`] : []),
+      ].join('; ');
       return {
-        value: { candidateMetrics, productionMetrics, boxMetrics },
+        value: { candidateMetrics, productionMetrics, boxMetrics, int8Metrics },
         detail,
-        record: { metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics } },
+        record: { metrics: { candidate: candidateMetrics, production: productionMetrics, box: boxMetrics, int8: int8Metrics } },
       };
     });
 
-    await runStep('gate', null, async () => {
+    const keepInt8 = await runStep('gate', null, async () => {
       const verdict = promotionGate(candidateMetrics, productionMetrics, gate);
       const reasons = verdict.reasons.join('; ');
       if (!verdict.pass) throw new StopRun('refused', reasons, `promotion gate refused the candidate: ${reasons}`, runId);
-      return { value: undefined, detail: reasons || 'candidate is at least as good' };
+      // The variant is judged apart: a refused variant leaves the float candidate to serve.
+      const int8 = int8Metrics ? int8Gate(candidateMetrics, int8Metrics, gate) : null;
+      return { value: int8?.keep ?? false, detail: [reasons || 'candidate is at least as good', ...(int8 ? [int8.reason] : [])].join('; ') };
     });
 
     await runStep('register', null, async () => {
@@ -237,7 +247,16 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
         parentVersion: snap.productionBox,
         metrics: { ...boxMetrics },
       });
-      return { value: undefined, detail: `detection and box ${runId}` };
+      if (keepInt8 && detector.int8_artifact_key && int8Metrics) {
+        await local.registerVariant({
+          kind: 'detection',
+          version: runId,
+          precision: 'int8',
+          artifactKey: detector.int8_artifact_key,
+          metrics: { ...int8Metrics, floatMap50: candidateMetrics.map50 },
+        });
+      }
+      return { value: undefined, detail: `detection${keepInt8 ? ' (with its INT8 variant)' : ''} and box ${runId}` };
     });
 
     if (input.requireApproval) {

@@ -11,6 +11,8 @@ interface TrainInput {
   learning_rate?: number;
   max_images?: number | null;
   training_snapshot?: string;
+  /** Training frames the detector's INT8 variant is calibrated on (default 500; 0: none). */
+  int8_calibration_frames?: number;
 }
 
 export interface TrainResult {
@@ -25,6 +27,8 @@ export interface TrainResult {
   train_seconds: number;
   /** Epochs a retried attempt found finished (after a worker crash) and did not train again. */
   resumed_from_epoch: number;
+  /** The detector's INT8 variant beside its model, if the trainer made one. */
+  int8_artifact_key?: string | null;
 }
 
 interface EvaluateInput {

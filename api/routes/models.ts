@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { deploymentProgress, deployVersion, rollbackVersion, type DeployOutcome } from '../../control/deploy.ts';
 import { getFrame } from '../../db/frames.ts';
 import { boxAssistBytesDecoded, boxAssistSeconds } from '../../observability/metrics.ts';
-import { registerModel, RegistryError } from '../../models/registry.ts';
+import { registerModel, registerVariant, RegistryError } from '../../models/registry.ts';
 import { deploymentHistory, getModel, listModels, productionModel } from '../../db/models.ts';
 import { Lru } from '../lru.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
@@ -62,6 +62,16 @@ export const modelOperations = {
     rawBody: { 'application/octet-stream': 'the ONNX file' },
     responses: { 201: { description: 'registered', schema: z.object({ model: modelSchema }) } },
     problems: [409, 422],
+  }),
+  registerVariant: defineOperation({
+    method: 'post',
+    path: '/v1/models/{kind}/{version}/variants/{precision}',
+    summary:
+      'Register another encoding of a registered version (an INT8 detector quantised elsewhere): same classes and input size, metadata_props.precision saying what it is; loops serve it per DETECTOR_PRECISION',
+    params: z.object({ kind: kindSchema, version: z.string(), precision: z.enum(['int8']) }),
+    rawBody: { 'application/octet-stream': 'the ONNX file' },
+    responses: { 201: { description: 'registered', schema: z.object({ model: modelSchema }) } },
+    problems: [404, 409, 422],
   }),
   deploy: defineOperation({
     method: 'post',
@@ -154,6 +164,16 @@ export function modelRoutes(deps: ApiDeps) {
     if (bytes.length === 0)
       throw new ProblemError(400, 'Invalid input', 'send the ONNX file as the request body', [{ field: 'body', message: 'empty' }], 'invalid_input');
     const row = await registerModel(deps.db, deps.store, { kind, bytes, version: query.version || undefined }).catch(registryProblem);
+    return c.json({ model: row }, 201);
+  });
+
+  // Loops that already run the version keep the encoding they loaded until it is evicted or the
+  // worker restarts; a deploy of a new version picks the variant up at once.
+  handle(app, modelOperations.registerVariant, async (c, { params: { kind, version, precision } }) => {
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length === 0)
+      throw new ProblemError(400, 'Invalid input', 'send the ONNX file as the request body', [{ field: 'body', message: 'empty' }], 'invalid_input');
+    const row = await registerVariant(deps.db, deps.store, { kind, version, precision, bytes }).catch(registryProblem);
     return c.json({ model: row }, 201);
   });
 

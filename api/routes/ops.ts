@@ -9,6 +9,7 @@ import { framesScoredPerMinute, selectionToday } from '../../db/scoring.ts';
 import { currentPolicy } from '../../db/policies.ts';
 import { listStreams } from '../../db/streams.ts';
 import { productionModel } from '../../db/models.ts';
+import { registeredArtifacts } from '../../models/registry.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { retrainRunSchema } from '../schemas.ts';
@@ -29,6 +30,7 @@ export const opsOperations = {
               frames: z.number().int(),
               openTasks: z.number().int(),
               modelVersion: z.string().nullable(),
+              modelPrecision: z.enum(['fp32', 'int8']).nullable().describe("the encoding of that version loops run under this deployment's DETECTOR_PRECISION"),
               framesPerMinute: z.array(z.object({ at: z.string(), frames: z.number().int() })),
               drift: z.array(z.object({ at: z.date(), p: z.number(), statistic: z.number(), drift: z.boolean() })),
               lastDrift: z.object({ at: z.date(), drift: z.boolean(), summary: z.string().nullable() }).nullable(),
@@ -77,11 +79,14 @@ export function opsRoutes(deps: ApiDeps) {
         const loop = await deps.loopControl.status(s.id).catch(() => null);
         const policy = (await currentPolicy(deps.db, s.id))?.policy;
         const today = await selectionToday(deps.db, s.id, new Date());
+        const modelVersion = loop?.modelVersion ?? production?.version ?? null;
+        const served = modelVersion ? await registeredArtifacts(deps.db, deps.config.DETECTOR_PRECISION)('detection', modelVersion) : undefined;
         return {
           id: s.id,
           frames: s.frames,
           openTasks: depth.filter((d) => d.streamId === s.id).reduce((a, d) => a + d.open, 0),
-          modelVersion: loop?.modelVersion ?? production?.version ?? null,
+          modelVersion,
+          modelPrecision: served?.precision ?? null,
           framesPerMinute: perMinute.filter((r) => r.streamId === s.id).map((r) => ({ at: r.minute.toISOString(), frames: r.frames })),
           drift: drift.reverse().map((d) => ({ at: d.at, p: d.p, statistic: d.statistic, drift: d.drift })),
           selection: { mode: policy?.selection ?? 'ranked', dailyBudget: policy?.dailyBudget ?? null, ...today },

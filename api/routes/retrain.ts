@@ -23,9 +23,20 @@ const startInput = z
     epochs: z.number().int().min(1).max(200).optional(),
     boxEpochs: z.number().int().min(1).max(200).optional(),
     gate: z
-      .object({ maxMapDrop: z.number().min(0).max(1).optional(), maxClassDrop: z.number().min(0).max(1).optional() })
+      .object({
+        maxMapDrop: z.number().min(0).max(1).optional(),
+        maxClassDrop: z.number().min(0).max(1).optional(),
+        maxInt8MapDrop: z.number().min(0).max(1).optional().describe("how far the INT8 variant's mAP@0.5 may fall below the float model's (default 0.01)"),
+      })
       .strict()
       .optional(),
+    int8CalibrationFrames: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .optional()
+      .describe('training frames the INT8 variant is calibrated on (default 500; 0: no INT8 variant)'),
   })
   .strict();
 const scheduleInput = z.object({ cron: z.string().regex(/^(\S+\s+){4}\S+$/, 'cron must have five fields, e.g. "0 3 * * 1"') }).strict();
@@ -115,6 +126,7 @@ export function retrainRoutes(deps: ApiDeps) {
       epochs: input.epochs,
       boxEpochs: input.boxEpochs,
       gate: input.gate,
+      int8CalibrationFrames: input.int8CalibrationFrames,
     });
     await audit(deps.db, c.get('user').name, 'retrain.start', id, input);
     return c.json({ runId: id }, 202);

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { count, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Hono } from 'hono';
 import { checkResponsesAgainstDocument } from '../helpers/contract.ts';
 import type { DbHandle } from '../../db/client.ts';
@@ -14,6 +14,7 @@ import { submitDecision } from '../../db/queue.ts';
 import { frames, labels, predictions, reviewTasks, samplingPolicies } from '../../db/schema.ts';
 import { scanDirectory } from '../../ingest/directory-source.ts';
 import { createTestDb } from '../helpers/db.ts';
+import { sha256Hex } from '../../storage/blob-store.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
 
 let handle: DbHandle;
@@ -279,6 +280,32 @@ describe('box assist', () => {
       [{ region: { x1: 1, y1: 1, x2: 5, y2: 5 } }, 400],
     ];
     for (const [body, status] of refusals) expect((await ask(body)).status).toBe(status);
+  });
+});
+
+describe('model variants', () => {
+  it('registers an INT8 variant of a version over the API, once, and lists it with the model', async () => {
+    const int8 = fs.readFileSync(path.join(inject('tinyModelsDir'), 'detection.int8.onnx'));
+    const post = () =>
+      p.app.request('/v1/models/detection/tiny-detection/variants/int8', {
+        method: 'POST',
+        headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }),
+        body: new Uint8Array(int8),
+      });
+    const first = await post();
+    expect(first.status).toBe(201);
+    const { model } = await first.json();
+    expect(model.variants.int8).toMatchObject({ artifactKey: 'models/detection/tiny-detection/model.int8.onnx', sha256: sha256Hex(int8) });
+    // The same file again changes nothing; a reviewer may not register one.
+    expect((await (await post()).json()).model.variants).toEqual(model.variants);
+    const listed = await (await p.app.request('/v1/models?kind=detection', { headers: auth(p.tokens.lead) })).json();
+    expect(listed.models.find((m: { version: string }) => m.version === 'tiny-detection').variants).toEqual(model.variants);
+    const reviewer = await p.app.request('/v1/models/detection/tiny-detection/variants/int8', {
+      method: 'POST',
+      headers: auth(p.tokens.reviewer, { 'Content-Type': 'application/octet-stream' }),
+      body: new Uint8Array(int8),
+    });
+    expect(reviewer.status).toBe(403);
   });
 });
 

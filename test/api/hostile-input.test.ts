@@ -8,6 +8,7 @@ import { count } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
 import * as schema from '../../db/schema.ts';
+import { getModel } from '../../db/models.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { withMetadata } from '../helpers/onnx.ts';
 import { auth, createTestPlatform, sampleFrames, type TestPlatform, stopStream } from '../helpers/platform.ts';
@@ -76,6 +77,11 @@ describe('hostile input', () => {
     const get = (url: string, headers: Record<string, string> = lead) => ({ url, init: { headers } });
     const model = (bytes: Buffer, kind = 'detection') => ({
       url: `/v1/models/${kind}?version=hostile`,
+      init: { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }), body: new Uint8Array(bytes) },
+    });
+    const int8 = fs.readFileSync(path.join(inject('tinyModelsDir'), 'detection.int8.onnx'));
+    const variant = (bytes: Buffer, model = 'detection/tiny-detection', precision = 'int8') => ({
+      url: `/v1/models/${model}/variants/${precision}`,
       init: { method: 'POST', headers: auth(p.tokens.lead, { 'Content-Type': 'application/octet-stream' }), body: new Uint8Array(bytes) },
     });
     const box = (b: Record<string, unknown>) => ({ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2, ...b });
@@ -149,6 +155,12 @@ describe('hostile input', () => {
       ],
       ['empty model body', model(Buffer.alloc(0)), 400, 'body'],
       ['unknown model kind', model(detector, 'segmentation'), 400, 'kind'],
+      // Variants of a registered version (tiny-detection): what does not stand in for it is refused.
+      ['a float model as the INT8 variant', variant(detector), 422, 'invalid_model'],
+      ['an INT8 variant with other classes', variant(withMetadata(int8, 'class_names', '["a","b","c","d"]')), 422, 'invalid_model'],
+      ['an INT8 variant of an unregistered version', variant(int8, 'detection/nope'), 404, 'not_found'],
+      ['a precision there is no variant for', variant(int8, 'detection/tiny-detection', 'fp16'), 400, 'precision'],
+      ['an empty variant', variant(Buffer.alloc(0)), 400, 'body'],
       // Query strings and ids
       ['limit not a number', get('/v1/labels?limit=abc'), 400, 'limit'],
       ['limit of a million', get('/v1/labels?limit=1000000'), 400, 'limit'],
@@ -229,6 +241,7 @@ describe('hostile input', () => {
       expect([body.code, ...fields], `${name}: ${JSON.stringify(body)}`).toContain(named);
     }
     expect(await storedCounts()).toEqual(before);
+    expect((await getModel(handle.db, 'detection', 'tiny-detection'))?.variants).toEqual({});
     // The answers, for the closing note and for anyone reading the test output.
     if (process.env.SHOW_HOSTILE_ANSWERS) console.log(answers.join('\n'));
   });

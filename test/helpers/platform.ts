@@ -13,8 +13,7 @@ import { TemporalLoopControl } from '../../control/loop-control.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { createUser } from '../../db/users.ts';
 import { ModelCache } from '../../models/model-cache.ts';
-import { registerModel, setProduction } from '../../models/registry.ts';
-import { getModel } from '../../db/models.ts';
+import { registerModel, registeredArtifacts, setProduction } from '../../models/registry.ts';
 import { openBlobStore } from '../../storage/open-blob-store.ts';
 import { startWorkers, type RunningWorkers, type WorkerDeps } from '../../workers/start-workers.ts';
 import type { NativeConnection } from '@temporalio/worker';
@@ -57,7 +56,7 @@ export async function createTestPlatform(
   const models = new ModelCache(store, {
     intraOpThreads: 1,
     minScore: config.PREDICTION_MIN_SCORE,
-    registeredSha256: async (kind, version) => (await getModel(handle.db, kind, version))?.sha256,
+    registeredArtifact: registeredArtifacts(handle.db, config.DETECTOR_PRECISION),
   });
   const deps: ApiDeps = { db: handle.db, store, config, loopControl, models, vectorIndex: openVectorIndex(handle.db, config), temporal: client, ingestQueue };
   if (opts.registerModels ?? true) {

@@ -1,6 +1,7 @@
 // The TypeScript model layer against the trainer's own code and models: the same image gives
 // the same tensor in both languages, the wrapper returns contract-shaped results, a version
-// swap under load never mixes versions, and the registry refuses what does not fit.
+// swap under load never mixes versions, the registry refuses what does not fit, and a version's
+// INT8 variant is registered beside it and served when asked for.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,8 +15,8 @@ import { deployments, models } from '../../db/schema.ts';
 import { readOnnxMetadata } from '../../models/onnx-metadata.ts';
 import { ModelCache } from '../../models/model-cache.ts';
 import { decodeRgb, letterboxInto, roiFromEncoded } from '../../models/preprocess.ts';
-import { registerModel, rollback, RegistryError, setProduction } from '../../models/registry.ts';
-import { deploymentHistory, productionModel } from '../../db/models.ts';
+import { registeredArtifacts, registerModel, registerVariant, rollback, RegistryError, setProduction } from '../../models/registry.ts';
+import { deploymentHistory, getModel, productionModel } from '../../db/models.ts';
 import { DetectorSession, UndecodableFramesError } from '../../models/sessions.ts';
 import { ModelContractError } from '../../models/contract.ts';
 import { trainerPython } from '../../scripts/tools.ts';
@@ -155,13 +156,21 @@ describe('model cache', () => {
     const bytes = tiny('detection.onnx');
     await store.put('models/detection/t/model.onnx', bytes);
     const registered = { t: sha256Hex(bytes) };
-    const cache = new ModelCache(store, { intraOpThreads: 1, minScore: 0, registeredSha256: async (_kind, v) => registered[v as 't'] });
+    const cache = new ModelCache(store, {
+      intraOpThreads: 1,
+      minScore: 0,
+      registeredArtifact: async (_kind, v) => ({ key: 'models/detection/t/model.onnx', sha256: registered[v as 't'] }),
+    });
     const frame = [fs.readFileSync(sampleFrames()[0].file)];
     expect((await cache.detect('t', frame)).frames).toHaveLength(1);
     await cache.close();
     // Someone with write access to the store swaps the file.
     await store.put('models/detection/t/model.onnx', tiny('box.onnx'));
-    const fresh = new ModelCache(store, { intraOpThreads: 1, minScore: 0, registeredSha256: async (_kind, v) => registered[v as 't'] });
+    const fresh = new ModelCache(store, {
+      intraOpThreads: 1,
+      minScore: 0,
+      registeredArtifact: async (_kind, v) => ({ key: 'models/detection/t/model.onnx', sha256: registered[v as 't'] }),
+    });
     await expect(fresh.detect('t', frame)).rejects.toThrow(/does not match the sha256 it was registered with/);
     await fresh.close();
   });
@@ -223,5 +232,78 @@ describe('registry', () => {
     ]);
     await expect(setProduction(handle.db, 'detection', 'nope', { triggeredBy: 'test' })).rejects.toBeInstanceOf(RegistryError);
     expect((await handle.db.select({ n: count() }).from(deployments))[0].n).toBe(3);
+  });
+
+  it('registers an INT8 variant beside its version, refuses one that does not stand in for it, and serves the precision asked for', async () => {
+    const det = tiny('detection.onnx');
+    const int8 = tiny('detection.int8.onnx');
+    await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'q1' });
+    const before = storedFiles();
+    const refusals: [string, Partial<Parameters<typeof registerVariant>[2]>, RegExp][] = [
+      ['a float file', { bytes: det }, /int8 variant refused: its metadata says precision fp32, not int8/],
+      [
+        'other classes',
+        { bytes: withMetadata(int8, 'class_names', '["car","person","bike","sign"]') },
+        /its class names differ from the version it stands in for/,
+      ],
+      ['an unregistered version', { version: 'nope' }, /detection model nope is not registered/],
+      ['a box model', { kind: 'box', bytes: tiny('box.onnx'), version: 'q1' }, /box model q1 is not registered/],
+    ];
+    for (const [name, change, message] of refusals) {
+      await expect(registerVariant(handle.db, store, { kind: 'detection', version: 'q1', precision: 'int8', bytes: int8, ...change }), name).rejects.toThrow(
+        message,
+      );
+    }
+    expect(storedFiles()).toBe(before);
+    expect((await getModel(handle.db, 'detection', 'q1'))?.variants).toEqual({});
+
+    const row = await registerVariant(handle.db, store, { kind: 'detection', version: 'q1', precision: 'int8', bytes: int8, metrics: { map50: 0.5 } });
+    expect(row.variants.int8).toEqual({
+      artifactKey: 'models/detection/q1/model.int8.onnx',
+      sha256: sha256Hex(int8),
+      metrics: { map50: 0.5 },
+      registeredAt: expect.any(String),
+    });
+    expect(sha256Hex(await store.get('models/detection/q1/model.int8.onnx'))).toBe(sha256Hex(int8));
+    // The same file again is a no-op; another file under the same version and precision is refused.
+    expect((await registerVariant(handle.db, store, { kind: 'detection', version: 'q1', precision: 'int8', bytes: int8 })).variants).toEqual(row.variants);
+    await expect(
+      registerVariant(handle.db, store, { kind: 'detection', version: 'q1', precision: 'int8', bytes: withMetadata(int8, 'note', 'x') }),
+    ).rejects.toThrow(/already has an int8 variant with different contents/);
+
+    // Loops asking for INT8 get the variant; asking for float, or for a version without one, the model.
+    expect(await registeredArtifacts(handle.db, 'int8')('detection', 'q1')).toEqual({
+      key: 'models/detection/q1/model.int8.onnx',
+      sha256: sha256Hex(int8),
+      precision: 'int8',
+    });
+    expect(await registeredArtifacts(handle.db, 'fp32')('detection', 'q1')).toEqual({
+      key: 'models/detection/q1/model.onnx',
+      sha256: sha256Hex(det),
+      precision: 'fp32',
+    });
+    await registerModel(handle.db, store, { kind: 'detection', bytes: det, version: 'q2' });
+    expect((await registeredArtifacts(handle.db, 'int8')('detection', 'q2'))?.precision).toBe('fp32');
+
+    // What runs is the variant: the cache's answers are the INT8 model's, not the float model's.
+    const frames = sampleFrames()
+      .slice(0, 4)
+      .map((f) => fs.readFileSync(f.file));
+    const direct = async (bytes: Uint8Array) => {
+      const session = await DetectorSession.load(bytes, { intraOpThreads: 1, minScore: 0 });
+      const out = await session.detect(frames);
+      await session.release();
+      return out.frames.map((f) => f.detections.map((d) => d.score));
+    };
+    const served = async (precision: 'int8' | 'fp32') => {
+      const cache = new ModelCache(store, { intraOpThreads: 1, minScore: 0, registeredArtifact: registeredArtifacts(handle.db, precision) });
+      const out = await cache.detect('q1', frames);
+      await cache.close();
+      return out.frames.map((f) => f.detections.map((d) => d.score));
+    };
+    const [int8Scores, floatScores] = [await direct(int8), await direct(det)];
+    expect(int8Scores).not.toEqual(floatScores);
+    expect(await served('int8')).toEqual(int8Scores);
+    expect(await served('fp32')).toEqual(floatScores);
   });
 });

@@ -1,8 +1,8 @@
 // The promotion gate at its edges: the overall mAP margin, the per-class margin (a candidate
 // better on average can still be refused for one class), a class production knew that the
-// candidate lost, and the first model with nothing to compare with.
+// candidate lost, the first model with nothing to compare with, and the INT8 variant's own margin.
 import { describe, expect, it } from 'vitest';
-import { defaultGate, promotionGate } from '../../workflows/promotion-gate.ts';
+import { defaultGate, int8Gate, promotionGate } from '../../workflows/promotion-gate.ts';
 import type { DetectorMetrics } from '../../workflows/trainer-contract.ts';
 
 const metrics = (map50: number, perClass: Record<string, number>): DetectorMetrics => ({
@@ -32,7 +32,7 @@ describe('promotion gate', () => {
   it('refuses a candidate better on average when one class drops more than maxClassDrop', () => {
     const verdict = promotionGate(metrics(0.9, { vehicle: 0.99, pedestrian: 0.6 }), production, defaultGate);
     expect(verdict).toEqual({ pass: false, reasons: ['class pedestrian AP@0.5 fell from 0.700 to 0.600 (allowed 0.05)'] });
-    expect(promotionGate(metrics(0.9, { vehicle: 0.99, pedestrian: 0.6 }), production, { maxMapDrop: 0, maxClassDrop: 0.1 }).pass).toBe(true);
+    expect(promotionGate(metrics(0.9, { vehicle: 0.99, pedestrian: 0.6 }), production, { ...defaultGate, maxMapDrop: 0, maxClassDrop: 0.1 }).pass).toBe(true);
   });
 
   it('counts a class the candidate no longer detects as AP 0', () => {
@@ -43,5 +43,17 @@ describe('promotion gate', () => {
 
   it('passes the first model, with nothing in production to compare with', () => {
     expect(promotionGate(metrics(0.1, {}), null, defaultGate)).toEqual({ pass: true, reasons: ['no production model to compare with'] });
+  });
+
+  it("keeps the INT8 variant only within maxInt8MapDrop of the candidate's own float mAP", () => {
+    const candidate = metrics(0.8, {});
+    expect(int8Gate(candidate, metrics(0.79, {}), defaultGate)).toEqual({ keep: true, reason: 'INT8 mAP@0.5 0.790 against 0.800 in float: kept' });
+    expect(int8Gate(candidate, metrics(0.785, {}), defaultGate)).toEqual({
+      keep: false,
+      reason: 'INT8 mAP@0.5 0.785 against 0.800 in float: dropped (falls by more than 0.01)',
+    });
+    expect(int8Gate(candidate, metrics(0.785, {}), { ...defaultGate, maxInt8MapDrop: 0.02 }).keep).toBe(true);
+    // Better than float (calibration can help a little) is kept too.
+    expect(int8Gate(candidate, metrics(0.81, {}), defaultGate).keep).toBe(true);
   });
 });

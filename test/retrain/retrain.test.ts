@@ -16,7 +16,8 @@ import type { DbHandle } from '../../db/client.ts';
 import { deployments, frameScores, models, retrainRuns } from '../../db/schema.ts';
 import { createUser } from '../../db/users.ts';
 import { NativeConnection } from '@temporalio/worker';
-import { productionModel } from '../../db/models.ts';
+import { getModel, productionModel } from '../../db/models.ts';
+import { sha256Hex } from '../../storage/blob-store.ts';
 import type { RetrainInput } from '../../workflows/retrain.ts';
 import type { DetectorMetrics } from '../../workflows/trainer-contract.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -93,11 +94,14 @@ describe('retrain', () => {
       ).status,
     ).toBe(201);
     try {
-      const { id, result, run } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1 }, verifyTimeoutMs: 3000 });
+      // A gate no INT8 variant can pass (it would have to beat its float model by a point).
+      const { id, result, run } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1, maxInt8MapDrop: -1 }, verifyTimeoutMs: 3000 });
       expect(result.status).toBe('rolled_back');
       const steps = run.steps.map((s) => [s.name, s.status, s.detail]);
       expect(steps).toContainEqual(['verify', 'failed', `loops still on the old version: ${streamId}`]);
       expect(steps).toContainEqual(['rollback', 'done', 'production back to detection tiny-detection, box tiny-box']);
+      expect(run.steps.find((s) => s.name === 'gate')?.detail).toMatch(/INT8 mAP@0\.5 [\d.]+ against [\d.]+ in float: dropped \(falls by more than -1\)/);
+      expect((await getModel(handle.db, 'detection', id))?.variants).toEqual({});
       expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
       expect((await productionModel(handle.db, 'box'))?.version).toBe('tiny-box');
       const moves = await handle.db.select().from(deployments).orderBy(deployments.id);
@@ -137,7 +141,7 @@ describe('retrain', () => {
   });
 
   it('snapshots labels, fine-tunes, evaluates beside production, deploys through the gate, and can be rolled back', async () => {
-    const { id, result, run } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1 } });
+    const { id, result, run } = await runRetrain({ gate: { maxMapDrop: 1, maxClassDrop: 1, maxInt8MapDrop: 1 } });
     expect(result.status).toBe('deployed');
     expect((await productionModel(handle.db, 'detection'))?.version).toBe(id);
     expect((await productionModel(handle.db, 'box'))?.version).toBe(id);
@@ -161,11 +165,33 @@ describe('retrain', () => {
     expect(Object.keys(metrics.candidate.per_class_ap50).sort()).toEqual(Object.keys(metrics.production.per_class_ap50).sort());
     for (const m of [metrics.candidate.map50, metrics.production.map50]) expect(m >= 0 && m <= 1).toBe(true);
     expect(fs.existsSync(path.join(p.storeDir, 'snapshots', id, 'dataset.json'))).toBe(true);
+    // The trainer's INT8 variant was evaluated on the same split, kept by the gate (a margin of a
+    // whole point), and registered beside the version it stands in for.
+    const int8 = (run.metrics as { int8: DetectorMetrics }).int8;
+    expect(int8.num_images).toBe(heldOut);
+    expect(run.steps.find((s) => s.name === 'gate')?.detail).toContain(
+      `INT8 mAP@0.5 ${int8.map50.toFixed(3)} against ${metrics.candidate.map50.toFixed(3)} in float: kept`,
+    );
+    const variant = (await getModel(handle.db, 'detection', id))?.variants.int8;
+    expect(variant).toMatchObject({
+      artifactKey: `models/detection/${id}/model.int8.onnx`,
+      metrics: { map50: int8.map50, floatMap50: metrics.candidate.map50 },
+    });
+    expect(sha256Hex(await p.deps.store.get(variant!.artifactKey))).toBe(variant!.sha256);
+    // The operations page says which encoding the stream's model runs in.
+    const opsStream = async () =>
+      (
+        (await (await p.app.request('/v1/ops', { headers: auth(p.tokens.lead) })).json()) as {
+          streams: { id: string; modelVersion: string; modelPrecision: string }[];
+        }
+      ).streams.find((s) => s.id === 'road');
+    expect(await opsStream()).toMatchObject({ modelVersion: id, modelPrecision: 'int8' });
 
     const back = await p.app.request('/v1/models/detection/rollback', { method: 'POST', headers: auth(p.tokens.lead) });
     expect(back.status).toBe(200);
     expect((await back.json()).version).toBe('tiny-detection');
     expect((await productionModel(handle.db, 'detection'))?.version).toBe('tiny-detection');
+    expect(await opsStream()).toMatchObject({ modelVersion: 'tiny-detection', modelPrecision: 'fp32' });
     const history = await handle.db.select().from(deployments).where(eq(deployments.kind, 'detection')).orderBy(deployments.id);
     expect(history.slice(-2).map((d) => [d.action, d.version])).toEqual([
       ['deploy', id],

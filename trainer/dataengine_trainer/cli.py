@@ -17,6 +17,7 @@ from .dataset import generate_dataset, load_dataset
 from .evaluate import coco_metrics, reference_stats
 from .pipeline import evaluate_model, train_to_dir
 from .preprocess import decode_rgb, letterbox, roi_crop, to_float_chw
+from .quantize import DEFAULT_CALIBRATION_FRAMES, quantize_detector
 from .scenes import SCENARIOS
 from .train import TrainConfig, peak_rss_mb
 
@@ -29,6 +30,9 @@ def _progress_printer(desc: str):
     state = {"bar": None, "epoch": 0}
 
     def report(p: dict) -> None:
+        if "epoch" not in p:  # a stage after training (quantizing)
+            print(f"{desc}: {p.get('stage')}", file=sys.stderr)
+            return
         if p["epoch"] != state["epoch"]:
             if state["bar"] is not None:
                 state["bar"].close()
@@ -61,11 +65,13 @@ def _train(a, kind: str) -> None:
         cfg,
         parent_checkpoint=Path(a.parent_checkpoint) if a.parent_checkpoint else None,
         progress=_progress_printer(kind),
+        int8_calibration_frames=getattr(a, "int8_calibration_frames", 0),
     )
     print(
         json.dumps(
             {
                 "model": str(outcome.model_path),
+                "int8_model": str(outcome.int8_path) if outcome.int8_path else None,
                 "final_loss": outcome.final_loss,
                 "train_seconds": round(outcome.train_seconds, 1),
                 "num_images": outcome.num_images,
@@ -140,14 +146,7 @@ def build_models(
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(det.model_path, out / "detection.onnx")
     shutil.copy(box.model_path, out / "box.onnx")
-    evaluation = {}
-    for scenario in scenarios_eval:
-        # Held-out frames: a different seed, so no frame of evaluation was seen in training.
-        d = work / f"eval-{scenario}"
-        generate_dataset(d, scenario, eval_frames, cameras=4, seed=seed + 1000)
-        m = evaluate_model("detection", out / "detection.onnx", d / "dataset.json", None, None)
-        evaluation[scenario] = {k: m[k] for k in ("map50", "map50_95", "precision", "recall", "per_class_ap50")}
-        print(f"{scenario}: mAP@0.5 {m['map50']:.3f}  mAP@[.5:.95] {m['map50_95']:.3f}", file=sys.stderr)
+    evaluation = evaluate_scenarios(out / "detection.onnx", scenarios_eval, eval_frames, seed, work)
     box_metrics = evaluate_model("box", out / "box.onnx", work / "eval-clear" / "dataset.json", None, None)
     # The drift reference ships with the model: its embeddings on held-out frames of the cameras
     # it was trained on (frame indices it never saw), i.e. its validation data.
@@ -166,12 +165,50 @@ def build_models(
         "train_seconds": round(train_seconds, 1),
         "peak_rss_mb": round(peak_rss_mb()),
         "detector": evaluation,
+        "detector_int8": add_int8_variant(out, data, scenarios_eval, eval_frames, seed, work),
         "box_model": box_metrics,
+    }
+
+
+def evaluate_scenarios(model: Path, scenarios: list[str], eval_frames: int, seed: int, work: Path) -> dict:
+    """mAP of a detector per scenario on held-out frames: a different seed than training, so no
+    frame of evaluation was seen in training (generated once per `work` folder)."""
+    evaluation = {}
+    for scenario in scenarios:
+        d = work / f"eval-{scenario}"
+        if not (d / "dataset.json").exists():
+            generate_dataset(d, scenario, eval_frames, cameras=4, seed=seed + 1000)
+        m = evaluate_model("detection", model, d / "dataset.json", None, None)
+        evaluation[scenario] = {k: m[k] for k in ("map50", "map50_95", "precision", "recall", "per_class_ap50")}
+        print(f"{model.name} {scenario}: mAP@0.5 {m['map50']:.3f}  mAP@[.5:.95] {m['map50_95']:.3f}", file=sys.stderr)
+    return evaluation
+
+
+def add_int8_variant(out: Path, data, scenarios_eval: list[str], eval_frames: int, seed: int, work: Path) -> dict:
+    """Quantizes out/detection.onnx to out/detection.int8.onnx on the training frames, and
+    evaluates it on the same held-out frames as the float model."""
+    quantize_detector(out / "detection.onnx", out / "detection.int8.onnx", data, DEFAULT_CALIBRATION_FRAMES, seed)
+    return {
+        "calibration_frames": min(DEFAULT_CALIBRATION_FRAMES, len(data.samples)),
+        "evaluation": evaluate_scenarios(out / "detection.int8.onnx", scenarios_eval, eval_frames, seed, work),
     }
 
 
 def cmd_seed_models(a) -> None:
     out = Path(a.out)
+    if a.int8_only:
+        # The float seed models stay as they are; only their INT8 variant is (re)made, from the
+        # same training frames, and its evaluation added to metrics.json.
+        metrics = json.loads((out / "metrics.json").read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            generate_dataset(Path(tmp) / "train", "clear", metrics["train_frames"], cameras=4, seed=metrics["seed"])
+            data = load_dataset(Path(tmp) / "train" / "dataset.json")
+            metrics["detector_int8"] = add_int8_variant(
+                out, data, list(metrics["detector"]), a.eval_frames, metrics["seed"], Path(tmp)
+            )
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics["detector_int8"], indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         metrics = build_models(
             out, a.frames, 0, a.epochs, a.box_epochs, a.seed, SCENARIOS[:-1] + ["class_mix"], a.eval_frames, Path(tmp)
@@ -190,11 +227,18 @@ def cmd_tiny_models(a) -> None:
         data = load_dataset(work / "train" / "dataset.json")
         for kind, name, epochs in (("detection", "detection.onnx", 2), ("box", "box.onnx", 2)):
             o = train_to_dir(
-                kind, data, f"tiny-{a.seed}", work / kind, TrainConfig(epochs=epochs, seed=a.seed, batch_size=8)
+                kind,
+                data,
+                f"tiny-{a.seed}",
+                work / kind,
+                TrainConfig(epochs=epochs, seed=a.seed, batch_size=8),
+                int8_calibration_frames=16 if kind == "detection" else 0,
             )
             out.mkdir(parents=True, exist_ok=True)
             shutil.copy(o.model_path, out / name)
             shutil.copy(o.checkpoint_path, out / name.replace(".onnx", ".pt"))
+            if o.int8_path:
+                shutil.copy(o.int8_path, out / name.replace(".onnx", ".int8.onnx"))
     print(out)
 
 
@@ -320,6 +364,13 @@ def main(argv: list[str] | None = None) -> None:
         t.add_argument("--learning-rate", type=float, default=2e-3)
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--parent-checkpoint", default=None, help="fine-tune from this checkpoint.pt")
+        if kind == "detection":
+            t.add_argument(
+                "--int8-calibration-frames",
+                type=int,
+                default=DEFAULT_CALIBRATION_FRAMES,
+                help="training frames the INT8 variant (model.int8.onnx) is calibrated on; 0: no variant",
+            )
         t.set_defaults(fn=lambda a, kind=kind: _train(a, kind))
 
     e = sub.add_parser("evaluate", help="COCO metrics (pycocotools) of an ONNX model on a dataset")
@@ -339,6 +390,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--box-epochs", type=int, default=2)
     s.add_argument("--eval-frames", type=int, default=300)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--int8-only", action="store_true", help="keep the float models in --out; only make their INT8 variant again"
+    )
     s.set_defaults(fn=cmd_seed_models)
 
     ti = sub.add_parser("tiny-models", help="small models for tests, in seconds")

@@ -2,7 +2,8 @@
 call these, so a model trained by hand and one trained by a workflow are made the same way.
 
 Artifacts of a version live together in one folder (docs/contracts.md "Blob store"):
-model.onnx, checkpoint.pt, metrics.json, plus a resume.pt while training is under way."""
+model.onnx, checkpoint.pt, metrics.json, for a detector model.int8.onnx (its INT8 variant) and
+reference.json, plus a resume.pt while training is under way."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from .dataset import LoadedDataset, load_dataset
 from .evaluate import coco_metrics, evaluate_box, predict_detections, reference_stats
 from .export import export_box_model, export_detector
+from .quantize import quantize_detector
 from .train import (
     Progress,
     ShouldStop,
@@ -30,6 +32,8 @@ class TrainOutcome:
     kind: str
     version: str
     model_path: Path
+    # The detector's INT8 variant, when one was made.
+    int8_path: Path | None
     checkpoint_path: Path
     metrics_path: Path
     epochs: int
@@ -52,7 +56,11 @@ def train_to_dir(
     progress: Progress = lambda _: None,
     should_stop: ShouldStop = lambda: False,
     reference_data: LoadedDataset | None = None,
+    int8_calibration_frames: int = 0,
 ) -> TrainOutcome:
+    """`int8_calibration_frames`: training frames the detector's INT8 variant is calibrated on (0:
+    no variant). Training frames, not held-out ones: the held-out split judges the variant at the
+    promotion gate, and nothing fitted on it may be judged on it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if kind == "detection":
         model, result = train_detector(data, cfg, out_dir, parent_checkpoint, progress, should_stop)
@@ -79,6 +87,10 @@ def train_to_dir(
         # Held-out frames if given, else a slice of the training frames: the drift reference.
         ref = reference_stats(str(model_path), reference_data if reference_data and reference_data.samples else data)
         write_json(out_dir / "reference.json", ref)
+    int8_path = None
+    if kind == "detection" and int8_calibration_frames > 0:
+        progress({"stage": "quantizing", "calibration_frames": min(int8_calibration_frames, len(data.samples))})
+        int8_path = quantize_detector(model_path, out_dir / "model.int8.onnx", data, int8_calibration_frames, cfg.seed)
     metrics = {
         "kind": kind,
         "version": version,
@@ -97,6 +109,7 @@ def train_to_dir(
         kind,
         version,
         model_path,
+        int8_path,
         ckpt_path,
         metrics_path,
         cfg.epochs,

@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 
 from .dataset import load_dataset
 from .pipeline import evaluate_model, train_to_dir
+from .quantize import DEFAULT_CALIBRATION_FRAMES
 from .store import opened_store
 from .train import Cancelled, TrainConfig
 
@@ -46,6 +47,8 @@ class TrainInput:
     learning_rate: float = 2e-3
     max_images: int | None = None
     training_snapshot: str = ""
+    # Training frames the detector's INT8 variant is calibrated on; 0 makes no variant.
+    int8_calibration_frames: int = DEFAULT_CALIBRATION_FRAMES
 
 
 @dataclass
@@ -60,6 +63,8 @@ class TrainResult:
     final_loss: float
     train_seconds: float
     resumed_from_epoch: int = 0
+    # The detector's INT8 variant (model.int8.onnx beside model.onnx), if one was made.
+    int8_artifact_key: str | None = None
 
 
 @dataclass
@@ -158,6 +163,7 @@ def _train_reporting(kind: str, inp: TrainInput, report, store) -> TrainResult:
             progress=report,
             should_stop=activity.is_cancelled,
             reference_data=reference,
+            int8_calibration_frames=inp.int8_calibration_frames,
         )
     except Cancelled as err:
         # Re-raised as the SDK's cancellation, so the workflow sees a cancelled activity, not a failure.
@@ -175,6 +181,7 @@ def _train_reporting(kind: str, inp: TrainInput, report, store) -> TrainResult:
         outcome.final_loss,
         outcome.train_seconds,
         outcome.resumed_from_epoch,
+        f"{key}/{outcome.int8_path.name}" if outcome.int8_path else None,
     )
 
 

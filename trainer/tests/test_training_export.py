@@ -8,6 +8,8 @@ import torch
 
 from dataengine_trainer.detector import ExportDetector
 from dataengine_trainer.pipeline import train_to_dir
+from dataengine_trainer.preprocess import letterbox, to_float_chw
+from dataengine_trainer.quantize import calibration_indices
 from dataengine_trainer.train import TrainConfig, train_detector
 
 
@@ -116,3 +118,50 @@ def test_ignore_regions_take_no_heatmap_loss(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps(coco))
     sample = load_dataset(tmp_path / "dataset.json").samples[0]
     assert sample.boxes.tolist() == [[1, 1, 3, 3]] and sample.ignore.tolist() == [[4, 4, 7, 7]]
+
+
+def test_int8_variant_is_quantised_and_agrees_with_the_float_model(small_dataset, tmp_path):
+    out = train_to_dir(
+        "detection",
+        small_dataset,
+        "v-int8",
+        tmp_path,
+        TrainConfig(epochs=2, batch_size=8, seed=1),
+        int8_calibration_frames=16,
+    )
+    assert out.int8_path == tmp_path / "model.int8.onnx"
+    float_model, int8_model = onnx.load(str(out.model_path)), onnx.load(str(out.int8_path))
+    float_meta = {p.key: p.value for p in float_model.metadata_props}
+    int8_meta = {p.key: p.value for p in int8_model.metadata_props}
+    # The variant reads like the version it stands in for, and says what it is.
+    assert int8_meta.pop("precision") == "int8"
+    assert json.loads(int8_meta.pop("quantization"))["calibration_frames"] == 16
+    assert int8_meta == float_meta
+    ops = {n.op_type for n in int8_model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # Convolution weights come dequantised from 8 bits, except the three output heads' (float).
+    dequantised = {n.output[0] for n in int8_model.graph.node if n.op_type == "DequantizeLinear"}
+    initializers = {i.name for i in int8_model.graph.initializer}
+    convs = {n.name: n for n in int8_model.graph.node if n.op_type == "Conv"}
+    heads = ("/model/heat/Conv", "/model/size/Conv", "/model/offset/Conv")
+    assert all(c.input[1] in dequantised for name, c in convs.items() if name not in heads)
+    assert all(convs[h].input[1] in initializers for h in heads)
+
+    images = torch.stack([letterbox(to_float_chw(small_dataset.samples[i].rgb), 256)[0] for i in range(4)]).numpy()
+    f = ort.InferenceSession(str(out.model_path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    q = ort.InferenceSession(str(out.int8_path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    assert [a.shape for a in q] == [a.shape for a in f]
+    # Frame embeddings point the same way (cosine similarity), and the strongest score moves little.
+    cos = (f[3] * q[3]).sum(1) / np.linalg.norm(f[3], axis=1) / np.linalg.norm(q[3], axis=1)
+    assert cos.min() > 0.95
+    np.testing.assert_allclose(q[1][:, 0], f[1][:, 0], atol=0.05)
+
+
+def test_calibration_frames_are_a_seeded_spread_sample():
+    picked = calibration_indices(10_000, 500, seed=3)
+    assert len(picked) == 500 and len(set(picked)) == 500 and picked == sorted(picked)
+    assert picked == calibration_indices(10_000, 500, seed=3)
+    assert picked != calibration_indices(10_000, 500, seed=4)
+    # Spread over the whole dataset, not its first frames.
+    assert picked[0] < 200 and picked[-1] > 9_800
+    assert calibration_indices(40, 500, seed=0) == list(range(40))

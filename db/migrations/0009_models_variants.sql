@@ -1,0 +1,1 @@
+ALTER TABLE "models" ADD COLUMN "variants" jsonb DEFAULT '{}'::jsonb NOT NULL;
