@@ -4,7 +4,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { authenticate, type User } from '../db/users.ts';
-import { Lru } from './lru.ts';
+import { LRUCache } from 'lru-cache';
 import type { ApiDeps, AppEnv } from './env.ts';
 import { ProblemError } from './problem.ts';
 
@@ -30,10 +30,10 @@ function clientAddress(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
 export function createAuthenticator(deps: ApiDeps): Authenticator {
   // Every request is authenticated; remembering recent tokens briefly keeps a database round
   // trip off hot paths such as box assist.
-  const recent = new Lru<string, { user: User; at: number }>(1000);
+  const recent = new LRUCache<string, { user: User; at: number }>({ max: 1000 });
   // Failed attempts per client address in the current window; bounded, so a flood of addresses
   // cannot grow it without limit.
-  const failures = new Lru<string, { count: number; since: number }>(10_000);
+  const failures = new LRUCache<string, { count: number; since: number }>({ max: 10_000 });
   const limit = deps.config.AUTH_MAX_FAILURES_PER_MINUTE;
 
   const lookup = async (token: string) => {

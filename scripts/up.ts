@@ -81,8 +81,6 @@ async function main() {
       '1',
       '--start-index',
       String(demo.framesPerCamera),
-      '--truth-dir',
-      path.join(dataDir, 'camera-truth'),
     ],
     { env: { ...childEnv, DATAENGINE_TOKEN: demo.tokens.camera }, quiet: true },
   );

@@ -6,7 +6,7 @@ import { getFrame } from '../../db/frames.ts';
 import { boxAssistBytesDecoded, boxAssistSeconds } from '../../observability/metrics.ts';
 import { registerModel, registerVariant, RegistryError } from '../../models/registry.ts';
 import { deploymentHistory, getModel, listModels, productionModel } from '../../db/models.ts';
-import { Lru } from '../lru.ts';
+import { LRUCache } from 'lru-cache';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError, UUID } from '../problem.ts';
@@ -139,8 +139,9 @@ export function modelRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   // Box assist answers within a reviewer's gesture, so it avoids repeat work: a frame's row and
   // bytes never change (content-addressed), and reviewers ask about the same frame repeatedly.
-  const frameRows = new Lru<string, { storageKey: string; width: number; height: number }>(10_000);
-  const frameBytes = new Lru<string, Buffer>(64);
+  const frameRows = new LRUCache<string, { storageKey: string; width: number; height: number }>({ max: 10_000 });
+  // Bounded by bytes, not count: 64 maximum-size frames would be 640 MiB.
+  const frameBytes = new LRUCache<string, Buffer>({ max: 1024, maxSize: deps.config.BOX_ASSIST_CACHE_BYTES, sizeCalculation: (b) => Math.max(1, b.length) });
   let boxVersion: { version: string | null; at: number } = { version: null, at: 0 };
   const productionBoxVersion = async () => {
     // Re-read at most once a second: a deploy reaches box assist within a second.

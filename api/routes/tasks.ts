@@ -8,7 +8,7 @@ import { getPolicy } from '../../db/policies.ts';
 import { bandFor, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observability/metrics.ts';
 import { getModel } from '../../db/models.ts';
-import { Lru } from '../lru.ts';
+import { LRUCache } from 'lru-cache';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError } from '../problem.ts';
@@ -147,7 +147,7 @@ export function taskRoutes(deps: ApiDeps) {
 
   // The classes a reviewer may pick: those of the model that routed the task (its metadata).
   // A registered model never changes, so each version's list is read once.
-  const classesOfVersion = new Lru<string, string[]>(64);
+  const classesOfVersion = new LRUCache<string, string[]>({ max: 64 });
   async function classNamesOf(modelVersion: string): Promise<string[]> {
     let names = classesOfVersion.get(modelVersion);
     if (!names) {
