@@ -25,6 +25,26 @@ import { driftDecisions, driftPValue, driftStatistic } from '../observability/me
 /** Fewer frames than this in a window make no test. */
 const MIN_WINDOW = 20;
 
+// The drift gauges this process last set, per scope (a stream, or the global check): a camera
+// that drops out of the tested set (it stopped, or left the busiest maxCameras) has its series
+// removed at the next check, so dashboards do not keep showing its last value. Bounded by the
+// streams times 1 + maxCameras.
+const gaugedSegments = new Map<string, { segmentType: string; segment: string }[]>();
+
+function forgetUntestedSegments(scope: string, tested: { segmentType: string; segment: string }[]): void {
+  const now = new Set(tested.map((t) => `${t.segmentType}/${t.segment}`));
+  for (const old of gaugedSegments.get(scope) ?? []) {
+    if (now.has(`${old.segmentType}/${old.segment}`)) continue;
+    const labels = { segment_type: old.segmentType, segment: old.segment };
+    driftStatistic.remove(labels);
+    driftPValue.remove(labels);
+  }
+  gaugedSegments.set(
+    scope,
+    tested.map(({ segmentType, segment }) => ({ segmentType, segment })),
+  );
+}
+
 export interface DriftCheckInput {
   streamId: string | null;
   checkId: string;
@@ -200,6 +220,7 @@ export function createDriftActivities(deps: DriftDeps) {
           if (o) segments.push(o);
         }
       }
+      forgetUntestedSegments(input.streamId ?? 'global', segments);
       if (segments.length === 0)
         return { ...base, status: 'not_enough_frames', modelVersion, summary: `fewer than ${MIN_WINDOW} frames scored by ${modelVersion} yet` };
 

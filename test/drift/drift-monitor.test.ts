@@ -13,6 +13,7 @@ import { takeUpTriggers } from '../../db/retrain.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';
 import { deployments, driftBoosts, driftReports, frames, frameScores, models, retrainRuns, retrainTriggers, streams } from '../../db/schema.ts';
 import { checkNowSignal, lastDecisionQuery } from '../../workflows/drift-monitor.ts';
+import { driftPValue, driftStatistic } from '../../observability/metrics.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { auth, createTestPlatform, type TestPlatform } from '../helpers/platform.ts';
 import { gaussian, mulberry32 } from '../helpers/random.ts';
@@ -230,6 +231,28 @@ describe('driftMonitor', () => {
     // With the setting at 0 the model's held-out frames stay the reference, and the drift with them.
     await saveDriftSettings(handle.db, 'rebase', driftSettingsSchema.parse({ windowStride: 1, maxCameras: 1, referenceAfterRetrainMinutes: 0 }), 'test');
     expect((await check('rebase:3')).segments[0].confirmation.status).toBe('confirmed');
+  });
+
+  it("drops a camera's drift gauges once it is no longer tested, so dashboards do not show its last value", async () => {
+    await handle.db.insert(streams).values({ id: 'gauges', name: 'gauges' });
+    await seedCamera('gauges', 'cam-a', embeddings(120, 11), 0);
+    await seedCamera('gauges', 'cam-b', embeddings(100, 12), 1);
+    const activities = createDriftActivities({ db: handle.db });
+    const series = async () =>
+      (await driftStatistic.get()).values
+        .map((v) => `${v.labels.segment_type} ${v.labels.segment}`)
+        .filter((s) => s.includes('gauges'))
+        .sort();
+    await saveDriftSettings(handle.db, 'gauges', driftSettingsSchema.parse({ windowStride: 1, maxCameras: 2 }), 'test');
+    await activities.runDriftCheck({ streamId: 'gauges', checkId: 'gauges:1' });
+    expect(await series()).toEqual(['camera gauges/cam-a', 'camera gauges/cam-b', 'stream gauges']);
+    // Only the busiest camera is tested now: cam-b's series go, the others stay.
+    await saveDriftSettings(handle.db, 'gauges', driftSettingsSchema.parse({ windowStride: 1, maxCameras: 1 }), 'test');
+    await activities.runDriftCheck({ streamId: 'gauges', checkId: 'gauges:2' });
+    expect(await series()).toEqual(['camera gauges/cam-a', 'stream gauges']);
+    expect((await driftPValue.get()).values.filter((v) => String(v.labels.segment).startsWith('gauges/')).map((v) => v.labels.segment)).toEqual([
+      'gauges/cam-a',
+    ]);
   });
 
   it('serves reports and validates settings through the API', async () => {
