@@ -12,7 +12,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { getVideo, insertSegments, markSegmentDone, setVideoStatus, videoSegmentsOf, type NewVideoSegment } from '../db/videos.ts';
 import { ffmpegPath, FfmpegError, run } from '../ingest/ffmpeg.ts';
-import { ingestFrame, type IngestDeps } from '../ingest/ingest-frame.ts';
+import { storeExtractedFrames, type IngestDeps } from '../ingest/ingest-frame.ts';
 import { scanPackets, type VideoProbe } from '../ingest/video-probe.ts';
 import { selectExpression, type Sampling } from '../ingest/video-sampling.ts';
 
@@ -26,6 +26,8 @@ export interface SegmentResult {
 }
 
 const heartbeat = (details: unknown) => Context.current().heartbeat(details);
+// Frames stored per round of statements (one lookup, one insert) and per heartbeat.
+const STORE_BATCH = 32;
 const cancellation = () => Context.current().cancellationSignal;
 
 async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
@@ -137,7 +139,7 @@ export function createVideoActivities(deps: VideoActivityDeps) {
               ...(sampling.mode === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
               // -copyts: presentation times stay on the video's clock, which the sampling rules use.
               ...['-copyts', '-i', source, '-map', '0:v:0'],
-              ...['-vf', `select='${expr}',showinfo`, '-fps_mode', 'passthrough', '-q:v', '2', '-f', 'image2', path.join(dir, '%08d.jpg')],
+              ...['-vf', `select='${expr}',showinfo=checksum=0`, '-fps_mode', 'passthrough', '-q:v', '2', '-f', 'image2', path.join(dir, '%08d.jpg')],
             ],
             {
               signal,
@@ -160,20 +162,16 @@ export function createVideoActivities(deps: VideoActivityDeps) {
         }
         // Frames with the same pixels (a still scene) are one frame of the stream: count ids.
         const frameIds = new Set<string>();
-        for (const [i, name] of files.entries()) {
+        for (let start = 0; start < files.length; start += STORE_BATCH) {
           signal.throwIfAborted();
-          const capturedAt = new Date(video.startedAt.getTime() + Math.round((times[i] - origin) * 1000));
-          const bytes = await fs.readFile(path.join(dir, name));
-          const r = await ingestFrame(deps, {
-            streamId: video.streamId,
-            cameraId: video.cameraId,
-            capturedAt,
-            contentType: 'image/jpeg',
-            bytes,
-            source: 'video',
-          });
-          frameIds.add(r.frameId);
-          heartbeat({ phase: 'storing', frames: i + 1 });
+          const batch = await Promise.all(
+            files.slice(start, start + STORE_BATCH).map(async (name, j) => ({
+              bytes: await fs.readFile(path.join(dir, name)),
+              capturedAt: new Date(video.startedAt.getTime() + Math.round((times[start + j] - origin) * 1000)),
+            })),
+          );
+          for (const id of await storeExtractedFrames(deps, { streamId: video.streamId, cameraId: video.cameraId, frames: batch })) frameIds.add(id);
+          heartbeat({ phase: 'storing', frames: start + batch.length });
         }
         await markSegmentDone(deps.db, video.id, seg.index, files.length, frameIds.size);
         // The first result wins: a retry after a crash past this point reads it back.

@@ -18,6 +18,7 @@ import { LocalBlobStore } from '../storage/blob-store.ts';
 import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { startWorkers } from '../workers/start-workers.ts';
+import { videoWorkflowId } from '../workflows/shared.ts';
 import { table } from './stats.ts';
 
 const SECONDS = 60;
@@ -55,7 +56,9 @@ export async function benchVideo(temporalAddress: string) {
     { name: 'every frame', sampling: { mode: 'every', n: 1 }, plain: [] },
   ];
   for (const c of cases) {
-    const baseline = plain(c.plain);
+    // The better of two plain runs, so a slow moment of the machine does not flatter the ingest.
+    const runs = [plain(c.plain), plain(c.plain)];
+    const baseline = runs[0].fps >= runs[1].fps ? runs[0] : runs[1];
     rows.push([`${c.name}: plain ffmpeg (one process)`, baseline.frames, baseline.seconds, baseline.fps, 1]);
     results.push({ case: c.name, kind: 'plain ffmpeg', ...baseline });
     for (const parallel of [1, 2]) {
@@ -80,13 +83,12 @@ export async function benchVideo(temporalAddress: string) {
         { db: handle.db, store, temporal: client, config: { ...config, VIDEO_PARALLEL_SEGMENTS: parallel, MAX_FRAME_PIXELS: 4e7 }, ingestQueue: queue },
         { streamId: 'bench', cameraId: 'dashcam', startedAt: new Date(), file: source, fileName: 'drive-720p.mp4', sampling: c.sampling, source: 'http' },
       );
-      for (;;) {
-        const v = await getVideo(handle.db, video.id);
-        if (v!.status === 'done') break;
-        if (v!.status !== 'queued' && v!.status !== 'splitting' && v!.status !== 'extracting') throw new Error(`video bench: ${v!.status} ${v!.error}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      // The workflow's result, not a poll of the database: polling ran in this process and took
+      // CPU the ingest competes for.
+      await client.workflow.getHandle(videoWorkflowId(video.id)).result();
       const seconds = (performance.now() - started) / 1000;
+      const v = await getVideo(handle.db, video.id);
+      if (v!.status !== 'done') throw new Error(`video bench: ${v!.status} ${v!.error}`);
       const progress = (await videoProgress(handle.db, [(await getVideo(handle.db, video.id))!])).get(video.id)!;
       const fps = progress.framesSampled / seconds;
       rows.push([`${c.name}: video ingest, ${parallel} segment(s) at a time`, progress.framesSampled, seconds, fps, fps / baseline.fps]);

@@ -36,6 +36,22 @@ export async function insertFrame(db: DbOrTx, frame: NewFrame): Promise<string |
   return row?.id ?? null;
 }
 
+/** The frames of a stream with any of these content hashes: hash -> frame id. */
+export async function frameIdsByHash(db: DbOrTx, streamId: string, hashes: string[]): Promise<Map<string, string>> {
+  if (hashes.length === 0) return new Map();
+  const rows = await db
+    .select({ id: frames.id, contentHash: frames.contentHash })
+    .from(frames)
+    .where(and(eq(frames.streamId, streamId), inArray(frames.contentHash, hashes)));
+  return new Map(rows.map((r) => [r.contentHash, r.id]));
+}
+
+/** Inserts frames in one statement; returns those it added (the others were stored meanwhile). */
+export async function insertFrames(db: DbOrTx, rows: NewFrame[]): Promise<{ id: string; contentHash: string }[]> {
+  if (rows.length === 0) return [];
+  return db.insert(frames).values(rows).onConflictDoNothing().returning({ id: frames.id, contentHash: frames.contentHash });
+}
+
 /** A frame's predictions, of one model version or all, by version and rank. */
 export async function framePredictions(db: DbOrTx, frameId: string, modelVersion?: string) {
   return db

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { DECODE_OPTIONS } from '../models/preprocess.ts';
 import type { Db } from '../db/client.ts';
-import { findFrameByHash, insertFrame } from '../db/frames.ts';
+import { findFrameByHash, frameIdsByHash, insertFrame, insertFrames } from '../db/frames.ts';
 import { clearLoopIdle, getStream } from '../db/streams.ts';
 import { logger } from '../observability/logger.ts';
 import { bytesIngested, cameraLabel, framesIngested, ingestRejected } from '../observability/metrics.ts';
@@ -186,4 +186,63 @@ async function wakeIfIdle(deps: IngestDeps, streamId: string): Promise<void> {
   await deps.wakeLoop(streamId).catch((err: unknown) => {
     if (!(err instanceof WorkflowNotFoundError)) logger.warn({ err, streamId }, 'could not wake the stream loop; it finds the frames at its next poll');
   });
+}
+
+/**
+ * Stores frames that ffmpeg extracted from a video, in one round of statements: one lookup of
+ * their hashes, the new blobs written concurrently, one multi-row insert. Returns each frame's id,
+ * in order. These are ffmpeg's own JPEGs of a video that was probed and packet-scanned at
+ * upload, so the full decode ingestFrame makes of a file from outside is skipped: it was the
+ * largest cost of the Node side of a video ingest (2.7 of 7.7 ms per 720p frame, with one
+ * statement per lookup and insert the next), and it would check what ffmpeg has just encoded.
+ * The header of the first frame is still read, for the size of the frames.
+ */
+export async function storeExtractedFrames(
+  deps: IngestDeps,
+  input: { streamId: string; cameraId: string; frames: { bytes: Uint8Array; capturedAt: Date }[] },
+): Promise<string[]> {
+  if (input.frames.length === 0) return [];
+  const jpeg = MEDIA['image/jpeg'];
+  const hashed = input.frames.map((f, i) => {
+    if (!jpeg.magic.every((b, j) => f.bytes[j] === b)) throw new Error(`extracted frame ${i} is not a JPEG`);
+    return { ...f, hash: sha256Hex(f.bytes) };
+  });
+  // One video, one size: every frame of a batch has the first one's.
+  const { width = 0, height = 0 } = await sharp(hashed[0].bytes, DECODE_OPTIONS).metadata();
+  const known = await frameIdsByHash(
+    deps.db,
+    input.streamId,
+    hashed.map((h) => h.hash),
+  );
+  const fresh = new Map(hashed.filter((h) => !known.has(h.hash)).map((h) => [h.hash, h]));
+  // Blobs first, rows second, as for a single frame.
+  await Promise.all([...fresh.values()].map((h) => deps.store.put(frameKey(h.hash, jpeg.ext), h.bytes)));
+  const added = await insertFrames(
+    deps.db,
+    [...fresh.values()].map((h) => ({
+      streamId: input.streamId,
+      cameraId: input.cameraId,
+      capturedAt: h.capturedAt,
+      contentHash: h.hash,
+      storageKey: frameKey(h.hash, jpeg.ext),
+      mediaType: 'image/jpeg',
+      sizeBytes: h.bytes.length,
+      width,
+      height,
+    })),
+  );
+  for (const row of added) known.set(row.contentHash, row.id);
+  // Rows another writer added between the lookup and the insert.
+  const raced = [...fresh.keys()].filter((h) => !known.has(h));
+  for (const [h, id] of await frameIdsByHash(deps.db, input.streamId, raced)) known.set(h, id);
+  if (added.length) {
+    const camera = cameraLabel(input.streamId, input.cameraId);
+    framesIngested.inc({ stream: input.streamId, camera, source: 'video' }, added.length);
+    bytesIngested.inc(
+      { stream: input.streamId, camera },
+      added.reduce((a, r) => a + fresh.get(r.contentHash)!.bytes.length, 0),
+    );
+    await wakeIfIdle(deps, input.streamId);
+  }
+  return hashed.map((h) => known.get(h.hash)!);
 }
