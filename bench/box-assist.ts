@@ -16,7 +16,7 @@ import { ModelCache } from '../models/model-cache.ts';
 import { registerModel, setProduction } from '../models/registry.ts';
 import { sha256Hex, LocalBlobStore } from '../storage/blob-store.ts';
 import { noLoops } from './no-loops.ts';
-import { table } from './stats.ts';
+import { summarize, table } from './stats.ts';
 
 export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP50: number) {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-box-'));
@@ -63,6 +63,35 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
     rows.push([connections, r.latency.p50, r.latency.p90, r.latency.p97_5, r.latency.p99, r.requests.average]);
   }
   table('Box assist over HTTP (ms; requests/s)', ['clients', 'p50', 'p90', 'p97.5', 'p99', 'req/s'], rows);
+  // Where the time goes at 16 clients: the server's own timings of each answer (finding the
+  // frame, decoding and cropping the region, the model) beside what the client waited; the rest
+  // is HTTP, JSON and waiting for the event loop.
+  const spent: Record<'frame' | 'crop' | 'inference' | 'server' | 'client', number[]> = { frame: [], crop: [], inference: [], server: [], client: [] };
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = 0; i < 40; i++) {
+        const t = performance.now();
+        const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body });
+        const answer = (await res.json()) as { latencyMs: number; timings: { frame: number; crop: number; inference: number } };
+        spent.client.push(performance.now() - t);
+        spent.server.push(answer.latencyMs);
+        for (const k of ['frame', 'crop', 'inference'] as const) spent[k].push(answer.timings[k]);
+      }
+    }),
+  );
+  const other = spent.client.map((c, i) => c - spent.server[i]);
+  table(
+    'Box assist at 16 clients: where the time goes (ms)',
+    ['stage', 'p50', 'p99'],
+    [
+      ['frame row and bytes (cached after the first)', summarize(spent.frame).p50, summarize(spent.frame).p99],
+      ['region decode + crop', summarize(spent.crop).p50, summarize(spent.crop).p99],
+      ['box model run', summarize(spent.inference).p50, summarize(spent.inference).p99],
+      ['server total', summarize(spent.server).p50, summarize(spent.server).p99],
+      ['HTTP, JSON, auth and event-loop wait (client - server)', summarize(other).p50, summarize(other).p99],
+      ['client total', summarize(spent.client).p50, summarize(spent.client).p99],
+    ],
+  );
   table(
     'Box assist decoding',
     ['measure', 'value'],

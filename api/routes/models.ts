@@ -120,6 +120,9 @@ export const modelOperations = {
           bytesDecoded: z.number().int().describe('pixels decoded for the crop'),
           frameBytes: z.number().int().describe('pixels of the whole frame'),
           latencyMs: z.number(),
+          timings: z
+            .object({ frame: z.number(), crop: z.number(), inference: z.number() })
+            .describe('ms spent finding the frame and its bytes, decoding and cropping the region, and running the model (also sent as Server-Timing)'),
         }),
       },
     },
@@ -234,10 +237,14 @@ export function modelRoutes(deps: ApiDeps) {
       bytes = await deps.store.get(frame.storageKey);
       frameBytes.set(frame.storageKey, bytes);
     }
+    const frameMs = performance.now() - started;
     const refined = await deps.models.refine(version, bytes, r);
     const latencyMs = performance.now() - started;
     boxAssistSeconds.observe({ model_version: version }, latencyMs / 1000);
     boxAssistBytesDecoded.observe(refined.bytesDecoded);
+    const timings = { frame: frameMs, crop: refined.timings.crop, inference: refined.timings.inference };
+    // Browsers show Server-Timing in their developer tools: where a slow answer spent its time.
+    c.header('Server-Timing', [...Object.entries(timings), ['total', latencyMs] as const].map(([k, v]) => `${k};dur=${v.toFixed(2)}`).join(', '));
     return c.json({
       box: refined.box,
       score: refined.score,
@@ -245,6 +252,7 @@ export function modelRoutes(deps: ApiDeps) {
       bytesDecoded: refined.bytesDecoded,
       frameBytes: refined.frameBytes,
       latencyMs,
+      timings,
     });
   });
 

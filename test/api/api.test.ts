@@ -273,6 +273,11 @@ describe('box assist', () => {
     expect(out.modelVersion).toBe('tiny-box');
     expect(out.bytesDecoded).toBeLessThan(out.frameBytes / 4);
     expect(out.box.x2).toBeGreaterThan(out.box.x1);
+    // Where the time went, in the answer and in Server-Timing; the parts fit inside the total.
+    const { frame: f, crop, inference } = out.timings;
+    for (const ms of [f, crop, inference]) expect(ms).toBeGreaterThanOrEqual(0);
+    expect(f + crop + inference).toBeLessThanOrEqual(out.latencyMs + 0.01);
+    expect(res.headers.get('Server-Timing')).toMatch(/^frame;dur=[\d.]+, crop;dur=[\d.]+, inference;dur=[\d.]+, total;dur=[\d.]+$/);
     const refusals: [unknown, number][] = [
       [{ frameId: frame.id, region: { x1: 300, y1: 10, x2: 400, y2: 50 } }, 400],
       [{ frameId: frame.id, region: { x1: 10, y1: 10, x2: 10, y2: 50 } }, 400],
