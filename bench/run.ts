@@ -20,6 +20,7 @@ import { benchObjectHeadCost, benchObjectSearch, benchPropagation } from './obje
 import { createTestDb } from '../test/helpers/db.ts';
 import { config } from '../config.ts';
 import { benchInt8 } from './int8.ts';
+import { benchUpMemory } from './up-memory.ts';
 import { benchModels } from './models.ts';
 import { benchClaimDepth, benchQueue } from './queue.ts';
 import { benchRetrain } from './retrain.ts';
@@ -127,6 +128,10 @@ if (want('objects')) {
 }
 if (want('video')) await benchVideo(address!);
 if (want('scale')) await benchScale(frames, address!);
+// `up minutes=60`: an hour of make up, only when named (it takes the hour and make up's ports).
+if (only.includes('up')) {
+  await benchUpMemory({ minutes: Number(listArg('minutes')?.[0] ?? 60), sampleSeconds: 15, warmupMinutes: 5 });
+}
 if (want('retrain')) {
   const db = await openDb({});
   await benchRetrain(db, address!);
