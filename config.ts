@@ -45,8 +45,8 @@ const envSchema = z.object({
   // Largest JSON body any route reads.
   MAX_JSON_BYTES: int(1024 * 1024),
   MAX_MODEL_BYTES: int(200 * 1024 * 1024),
-  // Box assist keeps the encoded bytes of recently asked-about frames (reviewers ask about the
-  // same frame repeatedly): at most this many bytes per API process.
+  // Box assist keeps recently asked-about frames (reviewers ask about the same frame repeatedly):
+  // at most this many bytes per API process; frames of up to 1/16 of it are kept decoded.
   BOX_ASSIST_CACHE_BYTES: int(64 * 1024 * 1024),
   // COCO import (POST /v1/streams/:id/imports/coco): the largest request (annotations and image
   // files together) and the most images one request may carry; the CLI splits a bigger dataset

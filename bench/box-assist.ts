@@ -49,6 +49,7 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/box-predictions`;
   const body = JSON.stringify({ frameId: frame.id, region: { x1: 120, y1: 110, x2: 180, y2: 160 } });
   const one = await (await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body })).json();
+  const two = await (await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body })).json();
   const rows: (string | number)[][] = [];
   for (const connections of [1, 16, 64]) {
     const r = await autocannon({
@@ -97,9 +98,10 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
     ['measure', 'value'],
     [
       ['bare box model session.run p50 (ms)', bareP50],
-      ['bytes decoded per request', one.bytesDecoded],
+      // A frame this small is decoded whole at its first ask and kept decoded (BOX_ASSIST_CACHE_BYTES).
+      ['bytes decoded by the first ask about the frame', one.bytesDecoded],
+      ['bytes decoded by the next ask', two.bytesDecoded],
       ['bytes of the whole decoded frame', one.frameBytes],
-      ['share of the frame decoded', one.bytesDecoded / one.frameBytes],
     ],
   );
   await new Promise((r) => server.close(r));

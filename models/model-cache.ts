@@ -9,6 +9,7 @@ import { modelKey, sha256Hex, type BlobStore } from '../storage/blob-store.ts';
 import type { ModelKind } from './contract.ts';
 import { startInferenceThreads, ThreadedDetector } from './inference-thread.ts';
 import type { InferenceReply, InferenceTask } from './inference-thread-worker.ts';
+import type { RgbImage } from './preprocess.ts';
 import { BoxModelSession, type Region, type SessionOptions } from './sessions.ts';
 
 type AnySession = ThreadedDetector | BoxModelSession;
@@ -96,7 +97,7 @@ export class ModelCache implements DetectorProvider {
     return this.use(this.entry('detection', modelVersion), (s) => s.detect(images));
   }
 
-  refine(modelVersion: string, frame: Uint8Array, region: Region) {
+  refine(modelVersion: string, frame: Uint8Array | RgbImage, region: Region) {
     return this.use(this.entry('box', modelVersion), (s) => s.refine(frame, region));
   }
 

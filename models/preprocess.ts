@@ -161,8 +161,18 @@ export interface RoiTensor {
   geometry: RoiGeometry;
   frameWidth: number;
   frameHeight: number;
-  /** Bytes of decoded pixels (RGB) the crop needed, against width * height * 3 for the frame. */
+  /** Bytes of pixels (RGB) decoded for this crop, against width * height * 3 for the frame (0
+   * when the frame was decoded before). */
   bytesDecoded: number;
+}
+
+/** Samples the crop from a frame decoded already (box assist keeps small frames decoded, since a
+ * reviewer asks about the same frame several times): the same pixels as roiFromEncoded reads. */
+export function roiFromImage(img: RgbImage, region: { x1: number; y1: number; x2: number; y2: number }, size: number): RoiTensor {
+  const g = roiGeometry(region);
+  const tensor = new Float32Array(3 * size * size);
+  sampleRoi(img, 0, 0, img.width, img.height, g, size, tensor);
+  return { tensor, geometry: g, frameWidth: img.width, frameHeight: img.height, bytesDecoded: 0 };
 }
 
 /** Reads only the part of an encoded frame the crop needs (sharp extract) and samples the crop. */

@@ -2,7 +2,7 @@
 // detections + embeddings out) and the box model (a region in, a refined box out).
 import * as ort from 'onnxruntime-node';
 import { checkSignature, ModelContractError, parseModelMetadata, type BoxMetadata, type DetectionMetadata } from './contract.ts';
-import { decodeRgb, letterboxInto, roiFromEncoded } from './preprocess.ts';
+import { decodeRgb, letterboxInto, roiFromEncoded, roiFromImage, type RgbImage } from './preprocess.ts';
 
 export interface Detection {
   className: string;
@@ -198,10 +198,11 @@ export class BoxModelSession {
     return this.session.run({ roi: new ort.Tensor('float32', input, [n, 3, r, r]) });
   }
 
-  /** Refines a rough region (frame pixels) of an encoded frame, decoding only the part it needs. */
-  async refine(frame: Uint8Array, region: Region): Promise<RefinedBox> {
+  /** Refines a rough region (frame pixels) of an encoded frame, decoding only the part it needs,
+   * or of a frame decoded before. */
+  async refine(frame: Uint8Array | RgbImage, region: Region): Promise<RefinedBox> {
     const t0 = performance.now();
-    const roi = await roiFromEncoded(frame, region, this.meta.roiSize);
+    const roi = frame instanceof Uint8Array ? await roiFromEncoded(frame, region, this.meta.roiSize) : roiFromImage(frame, region, this.meta.roiSize);
     const t1 = performance.now();
     const out = await this.runRaw(roi.tensor, 1);
     const t2 = performance.now();

@@ -14,7 +14,7 @@ import type { DbHandle } from '../../db/client.ts';
 import { deployments, models } from '../../db/schema.ts';
 import { readOnnxMetadata } from '../../models/onnx-metadata.ts';
 import { ModelCache } from '../../models/model-cache.ts';
-import { decodeRgb, letterboxInto, roiFromEncoded } from '../../models/preprocess.ts';
+import { decodeRgb, letterboxInto, roiFromEncoded, roiFromImage } from '../../models/preprocess.ts';
 import { registeredArtifacts, registerModel, registerVariant, rollback, RegistryError, setProduction } from '../../models/registry.ts';
 import { deploymentHistory, getModel, productionModel } from '../../db/models.ts';
 import { DetectorSession, UndecodableFramesError } from '../../models/sessions.ts';
@@ -66,9 +66,16 @@ describe('preprocessing parity with the trainer', () => {
       [0, 0, 30, 50],
       [300, 200, 340, 260],
     ]) {
-      const roi = await roiFromEncoded(fs.readFileSync(png), { x1: r[0], y1: r[1], x2: r[2], y2: r[3] }, 64);
+      const region = { x1: r[0], y1: r[1], x2: r[2], y2: r[3] };
+      const roi = await roiFromEncoded(fs.readFileSync(png), region, 64);
       expect(maxAbsDiff(roi.tensor, pythonTensor(['roi', '--image', png, '--region', r.join(',')]))).toBeLessThan(1e-4);
       expect(roi.bytesDecoded).toBeLessThan(roi.frameWidth * roi.frameHeight * 3);
+      // From the frame decoded whole (box assist keeps small frames so): the same tensor exactly.
+      const fromImage = roiFromImage(await decodeRgb(fs.readFileSync(png)), region, 64);
+      expect(maxAbsDiff(fromImage.tensor, roi.tensor)).toBe(0);
+      expect(fromImage.geometry).toEqual(roi.geometry);
+      const jpeg = await sharp(fs.readFileSync(png)).jpeg({ quality: 80 }).toBuffer();
+      expect(maxAbsDiff(roiFromImage(await decodeRgb(jpeg), region, 64).tensor, (await roiFromEncoded(jpeg, region, 64)).tensor)).toBe(0);
     }
   });
 });
