@@ -9,7 +9,7 @@ import type { ModelPrecision } from '../db/schema.ts';
 import { closeTriggers, countLabelsSince, insertRun, recordStep, takeUpTriggers, type RunTrigger, type StepUpdate } from '../db/retrain.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
-import { registerModel, registerVariant } from '../models/registry.ts';
+import { registerModel, registerVariant, RegistryError } from '../models/registry.ts';
 import { getModel, productionModel } from '../db/models.ts';
 import { modelEvalMap50, retrainRunsTotal, retrainStepSeconds } from '../observability/metrics.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -118,9 +118,15 @@ export function createRetrainActivities(deps: RetrainDeps) {
       return { version: row.version };
     },
 
+    /** A refused variant leaves the float candidate as it is: the run goes on without it. */
     async registerVariant(input: { kind: ModelKind; version: string; precision: ModelPrecision; artifactKey: string; metrics: Record<string, unknown> }) {
-      const row = await registerVariant(deps.db, deps.store, { ...input, bytes: await deps.store.get(input.artifactKey) });
-      return { version: row.version };
+      try {
+        await registerVariant(deps.db, deps.store, { ...input, bytes: await deps.store.get(input.artifactKey) });
+        return { registered: true as const };
+      } catch (err) {
+        if (err instanceof RegistryError) return { registered: false as const, reason: err.message };
+        throw err;
+      }
     },
 
     async deployCandidate(input: { kind: ModelKind; version: string; triggeredBy: string; reason: string }) {

@@ -195,7 +195,7 @@ async function wakeIfIdle(deps: IngestDeps, streamId: string): Promise<void> {
  * upload, so the full decode ingestFrame makes of a file from outside is skipped: it was the
  * largest cost of the Node side of a video ingest (2.7 of 7.7 ms per 720p frame, with one
  * statement per lookup and insert the next), and it would check what ffmpeg has just encoded.
- * The header of the first frame is still read, for the size of the frames.
+ * Each frame's header is still read, for its size.
  */
 export async function storeExtractedFrames(
   deps: IngestDeps,
@@ -203,18 +203,22 @@ export async function storeExtractedFrames(
 ): Promise<string[]> {
   if (input.frames.length === 0) return [];
   const jpeg = MEDIA['image/jpeg'];
-  const hashed = input.frames.map((f, i) => {
-    if (!jpeg.magic.every((b, j) => f.bytes[j] === b)) throw new Error(`extracted frame ${i} is not a JPEG`);
-    return { ...f, hash: sha256Hex(f.bytes) };
-  });
-  // One video, one size: every frame of a batch has the first one's.
-  const { width = 0, height = 0 } = await sharp(hashed[0].bytes, DECODE_OPTIONS).metadata();
+  const hashed = await Promise.all(
+    input.frames.map(async (f, i) => {
+      if (sniffImageType(f.bytes) !== 'image/jpeg') throw new Error(`extracted frame ${i} is not a JPEG`);
+      // The header only (a video may change resolution mid-stream).
+      const { width = 0, height = 0 } = await sharp(f.bytes, DECODE_OPTIONS).metadata();
+      return { ...f, hash: sha256Hex(f.bytes), width, height };
+    }),
+  );
   const known = await frameIdsByHash(
     deps.db,
     input.streamId,
     hashed.map((h) => h.hash),
   );
-  const fresh = new Map(hashed.filter((h) => !known.has(h.hash)).map((h) => [h.hash, h]));
+  // The first of frames with the same bytes stands for them (as a one-by-one ingest would keep it).
+  const fresh = new Map<string, (typeof hashed)[number]>();
+  for (const h of hashed) if (!known.has(h.hash) && !fresh.has(h.hash)) fresh.set(h.hash, h);
   // Blobs first, rows second, as for a single frame.
   await Promise.all([...fresh.values()].map((h) => deps.store.put(frameKey(h.hash, jpeg.ext), h.bytes)));
   const added = await insertFrames(
@@ -227,8 +231,8 @@ export async function storeExtractedFrames(
       storageKey: frameKey(h.hash, jpeg.ext),
       mediaType: 'image/jpeg',
       sizeBytes: h.bytes.length,
-      width,
-      height,
+      width: h.width,
+      height: h.height,
     })),
   );
   for (const row of added) known.set(row.contentHash, row.id);

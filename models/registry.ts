@@ -138,7 +138,9 @@ function variantMismatch(base: ModelMetadata, variant: ModelMetadata, precision:
   if (variant.kind !== 'detection' || base.kind !== 'detection') return 'only detectors have variants';
   if (variant.precision !== precision) return `its metadata says precision ${variant.precision}, not ${precision}`;
   if (JSON.stringify(variant.classNames) !== JSON.stringify(base.classNames)) return 'its class names differ from the version it stands in for';
-  if (variant.inputSize !== base.inputSize) return `its input size ${variant.inputSize} differs from the version's ${base.inputSize}`;
+  for (const key of ['inputSize', 'embeddingDim', 'objectEmbeddingDim', 'maxDetections'] as const) {
+    if (variant[key] !== base[key]) return `its ${key} ${variant[key]} differs from the version's ${base[key]}`;
+  }
   return null;
 }
 

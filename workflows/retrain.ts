@@ -247,16 +247,18 @@ export async function retrain(input: RetrainInput): Promise<{ status: RunStatus;
         parentVersion: snap.productionBox,
         metrics: { ...boxMetrics },
       });
+      let variant = '';
       if (keepInt8 && detector.int8_artifact_key && int8Metrics) {
-        await local.registerVariant({
+        const out = await local.registerVariant({
           kind: 'detection',
           version: runId,
           precision: 'int8',
           artifactKey: detector.int8_artifact_key,
           metrics: { ...int8Metrics, floatMap50: candidateMetrics.map50 },
         });
+        variant = out.registered ? ' (with its INT8 variant)' : ` (its INT8 variant refused: ${out.reason})`;
       }
-      return { value: undefined, detail: `detection${keepInt8 ? ' (with its INT8 variant)' : ''} and box ${runId}` };
+      return { value: undefined, detail: `detection${variant} and box ${runId}` };
     });
 
     if (input.requireApproval) {

@@ -32,7 +32,8 @@ const trainingQueue = uniqueQueue('training');
 
 beforeAll(async () => {
   handle = await createTestDb();
-  p = await createTestPlatform(handle);
+  // Loops here serve a version's INT8 variant where it has one (the setting is opt-in).
+  p = await createTestPlatform(handle, { env: { DETECTOR_PRECISION: 'int8' } });
   await storeTinyCheckpoints(p.deps.store);
   await seedReviewedFrames(handle.db, p.deps.store);
   trainer = await startTrainer({ address: inject('temporalAddress'), taskQueue: trainingQueue, storeDir: p.storeDir });

@@ -44,15 +44,14 @@ class _Frames(CalibrationDataReader):
     the platform applies before inference, so the ranges fit what the model will see)."""
 
     def __init__(self, data: LoadedDataset, indices: list[int], size: int, batch_size: int = 16):
-        self._batches = iter(
-            [
-                {
-                    "images": torch.stack(
-                        [letterbox(to_float_chw(data.samples[i].rgb), size)[0] for i in indices[j : j + batch_size]]
-                    ).numpy()
-                }
-                for j in range(0, len(indices), batch_size)
-            ]
+        # A generator: one batch in memory at a time (500 frames at once would be 375 MiB).
+        self._batches = (
+            {
+                "images": torch.stack(
+                    [letterbox(to_float_chw(data.samples[i].rgb), size)[0] for i in indices[j : j + batch_size]]
+                ).numpy()
+            }
+            for j in range(0, len(indices), batch_size)
         )
 
     def get_next(self) -> dict | None:
