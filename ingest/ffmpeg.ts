@@ -45,11 +45,16 @@ export function run(binary: string, args: string[], opts: RunOptions = {}): Prom
       partial = lines.pop() ?? '';
       for (const line of lines) opts.onStderrLine(line);
     });
+    // An abort kills the process, but it may still be writing (frames into the caller's folder):
+    // the run ends when the process has exited, so the caller's clean-up never races it.
+    let aborted: Error | null = null;
     child.on('error', (e) => {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error(`${binary} is not installed; \`make install\` installs Debian's ffmpeg`));
+      else if (e.name === 'AbortError') aborted = e;
       else reject(e);
     });
     child.on('close', (code) => {
+      if (aborted) return reject(aborted);
       if (partial && opts.onStderrLine) opts.onStderrLine(partial);
       const errors = err
         .split('\n')
