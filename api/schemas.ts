@@ -86,3 +86,10 @@ export const captureTime = (field: string) =>
     .datetime({ offset: true, error: `${field} must be an ISO 8601 time with a zone, e.g. 2026-11-23T10:00:00Z` })
     .transform((v) => new Date(v))
     .refine((d) => d.getTime() >= EARLIEST_CAPTURE && d.getTime() <= Date.now() + 24 * 3600_000, `${field} must lie between 1970 and one day from now`);
+
+/** Labels of one stream (or all) in a time window: the label list and the exports. */
+export const streamTimeRange = z.object({
+  streamId: z.string().min(1).optional(),
+  from: z.coerce.date({ error: 'from must be an ISO 8601 time' }).optional(),
+  to: z.coerce.date({ error: 'to must be an ISO 8601 time' }).optional(),
+});

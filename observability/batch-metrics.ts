@@ -17,30 +17,26 @@ import {
 // Series labelled with a model version: those of the versions this process scored with most
 // recently are kept (a deploy's before and after, as the model cache keeps them loaded); an older
 // version's are removed, or every version ever deployed would leave its series in /metrics for
-// good (62 of them per version with 2 streams and 4 classes). Bounded: KEPT_VERSIONS entries.
+// good (62 of them per version with 2 streams and 4 classes). Per version only its streams and
+// classes are noted; at removal every stream x class pair is tried (removing a label set that was
+// never used does nothing). Bounded: KEPT_VERSIONS entries.
 const KEPT_VERSIONS = 3;
-const versionSeries = new Map<string, { streams: Set<string>; classes: Set<string>; pairs: Set<string> }>();
+const versionSeries = new Map<string, { streams: Set<string>; classes: Set<string> }>();
 
 function noteVersionSeries(report: BatchReport): void {
   const version = report.modelVersion;
-  const seen = versionSeries.get(version) ?? { streams: new Set(), classes: new Set(), pairs: new Set() };
+  const seen = versionSeries.get(version) ?? { streams: new Set(), classes: new Set() };
   versionSeries.delete(version); // re-inserted last: the map's order is least recent first
   versionSeries.set(version, seen);
   seen.streams.add(report.streamId);
-  for (const frame of report.frames) {
-    for (const d of frame.detections) {
-      seen.classes.add(d.className);
-      seen.pairs.add(JSON.stringify([report.streamId, d.className]));
-    }
-  }
+  for (const frame of report.frames) for (const d of frame.detections) seen.classes.add(d.className);
   while (versionSeries.size > KEPT_VERSIONS) {
-    const [old, series] = versionSeries.entries().next().value!;
+    const [old, { streams, classes }] = versionSeries.entries().next().value!;
     versionSeries.delete(old);
-    for (const stream of series.streams) framesScored.remove({ stream, model_version: old });
-    for (const cls of series.classes) predictionConfidence.remove({ class: cls, model_version: old });
-    for (const pair of series.pairs) {
-      const [stream, cls] = JSON.parse(pair) as [string, string];
-      predictionsTotal.remove({ stream, class: cls, model_version: old });
+    for (const cls of classes) predictionConfidence.remove({ class: cls, model_version: old });
+    for (const stream of streams) {
+      framesScored.remove({ stream, model_version: old });
+      for (const cls of classes) predictionsTotal.remove({ stream, class: cls, model_version: old });
     }
   }
 }

@@ -59,7 +59,11 @@ export async function importCocoCommand(argv: string[]): Promise<number> {
 
   const total: Result = { totals: { images: 0, newFrames: 0, newLabels: 0, boxes: 0, refused: 0, belowMinScore: 0 }, refused: [] };
   const byImage = new Map<unknown, unknown[]>();
-  for (const a of (results ? annotations : (source.annotations ?? [])) as Json[]) byImage.set(a?.image_id, [...(byImage.get(a?.image_id) ?? []), a]);
+  for (const a of (results ? annotations : (source.annotations ?? [])) as Json[]) {
+    const list = byImage.get(a?.image_id) ?? [];
+    list.push(a);
+    byImage.set(a?.image_id, list);
+  }
   for (const batch of batches(source.images as Json[], imagesDir, maxImages, maxBytes)) {
     const ids = new Set(batch.map((im) => im.id));
     const anns = [...ids].flatMap((id) => byImage.get(id) ?? []);

@@ -9,6 +9,7 @@
 // Importing the same file again adds nothing, and an import never changes a label stored before.
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { streamTimeRange } from '../schemas.ts';
 import { findFrameByHash, framesOfStream } from '../../db/frames.ts';
 import { importedLabelExists, importKeyOf, insertImportedLabel, labelsWithFrames } from '../../db/labels.ts';
 import { productionModel } from '../../db/models.ts';
@@ -29,11 +30,6 @@ const importQuery = z
     minScore: z.coerce.number().min(0, 'minScore lies between 0 and 1').max(1, 'minScore lies between 0 and 1').default(0.5),
   })
   .strict();
-const exportQuery = z.object({
-  streamId: z.string().min(1).optional(),
-  from: z.coerce.date({ error: 'from must be an ISO 8601 time' }).optional(),
-  to: z.coerce.date({ error: 'to must be an ISO 8601 time' }).optional(),
-});
 
 const status = z.enum(['new', 'stored']).describe('new: created by this import (or, in a dry run, would be); stored: there already');
 const importResult = z.object({
@@ -117,14 +113,14 @@ export const labelFormatOperations = {
     method: 'get',
     path: '/v1/labels/export',
     summary: 'Labels as COCO JSON (each frame with its newest label)',
-    query: exportQuery,
+    query: streamTimeRange,
     responses: { 200: { description: 'COCO JSON', schema: coco } },
   }),
   exportYolo: defineOperation({
     method: 'get',
     path: '/v1/labels/export/yolo',
     summary: 'Labels as a YOLO dataset zip: images/{train,val}, labels/{train,val} (class cx cy w h per line, normalised) and data.yaml',
-    query: exportQuery,
+    query: streamTimeRange,
     responses: { 200: { description: 'a zip file', contentType: 'application/zip' } },
   }),
 };

@@ -12,7 +12,7 @@ import { LRUCache } from 'lru-cache';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError } from '../problem.ts';
-import { frameSchema, labelSchema, predictionSchema, taskSchema } from '../schemas.ts';
+import { frameSchema, labelSchema, predictionSchema, streamTimeRange, taskSchema } from '../schemas.ts';
 
 const unit = z.number().min(0).max(1);
 const labelBox = z
@@ -24,12 +24,7 @@ const submitInput = z
   .strict()
   .refine((s) => s.decision !== 'correct' || s.boxes !== undefined, { message: 'a correction needs boxes (an empty list means no object)', path: ['boxes'] });
 const claimInput = z.object({ streamId: z.string().min(1).optional() }).strict();
-const timeRange = z.object({
-  streamId: z.string().min(1).optional(),
-  from: z.coerce.date({ error: 'from must be an ISO 8601 time' }).optional(),
-  to: z.coerce.date({ error: 'to must be an ISO 8601 time' }).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
+const timeRange = streamTimeRange.extend({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
 const presentedTask = z.object({
   classNames: z.array(z.string()).describe('the classes a reviewer may pick: those of the model that routed the task'),
