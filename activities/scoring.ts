@@ -271,7 +271,7 @@ export function createScoringActivities(deps: ScoringDeps) {
     const at = now();
     // The batch's own newest frame anchors the pacing, so a retried batch routes the same frames.
     const anchor = new Date(Math.max(...batch.pending.map((f) => f.ingestedAt.getTime())));
-    const { policy, boosted, routedToday, framesLastHour, recentValues, distances } = await routingInputs(deps.db, {
+    const { policy, boosted, routedToday, framesLastHour, recentValues, distances, labelled } = await routingInputs(deps.db, {
       streamId: input.streamId,
       modelVersion,
       policyVersion,
@@ -281,8 +281,10 @@ export function createScoringActivities(deps: ScoringDeps) {
     });
     const budgetRemaining = policy.dailyBudget === null ? null : Math.max(0, policy.dailyBudget - routedToday);
     const pacing = policy.selection === 'ranked' ? batchPacing(anchor, framesLastHour, budgetRemaining, recentValues, policy.pacingWarmup) : undefined;
+    // A frame that already has a label (an imported dataset's) is scored, and its embeddings serve
+    // drift and search, but it takes no share of the budget and nobody is asked to label it again.
     const { tasks, selections } = routeBatch(
-      frames,
+      labelled.size ? frames.filter((f) => !labelled.has(f.frameId)) : frames,
       { policy, budgetRemaining, isBoosted: (cameraId) => boosted.has(null) || boosted.has(cameraId), distances, pacing },
       policyVersion,
     );

@@ -1,10 +1,10 @@
 // Statements about labels: recent labels with their reviewer, labels with their frames for
 // export, and imported labels stored once.
-import { and, desc, eq, gte, lte } from 'drizzle-orm';
+import { and, desc, eq, gte, lte, sql } from 'drizzle-orm';
 import { sha256Hex } from '../storage/blob-store.ts';
-import type { DbOrTx } from './client.ts';
+import type { DbOrTx, Tx } from './client.ts';
 import type { LabelBox } from './queue.ts';
-import { frames, labels, users } from './schema.ts';
+import { frames, labels, reviewTasks, users } from './schema.ts';
 
 export interface LabelQuery {
   streamId?: string;
@@ -47,10 +47,13 @@ export async function importedLabelExists(db: DbOrTx, importKey: string): Promis
 
 /**
  * Stores an imported label (decision `correct`, source `import`) unless the same boxes were
- * imported for the frame before; returns whether it was new. Never touches other labels.
+ * imported for the frame before; returns whether it was new. Never touches other labels. The
+ * frame's pending review tasks close with it: the frame is labelled, so nobody should be asked
+ * again (a task a reviewer holds stays theirs to finish; their label is then the newer one).
+ * Run it in the transaction that stores the frame, so the loop never sees the frame unlabelled.
  */
-export async function insertImportedLabel(db: DbOrTx, l: { frameId: string; streamId: string; boxes: LabelBox[]; importedBy: string }): Promise<boolean> {
-  const rows = await db
+export async function insertImportedLabel(tx: Tx, l: { frameId: string; streamId: string; boxes: LabelBox[]; importedBy: string }): Promise<boolean> {
+  const rows = await tx
     .insert(labels)
     .values({
       frameId: l.frameId,
@@ -63,5 +66,10 @@ export async function insertImportedLabel(db: DbOrTx, l: { frameId: string; stre
     })
     .onConflictDoNothing({ target: labels.importKey })
     .returning({ id: labels.id });
-  return rows.length > 0;
+  if (rows.length === 0) return false;
+  await tx
+    .update(reviewTasks)
+    .set({ status: 'done', completedAt: sql`now()` })
+    .where(and(eq(reviewTasks.frameId, l.frameId), eq(reviewTasks.status, 'pending')));
+  return true;
 }

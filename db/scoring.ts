@@ -1,7 +1,7 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
 import { createHash } from 'node:crypto';
-import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, notExists, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, isNotNull, notExists, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
 import { defaultSamplingPolicy, type SamplingPolicy } from '../policies/sampling-policy.ts';
@@ -99,6 +99,8 @@ export interface RoutingInputs {
   /** The ranked selection's values of the stream's most recently scored frames (the policy's
    * pacing window of them; none under the band selection). */
   recentValues: number[];
+  /** Frames of the batch that already have a label (an imported dataset's): nobody is asked again. */
+  labelled: Set<string>;
   /** Per frame of the batch: cosine distance to the nearest of the stream's last queued (or
    * labelled) frames, by the embedding they were routed with, and to the nearest reference frame
    * of the model scoring it. */
@@ -132,7 +134,14 @@ export async function routingInputs(
     last_hour: number | string;
     recent: number[];
     distances: { frameId: string | null; queued: number | null; reference: number | null }[];
+    labelled: string[];
   };
+  const batchIds = q.batch.length
+    ? sql.join(
+        q.batch.map((f) => sql`${f.frameId}::uuid`),
+        sql`, `,
+      )
+    : sql`null::uuid`;
   const result = await db.execute(sql`
     with chosen as (
       select ${samplingPolicies.policy} as policy from ${samplingPolicies}
@@ -167,7 +176,8 @@ export async function routingInputs(
           'frameId', b.frame_id,
           'queued', (select min(x.embedding <=> b.e) from queued x),
           'reference', (select min(r.embedding <=> b.e) from refs r)))
-        from (values ${probes}) as b(frame_id, e)) as distances`);
+        from (values ${probes}) as b(frame_id, e)) as distances,
+      (select coalesce(json_agg(distinct ${labels.frameId}), '[]'::json) from ${labels} where ${labels.frameId} in (${batchIds})) as labelled`);
   // Both drivers (node-postgres and PGlite) answer a raw statement with `{ rows }` and parse json.
   const [row] = (result as { rows: Row[] }).rows;
   return {
@@ -176,6 +186,7 @@ export async function routingInputs(
     routedToday: Number(row.routed_today),
     framesLastHour: Number(row.last_hour),
     recentValues: row.recent.map(Number),
+    labelled: new Set(row.labelled),
     distances: new Map(
       row.distances
         .filter((d) => d.frameId !== null)
@@ -317,25 +328,12 @@ export async function persistScoredBatch(
       tx,
     );
 
-    // A frame that already has a label (an imported dataset's) is scored, and its embeddings
-    // serve drift and search, but nobody is asked to label it again.
-    const labelled = args.tasks.length
-      ? new Set(
-          (
-            await tx
-              .selectDistinct({ frameId: labels.frameId })
-              .from(labels)
-              .where(inArray(labels.frameId, [...new Set(args.tasks.map((t) => t.frameId))]))
-          ).map((r) => r.frameId),
-        )
-      : new Set<string>();
-    const tasks = args.tasks.filter((t) => !labelled.has(t.frameId));
     let tasksRouted = 0;
-    if (tasks.length > 0) {
+    if (args.tasks.length > 0) {
       const inserted = await tx
         .insert(reviewTasks)
         .values(
-          tasks.map((t) => ({
+          args.tasks.map((t) => ({
             dedupeKey: `${t.frameId}:${args.modelVersion}:${t.rank ?? 'frame'}`,
             streamId: args.streamId,
             cameraId: t.cameraId,

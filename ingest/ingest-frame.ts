@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { DECODE_OPTIONS } from '../models/preprocess.ts';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { findFrameByHash, frameIdsByHash, insertFrame, insertFrames } from '../db/frames.ts';
 import { clearLoopIdle, getStream } from '../db/streams.ts';
 import { logger } from '../observability/logger.ts';
@@ -71,9 +71,16 @@ export interface IngestResult {
 
 export const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 
-export async function ingestFrame(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
+/**
+ * Statements that belong with the frame (an imported frame's label): run in the transaction that
+ * stores its row, or in one of their own when the frame was stored before, and always before the
+ * loop is woken, so the loop never reads the frame without them.
+ */
+export type WithFrame = (tx: Tx, frameId: string) => Promise<void>;
+
+export async function ingestFrame(deps: IngestDeps, input: IngestInput, withFrame?: WithFrame): Promise<IngestResult> {
   try {
-    return await ingest(deps, input);
+    return await ingest(deps, input, withFrame);
   } catch (err) {
     if (err instanceof IngestError) ingestRejected.inc({ reason: err.reason });
     throw err;
@@ -141,20 +148,23 @@ export async function inspectFrame(
   return { media, width, height };
 }
 
-async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResult> {
+async function ingest(deps: IngestDeps, input: IngestInput, withFrame?: WithFrame): Promise<IngestResult> {
   const { media, width, height } = await inspectFrame(deps, input);
   const stream = await getStream(deps.db, input.streamId);
   if (!stream) throw new IngestError(`stream ${JSON.stringify(input.streamId)} does not exist`, 404, 'unknown_stream');
 
   const hash = sha256Hex(input.bytes);
   const existing = await findFrameByHash(deps.db, input.streamId, hash);
-  if (existing) return { frameId: existing.id, created: false, storageKey: existing.storageKey, width: existing.width, height: existing.height };
+  if (existing) {
+    if (withFrame) await deps.db.transaction((tx) => withFrame(tx, existing.id));
+    return { frameId: existing.id, created: false, storageKey: existing.storageKey, width: existing.width, height: existing.height };
+  }
 
   const key = frameKey(hash, MEDIA[media].ext);
   // Blob first, row second: a crash in between leaves an unreferenced blob that the next upload
   // of the same image reuses, never a row pointing at nothing.
   await deps.store.put(key, input.bytes);
-  const frameId = await insertFrame(deps.db, {
+  const row = {
     streamId: input.streamId,
     cameraId: input.cameraId,
     capturedAt: input.capturedAt,
@@ -164,9 +174,17 @@ async function ingest(deps: IngestDeps, input: IngestInput): Promise<IngestResul
     sizeBytes: input.bytes.length,
     width,
     height,
-  });
+  };
+  const frameId = withFrame
+    ? await deps.db.transaction(async (tx) => {
+        const id = await insertFrame(tx, row);
+        if (id) await withFrame(tx, id);
+        return id;
+      })
+    : await insertFrame(deps.db, row);
   if (!frameId) {
     const raced = await findFrameByHash(deps.db, input.streamId, hash);
+    if (withFrame) await deps.db.transaction((tx) => withFrame(tx, raced.id));
     return { frameId: raced.id, created: false, storageKey: key, width, height };
   }
   const camera = cameraLabel(input.streamId, input.cameraId);

@@ -19,6 +19,7 @@ import { exportClassNames, toCoco } from '../../formats/coco-export.ts';
 import { yoloZip } from '../../formats/yolo-export.ts';
 import { CAMERA_ID, IngestError, ingestFrame, inspectFrame, sniffImageType } from '../../ingest/ingest-frame.ts';
 import { sha256Hex } from '../../storage/blob-store.ts';
+import type { Tx } from '../../db/client.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError, UUID } from '../problem.ts';
@@ -195,8 +196,15 @@ export function labelFormatRoutes(deps: ApiDeps) {
     const dryRun = q.dryRun === 'true';
     const refused: Refusal[] = [...plan.refused];
     const images: ImageStatus[] = [];
+    // Each image's frame (its id, or its bytes' hash) -> the image that named it first: two images
+    // of one request with the same pixels would give one frame two labels.
+    const namedBy = new Map<string, string>();
     for (const image of plan.images) {
       try {
+        const identity = 'frameId' in image.source ? image.source.frameId : sha256Hex(files.get(image.source.file)!);
+        const first = namedBy.get(identity);
+        if (first !== undefined) throw new IngestError(`the same image as ${first}, earlier in this import`, 400, 'duplicate');
+        namedBy.set(identity, image.fileName);
         images.push(await importImage(image, streamId, files, c.get('user').id, dryRun));
       } catch (err) {
         if (!(err instanceof IngestError)) throw err;
@@ -221,13 +229,20 @@ export function labelFormatRoutes(deps: ApiDeps) {
     return c.json(body, created && !dryRun ? 201 : 200);
   });
 
-  /** Stores (or, in a dry run, checks) one image's frame and label. */
+  /**
+   * Stores (or, in a dry run, checks) one image's frame and label; the label is written in the
+   * transaction of a new frame's row, so the loop never sees the frame unlabelled.
+   */
   async function importImage(image: PlannedImage, streamId: string, files: Map<string, Uint8Array>, userId: string, dryRun: boolean): Promise<ImageStatus> {
     let frameId: string | null;
-    let frameIsNew: boolean;
+    let frameIsNew = false;
+    let labelIsNew = false;
+    const storeLabel = async (tx: Tx, id: string) => {
+      labelIsNew = await insertImportedLabel(tx, { frameId: id, streamId, boxes: image.boxes, importedBy: userId });
+    };
     if ('frameId' in image.source) {
       frameId = image.source.frameId;
-      frameIsNew = false;
+      if (!dryRun) await deps.db.transaction((tx) => storeLabel(tx, frameId!));
     } else {
       const bytes = files.get(image.source.file)!;
       const contentType = sniffImageType(bytes);
@@ -244,14 +259,13 @@ export function labelFormatRoutes(deps: ApiDeps) {
         const stored = await ingestFrame(
           { db: deps.db, store: deps.store, ...checks, wakeLoop: (id) => deps.loopControl.wake(id) },
           { ...input, streamId, source: 'import' },
+          storeLabel,
         );
         frameId = stored.frameId;
         frameIsNew = stored.created;
       }
     }
-    let labelIsNew: boolean;
     if (dryRun) labelIsNew = frameId === null || !(await importedLabelExists(deps.db, importKeyOf(frameId, image.boxes)));
-    else labelIsNew = await insertImportedLabel(deps.db, { frameId: frameId, streamId, boxes: image.boxes, importedBy: userId });
     const classes: Record<string, number> = {};
     for (const b of image.boxes) classes[b.className] = (classes[b.className] ?? 0) + 1;
     return {

@@ -134,6 +134,7 @@ describe('COCO import', () => {
       categories: [...coco.categories, { id: 9, name: 'unicorn' }],
       images: [
         ...good,
+        { ...a, id: 98, file_name: 'twin.png' }, // a's pixels under another name
         c, // no file attached
         d, // a text file named .png
         { ...e, width: 640, height: 480 }, // says 640x480, the file is 320x240
@@ -151,9 +152,15 @@ describe('COCO import', () => {
         { id: 1002, image_id: g.id, category_id: 9, bbox: [10, 10, 20, 20] },
         { id: 1003, image_id: h.id, category_id: 1, bbox: [10, 10, 20, 20], iscrowd: 1 },
         { id: 1004, image_id: 777, category_id: 1, bbox: [10, 10, 20, 20] },
+        { id: 1005, image_id: 98, category_id: 1, bbox: [12, 12, 20, 20] },
       ],
     };
-    const files = { ...allFiles({ ...file, images: [a, b, e, f, g, h] }), [d.file_name]: 'just text', 'stray.png': image(a.file_name) };
+    const files = {
+      ...allFiles({ ...file, images: [a, b, e, f, g, h] }),
+      [d.file_name]: 'just text',
+      'stray.png': image(a.file_name),
+      'twin.png': image(a.file_name),
+    };
     await importCoco(STREAMS.bad, form({ ...coco, images: [a], annotations: anns(a) }, { [a.file_name]: image(a.file_name) }));
     const before = await rowsOf(STREAMS.bad);
 
@@ -176,6 +183,7 @@ describe('COCO import', () => {
     expect(reasons('annotation', 1003)).toMatch(/crowd region/);
     expect(reasons('annotation', 1004)).toMatch(/image_id 777 is not an image of the file/);
     expect(reasons('image', 99)).toMatch(/width/);
+    expect(reasons('image', 98)).toMatch(new RegExp(`the same image as ${a.file_name}, earlier in this import`));
     expect(reasons('file', 'stray.png')).toMatch(/no image of the annotations names this file/);
     // Only the two good images are stored (one of them was there already).
     expect(await rowsOf(STREAMS.bad)).toEqual({ frames: before.frames + 1, labels: before.labels + 1 });

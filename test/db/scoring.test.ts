@@ -13,6 +13,8 @@ import { createTestDb, testFrame } from '../helpers/db.ts';
 import { insertImportedLabel } from '../../db/labels.ts';
 import { createUser } from '../../db/users.ts';
 
+/** A frame the batch carries that is not stored. */
+const NEW_FRAME = '00000000-0000-4000-8000-000000000001';
 let handle: DbHandle;
 let vectorIndex: PgvectorIndex;
 beforeEach(async () => {
@@ -94,14 +96,9 @@ describe('persistScoredBatch', () => {
     expect(task.selection).toEqual(selection);
   });
 
-  it('scores a frame that already has a label (an imported one) but routes no task for it', async () => {
-    const rows = await seedFrames(2);
-    await insertImportedLabel(handle.db, {
-      frameId: rows[0].id,
-      streamId: 's1',
-      boxes: [],
-      importedBy: (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id,
-    });
+  it('names the frames of a batch that already have a label (an imported one), and closes their pending tasks', async () => {
+    const rows = await seedFrames(3);
+    const batch = rows.map((f) => scored(f.id, f.cameraId, [0.45]));
     const task = (f: (typeof rows)[number]) => ({
       frameId: f.id,
       cameraId: f.cameraId,
@@ -112,19 +109,33 @@ describe('persistScoredBatch', () => {
       priority: 0,
       selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
     });
-    const result = await persistScoredBatch(handle.db, {
+    await persistScoredBatch(handle.db, {
       streamId: 's1',
       modelVersion: 'm1',
       policyVersion: 1,
       fromSeq: 0,
-      toSeq: Math.max(...rows.map((r) => r.seq)),
-      frames: rows.map((f) => scored(f.id, f.cameraId, [0.45])),
+      toSeq: rows[2].seq,
+      frames: batch,
       tasks: rows.map(task),
       vectorIndex,
     });
-    expect(result).toEqual({ predictions: 2, tasksRouted: 1 });
-    expect((await handle.db.select().from(reviewTasks)).map((t) => t.frameId)).toEqual([rows[1].id]);
-    expect(await total(frameScores)).toBe(2);
+    const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
+    const imported = await handle.db.transaction((tx) => insertImportedLabel(tx, { frameId: rows[0].id, streamId: 's1', boxes: [], importedBy: lead }));
+    expect(imported).toBe(true);
+    const at = new Date();
+    const got = await routingInputs(handle.db, { streamId: 's1', modelVersion: 'm1', policyVersion: 1, at, anchor: at, batch });
+    expect(got.labelled).toEqual(new Set([rows[0].id]));
+    // The labelled frame's task is closed; the others stay in the queue.
+    const open = await handle.db.select({ frameId: reviewTasks.frameId, status: reviewTasks.status }).from(reviewTasks).orderBy(reviewTasks.createdAt);
+    expect(
+      open
+        .filter((t) => t.status === 'pending')
+        .map((t) => t.frameId)
+        .sort(),
+    ).toEqual([rows[1].id, rows[2].id].sort());
+    expect(open.find((t) => t.frameId === rows[0].id)?.status).toBe('done');
+    // The same label again is not new and changes nothing.
+    expect(await handle.db.transaction((tx) => insertImportedLabel(tx, { frameId: rows[0].id, streamId: 's1', boxes: [], importedBy: lead }))).toBe(false);
   });
 
   it('hands out frames oldest first and picks up a straggler that committed behind the cursor', async () => {
@@ -172,16 +183,16 @@ describe('persistScoredBatch', () => {
     const probe = vec(11.5);
     const at = new Date();
     const inputs = (streamId: string, modelVersion: string, policyVersion = 1) =>
-      routingInputs(handle.db, { streamId, modelVersion, policyVersion, at, anchor: at, batch: [{ frameId: 'new', embedding: probe }] });
+      routingInputs(handle.db, { streamId, modelVersion, policyVersion, at, anchor: at, batch: [{ frameId: NEW_FRAME, embedding: probe }] });
     const got = await inputs('s1', 'm1');
-    const d = got.distances.get('new')!;
+    const d = got.distances.get(NEW_FRAME)!;
     expect(d.queued).toBeCloseTo(cosineDistance(vec(10), probe), 5);
     expect(d.reference).toBeCloseTo(Math.min(...reference.map((r) => cosineDistance(r, probe))), 5);
     expect(got.policy).toEqual(defaultSamplingPolicy);
     expect(got.recentValues.sort()).toEqual([0.4, 0.5]);
     expect(got).toMatchObject({ routedToday: 1, framesLastHour: 3, boosted: new Set() });
     // Another model's references and another stream's tasks are not compared against.
-    expect((await inputs('s2', 'm2')).distances).toEqual(new Map([['new', { queued: null, reference: null }]]));
+    expect((await inputs('s2', 'm2')).distances).toEqual(new Map([[NEW_FRAME, { queued: null, reference: null }]]));
     // A stored version with the band selection: no recent values are read; a boost shows.
     await savePolicy(handle.db, 's1', samplingPolicySchema.parse({ selection: 'band', dailyBudget: 7 }), 'test');
     await handle.db.insert(driftBoosts).values({ streamId: 's1', cameraId: null, reason: 'drift', expiresAt: new Date(at.getTime() + 60_000) });

@@ -110,6 +110,29 @@ describe.each(backends)('the core loop on %s', (_name, open) => {
         body: JSON.stringify({ decision: 'reject' }),
       });
       expect(stolen.status).toBe(409);
+
+      // Frames imported with their labels (a COCO dataset) are scored like any other, but even
+      // under a policy that routes every frame nobody is asked to label them again.
+      const dir = inject('sampleFramesDir');
+      const dataset = JSON.parse(fs.readFileSync(`${dir}/dataset.json`, 'utf8')) as {
+        images: { id: number; file_name: string }[];
+        annotations: { image_id: number }[];
+      };
+      const posted = new Set(samples.map((s) => s.file));
+      const importing = dataset.images.filter((im) => !posted.has(`${dir}/${im.file_name}`)).slice(0, 4);
+      const ids = new Set(importing.map((im) => im.id));
+      const body = new FormData();
+      const coco = { ...dataset, images: importing, annotations: dataset.annotations.filter((a) => ids.has(a.image_id)) };
+      body.append('annotations', new Blob([JSON.stringify(coco)], { type: 'application/json' }), 'annotations.json');
+      for (const im of importing) body.append('images', new Blob([fs.readFileSync(`${dir}/${im.file_name}`)]), im.file_name);
+      const imported = await app.request(`/v1/streams/${streamId}/imports/coco`, { method: 'POST', headers: auth(tokens.lead), body });
+      expect(imported.status).toBe(201);
+      const importedIds: string[] = (await imported.json()).images.map((i: { frameId: string }) => i.frameId);
+      expect(importedIds).toHaveLength(4);
+      await eventually(async () => (await scoredCount()) === samples.length + 4, 60_000, 'imported frames scored');
+      const routed = await db.select({ frameId: reviewTasks.frameId }).from(reviewTasks).where(eq(reviewTasks.streamId, streamId));
+      expect(routed.filter((t) => importedIds.includes(t.frameId))).toEqual([]);
+      expect(routed.length).toBe(tasks.length);
     } finally {
       await stopStream(platform, streamId);
       await workers.shutdown();
