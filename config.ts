@@ -90,6 +90,13 @@ const envSchema = z.object({
   // enough for the drift tests to flag (a classifier tells them apart, AUC 0.97 on the seed model).
   DETECTOR_PRECISION: z.enum(['int8', 'fp32']).default('fp32'),
   LEASE_SECONDS: int(300),
+  // Gold tasks: the share of claims that hand a reviewer a gold frame (0 turns them off), the
+  // rolling accuracy (mean F1 against gold over a reviewer's last GOLD_WINDOW answers) below which
+  // the reviewer is paused from the queue, and how many answers count before anyone is paused.
+  GOLD_RATE: z.coerce.number().min(0).max(1).default(0.05),
+  GOLD_PASS_SCORE: z.coerce.number().min(0).max(1).default(0.7),
+  GOLD_WINDOW: int(20),
+  GOLD_MIN_ANSWERS: int(5),
   INGEST_DIR: z.string().optional(),
   // Videos (POST /v1/streams/:id/videos, or dropped into INGEST_DIR): the largest file, the
   // longest duration and the most frames one video may yield at its sampling; beyond any of them
@@ -146,3 +153,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 export const config: Config = loadConfig();
+
+/** The gold-task settings the review queue scores reviewers by. */
+export const goldSettings = (c: Config) => ({ passScore: c.GOLD_PASS_SCORE, window: c.GOLD_WINDOW, minAnswers: c.GOLD_MIN_ANSWERS });

@@ -84,6 +84,11 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'GET /v1/retrain/schedule': LEAD,
   'PUT /v1/retrain/schedule': LEAD,
   'GET /v1/ops': LEAD,
+  'GET /v1/reviewers': LEAD,
+  'POST /v1/reviewers/{name}/resume': LEAD,
+  'GET /v1/gold': LEAD,
+  'PUT /v1/frames/{id}/gold': LEAD,
+  'DELETE /v1/frames/{id}/gold': LEAD,
 };
 
 /** Hono's `/v1/streams/:id` (with an optional `{regex}`) in OpenAPI spelling: `/v1/streams/{id}`. */

@@ -20,6 +20,7 @@ import { streamRoutes } from './routes/streams.ts';
 import { systemOperations, systemRoutes } from './routes/system.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { reviewerRoutes } from './routes/reviewers.ts';
 import { labelFormatRoutes } from './routes/label-formats.ts';
 import { userRoutes } from './routes/users.ts';
 import { webRoutes } from './routes/web.ts';
@@ -123,6 +124,7 @@ export function createApp(deps: ApiDeps, opts: CreateAppOptions = {}) {
     frameRoutes,
     videoRoutes,
     taskRoutes,
+    reviewerRoutes,
     labelFormatRoutes,
     objectRoutes,
     modelRoutes,

@@ -15,6 +15,7 @@ import { retrainOperations } from './routes/retrain.ts';
 import { streamOperations } from './routes/streams.ts';
 import { systemOperations } from './routes/system.ts';
 import { taskOperations } from './routes/tasks.ts';
+import { reviewerOperations } from './routes/reviewers.ts';
 import { labelFormatOperations } from './routes/label-formats.ts';
 import { userOperations } from './routes/users.ts';
 import { webOperations } from './routes/web.ts';
@@ -28,6 +29,7 @@ const operationGroups: Record<string, Record<string, OperationSpec>> = {
   frames: frameOperations,
   videos: videoOperations,
   tasks: taskOperations,
+  reviewers: reviewerOperations,
   labels: labelFormatOperations,
   objects: objectOperations,
   models: modelOperations,

@@ -21,7 +21,7 @@ import { samplingPolicySchema } from '../policies/sampling-policy.ts';
 
 const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
 
-export const userSchema = createSelectSchema(users).omit({ tokenHash: true });
+export const userSchema = createSelectSchema(users).omit({ tokenHash: true, goldSince: true });
 export const streamSchema = createSelectSchema(streams);
 export const storedPolicySchema = createSelectSchema(samplingPolicies, { policy: samplingPolicySchema });
 export const frameSchema = createSelectSchema(frames);

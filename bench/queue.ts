@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { DbHandle } from '../db/client.ts';
+import { config, goldSettings } from '../config.ts';
 import { claimNext, submitDecision } from '../db/queue.ts';
 import { frames, reviewTasks, streams } from '../db/schema.ts';
 import { createUser } from '../db/users.ts';
@@ -49,7 +50,7 @@ export async function benchQueue(handle: DbHandle, label: string, clients: numbe
         if (!c) return;
         claimedBy.set(c.task.id, (claimedBy.get(c.task.id) ?? 0) + 1);
         if (claimedBy.get(c.task.id)! > 1) doubles++;
-        await submitDecision(db, { taskId: c.task.id, userId: user.id, decision: 'correct', boxes: [] });
+        await submitDecision(db, { taskId: c.task.id, userId: user.id, decision: 'correct', boxes: [] }, goldSettings(config));
       }
     }),
   );

@@ -77,6 +77,8 @@ export const dashboards = {
         q('histogram_quantile(0.99, sum by (le) (rate(dataengine_box_assist_seconds_bucket[5m])))', 'p99'),
       ),
     )
+    .withPanel(stat('Reviewers paused', 'short', q('sum(dataengine_reviewer_paused)')))
+    .withPanel(ts('Reviewer accuracy on gold tasks', 'percentunit', q('max by (reviewer) (dataengine_reviewer_gold_accuracy)', '{{reviewer}}')))
     .withPanel(
       ts(
         'Bytes decoded per box assist (mean)',

@@ -1,8 +1,9 @@
 // The review queue: leases with FOR UPDATE SKIP LOCKED (no two reviewers get one task), decisions
 // stored as labels in the same transaction that closes the task, and expired leases returned to
 // the queue by the claim query itself, so no sweeper has to run for abandoned work to come back.
-import { and, asc, count, desc, eq, getTableColumns, min, ne, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, isNotNull, isNull, min, ne, or, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from './client.ts';
+import { answerGold, claimGoldTask, goldAnswerAsLabel, goldAnswerOf, type GoldSettings } from './gold.ts';
 import { frames, labels, predictions, reviewTasks, type LabelBox } from './schema.ts';
 
 export type { LabelBox };
@@ -22,6 +23,9 @@ export class QueueError extends Error {
   }
 }
 
+/** Tasks the loop routed (not gold tasks, which are checks on reviewers): what queue counts count. */
+export const routedTasks = isNull(reviewTasks.goldLabelId);
+
 // Open tasks: pending, or leased with a lease that ran out (on the database's clock).
 const claimable = or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.status, 'leased'), sql`${reviewTasks.leaseExpiresAt} < now()`));
 
@@ -39,7 +43,7 @@ const claimable = or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.statu
  */
 export async function claimNext(
   db: Db,
-  args: { userId: string; streamId?: string; leaseSeconds: number },
+  args: { userId: string; streamId?: string; leaseSeconds: number; offerGold?: boolean },
 ): Promise<{ task: TaskRow; expired: boolean } | null> {
   const [own] = await db
     .select()
@@ -47,12 +51,39 @@ export async function claimNext(
     .where(and(eq(reviewTasks.leaseOwner, args.userId), eq(reviewTasks.status, 'leased'), sql`${reviewTasks.leaseExpiresAt} > now()`))
     .limit(1);
   if (own) return { task: own, expired: false };
+  if (args.offerGold) {
+    // A gold task the reviewer skipped or let lapse first, then a new one.
+    const gold = (await leaseOpenTask(db, args, 'own gold')) ?? (await claimGoldTask(db, args));
+    if (gold) return 'task' in gold ? gold : { task: gold, expired: false };
+  }
+  return leaseOpenTask(db, args, 'any');
+}
+
+/**
+ * Leases the best open task (or, with `own gold`, the best of the reviewer's own returned gold
+ * tasks) in one statement.
+ */
+async function leaseOpenTask(
+  db: Db,
+  args: { userId: string; streamId?: string; leaseSeconds: number },
+  which: 'any' | 'own gold',
+): Promise<{ task: TaskRow; expired: boolean } | null> {
   const candidate = db
     .select({ id: reviewTasks.id, previousStatus: sql<string>`${reviewTasks.status}`.as('previous_status') })
     .from(reviewTasks)
     // `status <> 'done'` is implied by `claimable`; said outright, it lets Postgres walk the
     // partial index review_tasks_(stream_)open_order_idx in the order below.
-    .where(and(ne(reviewTasks.status, 'done'), claimable, args.streamId ? eq(reviewTasks.streamId, args.streamId) : undefined))
+    .where(
+      and(
+        ne(reviewTasks.status, 'done'),
+        claimable,
+        args.streamId ? eq(reviewTasks.streamId, args.streamId) : undefined,
+        which === 'own gold'
+          ? and(isNotNull(reviewTasks.goldLabelId), eq(reviewTasks.leaseOwner, args.userId))
+          : // A gold task is only ever its reviewer's (one they skipped or let lapse comes back to them).
+            or(isNull(reviewTasks.goldLabelId), eq(reviewTasks.leaseOwner, args.userId)),
+      ),
+    )
     // Tasks of one batch share their created_at: among them an abandoned lease goes first (it was
     // handed out first), then the id, so the order never depends on the plan Postgres picks.
     .orderBy(desc(reviewTasks.priority), asc(reviewTasks.createdAt), desc(sql`${reviewTasks.status} = 'leased'`), asc(reviewTasks.id))
@@ -99,6 +130,7 @@ function sameBoxes(stored: unknown, boxes: LabelBox[]): boolean {
 export async function submitDecision(
   db: Db,
   args: { taskId: string; userId: string; decision: Decision; boxes?: LabelBox[] },
+  gold: GoldSettings,
 ): Promise<{ label: LabelRow; replayed: boolean }> {
   return db.transaction(async (tx) => {
     // The lease is judged on the database's clock, the clock that stamped it.
@@ -118,7 +150,8 @@ export async function submitDecision(
     if (args.decision === 'reject' && boxes.length > 0)
       throw new QueueError('a rejection carries no boxes; use "correct" to replace the prediction', 'invalid');
     if (task.status === 'done') {
-      const [existing] = await tx.select().from(labels).where(eq(labels.taskId, task.id));
+      const answer = task.goldLabelId ? await goldAnswerOf(tx, task.id) : null;
+      const [existing] = answer ? [goldAnswerAsLabel(answer, task)] : await tx.select().from(labels).where(eq(labels.taskId, task.id));
       if (existing && existing.reviewerId === args.userId && existing.decision === args.decision && sameBoxes(existing.boxes, boxes)) {
         return { label: existing, replayed: true };
       }
@@ -128,6 +161,8 @@ export async function submitDecision(
     if (task.leaseOwner !== args.userId) throw new QueueError(`task ${task.id} is leased by another reviewer`, 'held_by_other');
     if (task.leaseExpiresAt && row.leaseOver)
       throw new QueueError(`your lease on task ${task.id} expired at ${task.leaseExpiresAt.toISOString()}; claim again`, 'lease_expired');
+    // An answer to a gold task is scored, not stored as a label; the reviewer sees the same reply.
+    if (task.goldLabelId) return { label: await answerGold(tx, task, { userId: args.userId, decision: args.decision, boxes }, gold), replayed: false };
     const [label] = await tx
       .insert(labels)
       .values({
@@ -160,7 +195,8 @@ export async function releaseTask(db: Db, args: { taskId: string; userId: string
     if (task.leaseOwner !== args.userId) throw new QueueError(`task ${task.id} is leased by another reviewer`, 'held_by_other');
     const [row] = await tx
       .update(reviewTasks)
-      .set({ status: 'pending', leaseOwner: null, leaseExpiresAt: null })
+      // A gold task stays its reviewer's: it comes back to them, never to anyone else.
+      .set({ status: 'pending', leaseOwner: task.goldLabelId ? task.leaseOwner : null, leaseExpiresAt: null })
       .where(eq(reviewTasks.id, task.id))
       .returning();
     return row;
@@ -185,7 +221,7 @@ export async function queueDepth(db: DbOrTx): Promise<QueueDepthRow[]> {
       oldestCreatedAt: min(reviewTasks.createdAt),
     })
     .from(reviewTasks)
-    .where(sql`${reviewTasks.status} <> 'done'`)
+    .where(and(sql`${reviewTasks.status} <> 'done'`, routedTasks))
     .groupBy(reviewTasks.streamId, reviewTasks.className)
     .orderBy(reviewTasks.streamId, reviewTasks.className);
   return rows.map((r) => ({ ...r, open: Number(r.open), leased: Number(r.leased), oldestCreatedAt: r.oldestCreatedAt ? new Date(r.oldestCreatedAt) : null }));

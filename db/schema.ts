@@ -66,6 +66,12 @@ export const users = pgTable('users', {
   tokenExpiresAt: timestamp('token_expires_at', { withTimezone: true }),
   // A disabled user is refused whatever token they send, until an admin enables them again.
   disabledAt: timestamp('disabled_at', { withTimezone: true }),
+  // A reviewer whose accuracy on gold tasks fell below the pass score claims nothing until a lead
+  // resumes them; the reason is the message they see.
+  queuePausedAt: timestamp('queue_paused_at', { withTimezone: true }),
+  queuePausedReason: text('queue_paused_reason'),
+  // Gold answers before this time do not count (set when a lead resumes the reviewer).
+  goldSince: timestamp('gold_since', { withTimezone: true }),
   createdAt: createdAt(),
 });
 
@@ -281,6 +287,9 @@ export const reviewTasks = pgTable(
     // Why the frame was routed: its uncertainty, novelty, value and the threshold it reached.
     selection: jsonb('selection').$type<FrameSelection>(),
     priority: integer('priority').notNull().default(0),
+    // A gold task: the label its answer is scored against. Created leased to one reviewer at a
+    // claim, shaped like the task that labelled the frame, and never shown as gold to them.
+    goldLabelId: uuid('gold_label_id'),
     status: text('status', { enum: ['pending', 'leased', 'done'] })
       .notNull()
       .default('pending'),
@@ -337,6 +346,52 @@ export const labels = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('labels_stream_created_idx').on(t.streamId, t.createdAt), index('labels_frame_idx').on(t.frameId)],
+);
+
+/** Frames a lead marked as gold: their label (the reference) is what reviewers are scored against. */
+export const goldFrames = pgTable('gold_frames', {
+  frameId: uuid('frame_id')
+    .primaryKey()
+    .references(() => frames.id),
+  streamId: text('stream_id').notNull(),
+  labelId: uuid('label_id')
+    .notNull()
+    .references(() => labels.id),
+  markedBy: uuid('marked_by').references(() => users.id),
+  createdAt: createdAt(),
+});
+
+/**
+ * A reviewer's answer to a gold task, scored against the gold label. Kept apart from `labels`:
+ * an answer is a test of the reviewer, not a label for training or export.
+ */
+export const goldAnswers = pgTable(
+  'gold_answers',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    taskId: uuid('task_id')
+      .notNull()
+      .unique()
+      .references(() => reviewTasks.id),
+    reviewerId: uuid('reviewer_id')
+      .notNull()
+      .references(() => users.id),
+    frameId: uuid('frame_id').notNull(),
+    streamId: text('stream_id').notNull(),
+    goldLabelId: uuid('gold_label_id').notNull(),
+    decision: text('decision', { enum: ['accept', 'reject', 'correct'] }).notNull(),
+    boxes: jsonb('boxes').$type<LabelBox[]>().notNull(),
+    // Boxes matched to gold boxes of the same class at IoU >= 0.5, over the answer's boxes
+    // (precision) and the gold boxes (recall); null when there is nothing to divide by.
+    precision: real('precision'),
+    recall: real('recall'),
+    // Of the answer boxes that overlap a gold box (IoU >= 0.5, any class), the share with its class.
+    classAccuracy: real('class_accuracy'),
+    // F1 of the two (1 when both are empty): the number the rolling accuracy averages.
+    score: real('score').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('gold_answers_reviewer_created_idx').on(t.reviewerId, t.createdAt)],
 );
 
 export type ModelPrecision = 'int8';

@@ -6,6 +6,7 @@ import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
 import { defaultSamplingPolicy, type SamplingPolicy } from '../policies/sampling-policy.ts';
 import { policyOrDefault } from './policies.ts';
+import { routedTasks } from './queue.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
@@ -160,7 +161,8 @@ export async function routingInputs(
       (select policy from chosen) as policy,
       (select coalesce(json_agg(${driftBoosts.cameraId}), '[]'::json) from ${driftBoosts}
         where ${driftBoosts.streamId} = ${q.streamId} and ${driftBoosts.expiresAt} > ${ts(q.at)}) as boosted,
-      (select count(*) from ${reviewTasks} where ${reviewTasks.streamId} = ${q.streamId} and ${reviewTasks.createdAt} >= ${ts(dayStart)}) as routed_today,
+      (select count(*) from ${reviewTasks} where ${reviewTasks.streamId} = ${q.streamId} and ${reviewTasks.createdAt} >= ${ts(dayStart)}
+        and ${reviewTasks.goldLabelId} is null) as routed_today,
       (select count(*) from ${frames}
         where ${frames.streamId} = ${q.streamId} and ${frames.ingestedAt} > ${ts(hourBefore)} and ${frames.ingestedAt} <= ${ts(q.anchor)}) as last_hour,
       (select coalesce(json_agg(v), '[]'::json) from (
@@ -378,16 +380,16 @@ export async function selectionToday(db: DbOrTx, streamId: string, now: Date) {
   const byReason = await db
     .select({ reason: reviewTasks.reason, tasks: count(), frames: sql<number>`count(distinct ${reviewTasks.frameId})` })
     .from(reviewTasks)
-    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart)))
+    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart), routedTasks))
     .groupBy(reviewTasks.reason);
   const [routed] = await db
     .select({ n: sql<number>`count(distinct ${reviewTasks.frameId})` })
     .from(reviewTasks)
-    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart)));
+    .where(and(eq(reviewTasks.streamId, streamId), gte(reviewTasks.createdAt, dayStart), routedTasks));
   const [latest] = await db
     .select({ selection: reviewTasks.selection })
     .from(reviewTasks)
-    .where(and(eq(reviewTasks.streamId, streamId), isNotNull(reviewTasks.selection)))
+    .where(and(eq(reviewTasks.streamId, streamId), isNotNull(reviewTasks.selection), routedTasks))
     .orderBy(desc(reviewTasks.createdAt))
     .limit(1);
   return {

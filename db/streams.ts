@@ -2,6 +2,7 @@
 import { and, count, eq, isNotNull, sql } from 'drizzle-orm';
 import { defaultSamplingPolicy } from '../policies/sampling-policy.ts';
 import type { Db, DbOrTx } from './client.ts';
+import { routedTasks } from './queue.ts';
 import { frames, reviewTasks, samplingPolicies, streams } from './schema.ts';
 
 export type StreamRow = typeof streams.$inferSelect;
@@ -35,7 +36,7 @@ export async function listStreams(db: DbOrTx): Promise<StreamSummary[]> {
   const pending = await db
     .select({ streamId: reviewTasks.streamId, n: count() })
     .from(reviewTasks)
-    .where(sql`${reviewTasks.status} <> 'done'`)
+    .where(and(sql`${reviewTasks.status} <> 'done'`, routedTasks))
     .groupBy(reviewTasks.streamId);
   const fc = new Map(frameCounts.map((r) => [r.streamId, Number(r.n)]));
   const pc = new Map(pending.map((r) => [r.streamId, Number(r.n)]));

@@ -24,6 +24,9 @@ export interface User {
 export interface UserView extends User {
   tokenExpiresAt: Date | null;
   disabledAt: Date | null;
+  /** Paused from the review queue for low accuracy on gold tasks (db/gold.ts), and why. */
+  queuePausedAt: Date | null;
+  queuePausedReason: string | null;
   createdAt: Date;
 }
 
@@ -31,7 +34,14 @@ const hashToken = (token: string) => sha256Hex(Buffer.from(token, 'utf8'));
 const newToken = () => randomBytes(32).toString('base64url');
 
 const userColumns = { id: users.id, name: users.name, role: users.role, streams: users.streams, cameraIds: users.cameraIds };
-const viewColumns = { ...userColumns, tokenExpiresAt: users.tokenExpiresAt, disabledAt: users.disabledAt, createdAt: users.createdAt };
+const viewColumns = {
+  ...userColumns,
+  tokenExpiresAt: users.tokenExpiresAt,
+  disabledAt: users.disabledAt,
+  queuePausedAt: users.queuePausedAt,
+  queuePausedReason: users.queuePausedReason,
+  createdAt: users.createdAt,
+};
 
 export interface NewUser {
   name: string;

@@ -177,6 +177,7 @@ export interface QueueReading {
   open: { stream: string; class: string; count: number; oldestAgeSeconds: number }[];
   framesWaiting: { stream: string; count: number }[];
   production: { kind: string; version: string }[];
+  reviewers: { reviewer: string; accuracy: number | null; answers: number; paused: boolean }[];
 }
 
 /**
@@ -215,6 +216,36 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     async collect() {
       this.reset();
       for (const r of (await reading()).framesWaiting) this.set({ stream: r.stream }, r.count);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_reviewer_gold_accuracy',
+    help: "A reviewer's rolling accuracy on gold tasks (mean F1 at IoU 0.5 over the last GOLD_WINDOW answers); absent before the first answer",
+    labelNames: ['reviewer'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).reviewers) if (r.accuracy !== null) this.set({ reviewer: r.reviewer }, r.accuracy);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_reviewer_gold_answers',
+    help: 'Gold answers the rolling accuracy counts, per reviewer',
+    labelNames: ['reviewer'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).reviewers) this.set({ reviewer: r.reviewer }, r.answers);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_reviewer_paused',
+    help: '1 while a reviewer is paused from the queue for low gold accuracy',
+    labelNames: ['reviewer'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).reviewers) this.set({ reviewer: r.reviewer }, r.paused ? 1 : 0);
     },
   });
   new client.Gauge({

@@ -17,7 +17,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { asc, countDistinct, eq, gte, inArray, like, or } from 'drizzle-orm';
 import { createRetrainActivities } from '../activities/retrain.ts';
-import { config, repoRoot } from '../config.ts';
+import { config, goldSettings, repoRoot } from '../config.ts';
 import { openVectorIndex } from '../storage/open-vector-index.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb } from '../db/client.ts';
@@ -339,7 +339,7 @@ async function main() {
       }
       const [frame] = await db.select().from(frames).where(eq(frames.id, claim.task.frameId));
       const boxes = (truth.get(frame.contentHash) ?? []).filter(() => rand() >= ERROR_RATE);
-      await submitDecision(db, { taskId: claim.task.id, userId: oracle.id, decision: 'correct', boxes });
+      await submitDecision(db, { taskId: claim.task.id, userId: oracle.id, decision: 'correct', boxes }, goldSettings(config));
     }
   })();
 

@@ -123,6 +123,9 @@ async function render() {
       <p><button id="import-check">Check (dry run)</button> <button id="import-run">Import</button> <span id="import-status" class="status"></span></p>
       <div id="import-result"></div>
     </section>
+    <section class="card" style="grid-column: 1 / -1"><h2>Reviewers</h2>
+      <p>Accuracy is the mean F1 (IoU 0.5, same class) of a reviewer's answers on gold frames; mark a labelled frame gold in Recent labels.</p>
+      <div id="reviewers"></div></section>
     <section class="card" style="grid-column: 1 / -1"><h2>Frames set aside by the loop</h2><div id="failed-frames"></div></section>
   </div>`;
   root.querySelectorAll('button[data-action]').forEach((b) =>
@@ -138,7 +141,34 @@ async function render() {
   root.querySelector('#import-check').addEventListener('click', () => importCoco(true));
   root.querySelector('#import-run').addEventListener('click', () => importCoco(false));
   if (streams.length) await loadPolicy(select.value);
-  await Promise.all([renderLabels(), renderFailedFrames()]);
+  await Promise.all([renderLabels(), renderFailedFrames(), renderReviewers()]);
+}
+
+const fixed = (v) => (v === null ? '—' : v.toFixed(2));
+
+// Reviewer quality: rolling accuracy on gold frames, and a Resume button for those the queue paused.
+async function renderReviewers() {
+  const { settings, reviewers } = await api('/v1/reviewers');
+  const el = root.querySelector('#reviewers');
+  el.innerHTML = `<p>Gold tasks are ${Math.round(settings.rate * 100)}% of claims; a reviewer is paused below ${settings.passScore} over their last ${settings.window} answers (after ${settings.minAnswers}).</p>
+    <table><thead><tr><th>reviewer</th><th>gold answers</th><th>accuracy</th><th>precision</th><th>recall</th><th>class accuracy</th><th>status</th></tr></thead><tbody>
+    ${
+      reviewers
+        .map(
+          (
+            r,
+          ) => `<tr data-reviewer="${escapeHtml(r.name)}"><td>${escapeHtml(r.name)}</td><td>${r.answers}</td><td>${fixed(r.accuracy)}</td><td>${fixed(r.precision)}</td><td>${fixed(r.recall)}</td><td>${fixed(r.classAccuracy)}</td>
+        <td>${r.pausedAt ? `<span style="color: var(--bad)" title="${escapeHtml(r.pausedReason ?? '')}">paused</span> <button data-resume="${escapeHtml(r.name)}">Resume</button>` : 'active'}</td></tr>`,
+        )
+        .join('') || '<tr><td colspan="7">No reviewers.</td></tr>'
+    }
+  </tbody></table>`;
+  el.querySelectorAll('button[data-resume]').forEach((b) =>
+    b.addEventListener('click', async () => {
+      await api(`/v1/reviewers/${encodeURIComponent(b.dataset.resume)}/resume`, { method: 'POST' });
+      await renderReviewers();
+    }),
+  );
 }
 
 // Frames that could not be scored (missing blob, undecodable, over the pixel limit): the stream
@@ -210,10 +240,27 @@ function showErrors(errors) {
 }
 
 async function renderLabels() {
-  const { labels } = await api('/v1/labels?limit=25');
-  root.querySelector('#labels').innerHTML = `<table><thead><tr><th>when</th><th>reviewer</th><th>decision</th><th>stream</th><th>boxes</th></tr></thead><tbody>
-    ${labels.map((l) => `<tr><td>${escapeHtml(new Date(l.createdAt).toLocaleString())}</td><td>${escapeHtml(l.reviewer ?? '—')}</td><td>${escapeHtml(l.decision)}</td><td>${escapeHtml(l.streamId)}</td><td>${l.boxes.length}</td></tr>`).join('') || '<tr><td colspan="5">No labels yet.</td></tr>'}
+  const [{ labels }, { gold }] = await Promise.all([api('/v1/labels?limit=25'), api('/v1/gold')]);
+  const isGold = new Set(gold.map((g) => g.frameId));
+  const el = root.querySelector('#labels');
+  el.innerHTML = `<table><thead><tr><th>when</th><th>reviewer</th><th>decision</th><th>stream</th><th>boxes</th><th>gold</th></tr></thead><tbody>
+    ${
+      labels
+        .map(
+          (
+            l,
+          ) => `<tr><td>${escapeHtml(new Date(l.createdAt).toLocaleString())}</td><td>${escapeHtml(l.reviewer ?? '—')}</td><td>${escapeHtml(l.decision)}</td><td>${escapeHtml(l.streamId)}</td><td>${l.boxes.length}</td>
+      <td>${isGold.has(l.frameId) ? `gold <button data-ungold="${l.frameId}">Unmark</button>` : `<button data-gold="${l.frameId}">Mark gold</button>`}</td></tr>`,
+        )
+        .join('') || '<tr><td colspan="6">No labels yet.</td></tr>'
+    }
   </tbody></table>`;
+  el.querySelectorAll('button[data-gold], button[data-ungold]').forEach((b) =>
+    b.addEventListener('click', async () => {
+      await api(`/v1/frames/${b.dataset.gold ?? b.dataset.ungold}/gold`, { method: b.dataset.gold ? 'PUT' : 'DELETE' });
+      await renderLabels();
+    }),
+  );
 }
 
 async function exportLabels() {

@@ -69,6 +69,14 @@ async function next() {
   try {
     payload = await api('/v1/tasks/claim', { method: 'POST', body: {} });
   } catch (err) {
+    // Paused for low accuracy on check frames: say so plainly, and let the reviewer try again
+    // once a lead has resumed them.
+    if (err.problem?.code === 'reviewer_paused') {
+      root.innerHTML = `<div class="empty" id="paused"><h2>You are paused from the review queue</h2><p>${escapeHtml(err.message)}</p>
+        <p><button id="paused-retry">Check again</button></p></div>`;
+      root.querySelector('#paused-retry').addEventListener('click', next);
+      return;
+    }
     root.innerHTML = `<div class="empty">Could not claim a task: ${escapeHtml(err.message)}</div>`;
     return;
   }

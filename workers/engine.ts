@@ -10,7 +10,7 @@ import { allMetricsText, installTemporalRuntime } from '../observability/tempora
 import { createRetrainActivities } from '../activities/retrain.ts';
 import { createApp } from '../api/app.ts';
 import type { ApiDeps } from '../api/env.ts';
-import { config } from '../config.ts';
+import { config, goldSettings } from '../config.ts';
 import { TemporalLoopControl } from '../control/loop-control.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
 import { checkPgvector } from '../db/pgvector-index.ts';
@@ -133,7 +133,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
 
     let apiUrl: string | null = null;
     if (opts.api) {
-      exposeDatabaseGauges(handle.db);
+      exposeDatabaseGauges(handle.db, goldSettings(config));
       const app = createApp(deps, { onError: (err) => logger.error({ err }, 'request failed') });
       const server = serve({ fetch: app.fetch, hostname: config.API_HOST, port: opts.apiPort ?? config.API_PORT });
       const port = await listen(server);

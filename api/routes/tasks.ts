@@ -3,7 +3,9 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { claimNext, getTask, queueDepth, QueueError, releaseTask, submitDecision, taskContext, type TaskRow } from '../../db/queue.ts';
+import { queuePause } from '../../db/gold.ts';
 import { recentLabels } from '../../db/labels.ts';
+import { goldSettings } from '../../config.ts';
 import { getPolicy } from '../../db/policies.ts';
 import { bandFor, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 import { reviewClaims, reviewDecisions, reviewLeaseExpiries } from '../../observability/metrics.ts';
@@ -67,6 +69,7 @@ export const taskOperations = {
     body: claimInput,
     bodyName: 'invalid claim',
     responses: { 200: { description: 'task, frame and predictions', schema: presentedTask }, 204: { description: 'the queue is empty' } },
+    problems: [403],
   }),
   get: defineOperation({
     method: 'get',
@@ -204,7 +207,16 @@ export function taskRoutes(deps: ApiDeps) {
   }
 
   handle(app, taskOperations.claim, async (c, { body: input }) => {
-    const claimed = await claimNext(deps.db, { userId: c.get('user').id, streamId: input.streamId, leaseSeconds: deps.config.LEASE_SECONDS });
+    const user = c.get('user');
+    const paused = await queuePause(deps.db, user.id);
+    if (paused) throw new ProblemError(403, 'Paused from the queue', paused, undefined, 'reviewer_paused');
+    const claimed = await claimNext(deps.db, {
+      userId: user.id,
+      streamId: input.streamId,
+      leaseSeconds: deps.config.LEASE_SECONDS,
+      // Reviewers are checked against gold frames at GOLD_RATE of their claims (leads mark them).
+      offerGold: user.role === 'reviewer' && Math.random() < deps.config.GOLD_RATE,
+    });
     if (!claimed) return c.body(null, 204);
     reviewClaims.inc({ stream: claimed.task.streamId });
     if (claimed.expired) reviewLeaseExpiries.inc({ stream: claimed.task.streamId });
@@ -218,9 +230,11 @@ export function taskRoutes(deps: ApiDeps) {
 
   handle(app, taskOperations.submit, async (c, { params, body: input }) => {
     await taskOr404(params.id);
-    const result = await submitDecision(deps.db, { taskId: params.id, userId: c.get('user').id, decision: input.decision, boxes: input.boxes }).catch(
-      queueProblem,
-    );
+    const result = await submitDecision(
+      deps.db,
+      { taskId: params.id, userId: c.get('user').id, decision: input.decision, boxes: input.boxes },
+      goldSettings(deps.config),
+    ).catch(queueProblem);
     if (!result.replayed) reviewDecisions.inc({ stream: result.label.streamId, decision: result.label.decision });
     return c.json({ label: result.label, replayed: result.replayed }, result.replayed ? 200 : 201);
   });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Hono } from 'hono';
 import { checkResponsesAgainstDocument } from '../helpers/contract.ts';
 import type { DbHandle } from '../../db/client.ts';
+import { config, goldSettings } from '../../config.ts';
 import { submitDecision } from '../../db/queue.ts';
 import { frames, labels, predictions, reviewTasks, samplingPolicies } from '../../db/schema.ts';
 import { scanDirectory } from '../../ingest/directory-source.ts';
@@ -259,7 +260,9 @@ describe('review queue', () => {
     expect(coco.images).toHaveLength(1);
     expect(coco.annotations[0].category_id).toBe(1);
     expect(coco.categories[0]).toEqual({ id: 1, name: 'vehicle' });
-    expect(await submitDecision(handle.db, { taskId: task.id, userId: rows[0].reviewerId!, decision: 'accept' }).then((r) => r.replayed)).toBe(true);
+    expect(
+      await submitDecision(handle.db, { taskId: task.id, userId: rows[0].reviewerId!, decision: 'accept' }, goldSettings(config)).then((r) => r.replayed),
+    ).toBe(true);
   });
 });
 

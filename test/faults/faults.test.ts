@@ -18,7 +18,7 @@ import { count, eq, sql } from 'drizzle-orm';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { repoRoot } from '../../config.ts';
+import { config, goldSettings, repoRoot } from '../../config.ts';
 import type { Db } from '../../db/client.ts';
 import { claimNext, QueueError, submitDecision } from '../../db/queue.ts';
 import { frames, frameScores, labels, predictions, reviewTasks, streams } from '../../db/schema.ts';
@@ -390,7 +390,7 @@ describe('fault injection', () => {
             const slow = (r + turn) % 9 === 0;
             await new Promise((res) => setTimeout(res, slow ? 1100 : 5 + ((r * 7 + turn * 13) % 40)));
             try {
-              await submitDecision(db.db, { taskId: claimed.task.id, userId: user.id, decision: 'correct', boxes: [] });
+              await submitDecision(db.db, { taskId: claimed.task.id, userId: user.id, decision: 'correct', boxes: [] }, goldSettings(config));
               outcome.submitted++;
             } catch (err) {
               if (!(err instanceof QueueError) || !['lease_expired', 'held_by_other', 'already_decided'].includes(err.code)) throw err;

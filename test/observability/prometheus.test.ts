@@ -17,6 +17,7 @@ import type { DbHandle } from '../../db/client.ts';
 import { saveDriftSettings, saveModelReference } from '../../db/drift.ts';
 import { driftSettingsSchema } from '../../drift/settings.ts';
 import { frameFailures, frames, frameScores, reviewTasks } from '../../db/schema.ts';
+import { config, goldSettings } from '../../config.ts';
 import { exposeDatabaseGauges } from '../../observability/database-gauges.ts';
 import { installTemporalRuntime } from '../../observability/temporal-runtime.ts';
 import type { RunningWorkers } from '../../workers/start-workers.ts';
@@ -51,8 +52,9 @@ describe('dashboards against a real Prometheus', () => {
     installTemporalRuntime({ sdkMetricsPort: await freePort(), logLevel: 'WARN' });
     handle = await createTestDb();
     // Every detection is stored (the tiny model is unsure of everything), so the quality panels have data.
-    p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0.01' }, cameraStreams: ['obs'] });
-    exposeDatabaseGauges(handle.db);
+    // Every claim offers a gold frame when there is one, so the reviewer-accuracy panels have data.
+    p = await createTestPlatform(handle, { env: { PREDICTION_MIN_SCORE: '0.01', GOLD_RATE: '1' }, cameraStreams: ['obs'] });
+    exposeDatabaseGauges(handle.db, goldSettings(config));
     connection = await NativeConnection.connect({ address: inject('temporalAddress') });
     workers = await startPlatformWorkers(p, connection, createRetrainActivities({ db: handle.db, store: p.deps.store, loopControl: p.deps.loopControl }));
     const lead = auth(p.tokens.lead, { 'Content-Type': 'application/json' });
@@ -110,6 +112,11 @@ describe('dashboards against a real Prometheus', () => {
       headers: reviewer,
       body: JSON.stringify({ frameId: again.frame.id, region: { x1: 100, y1: 100, x2: 150, y2: 140 } }),
     });
+    // The decided frame becomes gold; the other reviewer is checked against it.
+    expect((await p.app.request(`/v1/frames/${again.frame.id}/gold`, { method: 'PUT', headers: auth(p.tokens.lead) })).status).toBe(200);
+    const gold = await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: reviewer })).json();
+    expect(gold.frame.id).toBe(again.frame.id);
+    await p.app.request(`/v1/tasks/${gold.task.id}/submit`, { method: 'POST', headers: reviewer, body: JSON.stringify({ decision: 'reject' }) });
     // A drift check and two finished retraining runs, through their real activities.
     const stored = await handle.db.select().from(frameScores).where(eq(frameScores.streamId, 'obs'));
     const embeddings = stored.map((s) => s.embedding);

@@ -2,7 +2,7 @@
 // real API and database: a reviewer claims a task, drags a box corner, uses box assist and
 // submits with the keyboard; opens similar objects from a task, marks them by drag, click and key
 // and confirms proposals; searches objects across streams; a lead enters an invalid band and sees
-// the error by the field.
+// the error by the field; a paused reviewer reads why, and a lead marks gold and resumes them.
 import fs from 'node:fs';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
@@ -10,7 +10,19 @@ import { eq } from 'drizzle-orm';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
-import { driftReports, frameFailures, frames, frameScores, labels, objectLabels, predictions, reviewTasks, videos, videoSegments } from '../../db/schema.ts';
+import {
+  driftReports,
+  frameFailures,
+  frames,
+  frameScores,
+  labels,
+  objectLabels,
+  predictions,
+  reviewTasks,
+  users,
+  videos,
+  videoSegments,
+} from '../../db/schema.ts';
 import { persistScoredBatch, predictionId, streamCursor } from '../../db/scoring.ts';
 import { DetectorSession } from '../../models/sessions.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -366,6 +378,41 @@ describe('review app', () => {
     const policy = await (await p.app.request(`/v1/streams/${STREAM}/policy`, { headers: auth(p.tokens.lead) })).json();
     expect(policy.version).toBe(1);
     await page.close();
+  });
+
+  it('tells a paused reviewer why the queue paused them; a lead marks gold and resumes them from the lead page', async () => {
+    const reason =
+      'Your accuracy on check frames is 0.40 over your last 5 answers, below the pass score of 0.7. You are paused from the review queue until a lead resumes you.';
+    await handle.db.update(users).set({ queuePausedAt: new Date(), queuePausedReason: reason }).where(eq(users.name, 'reviewer2'));
+    const reviewer = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    await reviewer.goto(base + '/');
+    await reviewer.fill('#token', p.tokens.reviewer2);
+    await reviewer.press('#token', 'Enter');
+    await reviewer.waitForSelector('#paused');
+    expect(await reviewer.textContent('#paused')).toContain('You are paused from the review queue');
+    expect(await reviewer.textContent('#paused')).toContain('0.40 over your last 5 answers, below the pass score of 0.7');
+    await reviewer.screenshot({ path: path.join(shots, 'review-paused.png') });
+
+    const lead = await browser.newPage({ viewport: { width: 1366, height: 1200 } });
+    lead.on('pageerror', (err) => console.error('lead page error:', err.message));
+    await lead.goto(base + '/app/lead');
+    await lead.fill('#token', p.tokens.lead);
+    await lead.press('#token', 'Enter');
+    const row = lead.locator('#reviewers tr[data-reviewer="reviewer2"]');
+    await expect.poll(() => row.textContent()).toContain('paused');
+    // A labelled frame becomes gold from the recent labels (the first test's label).
+    await lead.locator('#labels button[data-gold]').first().click();
+    await expect.poll(async () => (await (await p.app.request('/v1/gold', { headers: auth(p.tokens.lead) })).json()).gold.length).toBe(1);
+    await lead.waitForSelector('#labels button[data-ungold]');
+    await lead.click('#reviewers button[data-resume="reviewer2"]');
+    await expect.poll(() => row.textContent()).toContain('active');
+    await lead.screenshot({ path: path.join(shots, 'lead-reviewers.png') });
+
+    // Resumed, the reviewer checks again and is no longer refused.
+    await reviewer.click('#paused-retry');
+    await reviewer.waitForSelector('#paused', { state: 'detached' });
+    await reviewer.close();
+    await lead.close();
   });
 
   it("serves interactive API docs that list every operation with its roles, under the pages' CSP", async () => {

@@ -1,0 +1,132 @@
+// Reviewer quality for leads: gold frames (mark, unmark, list), each reviewer's rolling accuracy
+// on them, and resuming a reviewer the queue paused (db/gold.ts).
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { goldSettings } from '../../config.ts';
+import { audit } from '../../db/audit.ts';
+import { getFrame } from '../../db/frames.ts';
+import { GoldError, listGold, markGold, resumeReviewer, reviewerStandings, unmarkGold } from '../../db/gold.ts';
+import type { ApiDeps, AppEnv } from '../env.ts';
+import { defineOperation, handle } from '../operation.ts';
+import { ProblemError, UUID } from '../problem.ts';
+
+const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
+const goldFrame = z.object({
+  frameId: z.uuid(),
+  streamId: z.string(),
+  labelId: z.uuid().describe('the label answers are scored against: the frame’s newest when it was marked'),
+  markedBy: z.uuid().nullable(),
+  createdAt: z.date(),
+  boxes: z.array(box),
+  answers: z.number().int().describe('gold answers given on this frame'),
+  meanScore: z.number().nullable().describe('their mean F1 against the gold boxes'),
+});
+const standing = z.object({
+  reviewerId: z.uuid(),
+  name: z.string(),
+  answers: z.number().int().describe('gold answers the rolling accuracy counts (the last `window` since the reviewer was last resumed)'),
+  accuracy: z.number().nullable().describe('mean F1 against gold at IoU 0.5 (null: no answers yet)'),
+  precision: z.number().nullable(),
+  recall: z.number().nullable(),
+  classAccuracy: z.number().nullable().describe('of boxes that found a gold object, the share that named its class'),
+  pausedAt: z.date().nullable(),
+  pausedReason: z.string().nullable(),
+});
+const frameId = z.object({ id: z.string().regex(UUID, 'a frame id (UUID)') });
+
+export const reviewerOperations = {
+  reviewers: defineOperation({
+    method: 'get',
+    path: '/v1/reviewers',
+    summary: "Each reviewer's rolling accuracy on gold tasks, and whether the queue paused them",
+    responses: {
+      200: {
+        description: 'standings and the settings they are judged by',
+        schema: z.object({
+          settings: z.object({ rate: z.number(), passScore: z.number(), window: z.number().int(), minAnswers: z.number().int() }),
+          reviewers: z.array(standing),
+        }),
+      },
+    },
+  }),
+  resume: defineOperation({
+    method: 'post',
+    path: '/v1/reviewers/{name}/resume',
+    summary: 'Let a paused reviewer claim again; their rolling accuracy starts afresh',
+    params: z.object({ name: z.string() }),
+    responses: { 200: { description: 'resumed', schema: z.object({ reviewer: z.object({ id: z.uuid(), name: z.string() }) }) } },
+  }),
+  gold: defineOperation({
+    method: 'get',
+    path: '/v1/gold',
+    summary: 'Gold frames, newest first, with their boxes and how reviewers did on them',
+    query: z.object({ streamId: z.string().optional() }).strict(),
+    responses: { 200: { description: 'gold frames', schema: z.object({ gold: z.array(goldFrame) }) } },
+  }),
+  markGold: defineOperation({
+    method: 'put',
+    path: '/v1/frames/{id}/gold',
+    summary: 'Mark a labelled frame as gold: reviewers are checked against its newest label at GOLD_RATE of their claims',
+    params: frameId,
+    responses: {
+      200: {
+        description: 'marked (again: the reference becomes the newest label)',
+        schema: z.object({ gold: goldFrame.omit({ boxes: true, answers: true, meanScore: true }) }),
+      },
+    },
+    problems: [409],
+  }),
+  unmarkGold: defineOperation({
+    method: 'delete',
+    path: '/v1/frames/{id}/gold',
+    summary: 'Stop using a frame as gold (answers given stay counted)',
+    params: frameId,
+    responses: { 204: { description: 'no longer gold' } },
+  }),
+};
+
+export function reviewerRoutes(deps: ApiDeps) {
+  const app = new Hono<AppEnv>();
+  const settings = goldSettings(deps.config);
+
+  handle(app, reviewerOperations.reviewers, async (c) =>
+    c.json({ settings: { rate: deps.config.GOLD_RATE, ...settings }, reviewers: await reviewerStandings(deps.db, settings) }),
+  );
+
+  handle(app, reviewerOperations.resume, async (c, { params }) => {
+    const reviewer = await resumeReviewer(deps.db, params.name);
+    if (!reviewer)
+      throw new ProblemError(
+        404,
+        'Not found',
+        `no reviewer is named ${JSON.stringify(params.name)}`,
+        [{ field: 'name', message: 'not a reviewer' }],
+        'not_found',
+      );
+    await audit(deps.db, c.get('user').name, 'reviewer.resume', reviewer.name);
+    return c.json({ reviewer });
+  });
+
+  handle(app, reviewerOperations.gold, async (c, { query }) => c.json({ gold: await listGold(deps.db, query.streamId) }));
+
+  handle(app, reviewerOperations.markGold, async (c, { params }) => {
+    if (!(await getFrame(deps.db, params.id))) throw new ProblemError(404, 'Not found', `frame ${params.id} does not exist`, undefined, 'not_found');
+    try {
+      const gold = await markGold(deps.db, params.id, c.get('user').id);
+      await audit(deps.db, c.get('user').name, 'gold.mark', params.id, { labelId: gold.labelId });
+      return c.json({ gold });
+    } catch (err) {
+      if (err instanceof GoldError)
+        throw new ProblemError(409, 'Frame not labelled', err.message, [{ field: 'id', message: 'the frame has no label' }], err.code);
+      throw err;
+    }
+  });
+
+  handle(app, reviewerOperations.unmarkGold, async (c, { params }) => {
+    if (!(await unmarkGold(deps.db, params.id))) throw new ProblemError(404, 'Not found', `frame ${params.id} is not gold`, undefined, 'not_found');
+    await audit(deps.db, c.get('user').name, 'gold.unmark', params.id);
+    return c.body(null, 204);
+  });
+
+  return app;
+}

@@ -1,0 +1,297 @@
+// Gold tasks: frames a lead marked as gold go back into the queue, one reviewer at a time, shaped
+// like the task that labelled them; each answer is scored against the gold label, and a reviewer
+// whose rolling accuracy falls below the pass score is paused from the queue until a lead
+// resumes them (CVAT's ground-truth jobs, Label Studio's pause on low accuracy).
+import { and, avg, count, desc, eq, exists, gt, isNotNull, isNull, ne, or, sql } from 'drizzle-orm';
+import { scoreAgainstGold } from '../policies/gold-score.ts';
+import type { DbOrTx, Tx } from './client.ts';
+import type { Decision, LabelBox, LabelRow, TaskRow } from './queue.ts';
+import { frameScores, goldAnswers, goldFrames, labels, reviewTasks, samplingPolicies, users } from './schema.ts';
+
+export interface GoldSettings {
+  /** Rolling accuracy below which a reviewer is paused. */
+  passScore: number;
+  /** Answers the rolling accuracy averages. */
+  window: number;
+  /** Answers a reviewer gives before they can be paused. */
+  minAnswers: number;
+}
+
+export class GoldError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'not_found' | 'unlabelled',
+  ) {
+    super(message);
+    this.name = 'GoldError';
+  }
+}
+
+/** Marks a frame as gold: its newest label becomes the reference answers are scored against. */
+export async function markGold(db: DbOrTx, frameId: string, markedBy: string) {
+  const [label] = await db.select().from(labels).where(eq(labels.frameId, frameId)).orderBy(desc(labels.createdAt)).limit(1);
+  if (!label) throw new GoldError(`frame ${frameId} has no label; label it (review or import) before marking it gold`, 'unlabelled');
+  const [row] = await db
+    .insert(goldFrames)
+    .values({ frameId, streamId: label.streamId, labelId: label.id, markedBy })
+    .onConflictDoUpdate({ target: goldFrames.frameId, set: { labelId: label.id, markedBy } })
+    .returning();
+  return row;
+}
+
+export async function unmarkGold(db: DbOrTx, frameId: string): Promise<boolean> {
+  return (await db.delete(goldFrames).where(eq(goldFrames.frameId, frameId)).returning()).length > 0;
+}
+
+/** Gold frames with their reference boxes and how often they were answered, newest first. */
+export async function listGold(db: DbOrTx, streamId?: string) {
+  const answered = db
+    .select({ frameId: goldAnswers.frameId, n: count().as('n'), mean: avg(goldAnswers.score).as('mean') })
+    .from(goldAnswers)
+    .groupBy(goldAnswers.frameId)
+    .as('answered');
+  const rows = await db
+    .select({ gold: goldFrames, boxes: labels.boxes, answers: answered.n, meanScore: answered.mean })
+    .from(goldFrames)
+    .innerJoin(labels, eq(labels.id, goldFrames.labelId))
+    .leftJoin(answered, eq(answered.frameId, goldFrames.frameId))
+    .where(streamId ? eq(goldFrames.streamId, streamId) : undefined)
+    .orderBy(desc(goldFrames.createdAt));
+  return rows.map((r) => ({ ...r.gold, boxes: r.boxes, answers: Number(r.answers ?? 0), meanScore: r.meanScore === null ? null : Number(r.meanScore) }));
+}
+
+const goldKey = (frameId: string, userId: string) => `gold:${frameId}:${userId}`;
+
+/**
+ * Leases the reviewer a gold task, if a gold frame is left that they have not been given and did
+ * not label themselves: a copy of the task that labelled the frame (its reason, prediction and
+ * scores), or a whole-frame task for an imported label. Null when there is none.
+ */
+export async function claimGoldTask(db: DbOrTx, args: { userId: string; streamId?: string; leaseSeconds: number }): Promise<TaskRow | null> {
+  const [pick] = await db
+    .select({ gold: goldFrames, label: labels })
+    .from(goldFrames)
+    .innerJoin(labels, eq(labels.id, goldFrames.labelId))
+    .where(
+      and(
+        args.streamId ? eq(goldFrames.streamId, args.streamId) : undefined,
+        or(isNull(labels.reviewerId), ne(labels.reviewerId, args.userId)),
+        sql`not exists (select 1 from ${reviewTasks} where ${reviewTasks.dedupeKey} = 'gold:' || ${goldFrames.frameId} || ':' || ${args.userId})`,
+        // An imported label has no task to copy: the frame must have been scored, for its model.
+        or(
+          isNotNull(labels.taskId),
+          exists(
+            db
+              .select({ one: sql`1` })
+              .from(frameScores)
+              .where(eq(frameScores.frameId, goldFrames.frameId)),
+          ),
+        ),
+      ),
+    )
+    .orderBy(sql`random()`)
+    .limit(1);
+  if (!pick) return null;
+  const shape = await taskShape(db, pick.label);
+  const [task] = await db
+    .insert(reviewTasks)
+    .values({
+      ...shape,
+      dedupeKey: goldKey(pick.gold.frameId, args.userId),
+      frameId: pick.gold.frameId,
+      streamId: pick.gold.streamId,
+      goldLabelId: pick.label.id,
+      status: 'leased',
+      leaseOwner: args.userId,
+      leaseExpiresAt: sql`now() + make_interval(secs => ${args.leaseSeconds})`,
+      attempts: 1,
+    })
+    .onConflictDoNothing()
+    .returning();
+  return task ?? null;
+}
+
+/** What a gold task looks like: the task that labelled the frame, or a whole-frame task. */
+async function taskShape(db: DbOrTx, label: LabelRow) {
+  if (label.taskId) {
+    const [t] = await db.select().from(reviewTasks).where(eq(reviewTasks.id, label.taskId));
+    return {
+      cameraId: t.cameraId,
+      predictionId: t.predictionId,
+      modelVersion: t.modelVersion,
+      className: t.className,
+      score: t.score,
+      reason: t.reason,
+      policyVersion: t.policyVersion,
+      selection: t.selection,
+      priority: t.priority,
+    };
+  }
+  const [scored] = await db
+    .select({ modelVersion: frameScores.modelVersion, cameraId: frameScores.cameraId })
+    .from(frameScores)
+    .where(eq(frameScores.frameId, label.frameId))
+    .orderBy(desc(frameScores.scoredAt))
+    .limit(1);
+  const [policy] = await db
+    .select({ version: samplingPolicies.version })
+    .from(samplingPolicies)
+    .where(eq(samplingPolicies.streamId, label.streamId))
+    .orderBy(desc(samplingPolicies.version))
+    .limit(1);
+  return {
+    cameraId: scored.cameraId,
+    predictionId: null,
+    modelVersion: scored.modelVersion,
+    className: null,
+    score: null,
+    reason: 'random' as const,
+    policyVersion: policy?.version ?? 1,
+    selection: null,
+    priority: 0,
+  };
+}
+
+/**
+ * Stores a reviewer's answer to a gold task (in the caller's transaction, which holds the task),
+ * scores it, closes the task and pauses the reviewer if their rolling accuracy fell below the
+ * pass score. Returns the answer in the shape of a label, as any submit answers.
+ */
+export async function answerGold(
+  tx: Tx,
+  task: TaskRow,
+  args: { userId: string; decision: Decision; boxes: LabelBox[] },
+  settings: GoldSettings,
+): Promise<LabelRow> {
+  const [gold] = await tx.select({ boxes: labels.boxes }).from(labels).where(eq(labels.id, task.goldLabelId!));
+  const scored = scoreAgainstGold(args.boxes, gold.boxes);
+  const [answer] = await tx
+    .insert(goldAnswers)
+    .values({
+      taskId: task.id,
+      reviewerId: args.userId,
+      frameId: task.frameId,
+      streamId: task.streamId,
+      goldLabelId: task.goldLabelId!,
+      decision: args.decision,
+      boxes: args.boxes,
+      ...scored,
+    })
+    .returning();
+  await tx
+    .update(reviewTasks)
+    .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null })
+    .where(eq(reviewTasks.id, task.id));
+  const [standing] = await reviewerStandings(tx, settings, args.userId);
+  if (standing?.accuracy != null && standing.answers >= settings.minAnswers && standing.accuracy < settings.passScore) {
+    const reason =
+      `Your accuracy on check frames is ${standing.accuracy.toFixed(2)} over your last ${standing.answers} answers, ` +
+      `below the pass score of ${settings.passScore}. You are paused from the review queue until a lead resumes you.`;
+    await tx
+      .update(users)
+      .set({ queuePausedAt: sql`now()`, queuePausedReason: reason })
+      .where(and(eq(users.id, args.userId), isNull(users.queuePausedAt)));
+  }
+  return goldAnswerAsLabel(answer, task);
+}
+
+/** A stored gold answer in the shape of the label a submit returns. */
+export function goldAnswerAsLabel(answer: typeof goldAnswers.$inferSelect, task: TaskRow): LabelRow {
+  return {
+    id: answer.id,
+    taskId: task.id,
+    frameId: task.frameId,
+    streamId: task.streamId,
+    reviewerId: answer.reviewerId,
+    decision: answer.decision,
+    boxes: answer.boxes,
+    predictionId: task.predictionId,
+    policyVersion: task.policyVersion,
+    modelVersion: task.modelVersion,
+    source: 'review',
+    importKey: null,
+    createdAt: answer.createdAt,
+  };
+}
+
+export async function goldAnswerOf(db: DbOrTx, taskId: string) {
+  const [row] = await db.select().from(goldAnswers).where(eq(goldAnswers.taskId, taskId));
+  return row ?? null;
+}
+
+export interface ReviewerStanding {
+  reviewerId: string;
+  name: string;
+  /** Gold answers counted (the last `window` since the reviewer was last resumed). */
+  answers: number;
+  /** Mean F1 against gold over those answers (null: none yet). */
+  accuracy: number | null;
+  precision: number | null;
+  recall: number | null;
+  classAccuracy: number | null;
+  pausedAt: Date | null;
+  pausedReason: string | null;
+}
+
+/**
+ * Every reviewer's rolling accuracy on gold (or one reviewer's): the mean over their last
+ * `window` answers since they were last resumed. Reviewers with no answers are listed too.
+ */
+export async function reviewerStandings(db: DbOrTx, settings: Pick<GoldSettings, 'window'>, reviewerId?: string): Promise<ReviewerStanding[]> {
+  const recent = db
+    .select({
+      reviewerId: goldAnswers.reviewerId,
+      score: goldAnswers.score,
+      precision: goldAnswers.precision,
+      recall: goldAnswers.recall,
+      classAccuracy: goldAnswers.classAccuracy,
+      n: sql<number>`row_number() over (partition by ${goldAnswers.reviewerId} order by ${goldAnswers.createdAt} desc)`.as('n'),
+    })
+    .from(goldAnswers)
+    .innerJoin(users, eq(users.id, goldAnswers.reviewerId))
+    .where(or(isNull(users.goldSince), gt(goldAnswers.createdAt, users.goldSince)))
+    .as('recent');
+  const rows = await db
+    .select({
+      reviewerId: users.id,
+      name: users.name,
+      answers: sql<number>`count(${recent.score})`,
+      accuracy: sql<number | null>`avg(${recent.score})`,
+      precision: sql<number | null>`avg(${recent.precision})`,
+      recall: sql<number | null>`avg(${recent.recall})`,
+      classAccuracy: sql<number | null>`avg(${recent.classAccuracy})`,
+      pausedAt: users.queuePausedAt,
+      pausedReason: users.queuePausedReason,
+    })
+    .from(users)
+    .leftJoin(recent, and(eq(recent.reviewerId, users.id), sql`${recent.n} <= ${settings.window}`))
+    .where(and(eq(users.role, 'reviewer'), reviewerId ? eq(users.id, reviewerId) : undefined))
+    .groupBy(users.id)
+    .orderBy(users.name);
+  const num = (v: unknown) => (v === null ? null : Number(v));
+  return rows.map((r) => ({
+    ...r,
+    answers: Number(r.answers),
+    accuracy: num(r.accuracy),
+    precision: num(r.precision),
+    recall: num(r.recall),
+    classAccuracy: num(r.classAccuracy),
+    pausedAt: r.pausedAt ? new Date(r.pausedAt) : null,
+  }));
+}
+
+/** Why the reviewer may not claim, or null when they may. */
+export async function queuePause(db: DbOrTx, userId: string): Promise<string | null> {
+  const [row] = await db.select({ at: users.queuePausedAt, reason: users.queuePausedReason }).from(users).where(eq(users.id, userId));
+  return row?.at ? (row.reason ?? 'You are paused from the review queue until a lead resumes you.') : null;
+}
+
+/** Lets a paused reviewer claim again; their rolling accuracy starts afresh. Null: no such reviewer. */
+export async function resumeReviewer(db: DbOrTx, name: string) {
+  const [row] = await db
+    .update(users)
+    .set({ queuePausedAt: null, queuePausedReason: null, goldSince: sql`now()` })
+    .where(and(eq(users.name, name), eq(users.role, 'reviewer')))
+    .returning({ id: users.id, name: users.name });
+  return row ?? null;
+}
