@@ -7,6 +7,7 @@ import type { Db } from '../db/client.ts';
 import type { ReferenceFile } from '../db/drift.ts';
 import type { ModelPrecision } from '../db/schema.ts';
 import { closeTriggers, countLabelsSince, insertRun, recordStep, takeUpTriggers, type RunTrigger, type StepUpdate } from '../db/retrain.ts';
+import type { ReviewerQuality } from '../db/gold.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
 import { registerModel, registerVariant, RegistryError } from '../models/registry.ts';
@@ -25,6 +26,8 @@ export interface RetrainDeps {
   replayMin?: number;
   /** Confirmed label proposals count as labels (RETRAIN_PROPAGATED_LABELS=include, the default). */
   propagatedLabels?: boolean;
+  /** Leave out labels of reviewers below this gold accuracy (RETRAIN_MIN_REVIEWER_ACCURACY). */
+  reviewerQuality?: ReviewerQuality;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,6 +84,7 @@ export function createRetrainActivities(deps: RetrainDeps) {
         replayRatio: deps.replayRatio,
         replayMin: deps.replayMin,
         propagatedLabels: deps.propagatedLabels,
+        reviewerQuality: deps.reviewerQuality,
       });
       const hasCheckpoint = async (kind: ModelKind, version: string | undefined) =>
         version ? deps.store.exists(`models/${kind}/${version}/checkpoint.pt`) : false;

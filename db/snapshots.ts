@@ -6,6 +6,7 @@ import { eq, inArray } from 'drizzle-orm';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
 import { toCocoBbox } from './coco.ts';
+import { reviewersBelow, type ReviewerQuality } from './gold.ts';
 import { labelsWithFrames } from './labels.ts';
 import { confirmedObjectLabels, objectDecisionsOfFrames, objectsOfFrame } from './object-labels.ts';
 import { datasetSnapshots, frames } from './schema.ts';
@@ -125,6 +126,8 @@ export async function createSnapshot(
     replayMin?: number;
     /** Take confirmed proposals (provenance `propagated`) as labels (RETRAIN_PROPAGATED_LABELS). */
     propagatedLabels?: boolean;
+    /** Leave out the labels of reviewers whose gold accuracy is below a floor. */
+    reviewerQuality?: ReviewerQuality;
   },
 ): Promise<{ id: string; datasetKey: string; numImages: number; numAnnotations: number; numVal: number }> {
   const [existing] = await db.select().from(datasetSnapshots).where(eq(datasetSnapshots.id, opts.id));
@@ -139,7 +142,11 @@ export async function createSnapshot(
     };
   }
   const parent: CocoDataset | null = opts.parentKey && (await store.exists(opts.parentKey)) ? JSON.parse((await store.get(opts.parentKey)).toString()) : null;
-  const rows = await labelsWithFrames(db, { to: opts.asOf });
+  const leftOut = opts.reviewerQuality?.minAccuracy ? await reviewersBelow(db, opts.reviewerQuality) : [];
+  const excluded = new Set(leftOut.map((r) => r.reviewerId));
+  const all = await labelsWithFrames(db, { to: opts.asOf });
+  // A frame whose newest label is an excluded reviewer's keeps the label before it, if any.
+  const rows = all.filter((r) => !(r.label.reviewerId && excluded.has(r.label.reviewerId)));
   // The production model's classes, in its order; without a production model, the classes the
   // labels (and the parent snapshot) name, sorted: never a list written into the code.
   const classNames =
@@ -148,7 +155,13 @@ export async function createSnapshot(
   for (const r of rows) newest.set(r.frame.id, r);
 
   const dataset: CocoDataset = {
-    info: { description: `snapshot ${opts.id}`, trigger: opts.trigger, as_of: opts.asOf.toISOString() },
+    info: {
+      description: `snapshot ${opts.id}`,
+      trigger: opts.trigger,
+      as_of: opts.asOf.toISOString(),
+      // Who was left out for low accuracy on gold tasks, and how many labels went with them.
+      reviewers_left_out: leftOut.map((r) => ({ ...r, labels: all.filter((x) => x.label.reviewerId === r.reviewerId).length })),
+    },
     categories: classNames.map((name, i) => ({ id: i + 1, name })),
     images: [],
     annotations: [],

@@ -97,6 +97,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         replayRatio: config.RETRAIN_REPLAY_RATIO,
         replayMin: config.RETRAIN_REPLAY_MIN,
         propagatedLabels: config.RETRAIN_PROPAGATED_LABELS === 'include',
+        reviewerQuality: { minAccuracy: config.RETRAIN_MIN_REVIEWER_ACCURACY, minAnswers: config.GOLD_MIN_ANSWERS },
       });
       workers = await startWorkers({
         connection: native,
