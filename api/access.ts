@@ -89,6 +89,8 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'GET /v1/gold': LEAD,
   'PUT /v1/frames/{id}/gold': LEAD,
   'DELETE /v1/frames/{id}/gold': LEAD,
+  'GET /v1/consensus': LEAD,
+  'POST /v1/tasks/{id}/adjudicate': LEAD,
 };
 
 /** Hono's `/v1/streams/:id` (with an optional `{regex}`) in OpenAPI spelling: `/v1/streams/{id}`. */

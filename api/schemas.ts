@@ -19,7 +19,14 @@ import {
 } from '../db/schema.ts';
 import { samplingPolicySchema } from '../policies/sampling-policy.ts';
 
-const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
+/** A stored box (normalised to the frame). */
+export const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
+const unit = z.number().min(0).max(1);
+/** A box a person sends (a decision, an adjudication): inside the frame, with area. */
+export const labelBoxInput = z
+  .object({ className: z.string().min(1).max(100), x1: unit, y1: unit, x2: unit, y2: unit })
+  .strict()
+  .refine((b) => b.x2 > b.x1 && b.y2 > b.y1, { message: 'x2 must exceed x1 and y2 must exceed y1', path: ['x2'] });
 
 export const userSchema = createSelectSchema(users).omit({ tokenHash: true, goldSince: true });
 export const streamSchema = createSelectSchema(streams);

@@ -5,6 +5,7 @@
 import { and, avg, count, desc, eq, exists, gt, isNotNull, isNull, ne, or, sql } from 'drizzle-orm';
 import { scoreAgainstGold } from '../policies/gold-score.ts';
 import type { DbOrTx, Tx } from './client.ts';
+import { answerAsLabel } from './labels.ts';
 import type { Decision, LabelBox, LabelRow, TaskRow } from './queue.ts';
 import { frameScores, goldAnswers, goldFrames, labels, reviewTasks, samplingPolicies, users } from './schema.ts';
 
@@ -192,26 +193,7 @@ export async function answerGold(
       .set({ queuePausedAt: sql`now()`, queuePausedReason: reason })
       .where(and(eq(users.id, args.userId), isNull(users.queuePausedAt)));
   }
-  return goldAnswerAsLabel(answer, task);
-}
-
-/** A stored gold answer in the shape of the label a submit returns. */
-export function goldAnswerAsLabel(answer: typeof goldAnswers.$inferSelect, task: TaskRow): LabelRow {
-  return {
-    id: answer.id,
-    taskId: task.id,
-    frameId: task.frameId,
-    streamId: task.streamId,
-    reviewerId: answer.reviewerId,
-    decision: answer.decision,
-    boxes: answer.boxes,
-    predictionId: task.predictionId,
-    policyVersion: task.policyVersion,
-    modelVersion: task.modelVersion,
-    source: 'review',
-    importKey: null,
-    createdAt: answer.createdAt,
-  };
+  return answerAsLabel(answer, task);
 }
 
 export async function goldAnswerOf(db: DbOrTx, taskId: string) {

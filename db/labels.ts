@@ -5,6 +5,7 @@ import { sha256Hex } from '../storage/blob-store.ts';
 import type { DbOrTx, Tx } from './client.ts';
 import type { LabelBox } from './queue.ts';
 import { frames, labels, reviewTasks, users } from './schema.ts';
+import type { LabelRow, TaskRow } from './queue.ts';
 
 export interface LabelQuery {
   streamId?: string;
@@ -72,4 +73,50 @@ export async function insertImportedLabel(tx: Tx, l: { frameId: string; streamId
     .set({ status: 'done', completedAt: sql`now()` })
     .where(and(eq(reviewTasks.frameId, l.frameId), eq(reviewTasks.status, 'pending')));
   return true;
+}
+
+/**
+ * An answer that is not itself a label (to a gold task, or one of a consensus task's) in the shape
+ * of the label a submit returns: the reviewer's reply does not tell them which kind they answered.
+ */
+export function answerAsLabel(
+  answer: { id: string; reviewerId: string; decision: LabelRow['decision']; boxes: LabelBox[]; createdAt: Date },
+  task: TaskRow,
+): LabelRow {
+  return {
+    id: answer.id,
+    taskId: task.id,
+    frameId: task.frameId,
+    streamId: task.streamId,
+    reviewerId: answer.reviewerId,
+    decision: answer.decision,
+    boxes: answer.boxes,
+    predictionId: task.predictionId,
+    policyVersion: task.policyVersion,
+    modelVersion: task.modelVersion,
+    source: 'review',
+    importKey: null,
+    createdAt: answer.createdAt,
+  };
+}
+
+/** Stores the label that decides a task (a reviewer's decision, merged answers, a lead's adjudication). */
+export async function insertTaskLabel(
+  tx: Tx,
+  task: TaskRow,
+  l: { reviewerId: string | null; decision: LabelRow['decision']; boxes: LabelBox[]; source: LabelRow['source'] },
+): Promise<LabelRow> {
+  const [label] = await tx
+    .insert(labels)
+    .values({
+      taskId: task.id,
+      frameId: task.frameId,
+      streamId: task.streamId,
+      predictionId: task.predictionId,
+      policyVersion: task.policyVersion,
+      modelVersion: task.modelVersion,
+      ...l,
+    })
+    .returning();
+  return label;
 }

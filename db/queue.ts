@@ -3,8 +3,10 @@
 // the queue by the claim query itself, so no sweeper has to run for abandoned work to come back.
 import { and, asc, count, desc, eq, getTableColumns, isNotNull, isNull, min, ne, or, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from './client.ts';
-import { answerGold, claimGoldTask, goldAnswerAsLabel, goldAnswerOf, type GoldSettings } from './gold.ts';
-import { frames, labels, predictions, reviewTasks, type LabelBox } from './schema.ts';
+import { answerConsensus, consensusAnswerOf } from './consensus.ts';
+import { answerGold, claimGoldTask, goldAnswerOf, type GoldSettings } from './gold.ts';
+import { answerAsLabel, insertTaskLabel } from './labels.ts';
+import { consensusAnswers, frames, labels, predictions, reviewTasks, type LabelBox } from './schema.ts';
 
 export type { LabelBox };
 
@@ -82,6 +84,11 @@ async function leaseOpenTask(
           ? and(isNotNull(reviewTasks.goldLabelId), eq(reviewTasks.leaseOwner, args.userId))
           : // A gold task is only ever its reviewer's (one they skipped or let lapse comes back to them).
             or(isNull(reviewTasks.goldLabelId), eq(reviewTasks.leaseOwner, args.userId)),
+        // A consensus task goes to each reviewer once.
+        or(
+          eq(reviewTasks.reviewsNeeded, 1),
+          sql`not exists (select 1 from ${consensusAnswers} where ${consensusAnswers.taskId} = ${reviewTasks.id} and ${consensusAnswers.reviewerId} = ${args.userId})`,
+        ),
       ),
     )
     // Tasks of one batch share their created_at: among them an abandoned lease goes first (it was
@@ -149,9 +156,15 @@ export async function submitDecision(
     }
     if (args.decision === 'reject' && boxes.length > 0)
       throw new QueueError('a rejection carries no boxes; use "correct" to replace the prediction', 'invalid');
+    // A consensus task is answered by several reviewers: each one's own answer is what a retry replays.
+    const mine = task.reviewsNeeded > 1 ? await consensusAnswerOf(tx, task.id, args.userId) : null;
+    if (mine) {
+      if (mine.decision === args.decision && sameBoxes(mine.boxes, boxes)) return { label: answerAsLabel(mine, task), replayed: true };
+      throw new QueueError(`you already answered task ${task.id}`, 'already_decided');
+    }
     if (task.status === 'done') {
       const answer = task.goldLabelId ? await goldAnswerOf(tx, task.id) : null;
-      const [existing] = answer ? [goldAnswerAsLabel(answer, task)] : await tx.select().from(labels).where(eq(labels.taskId, task.id));
+      const [existing] = answer ? [answerAsLabel(answer, task)] : await tx.select().from(labels).where(eq(labels.taskId, task.id));
       if (existing && existing.reviewerId === args.userId && existing.decision === args.decision && sameBoxes(existing.boxes, boxes)) {
         return { label: existing, replayed: true };
       }
@@ -163,21 +176,9 @@ export async function submitDecision(
       throw new QueueError(`your lease on task ${task.id} expired at ${task.leaseExpiresAt.toISOString()}; claim again`, 'lease_expired');
     // An answer to a gold task is scored, not stored as a label; the reviewer sees the same reply.
     if (task.goldLabelId) return { label: await answerGold(tx, task, { userId: args.userId, decision: args.decision, boxes }, gold), replayed: false };
-    const [label] = await tx
-      .insert(labels)
-      .values({
-        taskId: task.id,
-        frameId: task.frameId,
-        streamId: task.streamId,
-        reviewerId: args.userId,
-        decision: args.decision,
-        boxes,
-        predictionId: task.predictionId,
-        policyVersion: task.policyVersion,
-        modelVersion: task.modelVersion,
-        source: 'review',
-      })
-      .returning();
+    // One answer of several: stored; the last one merges them into the label (or a lead's queue).
+    if (task.reviewsNeeded > 1) return { label: await answerConsensus(tx, task, { userId: args.userId, decision: args.decision, boxes }), replayed: false };
+    const label = await insertTaskLabel(tx, task, { reviewerId: args.userId, decision: args.decision, boxes, source: 'review' });
     await tx
       .update(reviewTasks)
       .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null })

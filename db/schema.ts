@@ -290,6 +290,10 @@ export const reviewTasks = pgTable(
     // A gold task: the label its answer is scored against. Created leased to one reviewer at a
     // claim, shaped like the task that labelled the frame, and never shown as gold to them.
     goldLabelId: uuid('gold_label_id'),
+    // Consensus: how many different reviewers answer this task before it is decided (1: one), and
+    // whether the merged answers disagreed enough to need a lead (`needed`, then `resolved`).
+    reviewsNeeded: integer('reviews_needed').notNull().default(1),
+    adjudication: text('adjudication', { enum: ['needed', 'resolved'] }),
     status: text('status', { enum: ['pending', 'leased', 'done'] })
       .notNull()
       .default('pending'),
@@ -338,7 +342,7 @@ export const labels = pgTable(
     predictionId: uuid('prediction_id').references(() => predictions.id),
     policyVersion: integer('policy_version'),
     modelVersion: text('model_version'),
-    source: text('source', { enum: ['review', 'oracle', 'import'] })
+    source: text('source', { enum: ['review', 'oracle', 'import', 'consensus'] })
       .notNull()
       .default('review'),
     // An imported label's identity (its frame and boxes): importing the same file again adds nothing.
@@ -392,6 +396,45 @@ export const goldAnswers = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('gold_answers_reviewer_created_idx').on(t.reviewerId, t.createdAt)],
+);
+
+/** One reviewer's answer to a consensus task; the merged answers become the task's label. */
+export const consensusAnswers = pgTable(
+  'consensus_answers',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    taskId: uuid('task_id')
+      .notNull()
+      .references(() => reviewTasks.id),
+    reviewerId: uuid('reviewer_id')
+      .notNull()
+      .references(() => users.id),
+    decision: text('decision', { enum: ['accept', 'reject', 'correct'] }).notNull(),
+    boxes: jsonb('boxes').$type<LabelBox[]>().notNull(),
+    // F1 of this answer against the merged boxes, once every answer is in.
+    agreement: real('agreement'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('consensus_answers_task_reviewer_idx').on(t.taskId, t.reviewerId), index('consensus_answers_reviewer_idx').on(t.reviewerId)],
+);
+
+/** What a consensus task's answers merged to, and how well they agreed (per frame and class). */
+export const consensusResults = pgTable(
+  'consensus_results',
+  {
+    taskId: uuid('task_id')
+      .primaryKey()
+      .references(() => reviewTasks.id),
+    frameId: uuid('frame_id').notNull(),
+    streamId: text('stream_id').notNull(),
+    merged: jsonb('merged').$type<LabelBox[]>().notNull(),
+    agreement: real('agreement').notNull(),
+    byClass: jsonb('by_class').$type<Record<string, number>>().notNull(),
+    // The label it became: the merged boxes, or a lead's choice after adjudication (null until then).
+    labelId: uuid('label_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('consensus_results_stream_created_idx').on(t.streamId, t.createdAt)],
 );
 
 export type ModelPrecision = 'int8';

@@ -348,6 +348,7 @@ export async function persistScoredBatch(
             policyVersion: args.policyVersion,
             selection: t.selection,
             priority: t.priority,
+            reviewsNeeded: t.reviewsNeeded,
           })),
         )
         .onConflictDoNothing()

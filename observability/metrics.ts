@@ -177,7 +177,7 @@ export interface QueueReading {
   open: { stream: string; class: string; count: number; oldestAgeSeconds: number }[];
   framesWaiting: { stream: string; count: number }[];
   production: { kind: string; version: string }[];
-  reviewers: { reviewer: string; accuracy: number | null; answers: number; paused: boolean }[];
+  reviewers: { reviewer: string; accuracy: number | null; answers: number; paused: boolean; agreement: number | null }[];
 }
 
 /**
@@ -236,6 +236,16 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     async collect() {
       this.reset();
       for (const r of (await reading()).reviewers) this.set({ reviewer: r.reviewer }, r.answers);
+    },
+  });
+  new client.Gauge({
+    name: 'dataengine_reviewer_consensus_agreement',
+    help: "A reviewer's mean agreement (F1) with the merged label of the consensus tasks they answered; absent before the first",
+    labelNames: ['reviewer'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await reading()).reviewers) if (r.agreement !== null) this.set({ reviewer: r.reviewer }, r.agreement);
     },
   });
   new client.Gauge({

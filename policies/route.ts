@@ -73,6 +73,8 @@ export interface TaskCandidate {
   reason: 'band' | 'random' | 'drift_boost' | 'novel';
   priority: number;
   selection: FrameSelection;
+  /** Different reviewers who answer the task (more than 1: a consensus task). */
+  reviewsNeeded: number;
 }
 
 export interface RoutingResult {
@@ -179,6 +181,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
         reason: c.inBase ? 'band' : 'drift_boost',
         priority: policy.priority + (boosted ? 10 : 0),
         selection,
+        reviewsNeeded: reviewsNeeded(policy, frame.frameId),
       });
       budget -= 1;
     }
@@ -193,6 +196,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
         reason: 'novel',
         priority: policy.priority + (boosted ? 10 : 0),
         selection,
+        reviewsNeeded: reviewsNeeded(policy, frame.frameId),
       });
       budget -= 1;
     } else if (chosen.length === 0 && budget > 0) {
@@ -207,6 +211,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
           reason: 'random',
           priority: policy.priority - 1,
           selection,
+          reviewsNeeded: reviewsNeeded(policy, frame.frameId),
         });
         budget -= 1;
       }
@@ -214,6 +219,13 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
     if (tasks.at(-1)?.frameId === frame.frameId) routedHere.push(frame.embedding);
   }
   return { tasks, selections };
+}
+
+/** Reviewers a frame's tasks need: the policy's consensus share of frames goes to several,
+ * chosen by a hash of the frame, so a retried batch asks the same. */
+function reviewsNeeded(policy: SamplingPolicy, frameId: string): number {
+  const { share, reviewers } = policy.consensus;
+  return share > 0 && stableUniform(frameId, 'consensus') < share ? reviewers : 1;
 }
 
 /**

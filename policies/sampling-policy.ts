@@ -51,6 +51,19 @@ export const samplingPolicySchema = z
     driftBoost: z
       .object({ bandWiden: z.number().min(0).max(0.5).default(0.1), randomRateFactor: z.number().min(1).max(100).default(5) })
       .default({ bandWiden: 0.1, randomRateFactor: 5 }),
+    /** Consensus: this share of routed frames goes to `reviewers` different people; boxes that
+     * overlap by `minIou` are one object, kept when at least `quorum` of them drew it; a frame whose
+     * agreement (mean pairwise F1) is below `adjudicateBelow` goes to a lead instead of becoming a label. */
+    consensus: z
+      .object({
+        share: probability.default(0),
+        reviewers: z.number().int().min(2).max(10).default(3),
+        quorum: z.number().gt(0, 'quorum must be above 0').max(1).default(0.5),
+        minIou: z.number().gt(0, 'minIou must be above 0').max(1).default(0.5),
+        adjudicateBelow: probability.default(0.6),
+      })
+      .strict()
+      .default({ share: 0, reviewers: 3, quorum: 0.5, minIou: 0.5, adjudicateBelow: 0.6 }),
   })
   .strict();
 

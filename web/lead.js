@@ -1,7 +1,7 @@
 // The ML lead's page: streams and their loops, queue depth, the sampling policy editor (with the
-// API's validation messages shown beside each field), recent labels, label export (COCO, YOLO)
-// and COCO import with a dry run.
-import { api, escapeHtml, renderSignIn, signedInUser, token } from './api.js';
+// API's validation messages shown beside each field), recent labels, label export (COCO, YOLO),
+// COCO import with a dry run, reviewers' gold accuracy and agreement, and consensus adjudication.
+import { api, escapeHtml, imageUrl, renderSignIn, signedInUser, token } from './api.js';
 
 const root = document.getElementById('root');
 const who = document.getElementById('who');
@@ -72,6 +72,23 @@ const FIELDS = [
     step: '1',
     help: 'while drift is detected, the random rate is multiplied by this',
   },
+  {
+    field: 'consensus.share',
+    label: 'consensus share',
+    type: 'number',
+    step: '0.01',
+    help: 'share of routed frames labelled by several reviewers and merged (0: off)',
+  },
+  { field: 'consensus.reviewers', label: 'consensus reviewers', type: 'number', step: '1', help: 'different reviewers who label a consensus frame' },
+  { field: 'consensus.quorum', label: 'consensus quorum', type: 'number', step: '0.05', help: 'share of them who must draw an object for it to be kept' },
+  { field: 'consensus.minIou', label: 'consensus min IoU', type: 'number', step: '0.05', help: "overlap at which two reviewers' boxes are one object" },
+  {
+    field: 'consensus.adjudicateBelow',
+    label: 'adjudicate below',
+    type: 'number',
+    step: '0.05',
+    help: 'agreement (mean pairwise F1) under which a lead decides the frame',
+  },
   { field: 'classBands', label: 'per-class bands (JSON)', type: 'json', help: 'e.g. {"sign": {"low": 0.2, "high": 0.5}} replaces the band for that class' },
 ];
 
@@ -126,6 +143,9 @@ async function render() {
     <section class="card" style="grid-column: 1 / -1"><h2>Reviewers</h2>
       <p>Accuracy is the mean F1 (IoU 0.5, same class) of a reviewer's answers on gold frames; mark a labelled frame gold in Recent labels.</p>
       <div id="reviewers"></div></section>
+    <section class="card" style="grid-column: 1 / -1"><h2>Consensus</h2>
+      <p>Frames several reviewers labelled (the policy's consensus share): their agreement, and those that wait for you to decide.</p>
+      <div id="adjudications"></div><div id="consensus"></div></section>
     <section class="card" style="grid-column: 1 / -1"><h2>Frames set aside by the loop</h2><div id="failed-frames"></div></section>
   </div>`;
   root.querySelectorAll('button[data-action]').forEach((b) =>
@@ -141,7 +161,7 @@ async function render() {
   root.querySelector('#import-check').addEventListener('click', () => importCoco(true));
   root.querySelector('#import-run').addEventListener('click', () => importCoco(false));
   if (streams.length) await loadPolicy(select.value);
-  await Promise.all([renderLabels(), renderFailedFrames(), renderReviewers()]);
+  await Promise.all([renderLabels(), renderFailedFrames(), renderReviewers(), renderConsensus()]);
 }
 
 const fixed = (v) => (v === null ? '—' : v.toFixed(2));
@@ -151,16 +171,16 @@ async function renderReviewers() {
   const { settings, reviewers } = await api('/v1/reviewers');
   const el = root.querySelector('#reviewers');
   el.innerHTML = `<p>Gold tasks are ${Math.round(settings.rate * 100)}% of claims; a reviewer is paused below ${settings.passScore} over their last ${settings.window} answers (after ${settings.minAnswers}).</p>
-    <table><thead><tr><th>reviewer</th><th>gold answers</th><th>accuracy</th><th>precision</th><th>recall</th><th>class accuracy</th><th>status</th></tr></thead><tbody>
+    <table><thead><tr><th>reviewer</th><th>gold answers</th><th>accuracy</th><th>precision</th><th>recall</th><th>class accuracy</th><th>consensus answers</th><th>agreement</th><th>status</th></tr></thead><tbody>
     ${
       reviewers
         .map(
           (
             r,
-          ) => `<tr data-reviewer="${escapeHtml(r.name)}"><td>${escapeHtml(r.name)}</td><td>${r.answers}</td><td>${fixed(r.accuracy)}</td><td>${fixed(r.precision)}</td><td>${fixed(r.recall)}</td><td>${fixed(r.classAccuracy)}</td>
+          ) => `<tr data-reviewer="${escapeHtml(r.name)}"><td>${escapeHtml(r.name)}</td><td>${r.answers}</td><td>${fixed(r.accuracy)}</td><td>${fixed(r.precision)}</td><td>${fixed(r.recall)}</td><td>${fixed(r.classAccuracy)}</td><td>${r.consensusAnswers}</td><td>${fixed(r.agreement)}</td>
         <td>${r.pausedAt ? `<span style="color: var(--bad)" title="${escapeHtml(r.pausedReason ?? '')}">paused</span> <button data-resume="${escapeHtml(r.name)}">Resume</button>` : 'active'}</td></tr>`,
         )
-        .join('') || '<tr><td colspan="7">No reviewers.</td></tr>'
+        .join('') || '<tr><td colspan="9">No reviewers.</td></tr>'
     }
   </tbody></table>`;
   el.querySelectorAll('button[data-resume]').forEach((b) =>
@@ -237,6 +257,70 @@ function showErrors(errors) {
     } else unplaced.push(`${e.field}: ${e.message}`);
   }
   status.textContent = unplaced.length ? `not saved: ${unplaced.join('; ')}` : 'not saved: fix the fields marked in red';
+}
+
+const COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4'];
+const rects = (boxes, w, h, colour, dashed) =>
+  boxes
+    .map(
+      (b) =>
+        `<rect x="${b.x1 * w}" y="${b.y1 * h}" width="${(b.x2 - b.x1) * w}" height="${(b.y2 - b.y1) * h}" fill="none" stroke="${colour}" stroke-width="2"${dashed ? ' stroke-dasharray="6 4"' : ''}><title>${escapeHtml(b.className)}</title></rect>`,
+    )
+    .join('');
+
+// Consensus: recent results, and each frame whose reviewers disagreed drawn with every answer, for
+// the lead to pick the merged boxes or one reviewer's as the label.
+async function renderConsensus() {
+  const [{ results }, { results: waiting }] = await Promise.all([api('/v1/consensus?limit=20'), api('/v1/consensus?adjudication=needed&limit=5')]);
+  const classes = (byClass) =>
+    Object.entries(byClass)
+      .map(([c, v]) => `${escapeHtml(c)} ${v.toFixed(2)}`)
+      .join(', ');
+  root.querySelector('#consensus').innerHTML =
+    `<table><thead><tr><th>when</th><th>stream</th><th>reviewers</th><th>agreement</th><th>per class</th><th>outcome</th></tr></thead><tbody>
+    ${
+      results
+        .map(
+          (
+            r,
+          ) => `<tr><td>${escapeHtml(new Date(r.createdAt).toLocaleString())}</td><td>${escapeHtml(r.streamId)}</td><td>${r.answers.map((a) => escapeHtml(a.reviewer)).join(', ')}</td>
+        <td>${r.agreement.toFixed(2)}</td><td>${classes(r.byClass)}</td><td>${r.adjudication === 'needed' ? 'waits for a lead' : r.adjudication === 'resolved' ? 'decided by a lead' : 'merged label'}</td></tr>`,
+        )
+        .join('') || '<tr><td colspan="6">No consensus frames yet.</td></tr>'
+    }</tbody></table>`;
+  const el = root.querySelector('#adjudications');
+  el.innerHTML = waiting
+    .map((r) => {
+      const w = 480;
+      const h = Math.round((w * r.height) / r.width);
+      // The merged boxes in white dashes, drawn last so they show over the answers they came from.
+      const choices = [
+        { name: 'merged', boxes: r.merged, colour: '#fff', dashed: true },
+        ...r.answers.map((a, i) => ({ name: a.reviewer, boxes: a.boxes, colour: COLOURS[i % COLOURS.length] })),
+      ];
+      return `<div class="adjudication" data-task="${r.taskId}" style="margin-bottom:14px">
+        <p>Reviewers agreed ${r.agreement.toFixed(2)} on this frame (${escapeHtml(r.streamId)}): choose its label.</p>
+        <div style="position:relative;width:${w}px;height:${h}px"><img data-frame="${r.frameId}" width="${w}" height="${h}" alt="frame">
+          <svg width="${w}" height="${h}" style="position:absolute;left:0;top:0">${[...choices.slice(1), choices[0]].map((c) => rects(c.boxes, w, h, c.colour, c.dashed)).join('')}</svg></div>
+        <p>${choices
+          .map(
+            (c, i) =>
+              `<button data-choice="${i}" style="border-color:${c.colour}">Use ${c.name === 'merged' ? 'merged' : `${escapeHtml(c.name)}'s`} (${c.boxes.length} ${c.boxes.length === 1 ? 'box' : 'boxes'})</button>`,
+          )
+          .join(' ')}</p></div>`;
+    })
+    .join('');
+  for (const [i, r] of waiting.entries()) {
+    const card = el.querySelectorAll('.adjudication')[i];
+    imageUrl(`/v1/frames/${r.frameId}/image`).then((url) => (card.querySelector('img').src = url));
+    const options = [r.merged, ...r.answers.map((a) => a.boxes)];
+    card.querySelectorAll('button[data-choice]').forEach((b) =>
+      b.addEventListener('click', async () => {
+        await api(`/v1/tasks/${r.taskId}/adjudicate`, { method: 'POST', body: { boxes: options[Number(b.dataset.choice)] } });
+        await renderConsensus();
+      }),
+    );
+  }
 }
 
 async function renderLabels() {

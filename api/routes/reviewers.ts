@@ -1,16 +1,18 @@
 // Reviewer quality for leads: gold frames (mark, unmark, list), each reviewer's rolling accuracy
-// on them, and resuming a reviewer the queue paused (db/gold.ts).
+// on them and agreement in consensus, resuming a reviewer the queue paused (db/gold.ts), and
+// consensus results with the frames that wait for a lead to adjudicate (db/consensus.ts).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { goldSettings } from '../../config.ts';
 import { audit } from '../../db/audit.ts';
 import { getFrame } from '../../db/frames.ts';
+import { adjudicate, ConsensusError, listConsensus, reviewerAgreement } from '../../db/consensus.ts';
 import { GoldError, listGold, markGold, resumeReviewer, reviewerStandings, unmarkGold } from '../../db/gold.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError, UUID } from '../problem.ts';
+import { box, labelBoxInput, labelSchema } from '../schemas.ts';
 
-const box = z.object({ className: z.string(), x1: z.number(), y1: z.number(), x2: z.number(), y2: z.number() });
 const goldFrame = z.object({
   frameId: z.uuid(),
   streamId: z.string(),
@@ -31,6 +33,24 @@ const standing = z.object({
   classAccuracy: z.number().nullable().describe('of boxes that found a gold object, the share that named its class'),
   pausedAt: z.date().nullable(),
   pausedReason: z.string().nullable(),
+  consensusAnswers: z.number().int().describe('answers to consensus tasks that were merged'),
+  agreement: z.number().nullable().describe('mean F1 of those answers against the merged label (null: none)'),
+});
+const consensusResult = z.object({
+  taskId: z.uuid(),
+  frameId: z.uuid(),
+  streamId: z.string(),
+  width: z.number().int(),
+  height: z.number().int(),
+  merged: z.array(box).describe('the boxes kept by the quorum, each the mean of its reviewers’ boxes'),
+  agreement: z.number().describe('mean pairwise F1 of the answers'),
+  byClass: z.record(z.string(), z.number()).describe('the same, per class'),
+  labelId: z.uuid().nullable().describe('the label it became (null: waits for a lead)'),
+  adjudication: z.enum(['needed', 'resolved']).nullable(),
+  createdAt: z.date(),
+  answers: z.array(
+    z.object({ reviewer: z.string(), decision: z.enum(['accept', 'reject', 'correct']), boxes: z.array(box), agreement: z.number().nullable() }),
+  ),
 });
 const frameId = z.object({ id: z.string().regex(UUID, 'a frame id (UUID)') });
 
@@ -63,6 +83,29 @@ export const reviewerOperations = {
     query: z.object({ streamId: z.string().optional() }).strict(),
     responses: { 200: { description: 'gold frames', schema: z.object({ gold: z.array(goldFrame) }) } },
   }),
+  consensus: defineOperation({
+    method: 'get',
+    path: '/v1/consensus',
+    summary: 'Consensus results, newest first: the merged boxes, agreement per frame and class, every answer',
+    query: z
+      .object({
+        streamId: z.string().optional(),
+        adjudication: z.literal('needed', { error: 'adjudication can only be "needed"' }).optional(),
+        limit: z.coerce.number().int().min(1).max(500).default(50),
+      })
+      .strict(),
+    responses: { 200: { description: 'results', schema: z.object({ results: z.array(consensusResult) }) } },
+  }),
+  adjudicate: defineOperation({
+    method: 'post',
+    path: '/v1/tasks/{id}/adjudicate',
+    summary: "Decide a frame its reviewers disagreed on: the boxes given (the merged ones, one reviewer's, or new) become its label",
+    params: z.object({ id: z.string().regex(UUID, 'a task id (UUID)') }),
+    body: z.object({ boxes: z.array(labelBoxInput).max(200) }).strict(),
+    bodyName: 'invalid adjudication',
+    responses: { 201: { description: 'the label', schema: z.object({ label: labelSchema }) } },
+    problems: [409],
+  }),
   markGold: defineOperation({
     method: 'put',
     path: '/v1/frames/{id}/gold',
@@ -89,9 +132,29 @@ export function reviewerRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   const settings = goldSettings(deps.config);
 
-  handle(app, reviewerOperations.reviewers, async (c) =>
-    c.json({ settings: { rate: deps.config.GOLD_RATE, ...settings }, reviewers: await reviewerStandings(deps.db, settings) }),
-  );
+  handle(app, reviewerOperations.reviewers, async (c) => {
+    const agreement = await reviewerAgreement(deps.db);
+    const reviewers = (await reviewerStandings(deps.db, settings)).map((r) => ({
+      ...r,
+      consensusAnswers: agreement.get(r.reviewerId)?.answers ?? 0,
+      agreement: agreement.get(r.reviewerId)?.agreement ?? null,
+    }));
+    return c.json({ settings: { rate: deps.config.GOLD_RATE, ...settings }, reviewers });
+  });
+
+  handle(app, reviewerOperations.consensus, async (c, { query }) => c.json({ results: await listConsensus(deps.db, query) }));
+
+  handle(app, reviewerOperations.adjudicate, async (c, { params, body }) => {
+    try {
+      const label = await adjudicate(deps.db, { taskId: params.id, leadId: c.get('user').id, boxes: body.boxes });
+      await audit(deps.db, c.get('user').name, 'consensus.adjudicate', params.id, { labelId: label.id, boxes: body.boxes.length });
+      return c.json({ label }, 201);
+    } catch (err) {
+      if (!(err instanceof ConsensusError)) throw err;
+      if (err.code === 'not_found') throw new ProblemError(404, 'Not found', err.message, undefined, 'not_found');
+      throw new ProblemError(409, 'Nothing to adjudicate', err.message, undefined, err.code);
+    }
+  });
 
   handle(app, reviewerOperations.resume, async (c, { params }) => {
     const reviewer = await resumeReviewer(deps.db, params.name);

@@ -14,15 +14,10 @@ import { LRUCache } from 'lru-cache';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError } from '../problem.ts';
-import { frameSchema, labelSchema, predictionSchema, streamTimeRange, taskSchema } from '../schemas.ts';
+import { frameSchema, labelBoxInput, labelSchema, predictionSchema, streamTimeRange, taskSchema } from '../schemas.ts';
 
-const unit = z.number().min(0).max(1);
-const labelBox = z
-  .object({ className: z.string().min(1).max(100), x1: unit, y1: unit, x2: unit, y2: unit })
-  .strict()
-  .refine((b) => b.x2 > b.x1 && b.y2 > b.y1, { message: 'x2 must exceed x1 and y2 must exceed y1', path: ['x2'] });
 const submitInput = z
-  .object({ decision: z.enum(['accept', 'reject', 'correct']), boxes: z.array(labelBox).max(200).optional() })
+  .object({ decision: z.enum(['accept', 'reject', 'correct']), boxes: z.array(labelBoxInput).max(200).optional() })
   .strict()
   .refine((s) => s.decision !== 'correct' || s.boxes !== undefined, { message: 'a correction needs boxes (an empty list means no object)', path: ['boxes'] });
 const claimInput = z.object({ streamId: z.string().min(1).optional() }).strict();

@@ -4,7 +4,6 @@
 // stays; the lead sees both (API and /metrics) and resumes the paused one.
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection } from '@temporalio/worker';
 import { count, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { goldSettings } from '../../config.ts';
@@ -12,13 +11,12 @@ import type { DbHandle } from '../../db/client.ts';
 import { frameScores, goldAnswers, labels, reviewTasks } from '../../db/schema.ts';
 import { exposeDatabaseGauges } from '../../observability/database-gauges.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { auth, createStreamOverApi, createTestPlatform, startPlatformWorkers, stopStream, type TestPlatform } from '../helpers/platform.ts';
-import { eventually, quietRuntime } from '../helpers/temporal.ts';
+import { auth, createStreamOverApi, framesScored, startRunningPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { eventually } from '../helpers/temporal.ts';
 
 let handle: DbHandle;
 let p: TestPlatform;
-let connection: NativeConnection;
-let workers: Awaited<ReturnType<typeof startPlatformWorkers>>;
+let stop: (streams: string[]) => Promise<void>;
 const STREAM = `gold-${Math.random().toString(36).slice(2, 8)}`;
 const GOLD_FRAMES = 8;
 type Box = { className: string; x1: number; y1: number; x2: number; y2: number };
@@ -26,11 +24,8 @@ type Box = { className: string; x1: number; y1: number; x2: number; y2: number }
 beforeAll(async () => {
   handle = await createTestDb();
   // Every claim offers gold (the rate is a setting), three answers before anyone is paused.
-  p = await createTestPlatform(handle, { env: { GOLD_RATE: '1', GOLD_MIN_ANSWERS: '3', GOLD_WINDOW: '5', GOLD_PASS_SCORE: '0.7' } });
+  ({ p, stop } = await startRunningPlatform(handle, { env: { GOLD_RATE: '1', GOLD_MIN_ANSWERS: '3', GOLD_WINDOW: '5', GOLD_PASS_SCORE: '0.7' } }));
   exposeDatabaseGauges(handle.db, goldSettings(p.deps.config));
-  quietRuntime();
-  connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-  workers = await startPlatformWorkers(p, connection);
   await createStreamOverApi(p, STREAM);
   // Labelled frames come in as a COCO import; the loop scores them (and routes none: they are labelled).
   const dir = inject('sampleFramesDir');
@@ -49,17 +44,10 @@ beforeAll(async () => {
   for (const im of images) body.append('images', new Blob([fs.readFileSync(path.join(dir, im.file_name))]), im.file_name);
   const res = await p.app.request(`/v1/streams/${STREAM}/imports/coco`, { method: 'POST', headers: auth(p.tokens.lead), body });
   expect(res.status).toBe(201);
-  await eventually(
-    async () => (await handle.db.select({ n: count() }).from(frameScores).where(eq(frameScores.streamId, STREAM)))[0].n === GOLD_FRAMES,
-    60_000,
-    'imported frames scored',
-  );
+  await eventually(async () => (await framesScored(p, STREAM)) === GOLD_FRAMES, 60_000, 'imported frames scored');
 });
 afterAll(async () => {
-  await stopStream(p, STREAM);
-  await workers.shutdown();
-  await connection.close();
-  await p.close();
+  await stop([STREAM]);
   await handle.close();
 });
 

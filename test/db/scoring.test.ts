@@ -61,6 +61,7 @@ describe('persistScoredBatch', () => {
       score: 0.45,
       reason: 'band' as const,
       priority: 0,
+      reviewsNeeded: 1,
       selection,
     }));
     const args = {
@@ -107,6 +108,7 @@ describe('persistScoredBatch', () => {
       score: 0.45,
       reason: 'band' as const,
       priority: 0,
+      reviewsNeeded: 1,
       selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
     });
     await persistScoredBatch(handle.db, {
@@ -177,7 +179,19 @@ describe('persistScoredBatch', () => {
       fromSeq: 0,
       toSeq: rows[1].seq,
       frames: batch,
-      tasks: [{ frameId: rows[0].id, cameraId: rows[0].cameraId, rank: 0, className: 'vehicle', score: 0.45, reason: 'band', priority: 0, selection }],
+      tasks: [
+        {
+          frameId: rows[0].id,
+          cameraId: rows[0].cameraId,
+          rank: 0,
+          className: 'vehicle',
+          score: 0.45,
+          reason: 'band',
+          priority: 0,
+          selection,
+          reviewsNeeded: 1,
+        },
+      ],
       vectorIndex,
     });
     const probe = vec(11.5);

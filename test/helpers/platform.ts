@@ -16,9 +16,11 @@ import { ModelCache } from '../../models/model-cache.ts';
 import { registerModel, registeredArtifacts, setProduction } from '../../models/registry.ts';
 import { openBlobStore } from '../../storage/open-blob-store.ts';
 import { startWorkers, type RunningWorkers, type WorkerDeps } from '../../workers/start-workers.ts';
-import type { NativeConnection } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { count, eq } from 'drizzle-orm';
+import { frameScores } from '../../db/schema.ts';
 import { driftWorkflowId, streamWorkflowId } from '../../workflows/shared.ts';
-import { testClient, uniqueQueue } from './temporal.ts';
+import { quietRuntime, testClient, uniqueQueue } from './temporal.ts';
 import { checkResponsesAgainstDocument } from './contract.ts';
 import { openApiDocument } from '../../api/openapi.ts';
 
@@ -145,4 +147,30 @@ export async function stopStream(p: TestPlatform, streamId: string): Promise<voi
       .terminate('test over')
       .catch(() => undefined);
   }
+}
+
+/** Frames of a stream the loop has scored. */
+export async function framesScored(p: TestPlatform, streamId: string): Promise<number> {
+  const [row] = await p.deps.db.select({ n: count() }).from(frameScores).where(eq(frameScores.streamId, streamId));
+  return row.n;
+}
+
+/**
+ * A platform with its workers running on the shared Temporal server, for tests that need the
+ * loop; `stop` ends the named streams' loops and closes it all.
+ */
+export async function startRunningPlatform(handle: DbHandle, opts: Parameters<typeof createTestPlatform>[1] = {}) {
+  const p = await createTestPlatform(handle, opts);
+  quietRuntime();
+  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const workers = await startPlatformWorkers(p, connection);
+  return {
+    p,
+    stop: async (streamIds: string[]) => {
+      for (const id of streamIds) await stopStream(p, id);
+      await workers.shutdown();
+      await connection.close();
+      await p.close();
+    },
+  };
 }

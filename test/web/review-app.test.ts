@@ -2,7 +2,8 @@
 // real API and database: a reviewer claims a task, drags a box corner, uses box assist and
 // submits with the keyboard; opens similar objects from a task, marks them by drag, click and key
 // and confirms proposals; searches objects across streams; a lead enters an invalid band and sees
-// the error by the field; a paused reviewer reads why, and a lead marks gold and resumes them.
+// the error by the field; a paused reviewer reads why, and a lead marks gold and resumes them;
+// a lead adjudicates a frame two reviewers disagreed on.
 import fs from 'node:fs';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
@@ -11,6 +12,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DbHandle } from '../../db/client.ts';
 import {
+  consensusAnswers,
+  consensusResults,
   driftReports,
   frameFailures,
   frames,
@@ -413,6 +416,56 @@ describe('review app', () => {
     await reviewer.waitForSelector('#paused', { state: 'detached' });
     await reviewer.close();
     await lead.close();
+  });
+
+  it('shows a lead a frame two reviewers disagreed on with both answers, and stores the answer they pick as its label', async () => {
+    // The state two disagreeing answers leave (the API test drives the real flow): no label, a lead needed.
+    const [frame] = await handle.db.select().from(frames).where(eq(frames.streamId, STREAM)).limit(1);
+    const reviewerIds = new Map((await handle.db.select().from(users)).map((u) => [u.name, u.id]));
+    const [task] = await handle.db
+      .insert(reviewTasks)
+      .values({
+        dedupeKey: `${frame.id}:tiny-detection:consensus`,
+        streamId: STREAM,
+        cameraId: frame.cameraId,
+        frameId: frame.id,
+        modelVersion: 'tiny-detection',
+        reason: 'random',
+        policyVersion: 1,
+        reviewsNeeded: 2,
+        status: 'done',
+        adjudication: 'needed',
+      })
+      .returning();
+    const mine = [{ className: 'vehicle', x1: 0.1, y1: 0.1, x2: 0.3, y2: 0.3 }];
+    const theirs = [{ className: 'vehicle', x1: 0.6, y1: 0.5, x2: 0.8, y2: 0.7 }];
+    await handle.db.insert(consensusAnswers).values([
+      { taskId: task.id, reviewerId: reviewerIds.get('reviewer')!, decision: 'correct', boxes: mine, agreement: 0.67 },
+      { taskId: task.id, reviewerId: reviewerIds.get('reviewer2')!, decision: 'correct', boxes: theirs, agreement: 0.67 },
+    ]);
+    await handle.db
+      .insert(consensusResults)
+      .values({ taskId: task.id, frameId: frame.id, streamId: STREAM, merged: [...mine, ...theirs], agreement: 0, byClass: { vehicle: 0 } });
+
+    const page = await browser.newPage({ viewport: { width: 1366, height: 1600 } });
+    page.on('pageerror', (err) => console.error('lead page error:', err.message));
+    await page.goto(base + '/app/lead');
+    await page.fill('#token', p.tokens.lead);
+    await page.press('#token', 'Enter');
+    const card = page.locator(`.adjudication[data-task="${task.id}"]`);
+    await card.waitFor();
+    // Every answer is drawn over the frame (merged dashed, one colour per reviewer), each with its button.
+    expect(await card.locator('svg rect').count()).toBe(4);
+    await expect.poll(() => card.locator('img').getAttribute('src')).toMatch(/^blob:/);
+    expect(await card.textContent()).toContain("Use reviewer2's (1 box)");
+    expect(await page.textContent('#consensus')).toContain('waits for a lead');
+    await card.screenshot({ path: path.join(shots, 'lead-adjudication.png') });
+    await card.locator('button', { hasText: "Use reviewer2's" }).click();
+    await card.waitFor({ state: 'detached' });
+    const [label] = await handle.db.select().from(labels).where(eq(labels.taskId, task.id));
+    expect(label.boxes).toEqual(theirs);
+    await expect.poll(() => page.textContent('#consensus')).toContain('decided by a lead');
+    await page.close();
   });
 
   it("serves interactive API docs that list every operation with its roles, under the pages' CSP", async () => {

@@ -1,0 +1,133 @@
+// Consensus tasks: a routed task that several reviewers answer, one after another and never the
+// same reviewer twice; the last answer merges them (policies/consensus.ts) into the frame's label,
+// or, when they disagree too much, hands the frame to a lead to adjudicate.
+import { and, avg, count, desc, eq, inArray, isNotNull, sql } from 'drizzle-orm';
+import { mergeAnswers } from '../policies/consensus.ts';
+import type { DbOrTx, Tx } from './client.ts';
+import { answerAsLabel, insertTaskLabel } from './labels.ts';
+import { getPolicy } from './policies.ts';
+import type { Decision, LabelBox, LabelRow, TaskRow } from './queue.ts';
+import { consensusAnswers, consensusResults, frames, reviewTasks, users } from './schema.ts';
+
+export class ConsensusError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'not_found' | 'not_needed',
+  ) {
+    super(message);
+    this.name = 'ConsensusError';
+  }
+}
+
+export async function consensusAnswerOf(db: DbOrTx, taskId: string, reviewerId: string) {
+  const [row] = await db
+    .select()
+    .from(consensusAnswers)
+    .where(and(eq(consensusAnswers.taskId, taskId), eq(consensusAnswers.reviewerId, reviewerId)));
+  return row ?? null;
+}
+
+/**
+ * Stores one reviewer's answer to a consensus task, in the caller's transaction (which holds the
+ * task). Until the last answer the task goes back to the queue for another reviewer; the last one
+ * merges every answer: agreement at or above the policy's `adjudicateBelow` makes the merged boxes
+ * the frame's label, below it the task waits for a lead.
+ */
+export async function answerConsensus(tx: Tx, task: TaskRow, args: { userId: string; decision: Decision; boxes: LabelBox[] }): Promise<LabelRow> {
+  const [answer] = await tx
+    .insert(consensusAnswers)
+    .values({ taskId: task.id, reviewerId: args.userId, decision: args.decision, boxes: args.boxes })
+    .returning();
+  const answers = await tx.select().from(consensusAnswers).where(eq(consensusAnswers.taskId, task.id)).orderBy(consensusAnswers.createdAt, consensusAnswers.id);
+  if (answers.length < task.reviewsNeeded) {
+    await tx.update(reviewTasks).set({ status: 'pending', leaseOwner: null, leaseExpiresAt: null }).where(eq(reviewTasks.id, task.id));
+    return answerAsLabel(answer, task);
+  }
+  const { consensus } = await getPolicy(tx, task.streamId, task.policyVersion);
+  const result = mergeAnswers(
+    answers.map((a) => a.boxes),
+    consensus,
+  );
+  for (const [i, a] of answers.entries()) await tx.update(consensusAnswers).set({ agreement: result.byAnswer[i] }).where(eq(consensusAnswers.id, a.id));
+  const agreed = result.agreement >= consensus.adjudicateBelow;
+  let labelId: string | null = null;
+  if (agreed) {
+    labelId = (await insertTaskLabel(tx, task, { reviewerId: null, decision: 'correct', boxes: result.merged, source: 'consensus' })).id;
+  }
+  await tx.insert(consensusResults).values({
+    taskId: task.id,
+    frameId: task.frameId,
+    streamId: task.streamId,
+    merged: result.merged,
+    agreement: result.agreement,
+    byClass: result.byClass,
+    labelId,
+  });
+  await tx
+    .update(reviewTasks)
+    .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null, adjudication: agreed ? null : 'needed' })
+    .where(eq(reviewTasks.id, task.id));
+  return answerAsLabel(answer, task);
+}
+
+/** A lead decides a frame the reviewers disagreed on: their boxes become the label. */
+export async function adjudicate(db: DbOrTx, args: { taskId: string; leadId: string; boxes: LabelBox[] }): Promise<LabelRow> {
+  return db.transaction(async (tx) => {
+    const [task] = await tx.select().from(reviewTasks).where(eq(reviewTasks.id, args.taskId)).for('update');
+    if (!task) throw new ConsensusError(`task ${args.taskId} does not exist`, 'not_found');
+    if (task.adjudication !== 'needed') {
+      throw new ConsensusError(
+        task.adjudication === 'resolved' ? `task ${task.id} was adjudicated already` : `task ${task.id} does not wait for adjudication`,
+        'not_needed',
+      );
+    }
+    const label = await insertTaskLabel(tx, task, { reviewerId: args.leadId, decision: 'correct', boxes: args.boxes, source: 'review' });
+    await tx.update(reviewTasks).set({ adjudication: 'resolved' }).where(eq(reviewTasks.id, task.id));
+    await tx.update(consensusResults).set({ labelId: label.id }).where(eq(consensusResults.taskId, task.id));
+    return label;
+  });
+}
+
+/** Consensus results, newest first, with every answer and the frame: what the lead page shows. */
+export async function listConsensus(db: DbOrTx, q: { streamId?: string; adjudication?: 'needed'; limit: number }) {
+  const rows = await db
+    .select({
+      result: consensusResults,
+      task: { id: reviewTasks.id, adjudication: reviewTasks.adjudication },
+      frame: { width: frames.width, height: frames.height },
+    })
+    .from(consensusResults)
+    .innerJoin(reviewTasks, eq(reviewTasks.id, consensusResults.taskId))
+    .innerJoin(frames, eq(frames.id, consensusResults.frameId))
+    .where(and(q.streamId ? eq(consensusResults.streamId, q.streamId) : undefined, q.adjudication ? eq(reviewTasks.adjudication, q.adjudication) : undefined))
+    .orderBy(desc(consensusResults.createdAt))
+    .limit(q.limit);
+  const ids = rows.map((r) => r.result.taskId);
+  const answers = ids.length
+    ? await db
+        .select({ answer: consensusAnswers, reviewer: users.name })
+        .from(consensusAnswers)
+        .innerJoin(users, eq(users.id, consensusAnswers.reviewerId))
+        .where(inArray(consensusAnswers.taskId, ids))
+        .orderBy(consensusAnswers.createdAt, consensusAnswers.id)
+    : [];
+  return rows.map((r) => ({
+    ...r.result,
+    adjudication: r.task.adjudication,
+    width: r.frame.width,
+    height: r.frame.height,
+    answers: answers
+      .filter((a) => a.answer.taskId === r.result.taskId)
+      .map((a) => ({ reviewer: a.reviewer, decision: a.answer.decision, boxes: a.answer.boxes, agreement: a.answer.agreement })),
+  }));
+}
+
+/** Each reviewer's mean agreement with the merged label over their consensus answers. */
+export async function reviewerAgreement(db: DbOrTx): Promise<Map<string, { answers: number; agreement: number }>> {
+  const rows = await db
+    .select({ reviewerId: consensusAnswers.reviewerId, answers: count(), agreement: avg(consensusAnswers.agreement) })
+    .from(consensusAnswers)
+    .where(isNotNull(consensusAnswers.agreement))
+    .groupBy(consensusAnswers.reviewerId);
+  return new Map(rows.map((r) => [r.reviewerId, { answers: Number(r.answers), agreement: Number(r.agreement) }]));
+}
