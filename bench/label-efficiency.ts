@@ -77,26 +77,26 @@ export const quickLabelEfficiency: LabelEfficiencyOptions = {
   rare: null,
 };
 
-interface CocoImage {
+export interface CocoImage {
   id: number;
   file_name: string;
   camera_id: string;
   frame_index: number;
   [k: string]: unknown;
 }
-interface Coco {
+export interface Coco {
   images: CocoImage[];
   annotations: { id: number; image_id: number }[];
   categories: unknown[];
 }
 
-interface StreamFrame {
+export interface StreamFrame {
   image: CocoImage;
   shifted: boolean;
   time: number;
 }
 
-function trainer(args: string[]): string {
+export function trainer(args: string[]): string {
   return execFileSync(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -104,13 +104,13 @@ function trainer(args: string[]): string {
   });
 }
 
-function generate(out: string, scenario: string, count: number, seed: number, stride = 1): Coco {
+export function generate(out: string, scenario: string, count: number, seed: number, stride = 1): Coco {
   trainer(['generate', '--out', out, '--scenario', scenario, '--count', String(count), '--seed', String(seed), '--stride', String(stride)]);
   return JSON.parse(fs.readFileSync(path.join(out, 'dataset.json'), 'utf8'));
 }
 
 /** One COCO file over the stream's frames, file names relative to the stream folder. */
-function streamDataset(dir: string, parts: { sub: string; coco: Coco; shifted: boolean }[]): { coco: Coco; stream: StreamFrame[] } {
+export function streamDataset(dir: string, parts: { sub: string; coco: Coco; shifted: boolean }[]): { coco: Coco; stream: StreamFrame[] } {
   const images: CocoImage[] = [];
   const annotations: Coco['annotations'] = [];
   const stream: StreamFrame[] = [];
@@ -178,7 +178,14 @@ function platformPicks(
   return picked;
 }
 
-function pick(policy: Policy, stream: StreamFrame[], scored: Map<number, FrameResult>, references: Float32Array[], budget: number, seed: number): number[] {
+export function pick(
+  policy: Policy,
+  stream: StreamFrame[],
+  scored: Map<number, FrameResult>,
+  references: Float32Array[],
+  budget: number,
+  seed: number,
+): number[] {
   if (policy === 'ranked' || policy === 'band') return platformPicks(policy, stream, scored, references, budget);
   // Random over the whole stream, and the pool-based entropy ranking (it sees the whole stream
   // before choosing, which a streaming router cannot).
@@ -192,7 +199,7 @@ function pick(policy: Policy, stream: StreamFrame[], scored: Map<number, FrameRe
     .map((f) => f.image.id);
 }
 
-async function scoreAll(detector: DetectorSession, root: string, images: CocoImage[]): Promise<Map<number, FrameResult>> {
+export async function scoreAll(detector: DetectorSession, root: string, images: CocoImage[]): Promise<Map<number, FrameResult>> {
   const scored = new Map<number, FrameResult>();
   for (let i = 0; i < images.length; i += 16) {
     const chunk = images.slice(i, i + 16);
@@ -205,7 +212,7 @@ async function scoreAll(detector: DetectorSession, root: string, images: CocoIma
 /** The picks plus `replayRatio` earlier labelled frames per pick, at least `replayMin` (the base
  * training set, read from `../base`), as one COCO file relative to the stream folder: the same
  * rule as the retraining snapshot's. */
-function trainingSet(coco: Coco, ids: number[], base: Coco, replayRatio: number, replayMin: number) {
+export function trainingSet(coco: Coco, ids: number[], base: Coco, replayRatio: number, replayMin: number) {
   const chosen = new Set(ids);
   const images = coco.images.filter((im) => chosen.has(im.id));
   const annotations = coco.annotations.filter((a) => chosen.has(a.image_id));
@@ -238,7 +245,7 @@ function labelsToReach(labels: number[], map: number[], target: number): number 
 
 /** A base detector trained on `baseFrames` frames of `scenario` for `baseEpochs` epochs: its
  * training set and its ONNX file (checkpoint.pt beside it). */
-function trainBaseDetector(opts: LabelEfficiencyOptions, dataDir: string, modelDir: string, scenario: string) {
+export function trainBaseDetector(opts: Pick<LabelEfficiencyOptions, 'baseFrames' | 'baseEpochs'>, dataDir: string, modelDir: string, scenario: string) {
   const coco = generate(dataDir, scenario, opts.baseFrames, 0);
   trainer([
     'train-detector',

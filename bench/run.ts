@@ -14,6 +14,7 @@ import { benchBoxAssist } from './box-assist.ts';
 import { benchDrift } from './drift.ts';
 import { benchIngestMemory } from './ingest-memory.ts';
 import { benchLabelEfficiency, defaultLabelEfficiency, quickLabelEfficiency, summariseSaved } from './label-efficiency.ts';
+import { benchLabelNoise, defaultLabelNoise } from './label-noise.ts';
 import { benchLoop } from './loop.ts';
 import { benchMetrics } from './metrics.ts';
 import { benchObjectHeadCost, benchObjectSearch, benchPropagation } from './objects.ts';
@@ -104,6 +105,15 @@ if (want('labels') && only.includes('summarise')) {
     policies: (listArg('policies') as typeof opts.policies | undefined) ?? opts.policies,
   };
   await benchLabelEfficiency(narrowed, resultsDir, quick ? 'label-efficiency-quick.json' : 'label-efficiency.json');
+}
+// `noise`: noisy reviewers against consensus and the gold filter (`noise quick`: one seed).
+if (want('noise')) {
+  const quick = only.includes('quick');
+  await benchLabelNoise(
+    { ...defaultLabelNoise, seeds: listArg('seeds')?.map(Number) ?? (quick ? [1] : defaultLabelNoise.seeds) },
+    resultsDir,
+    'label-noise.json',
+  );
 }
 // `objects size=20000` searches fewer objects than the 100,000 the issue names (minutes instead).
 if (want('objects')) {
