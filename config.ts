@@ -61,8 +61,9 @@ const envSchema = z.object({
   // ...and at least this many, however few frames were labelled since: with 50 picks and ratio 1
   // the label-efficiency benchmark lost clear-scene accuracy that 200 replayed frames kept.
   RETRAIN_REPLAY_MIN: int(200),
-  // Labels by a reviewer whose accuracy on gold tasks (mean F1 over all their answers, once they
-  // gave GOLD_MIN_ANSWERS) is below this are left out of retraining snapshots; 0 keeps every label.
+  // Labels by a reviewer whose accuracy on gold tasks, or agreement with the merged label in
+  // consensus (mean F1 over all their answers of that kind, once they gave GOLD_MIN_ANSWERS), is
+  // below this are left out of retraining snapshots; 0 keeps every label.
   RETRAIN_MIN_REVIEWER_ACCURACY: z.coerce.number().min(0).max(1).default(0.7),
   // Distinct camera ids a metric keeps as label values per stream; later ones count as `other`.
   METRIC_MAX_CAMERAS: int(64),

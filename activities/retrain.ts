@@ -7,7 +7,7 @@ import type { Db } from '../db/client.ts';
 import type { ReferenceFile } from '../db/drift.ts';
 import type { ModelPrecision } from '../db/schema.ts';
 import { closeTriggers, countLabelsSince, insertRun, recordStep, takeUpTriggers, type RunTrigger, type StepUpdate } from '../db/retrain.ts';
-import type { ReviewerQuality } from '../db/gold.ts';
+import type { ReviewerQuality } from '../db/consensus.ts';
 import { createSnapshot } from '../db/snapshots.ts';
 import type { ModelKind } from '../models/contract.ts';
 import { registerModel, registerVariant, RegistryError } from '../models/registry.ts';
@@ -26,7 +26,7 @@ export interface RetrainDeps {
   replayMin?: number;
   /** Confirmed label proposals count as labels (RETRAIN_PROPAGATED_LABELS=include, the default). */
   propagatedLabels?: boolean;
-  /** Leave out labels of reviewers below this gold accuracy (RETRAIN_MIN_REVIEWER_ACCURACY). */
+  /** Leave out labels of reviewers below this gold accuracy or agreement (RETRAIN_MIN_REVIEWER_ACCURACY). */
   reviewerQuality?: ReviewerQuality;
 }
 

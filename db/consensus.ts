@@ -7,7 +7,7 @@ import type { DbOrTx, Tx } from './client.ts';
 import { answerAsLabel, insertTaskLabel } from './labels.ts';
 import { getPolicy } from './policies.ts';
 import type { Decision, LabelBox, LabelRow, TaskRow } from './queue.ts';
-import { consensusAnswers, consensusResults, frames, reviewTasks, users } from './schema.ts';
+import { consensusAnswers, consensusResults, frames, goldAnswers, reviewTasks, users } from './schema.ts';
 
 export class ConsensusError extends Error {
   constructor(
@@ -130,4 +130,41 @@ export async function reviewerAgreement(db: DbOrTx): Promise<Map<string, { answe
     .where(isNotNull(consensusAnswers.agreement))
     .groupBy(consensusAnswers.reviewerId);
   return new Map(rows.map((r) => [r.reviewerId, { answers: Number(r.answers), agreement: Number(r.agreement) }]));
+}
+
+/** Which reviewers' labels a retraining snapshot leaves out. */
+export interface ReviewerQuality {
+  /** Mean F1 (against gold, or against the merged label in consensus) below which a reviewer's
+   * labels are left out (0: none are). */
+  minAccuracy: number;
+  /** Answers (of each kind) a reviewer must have given to be judged on it. */
+  minAnswers: number;
+}
+
+/**
+ * Reviewers whose mean F1 over all their gold answers, or over all their merged consensus
+ * answers, is below `minAccuracy` (each measure judged once they gave `minAnswers` of that kind).
+ * All answers, not the rolling window: a resumed reviewer's labels from before are no better for it.
+ */
+export async function reviewersBelow(
+  db: DbOrTx,
+  q: ReviewerQuality,
+): Promise<{ reviewerId: string; name: string; measure: 'gold' | 'agreement'; answers: number; accuracy: number }[]> {
+  const gold = await db
+    .select({ reviewerId: goldAnswers.reviewerId, name: users.name, answers: count(), accuracy: avg(goldAnswers.score) })
+    .from(goldAnswers)
+    .innerJoin(users, eq(users.id, goldAnswers.reviewerId))
+    .groupBy(goldAnswers.reviewerId, users.name)
+    .having(and(sql`count(*) >= ${q.minAnswers}`, sql`avg(${goldAnswers.score}) < ${q.minAccuracy}`));
+  const agreement = await db
+    .select({ reviewerId: consensusAnswers.reviewerId, name: users.name, answers: count(), accuracy: avg(consensusAnswers.agreement) })
+    .from(consensusAnswers)
+    .innerJoin(users, eq(users.id, consensusAnswers.reviewerId))
+    .where(isNotNull(consensusAnswers.agreement))
+    .groupBy(consensusAnswers.reviewerId, users.name)
+    .having(and(sql`count(*) >= ${q.minAnswers}`, sql`avg(${consensusAnswers.agreement}) < ${q.minAccuracy}`));
+  return [
+    ...gold.map((r) => ({ ...r, measure: 'gold' as const, answers: Number(r.answers), accuracy: Number(r.accuracy) })),
+    ...agreement.map((r) => ({ ...r, measure: 'agreement' as const, answers: Number(r.answers), accuracy: Number(r.accuracy) })),
+  ].sort((x, y) => x.name.localeCompare(y.name) || x.measure.localeCompare(y.measure));
 }

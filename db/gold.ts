@@ -262,30 +262,6 @@ export async function reviewerStandings(db: DbOrTx, settings: Pick<GoldSettings,
   }));
 }
 
-/** Which reviewers' labels a retraining snapshot leaves out. */
-export interface ReviewerQuality {
-  /** Mean F1 against gold below which a reviewer's labels are left out (0: none are). */
-  minAccuracy: number;
-  /** Gold answers a reviewer must have given to be judged at all. */
-  minAnswers: number;
-}
-
-/**
- * Reviewers whose mean score over all their gold answers (at least `minAnswers`) is below
- * `minAccuracy`. All answers, not the rolling window: a resumed reviewer's labels from before are
- * no better for it.
- */
-export async function reviewersBelow(db: DbOrTx, q: ReviewerQuality): Promise<{ reviewerId: string; name: string; answers: number; accuracy: number }[]> {
-  const rows = await db
-    .select({ reviewerId: goldAnswers.reviewerId, name: users.name, answers: count(), accuracy: avg(goldAnswers.score) })
-    .from(goldAnswers)
-    .innerJoin(users, eq(users.id, goldAnswers.reviewerId))
-    .groupBy(goldAnswers.reviewerId, users.name)
-    .having(and(sql`count(*) >= ${q.minAnswers}`, sql`avg(${goldAnswers.score}) < ${q.minAccuracy}`))
-    .orderBy(users.name);
-  return rows.map((r) => ({ ...r, answers: Number(r.answers), accuracy: Number(r.accuracy) }));
-}
-
 /** Why the reviewer may not claim, or null when they may. */
 export async function queuePause(db: DbOrTx, userId: string): Promise<string | null> {
   const [row] = await db.select({ at: users.queuePausedAt, reason: users.queuePausedReason }).from(users).where(eq(users.id, userId));

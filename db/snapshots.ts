@@ -6,7 +6,7 @@ import { eq, inArray } from 'drizzle-orm';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
 import { toCocoBbox } from './coco.ts';
-import { reviewersBelow, type ReviewerQuality } from './gold.ts';
+import { reviewersBelow, type ReviewerQuality } from './consensus.ts';
 import { labelsWithFrames } from './labels.ts';
 import { confirmedObjectLabels, objectDecisionsOfFrames, objectsOfFrame } from './object-labels.ts';
 import { datasetSnapshots, frames } from './schema.ts';
@@ -126,7 +126,7 @@ export async function createSnapshot(
     replayMin?: number;
     /** Take confirmed proposals (provenance `propagated`) as labels (RETRAIN_PROPAGATED_LABELS). */
     propagatedLabels?: boolean;
-    /** Leave out the labels of reviewers whose gold accuracy is below a floor. */
+    /** Leave out the labels of reviewers whose gold accuracy or consensus agreement is below a floor. */
     reviewerQuality?: ReviewerQuality;
   },
 ): Promise<{ id: string; datasetKey: string; numImages: number; numAnnotations: number; numVal: number }> {
@@ -159,7 +159,8 @@ export async function createSnapshot(
       description: `snapshot ${opts.id}`,
       trigger: opts.trigger,
       as_of: opts.asOf.toISOString(),
-      // Who was left out for low accuracy on gold tasks, and how many labels went with them.
+      // Who was left out for low accuracy on gold tasks or low agreement in consensus, and how many
+      // labels went with them.
       reviewers_left_out: leftOut.map((r) => ({ ...r, labels: all.filter((x) => x.label.reviewerId === r.reviewerId).length })),
     },
     categories: classNames.map((name, i) => ({ id: i + 1, name })),

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DbHandle } from '../../db/client.ts';
-import { frames, goldAnswers, labels, objectLabels, predictions, reviewTasks, streams, users } from '../../db/schema.ts';
+import { consensusAnswers, frames, goldAnswers, labels, objectLabels, predictions, reviewTasks, streams, users } from '../../db/schema.ts';
 import { predictionId } from '../../db/scoring.ts';
 import { createSnapshot } from '../../db/snapshots.ts';
 import { LocalBlobStore } from '../../storage/blob-store.ts';
@@ -135,16 +135,16 @@ describe('createSnapshot with object labels', () => {
 });
 
 describe('createSnapshot and reviewer quality', () => {
-  it("leaves out the labels of a reviewer below the gold accuracy floor, keeping a frame's earlier label, and says so", async () => {
+  it("leaves out the labels of reviewers below the floor on gold or in consensus, keeping a frame's earlier label, and says so", async () => {
     const store = new LocalBlobStore(dir);
     await handle.db.insert(streams).values({ id: 's1', name: 's1' });
-    const [careful, careless, newcomer] = await handle.db
+    const [careful, careless, newcomer, contrary] = await handle.db
       .insert(users)
-      .values(['careful', 'careless', 'newcomer'].map((name) => ({ name, role: 'reviewer' as const, tokenHash: `hash-${name}` })))
+      .values(['careful', 'careless', 'newcomer', 'contrary'].map((name) => ({ name, role: 'reviewer' as const, tokenHash: `hash-${name}` })))
       .returning();
     const rows = await handle.db
       .insert(frames)
-      .values(Array.from({ length: 4 }, (_, i) => testFrame('s1', i)))
+      .values(Array.from({ length: 5 }, (_, i) => testFrame('s1', i)))
       .returning();
     const box = (x: number) => [{ className: 'vehicle', x1: x, y1: 0.1, x2: x + 0.2, y2: 0.3 }];
     const label = (frameId: string, reviewerId: string, x: number, at: number) => ({
@@ -161,6 +161,7 @@ describe('createSnapshot and reviewer quality', () => {
       label(rows[1].id, careless.id, 0.5, 0), // only the careless reviewer's
       label(rows[2].id, careful.id, 0.1, 0),
       label(rows[3].id, newcomer.id, 0.1, 0), // too few gold answers to be judged
+      label(rows[4].id, contrary.id, 0.1, 0), // rarely agrees with the others in consensus
     ]);
     // Gold answers: careful 5 x 1.0, careless 5 x 0.2, newcomer 2 x 0.0.
     const answers = [...Array(5).fill([careful.id, 1]), ...Array(5).fill([careless.id, 0.2]), ...Array(2).fill([newcomer.id, 0])] as [string, number][];
@@ -189,6 +190,24 @@ describe('createSnapshot and reviewer quality', () => {
         score,
       });
     }
+    // Consensus answers: contrary agrees 0.3 with the merged labels, careful 1.0.
+    for (const [i, [reviewerId, agreement]] of ([...Array(3).fill([contrary.id, 0.3]), ...Array(3).fill([careful.id, 1])] as [string, number][]).entries()) {
+      const [task] = await handle.db
+        .insert(reviewTasks)
+        .values({
+          dedupeKey: `consensus-${i}`,
+          streamId: 's1',
+          cameraId: 'c',
+          frameId: rows[4].id,
+          modelVersion: 'm1',
+          reason: 'band',
+          policyVersion: 1,
+          reviewsNeeded: 2,
+          status: 'done',
+        })
+        .returning();
+      await handle.db.insert(consensusAnswers).values({ taskId: task.id, reviewerId, decision: 'correct', boxes: [], agreement });
+    }
     const base = { asOf: new Date(Date.now() + 1000), trigger: 'test', classNames: ['vehicle'] };
     const read = async (id: string) =>
       JSON.parse((await store.get(`snapshots/${id}/dataset.json`)).toString()) as {
@@ -203,11 +222,14 @@ describe('createSnapshot and reviewer quality', () => {
     // Frame 0 keeps the careful reviewer's label (x = 0.1 of 320 pixels = 32), not the newer careless one.
     const frame0 = judged.images.findIndex((im) => im.frame_id === rows[0].id) + 1;
     expect(judged.annotations.find((a) => a.image_id === frame0)!.bbox[0]).toBeCloseTo(32, 6);
-    expect(judged.info.reviewers_left_out).toEqual([{ reviewerId: careless.id, name: 'careless', answers: 5, accuracy: expect.closeTo(0.2, 6), labels: 2 }]);
+    expect(judged.info.reviewers_left_out).toEqual([
+      { reviewerId: careless.id, name: 'careless', measure: 'gold', answers: 5, accuracy: expect.closeTo(0.2, 6), labels: 2 },
+      { reviewerId: contrary.id, name: 'contrary', measure: 'agreement', answers: 3, accuracy: expect.closeTo(0.3, 6), labels: 1 },
+    ]);
 
     // A floor of 0 keeps every label (each frame's newest).
     await createSnapshot(handle.db, store, { ...base, id: 'everyone', reviewerQuality: { minAccuracy: 0, minAnswers: 3 } });
-    expect((await read('everyone')).images).toHaveLength(4);
+    expect((await read('everyone')).images).toHaveLength(5);
     expect((await read('everyone')).info.reviewers_left_out).toEqual([]);
   });
 });
