@@ -81,13 +81,11 @@ function answer(truth: LabelBox[], rate: number, rand: () => number): LabelBox[]
 }
 
 /** The stream's COCO with the picked frames' boxes replaced by `labelOf` (null: the frame is left out). */
-function relabelled(coco: Coco, ids: number[], labelOf: (imageId: number, truth: LabelBox[]) => LabelBox[] | null): { coco: Coco; ids: number[] } {
-  const truthOf = new Map<number, LabelBox[]>();
-  for (const a of coco.annotations as Annotation[]) truthOf.set(a.image_id, [...(truthOf.get(a.image_id) ?? []), toBox(a)]);
+function relabelled(coco: Coco, ids: number[], labelOf: (imageId: number) => LabelBox[] | null): { coco: Coco; ids: number[] } {
   const kept: number[] = [];
   const annotations: Annotation[] = [];
   for (const id of ids) {
-    const boxes = labelOf(id, truthOf.get(id) ?? []);
+    const boxes = labelOf(id);
     if (boxes === null) continue;
     kept.push(id);
     for (const b of boxes) annotations.push(fromBox(b, id, annotations.length + 1));
@@ -145,33 +143,39 @@ export async function benchLabelNoise(opts: LabelNoiseOptions, resultsDir: strin
         stream.map((f) => f.image),
       );
       const ids = pick('ranked', stream, scored, references, opts.budget, seed);
-      const rand = mulberry32(seed * 7919);
-      const pooled = (imageId: number) => opts.pool[ids.indexOf(imageId) % opts.pool.length];
+      // Each reviewer's answers are drawn once per frame, so the arms that share a reviewer see
+      // the same boxes: the gold filter's arm is the pool's labels less the dropped reviewers'.
+      const truthOf = new Map<number, LabelBox[]>();
+      for (const a of coco.annotations as Annotation[]) truthOf.set(a.image_id, [...(truthOf.get(a.image_id) ?? []), toBox(a)]);
+      const answersOf = (rate: number, salt: number) => {
+        const rand = mulberry32(seed * 7919 + salt);
+        return new Map(ids.map((id) => [id, answer(truthOf.get(id) ?? [], rate, rand)]));
+      };
+      const single = answersOf(opts.noise, 1);
+      const triple = [answersOf(opts.noise, 2), answersOf(opts.noise, 3), answersOf(opts.noise, 4)];
+      const pool = opts.pool.map((rate, r) => answersOf(rate, 10 + r));
+      const reviewerOf = (id: number) => ids.indexOf(id) % opts.pool.length;
       // Each pool reviewer's accuracy on the check frames, as the gold tasks measure it.
+      const goldRand = mulberry32(seed * 7919 + 99);
       const goldAccuracy = opts.pool.map((rate) =>
-        mean(goldIds.map((g) => scoreAgainstGold(answer(goldTruth.get(g) ?? [], rate, rand), goldTruth.get(g) ?? []).score)),
+        mean(goldIds.map((g) => scoreAgainstGold(answer(goldTruth.get(g) ?? [], rate, goldRand), goldTruth.get(g) ?? []).score)),
       );
-      const trusted = opts.pool.map((_, r) => goldAccuracy[r] >= opts.minAccuracy);
+      const trusted = goldAccuracy.map((a) => a >= opts.minAccuracy);
       goldAccuracyBySeed[seed] = goldAccuracy;
       const merge = (answers: LabelBox[][]) => mergeAnswers(answers, { minIou: 0.5, quorum: 0.5 }).merged;
 
-      const plans: { arm: string; labelOf: (id: number, truth: LabelBox[]) => LabelBox[] | null; answersPerFrame: number; extra: number }[] = [
-        { arm: 'oracle', labelOf: (_, t) => t, answersPerFrame: 1, extra: 0 },
-        { arm: `one reviewer (${opts.noise * 100}% wrong)`, labelOf: (_, t) => answer(t, opts.noise, rand), answersPerFrame: 1, extra: 0 },
-        { arm: 'consensus of 3', labelOf: (_, t) => merge([0, 1, 2].map(() => answer(t, opts.noise, rand))), answersPerFrame: 3, extra: 0 },
-        {
-          arm: `pool (${opts.pool.map((r) => `${r * 100}%`).join(', ')} wrong)`,
-          labelOf: (id, t) => answer(t, pooled(id), rand),
-          answersPerFrame: 1,
-          extra: 0,
-        },
+      const plans: { arm: string; labelOf: (id: number) => LabelBox[] | null; answersPerFrame: number; extra: number }[] = [
+        { arm: 'oracle', labelOf: (id) => truthOf.get(id) ?? [], answersPerFrame: 1, extra: 0 },
+        { arm: `one reviewer (${opts.noise * 100}% wrong)`, labelOf: (id) => single.get(id)!, answersPerFrame: 1, extra: 0 },
+        { arm: 'consensus of 3', labelOf: (id) => merge(triple.map((t) => t.get(id)!)), answersPerFrame: 3, extra: 0 },
+        { arm: `pool (${opts.pool.map((r) => `${r * 100}%`).join(', ')} wrong)`, labelOf: (id) => pool[reviewerOf(id)].get(id)!, answersPerFrame: 1, extra: 0 },
         {
           arm: 'pool + gold filter',
-          labelOf: (id, t) => (trusted[ids.indexOf(id) % opts.pool.length] ? answer(t, pooled(id), rand) : null),
+          labelOf: (id) => (trusted[reviewerOf(id)] ? pool[reviewerOf(id)].get(id)! : null),
           answersPerFrame: 1,
           extra: opts.goldFrames * opts.pool.length,
         },
-        { arm: 'pool + consensus', labelOf: (_, t) => merge(opts.pool.map((rate) => answer(t, rate, rand))), answersPerFrame: opts.pool.length, extra: 0 },
+        { arm: 'pool + consensus', labelOf: (id) => merge(pool.map((p) => p.get(id)!)), answersPerFrame: opts.pool.length, extra: 0 },
       ];
       for (const plan of plans) {
         const labelled = relabelled(coco, ids, plan.labelOf);
