@@ -5,6 +5,7 @@ import { and, avg, count, desc, eq, inArray, isNotNull, sql } from 'drizzle-orm'
 import { mergeAnswers } from '../policies/consensus.ts';
 import type { DbOrTx, Tx } from './client.ts';
 import { answerAsLabel, insertTaskLabel } from './labels.ts';
+import { closeTasks } from './task-state.ts';
 import { getPolicy } from './policies.ts';
 import type { Decision, LabelBox, LabelRow, TaskRow } from './queue.ts';
 import { consensusAnswers, consensusResults, frames, goldAnswers, reviewTasks, users } from './schema.ts';
@@ -63,10 +64,7 @@ export async function answerConsensus(tx: Tx, task: TaskRow, args: { userId: str
     byClass: result.byClass,
     labelId,
   });
-  await tx
-    .update(reviewTasks)
-    .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null, adjudication: agreed ? null : 'needed' })
-    .where(eq(reviewTasks.id, task.id));
+  await closeTasks(tx, task.id, { adjudication: agreed ? null : 'needed' });
   return answerAsLabel(answer, task);
 }
 

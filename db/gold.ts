@@ -2,12 +2,15 @@
 // like the task that labelled them; each answer is scored against the gold label, and a reviewer
 // whose rolling accuracy falls below the pass score is paused from the queue until a lead
 // resumes them (CVAT's ground-truth jobs, Label Studio's pause on low accuracy).
-import { and, avg, count, desc, eq, exists, gt, isNotNull, isNull, ne, or, sql } from 'drizzle-orm';
+import { and, avg, count, desc, eq, exists, gt, isNotNull, isNull, ne, or, sql, type SQLWrapper } from 'drizzle-orm';
 import { scoreAgainstGold } from '../policies/gold-score.ts';
 import type { DbOrTx, Tx } from './client.ts';
+import { reviewerAgreement } from './consensus.ts';
 import { answerAsLabel } from './labels.ts';
+import { closeTasks } from './task-state.ts';
 import type { Decision, LabelBox, LabelRow, TaskRow } from './queue.ts';
-import { frameScores, goldAnswers, goldFrames, labels, reviewTasks, samplingPolicies, users } from './schema.ts';
+import { policyOrDefault } from './policies.ts';
+import { consensusAnswers, frameScores, goldAnswers, goldFrames, labels, reviewTasks, samplingPolicies, users } from './schema.ts';
 
 export interface GoldSettings {
   /** Rolling accuracy below which a reviewer is paused. */
@@ -21,17 +24,29 @@ export interface GoldSettings {
 export class GoldError extends Error {
   constructor(
     message: string,
-    readonly code: 'not_found' | 'unlabelled',
+    readonly code: 'not_found' | 'unlabelled' | 'not_paused',
   ) {
     super(message);
     this.name = 'GoldError';
   }
 }
 
-/** Marks a frame as gold: its newest label becomes the reference answers are scored against. */
-export async function markGold(db: DbOrTx, frameId: string, markedBy: string) {
-  const [label] = await db.select().from(labels).where(eq(labels.frameId, frameId)).orderBy(desc(labels.createdAt)).limit(1);
-  if (!label) throw new GoldError(`frame ${frameId} has no label; label it (review or import) before marking it gold`, 'unlabelled');
+/**
+ * Marks a frame as gold: the label given (one of the frame's), or its newest, becomes the
+ * reference answers are scored against.
+ */
+export async function markGold(db: DbOrTx, frameId: string, markedBy: string, labelId?: string) {
+  const [label] = await db
+    .select()
+    .from(labels)
+    .where(and(eq(labels.frameId, frameId), labelId ? eq(labels.id, labelId) : undefined))
+    .orderBy(desc(labels.createdAt))
+    .limit(1);
+  if (!label) {
+    throw labelId
+      ? new GoldError(`label ${labelId} is not a label of frame ${frameId}`, 'not_found')
+      : new GoldError(`frame ${frameId} has no label; label it (review or import) before marking it gold`, 'unlabelled');
+  }
   const [row] = await db
     .insert(goldFrames)
     .values({ frameId, streamId: label.streamId, labelId: label.id, markedBy })
@@ -40,8 +55,11 @@ export async function markGold(db: DbOrTx, frameId: string, markedBy: string) {
   return row;
 }
 
+/** Stops using a frame as gold; gold tasks of it not yet answered close (answers given stay counted). */
 export async function unmarkGold(db: DbOrTx, frameId: string): Promise<boolean> {
-  return (await db.delete(goldFrames).where(eq(goldFrames.frameId, frameId)).returning()).length > 0;
+  const removed = (await db.delete(goldFrames).where(eq(goldFrames.frameId, frameId)).returning()).length > 0;
+  if (removed) await closeTasks(db, and(eq(reviewTasks.frameId, frameId), isNotNull(reviewTasks.goldLabelId), ne(reviewTasks.status, 'done'))!);
+  return removed;
 }
 
 /** Gold frames with their reference boxes and how often they were answered, newest first. */
@@ -61,12 +79,15 @@ export async function listGold(db: DbOrTx, streamId?: string) {
   return rows.map((r) => ({ ...r.gold, boxes: r.boxes, answers: Number(r.answers ?? 0), meanScore: r.meanScore === null ? null : Number(r.meanScore) }));
 }
 
+// A gold task's dedupe key, so a reviewer is given each gold frame once: built here and in SQL alike.
 const goldKey = (frameId: string, userId: string) => `gold:${frameId}:${userId}`;
+const goldKeySql = (frameId: SQLWrapper, userId: string) => sql`'gold:' || ${frameId} || ':' || ${userId}`;
 
 /**
- * Leases the reviewer a gold task, if a gold frame is left that they have not been given and did
- * not label themselves: a copy of the task that labelled the frame (its reason, prediction and
- * scores), or a whole-frame task for an imported label. Null when there is none.
+ * Leases the reviewer a gold task, if a gold frame is left that they have not been given and never
+ * labelled or answered in consensus: a copy of the task that labelled the frame (its reason,
+ * prediction and scores), or, for an imported label, a whole-frame random-sample task (which has
+ * no selection scores to copy). Null when there is none.
  */
 export async function claimGoldTask(db: DbOrTx, args: { userId: string; streamId?: string; leaseSeconds: number }): Promise<TaskRow | null> {
   const [pick] = await db
@@ -76,8 +97,11 @@ export async function claimGoldTask(db: DbOrTx, args: { userId: string; streamId
     .where(
       and(
         args.streamId ? eq(goldFrames.streamId, args.streamId) : undefined,
-        or(isNull(labels.reviewerId), ne(labels.reviewerId, args.userId)),
-        sql`not exists (select 1 from ${reviewTasks} where ${reviewTasks.dedupeKey} = 'gold:' || ${goldFrames.frameId} || ':' || ${args.userId})`,
+        sql`not exists (select 1 from ${reviewTasks} where ${reviewTasks.dedupeKey} = ${goldKeySql(goldFrames.frameId, args.userId)})`,
+        // Not a frame they labelled (the gold label or any other) or answered in consensus.
+        sql`not exists (select 1 from ${labels} mine where mine.frame_id = ${goldFrames.frameId} and mine.reviewer_id = ${args.userId})`,
+        sql`not exists (select 1 from ${consensusAnswers} join ${reviewTasks} on ${reviewTasks.id} = ${consensusAnswers.taskId}
+          where ${reviewTasks.frameId} = ${goldFrames.frameId} and ${consensusAnswers.reviewerId} = ${args.userId})`,
         // An imported label has no task to copy: the frame must have been scored, for its model.
         or(
           isNotNull(labels.taskId),
@@ -135,7 +159,7 @@ async function taskShape(db: DbOrTx, label: LabelRow) {
     .orderBy(desc(frameScores.scoredAt))
     .limit(1);
   const [policy] = await db
-    .select({ version: samplingPolicies.version })
+    .select({ version: samplingPolicies.version, policy: samplingPolicies.policy })
     .from(samplingPolicies)
     .where(eq(samplingPolicies.streamId, label.streamId))
     .orderBy(desc(samplingPolicies.version))
@@ -149,7 +173,8 @@ async function taskShape(db: DbOrTx, label: LabelRow) {
     reason: 'random' as const,
     policyVersion: policy?.version ?? 1,
     selection: null,
-    priority: 0,
+    // As the loop gives random samples: below the stream's base priority.
+    priority: (policy ? policyOrDefault(label.streamId, policy.version, policy.policy).priority : 0) - 1,
   };
 }
 
@@ -179,10 +204,7 @@ export async function answerGold(
       ...scored,
     })
     .returning();
-  await tx
-    .update(reviewTasks)
-    .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null })
-    .where(eq(reviewTasks.id, task.id));
+  await closeTasks(tx, task.id);
   const [standing] = await reviewerStandings(tx, settings, args.userId);
   if (standing?.accuracy != null && standing.answers >= settings.minAnswers && standing.accuracy < settings.passScore) {
     const reason =
@@ -213,11 +235,15 @@ export interface ReviewerStanding {
   classAccuracy: number | null;
   pausedAt: Date | null;
   pausedReason: string | null;
+  /** Answers to consensus tasks that were merged, and their mean F1 against the merged label. */
+  consensusAnswers: number;
+  agreement: number | null;
 }
 
 /**
  * Every reviewer's rolling accuracy on gold (or one reviewer's): the mean over their last
- * `window` answers since they were last resumed. Reviewers with no answers are listed too.
+ * `window` answers since they were last resumed, and their agreement in consensus. Reviewers with
+ * no answers are listed too.
  */
 export async function reviewerStandings(db: DbOrTx, settings: Pick<GoldSettings, 'window'>, reviewerId?: string): Promise<ReviewerStanding[]> {
   const recent = db
@@ -251,7 +277,10 @@ export async function reviewerStandings(db: DbOrTx, settings: Pick<GoldSettings,
     .groupBy(users.id)
     .orderBy(users.name);
   const num = (v: unknown) => (v === null ? null : Number(v));
+  const agreement = await reviewerAgreement(db);
   return rows.map((r) => ({
+    consensusAnswers: agreement.get(r.reviewerId)?.answers ?? 0,
+    agreement: agreement.get(r.reviewerId)?.agreement ?? null,
     ...r,
     answers: Number(r.answers),
     accuracy: num(r.accuracy),
@@ -268,12 +297,19 @@ export async function queuePause(db: DbOrTx, userId: string): Promise<string | n
   return row?.at ? (row.reason ?? 'You are paused from the review queue until a lead resumes you.') : null;
 }
 
-/** Lets a paused reviewer claim again; their rolling accuracy starts afresh. Null: no such reviewer. */
+/**
+ * Lets a paused reviewer claim again; their rolling accuracy starts afresh. Refused for someone
+ * who is not a reviewer, or not paused (their window is not cleared for nothing).
+ */
 export async function resumeReviewer(db: DbOrTx, name: string) {
   const [row] = await db
     .update(users)
     .set({ queuePausedAt: null, queuePausedReason: null, goldSince: sql`now()` })
-    .where(and(eq(users.name, name), eq(users.role, 'reviewer')))
+    .where(and(eq(users.name, name), eq(users.role, 'reviewer'), isNotNull(users.queuePausedAt)))
     .returning({ id: users.id, name: users.name });
-  return row ?? null;
+  if (row) return row;
+  const [user] = await db.select({ role: users.role }).from(users).where(eq(users.name, name));
+  throw user?.role === 'reviewer'
+    ? new GoldError(`reviewer ${name} is not paused`, 'not_paused')
+    : new GoldError(`no reviewer is named ${JSON.stringify(name)}`, 'not_found');
 }

@@ -4,7 +4,8 @@ import { and, desc, eq, gte, lte, sql } from 'drizzle-orm';
 import { sha256Hex } from '../storage/blob-store.ts';
 import type { DbOrTx, Tx } from './client.ts';
 import type { LabelBox } from './queue.ts';
-import { frames, labels, reviewTasks, users } from './schema.ts';
+import { consensusAnswers, frames, labels, reviewTasks, users } from './schema.ts';
+import { claimable, closeTasks, routedTasks } from './task-state.ts';
 import type { LabelRow, TaskRow } from './queue.ts';
 
 export interface LabelQuery {
@@ -49,8 +50,9 @@ export async function importedLabelExists(db: DbOrTx, importKey: string): Promis
 /**
  * Stores an imported label (decision `correct`, source `import`) unless the same boxes were
  * imported for the frame before; returns whether it was new. Never touches other labels. The
- * frame's pending review tasks close with it: the frame is labelled, so nobody should be asked
- * again (a task a reviewer holds stays theirs to finish; their label is then the newer one).
+ * frame's open routed tasks close with it (pending, or with a lapsed lease): the frame is
+ * labelled, so nobody should be asked again. A task a reviewer holds stays theirs to finish (their
+ * label is then the newer one), as does a consensus task some reviewers already answered.
  * Run it in the transaction that stores the frame, so the loop never sees the frame unlabelled.
  */
 export async function insertImportedLabel(tx: Tx, l: { frameId: string; streamId: string; boxes: LabelBox[]; importedBy: string }): Promise<boolean> {
@@ -68,10 +70,16 @@ export async function insertImportedLabel(tx: Tx, l: { frameId: string; streamId
     .onConflictDoNothing({ target: labels.importKey })
     .returning({ id: labels.id });
   if (rows.length === 0) return false;
-  await tx
-    .update(reviewTasks)
-    .set({ status: 'done', completedAt: sql`now()` })
-    .where(and(eq(reviewTasks.frameId, l.frameId), eq(reviewTasks.status, 'pending')));
+  await closeTasks(
+    tx,
+    and(
+      eq(reviewTasks.frameId, l.frameId),
+      routedTasks,
+      claimable,
+      // A consensus task some reviewers already answered is left to finish.
+      sql`not exists (select 1 from ${consensusAnswers} where ${consensusAnswers.taskId} = ${reviewTasks.id})`,
+    )!,
+  );
   return true;
 }
 

@@ -6,6 +6,7 @@ import type { Db, DbOrTx } from './client.ts';
 import { answerConsensus, consensusAnswerOf } from './consensus.ts';
 import { answerGold, claimGoldTask, goldAnswerOf, type GoldSettings } from './gold.ts';
 import { answerAsLabel, insertTaskLabel } from './labels.ts';
+import { claimable, closeTasks, routedTasks } from './task-state.ts';
 import { consensusAnswers, frames, labels, predictions, reviewTasks, type LabelBox } from './schema.ts';
 
 export type { LabelBox };
@@ -25,18 +26,13 @@ export class QueueError extends Error {
   }
 }
 
-/** Tasks the loop routed (not gold tasks, which are checks on reviewers): what queue counts count. */
-export const routedTasks = isNull(reviewTasks.goldLabelId);
-
-// Open tasks: pending, or leased with a lease that ran out (on the database's clock).
-const claimable = or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.status, 'leased'), sql`${reviewTasks.leaseExpiresAt} < now()`));
-
 /**
  * The caller's current lease if they hold one, else the best open task (priority, then age),
  * leased to them for `leaseSeconds`. Returns null when the queue is empty. `expired` says the
- * task came back from someone's abandoned lease.
+ * task came back from someone's abandoned lease. With `offerGold`, a gold task comes first: one
+ * the reviewer skipped, else a new one (db/gold.ts; a lookup and an insert).
  *
- * The claim is one statement, as graphile-worker's getJobs is: the candidate is picked with
+ * Taking an open task is one statement, as graphile-worker's getJobs is: the candidate is picked with
  * FOR UPDATE SKIP LOCKED inside the UPDATE, and the lease is stamped with the database's clock,
  * so API processes on machines whose clocks differ agree on when a lease runs out. Before, it
  * was a transaction of three statements with the lease on the Node clock; throughput is the
@@ -179,10 +175,7 @@ export async function submitDecision(
     // One answer of several: stored; the last one merges them into the label (or a lead's queue).
     if (task.reviewsNeeded > 1) return { label: await answerConsensus(tx, task, { userId: args.userId, decision: args.decision, boxes }), replayed: false };
     const label = await insertTaskLabel(tx, task, { reviewerId: args.userId, decision: args.decision, boxes, source: 'review' });
-    await tx
-      .update(reviewTasks)
-      .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null })
-      .where(eq(reviewTasks.id, task.id));
+    await closeTasks(tx, task.id);
     return { label, replayed: false };
   });
 }

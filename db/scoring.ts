@@ -1,12 +1,12 @@
 // Statements of the scoring step: pull a stream's next frames, gather routing inputs, and store
 // a scored batch (predictions, embeddings, tasks, cursor) in one transaction.
 import { createHash } from 'node:crypto';
-import { and, asc, count, desc, eq, gt, gte, isNotNull, notExists, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, notExists, sql } from 'drizzle-orm';
 import type { Detection } from '../models/sessions.ts';
 import type { FrameDistances, FrameSelection, TaskCandidate } from '../policies/route.ts';
 import { defaultSamplingPolicy, type SamplingPolicy } from '../policies/sampling-policy.ts';
 import { policyOrDefault } from './policies.ts';
-import { routedTasks } from './queue.ts';
+import { routedTasks } from './task-state.ts';
 import type { VectorIndex } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import type { FailureReason } from './frame-failures.ts';
@@ -151,7 +151,7 @@ export async function routingInputs(
       select ${frameScores.embedding} as embedding
       from ${reviewTasks}
       join ${frameScores} on ${frameScores.frameId} = ${reviewTasks.frameId} and ${frameScores.modelVersion} = ${reviewTasks.modelVersion}
-      where ${reviewTasks.streamId} = ${q.streamId}
+      where ${reviewTasks.streamId} = ${q.streamId} and ${reviewTasks.goldLabelId} is null
       order by ${reviewTasks.createdAt} desc
       limit ${NOVELTY_LOOKBACK}
     ), refs as materialized (
@@ -163,8 +163,10 @@ export async function routingInputs(
         where ${driftBoosts.streamId} = ${q.streamId} and ${driftBoosts.expiresAt} > ${ts(q.at)}) as boosted,
       (select count(*) from ${reviewTasks} where ${reviewTasks.streamId} = ${q.streamId} and ${reviewTasks.createdAt} >= ${ts(dayStart)}
         and ${reviewTasks.goldLabelId} is null) as routed_today,
+      -- frames that came with a label (an import) are never routed, so they do not set the pace
       (select count(*) from ${frames}
-        where ${frames.streamId} = ${q.streamId} and ${frames.ingestedAt} > ${ts(hourBefore)} and ${frames.ingestedAt} <= ${ts(q.anchor)}) as last_hour,
+        where ${frames.streamId} = ${q.streamId} and ${frames.ingestedAt} > ${ts(hourBefore)} and ${frames.ingestedAt} <= ${ts(q.anchor)}
+        and not exists (select 1 from ${labels} where ${labels.frameId} = ${frames.id})) as last_hour,
       (select coalesce(json_agg(v), '[]'::json) from (
         select ${frameScores.selectionValue} as v from ${frameScores}
         where ${frameScores.streamId} = ${q.streamId} and ${frameScores.selectionValue} is not null
@@ -330,12 +332,25 @@ export async function persistScoredBatch(
       tx,
     );
 
+    // Routing left out the frames labelled when it read its inputs; a label imported since (by
+    // frame id) committed before this transaction is caught here, so no task asks for it again.
+    const labelled = args.tasks.length
+      ? new Set(
+          (
+            await tx
+              .selectDistinct({ frameId: labels.frameId })
+              .from(labels)
+              .where(inArray(labels.frameId, [...new Set(args.tasks.map((t) => t.frameId))]))
+          ).map((r) => r.frameId),
+        )
+      : new Set<string>();
+    const tasks = args.tasks.filter((t) => !labelled.has(t.frameId));
     let tasksRouted = 0;
-    if (args.tasks.length > 0) {
+    if (tasks.length > 0) {
       const inserted = await tx
         .insert(reviewTasks)
         .values(
-          args.tasks.map((t) => ({
+          tasks.map((t) => ({
             dedupeKey: `${t.frameId}:${args.modelVersion}:${t.rank ?? 'frame'}`,
             streamId: args.streamId,
             cameraId: t.cameraId,

@@ -9,7 +9,7 @@ import { toCocoBbox } from './coco.ts';
 import { reviewersBelow, type ReviewerQuality } from './consensus.ts';
 import { labelsWithFrames } from './labels.ts';
 import { confirmedObjectLabels, objectDecisionsOfFrames, objectsOfFrame } from './object-labels.ts';
-import { datasetSnapshots, frames } from './schema.ts';
+import { datasetSnapshots, frames, labels } from './schema.ts';
 
 /** Frames of one camera within this many seconds form one sequence for the split. */
 const SEQUENCE_SECONDS = 30;
@@ -209,12 +209,22 @@ export async function createSnapshot(
     for (const a of parent.annotations) anns.set(a.image_id, [...(anns.get(a.image_id) ?? []), a]);
     const replayRatio = opts.replayRatio ?? null;
     const hash = (name: string) => createHash('sha256').update(name).digest().readUInt32BE(0);
+    // A parent frame labelled by a reviewer left out now is not replayed with their boxes either.
+    const distrusted = excluded.size
+      ? new Set(
+          (
+            await db
+              .select({ id: labels.id })
+              .from(labels)
+              .where(inArray(labels.reviewerId, [...excluded]))
+          ).map((r) => r.id),
+        )
+      : new Set<string>();
+    const replayable = parent.images.filter((im) => !(typeof im.label_id === 'string' && distrusted.has(im.label_id)));
     const kept =
       replayRatio === null
-        ? parent.images
-        : [...parent.images]
-            .sort((a, b) => hash(a.file_name) - hash(b.file_name))
-            .slice(0, Math.max(opts.replayMin ?? 0, Math.ceil(replayRatio * newest.size)));
+        ? replayable
+        : [...replayable].sort((a, b) => hash(a.file_name) - hash(b.file_name)).slice(0, Math.max(opts.replayMin ?? 0, Math.ceil(replayRatio * newest.size)));
     for (const im of kept) {
       addImage(
         { ...im, split: im.split === 'val' ? 'val' : 'train' },

@@ -2,7 +2,7 @@
 import { and, count, eq, isNotNull, sql } from 'drizzle-orm';
 import { defaultSamplingPolicy } from '../policies/sampling-policy.ts';
 import type { Db, DbOrTx } from './client.ts';
-import { routedTasks } from './queue.ts';
+import { routedTasks } from './task-state.ts';
 import { frames, reviewTasks, samplingPolicies, streams } from './schema.ts';
 
 export type StreamRow = typeof streams.$inferSelect;

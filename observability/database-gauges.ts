@@ -1,7 +1,6 @@
 // What the database gauges read at scrape time: open tasks, frames waiting, production models,
 // reviewers' gold accuracy and consensus agreement.
 import type { Db } from '../db/client.ts';
-import { reviewerAgreement } from '../db/consensus.ts';
 import { reviewerStandings, type GoldSettings } from '../db/gold.ts';
 import { productionVersions } from '../db/models.ts';
 import { queueDepth } from '../db/queue.ts';
@@ -11,7 +10,6 @@ import { registerDatabaseGauges, type QueueReading } from './metrics.ts';
 async function readDatabaseGauges(db: Db, gold: Pick<GoldSettings, 'window'>, now = new Date()): Promise<QueueReading> {
   const depth = await queueDepth(db);
   const standings = await reviewerStandings(db, gold);
-  const agreement = await reviewerAgreement(db);
   const waiting = await framesWaiting(db);
   const production = await productionVersions(db);
   return {
@@ -28,7 +26,7 @@ async function readDatabaseGauges(db: Db, gold: Pick<GoldSettings, 'window'>, no
       accuracy: r.accuracy,
       answers: r.answers,
       paused: r.pausedAt !== null,
-      agreement: agreement.get(r.reviewerId)?.agreement ?? null,
+      agreement: r.agreement,
     })),
   };
 }

@@ -334,14 +334,16 @@ async function renderLabels() {
           (
             l,
           ) => `<tr><td>${escapeHtml(new Date(l.createdAt).toLocaleString())}</td><td>${escapeHtml(l.reviewer ?? '—')}</td><td>${escapeHtml(l.decision)}</td><td>${escapeHtml(l.streamId)}</td><td>${l.boxes.length}</td>
-      <td>${isGold.has(l.frameId) ? `gold <button data-ungold="${l.frameId}">Unmark</button>` : `<button data-gold="${l.frameId}">Mark gold</button>`}</td></tr>`,
+      <td>${isGold.has(l.frameId) ? `gold <button data-ungold="${l.frameId}">Unmark</button>` : `<button data-gold="${l.frameId}" data-label="${l.id}">Mark gold</button>`}</td></tr>`,
         )
         .join('') || '<tr><td colspan="6">No labels yet.</td></tr>'
     }
   </tbody></table>`;
   el.querySelectorAll('button[data-gold], button[data-ungold]').forEach((b) =>
     b.addEventListener('click', async () => {
-      await api(`/v1/frames/${b.dataset.gold ?? b.dataset.ungold}/gold`, { method: b.dataset.gold ? 'PUT' : 'DELETE' });
+      // The row's own label becomes the reference (a frame may have newer ones).
+      if (b.dataset.gold) await api(`/v1/frames/${b.dataset.gold}/gold`, { method: 'PUT', body: { labelId: b.dataset.label } });
+      else await api(`/v1/frames/${b.dataset.ungold}/gold`, { method: 'DELETE' });
       await renderLabels();
     }),
   );

@@ -204,8 +204,9 @@ export function labelFormatRoutes(deps: ApiDeps) {
         const identity = 'frameId' in image.source ? image.source.frameId : sha256Hex(files.get(image.source.file)!);
         const first = namedBy.get(identity);
         if (first !== undefined) throw new IngestError(`the same image as ${first}, earlier in this import`, 400, 'duplicate');
-        namedBy.set(identity, image.fileName);
         images.push(await importImage(image, streamId, files, c.get('user').id, dryRun));
+        // Only an image that imported stands for its pixels: a refused one's twin may still import.
+        namedBy.set(identity, image.fileName);
       } catch (err) {
         if (!(err instanceof IngestError)) throw err;
         refused.push({ entry: 'image', id: image.imageId, reason: `${image.fileName}: ${err.message}` });

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { goldSettings } from '../../config.ts';
 import { audit } from '../../db/audit.ts';
 import { getFrame } from '../../db/frames.ts';
-import { adjudicate, ConsensusError, listConsensus, reviewerAgreement } from '../../db/consensus.ts';
+import { adjudicate, ConsensusError, listConsensus } from '../../db/consensus.ts';
 import { GoldError, listGold, markGold, resumeReviewer, reviewerStandings, unmarkGold } from '../../db/gold.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
@@ -75,6 +75,7 @@ export const reviewerOperations = {
     summary: 'Let a paused reviewer claim again; their rolling accuracy starts afresh',
     params: z.object({ name: z.string() }),
     responses: { 200: { description: 'resumed', schema: z.object({ reviewer: z.object({ id: z.uuid(), name: z.string() }) }) } },
+    problems: [409],
   }),
   gold: defineOperation({
     method: 'get',
@@ -109,8 +110,10 @@ export const reviewerOperations = {
   markGold: defineOperation({
     method: 'put',
     path: '/v1/frames/{id}/gold',
-    summary: 'Mark a labelled frame as gold: reviewers are checked against its newest label at GOLD_RATE of their claims',
+    summary: 'Mark a labelled frame as gold: reviewers are checked against the label named (else its newest) at GOLD_RATE of their claims',
     params: frameId,
+    body: z.object({ labelId: z.uuid('labelId must be a label id (UUID)').optional() }).strict(),
+    bodyName: 'invalid gold marking',
     responses: {
       200: {
         description: 'marked (again: the reference becomes the newest label)',
@@ -128,19 +131,20 @@ export const reviewerOperations = {
   }),
 };
 
+const GOLD_STATUS = { not_found: 404, unlabelled: 409, not_paused: 409 } as const;
+function goldProblem(err: unknown): never {
+  if (err instanceof GoldError)
+    throw new ProblemError(GOLD_STATUS[err.code], err.code === 'not_found' ? 'Not found' : 'Refused', err.message, undefined, err.code);
+  throw err;
+}
+
 export function reviewerRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   const settings = goldSettings(deps.config);
 
-  handle(app, reviewerOperations.reviewers, async (c) => {
-    const agreement = await reviewerAgreement(deps.db);
-    const reviewers = (await reviewerStandings(deps.db, settings)).map((r) => ({
-      ...r,
-      consensusAnswers: agreement.get(r.reviewerId)?.answers ?? 0,
-      agreement: agreement.get(r.reviewerId)?.agreement ?? null,
-    }));
-    return c.json({ settings: { rate: deps.config.GOLD_RATE, ...settings }, reviewers });
-  });
+  handle(app, reviewerOperations.reviewers, async (c) =>
+    c.json({ settings: { rate: deps.config.GOLD_RATE, ...settings }, reviewers: await reviewerStandings(deps.db, settings) }),
+  );
 
   handle(app, reviewerOperations.consensus, async (c, { query }) => c.json({ results: await listConsensus(deps.db, query) }));
 
@@ -157,32 +161,18 @@ export function reviewerRoutes(deps: ApiDeps) {
   });
 
   handle(app, reviewerOperations.resume, async (c, { params }) => {
-    const reviewer = await resumeReviewer(deps.db, params.name);
-    if (!reviewer)
-      throw new ProblemError(
-        404,
-        'Not found',
-        `no reviewer is named ${JSON.stringify(params.name)}`,
-        [{ field: 'name', message: 'not a reviewer' }],
-        'not_found',
-      );
+    const reviewer = await resumeReviewer(deps.db, params.name).catch(goldProblem);
     await audit(deps.db, c.get('user').name, 'reviewer.resume', reviewer.name);
     return c.json({ reviewer });
   });
 
   handle(app, reviewerOperations.gold, async (c, { query }) => c.json({ gold: await listGold(deps.db, query.streamId) }));
 
-  handle(app, reviewerOperations.markGold, async (c, { params }) => {
+  handle(app, reviewerOperations.markGold, async (c, { params, body }) => {
     if (!(await getFrame(deps.db, params.id))) throw new ProblemError(404, 'Not found', `frame ${params.id} does not exist`, undefined, 'not_found');
-    try {
-      const gold = await markGold(deps.db, params.id, c.get('user').id);
-      await audit(deps.db, c.get('user').name, 'gold.mark', params.id, { labelId: gold.labelId });
-      return c.json({ gold });
-    } catch (err) {
-      if (err instanceof GoldError)
-        throw new ProblemError(409, 'Frame not labelled', err.message, [{ field: 'id', message: 'the frame has no label' }], err.code);
-      throw err;
-    }
+    const gold = await markGold(deps.db, params.id, c.get('user').id, body.labelId).catch(goldProblem);
+    await audit(deps.db, c.get('user').name, 'gold.mark', params.id, { labelId: gold.labelId });
+    return c.json({ gold });
   });
 
   handle(app, reviewerOperations.unmarkGold, async (c, { params }) => {

@@ -76,6 +76,11 @@ describe('gold tasks', () => {
   it('refuses to mark an unknown or unlabelled frame, naming why', async () => {
     expect((await p.app.request('/v1/frames/not-a-uuid/gold', { method: 'PUT', headers: lead() })).status).toBe(400);
     expect((await p.app.request('/v1/frames/00000000-0000-4000-8000-000000000000/gold', { method: 'PUT', headers: lead() })).status).toBe(404);
+    // A label that is not the frame's is refused.
+    const [one, other] = await handle.db.select({ frameId: labels.frameId, id: labels.id }).from(labels).where(eq(labels.streamId, STREAM)).limit(2);
+    const wrong = await p.app.request(`/v1/frames/${one.frameId}/gold`, { method: 'PUT', headers: lead(), body: JSON.stringify({ labelId: other.id }) });
+    expect(wrong.status).toBe(404);
+    expect((await wrong.json()).detail).toContain(`label ${other.id} is not a label of frame ${one.frameId}`);
     // A reviewer may not mark gold.
     const [scored] = await handle.db.select({ frameId: frameScores.frameId }).from(frameScores).where(eq(frameScores.streamId, STREAM)).limit(1);
     expect((await p.app.request(`/v1/frames/${scored.frameId}/gold`, { method: 'PUT', headers: auth(p.tokens.reviewer) })).status).toBe(403);
@@ -170,5 +175,16 @@ describe('gold tasks', () => {
     expect(released).toMatchObject({ status: 'pending' });
     expect((await claim(p.tokens.reviewer)).body.task.id).toBe(again.body.task.id);
     expect((await p.app.request('/v1/reviewers/nobody/resume', { method: 'POST', headers: lead() })).status).toBe(404);
+    // Resuming someone who is not paused is refused, and does not clear their window.
+    const notPaused = await p.app.request('/v1/reviewers/reviewer2/resume', { method: 'POST', headers: lead() });
+    expect(notPaused.status).toBe(409);
+    expect((await reviewers()).find((r) => r.name === 'reviewer2')).toMatchObject({ answers: 3, accuracy: 1 });
+
+    // Unmarking a frame closes its gold tasks not yet answered.
+    const held = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.id, again.body.task.id));
+    expect(held[0].status).toBe('leased');
+    expect((await p.app.request(`/v1/frames/${again.body.frame.id}/gold`, { method: 'DELETE', headers: lead() })).status).toBe(204);
+    const [closed] = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.id, again.body.task.id));
+    expect(closed.status).toBe('done');
   });
 });

@@ -1,6 +1,7 @@
 // Retraining snapshots: the labels since the parent, a replayed share of the parent's frames, and
 // frames labelled only by objects (with ignore regions where nobody decided).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eq } from 'drizzle-orm';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -226,6 +227,29 @@ describe('createSnapshot and reviewer quality', () => {
       { reviewerId: careless.id, name: 'careless', measure: 'gold', answers: 5, accuracy: expect.closeTo(0.2, 6), labels: 2 },
       { reviewerId: contrary.id, name: 'contrary', measure: 'agreement', answers: 3, accuracy: expect.closeTo(0.3, 6), labels: 1 },
     ]);
+
+    // A parent snapshot's frame labelled by the left-out reviewer is not replayed either.
+    const [bad] = await handle.db.select({ id: labels.id }).from(labels).where(eq(labels.reviewerId, careless.id)).limit(1);
+    const parent = {
+      info: {},
+      categories: [{ id: 1, name: 'vehicle' }],
+      images: [
+        { id: 1, file_name: 'old/bad.png', width: 320, height: 240, split: 'train', label_id: bad.id },
+        { id: 2, file_name: 'old/good.png', width: 320, height: 240, split: 'train', label_id: null },
+      ],
+      annotations: [],
+    };
+    await store.put('snapshots/parent/dataset.json', Buffer.from(JSON.stringify(parent)));
+    await createSnapshot(handle.db, store, {
+      ...base,
+      id: 'with-parent',
+      parentKey: 'snapshots/parent/dataset.json',
+      replayRatio: null,
+      reviewerQuality: { minAccuracy: 0.7, minAnswers: 3 },
+    });
+    const replayed = (await read('with-parent')).images.map((im) => (im as { file_name?: string }).file_name);
+    expect(replayed).toContain('old/good.png');
+    expect(replayed).not.toContain('old/bad.png');
 
     // A floor of 0 keeps every label (each frame's newest).
     await createSnapshot(handle.db, store, { ...base, id: 'everyone', reviewerQuality: { minAccuracy: 0, minAnswers: 3 } });
