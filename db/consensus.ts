@@ -143,6 +143,8 @@ export interface ReviewerQuality {
  * Reviewers whose mean F1 over all their gold answers, or over all their merged consensus
  * answers, is below `minAccuracy` (each measure judged once they gave `minAnswers` of that kind).
  * All answers, not the rolling window: a resumed reviewer's labels from before are no better for it.
+ * Only users with the reviewer role are judged: leads mark gold, adjudicate and import, and a
+ * lead's few queue answers must not take those labels out of training.
  */
 export async function reviewersBelow(
   db: DbOrTx,
@@ -152,13 +154,14 @@ export async function reviewersBelow(
     .select({ reviewerId: goldAnswers.reviewerId, name: users.name, answers: count(), accuracy: avg(goldAnswers.score) })
     .from(goldAnswers)
     .innerJoin(users, eq(users.id, goldAnswers.reviewerId))
+    .where(eq(users.role, 'reviewer'))
     .groupBy(goldAnswers.reviewerId, users.name)
     .having(and(sql`count(*) >= ${q.minAnswers}`, sql`avg(${goldAnswers.score}) < ${q.minAccuracy}`));
   const agreement = await db
     .select({ reviewerId: consensusAnswers.reviewerId, name: users.name, answers: count(), accuracy: avg(consensusAnswers.agreement) })
     .from(consensusAnswers)
     .innerJoin(users, eq(users.id, consensusAnswers.reviewerId))
-    .where(isNotNull(consensusAnswers.agreement))
+    .where(and(isNotNull(consensusAnswers.agreement), eq(users.role, 'reviewer')))
     .groupBy(consensusAnswers.reviewerId, users.name)
     .having(and(sql`count(*) >= ${q.minAnswers}`, sql`avg(${consensusAnswers.agreement}) < ${q.minAccuracy}`));
   return [

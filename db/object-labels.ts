@@ -1,6 +1,6 @@
 // Statements about objects (stored detections) and what people decided about them: marks,
 // propagated proposals, and their confirmation or rejection.
-import { and, asc, eq, inArray, lte, ne, or, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, lte, ne, notInArray, or, type SQL } from 'drizzle-orm';
 import type { ObjectMetadata } from '../storage/vector-index.ts';
 import type { DbOrTx } from './client.ts';
 import { frames, objectLabels, predictions } from './schema.ts';
@@ -187,8 +187,20 @@ export async function decideProposals(
     .returning({ id: objectLabels.predictionId, streamId: objectLabels.streamId });
 }
 
-/** Confirmed positive object labels per frame, for the retraining snapshot. */
-export async function confirmedObjectLabels(db: DbOrTx, q: { to: Date; provenance: ('review' | 'propagated')[] }) {
+/** Object labels none of `users` made (marked, or proposed from their mark) or decided. */
+function byNoneOf(users: string[]) {
+  if (users.length === 0) return undefined;
+  return and(
+    or(isNull(objectLabels.createdBy), notInArray(objectLabels.createdBy, users)),
+    or(isNull(objectLabels.decidedBy), notInArray(objectLabels.decidedBy, users)),
+  );
+}
+
+/**
+ * Confirmed positive object labels per frame, for the retraining snapshot; `excludedUsers`: those
+ * whose labels the snapshot leaves out (reviewers below the accuracy floor).
+ */
+export async function confirmedObjectLabels(db: DbOrTx, q: { to: Date; provenance: ('review' | 'propagated')[]; excludedUsers?: string[] }) {
   return db
     .select({
       predictionId: objectLabels.predictionId,
@@ -209,6 +221,7 @@ export async function confirmedObjectLabels(db: DbOrTx, q: { to: Date; provenanc
         eq(objectLabels.polarity, 'positive'),
         inArray(objectLabels.provenance, q.provenance),
         lte(objectLabels.decidedAt, q.to),
+        byNoneOf(q.excludedUsers ?? []),
       ),
     );
 }
@@ -217,7 +230,13 @@ export async function confirmedObjectLabels(db: DbOrTx, q: { to: Date; provenanc
  * Per frame, the objects with a decision a person made (positive or negative) up to `to`; without
  * `propagated`, confirmed proposals do not count (they are neither labels nor background then).
  */
-export async function objectDecisionsOfFrames(db: DbOrTx, frameIds: string[], to: Date, propagated: boolean): Promise<Map<string, Set<string>>> {
+export async function objectDecisionsOfFrames(
+  db: DbOrTx,
+  frameIds: string[],
+  to: Date,
+  propagated: boolean,
+  excludedUsers: string[] = [],
+): Promise<Map<string, Set<string>>> {
   const out = new Map<string, Set<string>>();
   if (frameIds.length === 0) return out;
   const rows = await db
@@ -229,6 +248,8 @@ export async function objectDecisionsOfFrames(db: DbOrTx, frameIds: string[], to
         eq(objectLabels.status, 'confirmed'),
         lte(objectLabels.decidedAt, to),
         propagated ? undefined : or(ne(objectLabels.provenance, 'propagated'), eq(objectLabels.polarity, 'negative')),
+        // A left-out reviewer's decisions are no decisions: their objects become ignore regions.
+        byNoneOf(excludedUsers),
       ),
     );
   for (const r of rows) out.set(r.frameId, (out.get(r.frameId) ?? new Set()).add(r.id));

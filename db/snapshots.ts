@@ -2,7 +2,7 @@
 // into a COCO JSON file in the blob store, with a train/val split that keeps the frames of one
 // sequence (a camera's frames close in time) on the same side.
 import { createHash } from 'node:crypto';
-import { eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { DbOrTx } from './client.ts';
 import { toCocoBbox } from './coco.ts';
@@ -64,18 +64,18 @@ type AddImage = (
  */
 async function addObjectLabelledFrames(
   db: DbOrTx,
-  opts: { asOf: Date; propagatedLabels?: boolean },
+  opts: { asOf: Date; propagatedLabels?: boolean; excluded: string[] },
   labelledFrames: Map<string, unknown>,
   add: AddImage,
 ): Promise<void> {
   const propagated = opts.propagatedLabels ?? true;
-  const positives = (await confirmedObjectLabels(db, { to: opts.asOf, provenance: propagated ? ['review', 'propagated'] : ['review'] })).filter(
-    (l) => !labelledFrames.has(l.frameId),
-  );
+  const positives = (
+    await confirmedObjectLabels(db, { to: opts.asOf, provenance: propagated ? ['review', 'propagated'] : ['review'], excludedUsers: opts.excluded })
+  ).filter((l) => !labelledFrames.has(l.frameId));
   if (positives.length === 0) return;
   const frameIds = [...new Set(positives.map((l) => l.frameId))];
   const frameRows = await db.select().from(frames).where(inArray(frames.id, frameIds));
-  const decisions = await objectDecisionsOfFrames(db, frameIds, opts.asOf, propagated);
+  const decisions = await objectDecisionsOfFrames(db, frameIds, opts.asOf, propagated, opts.excluded);
   for (const frame of frameRows) {
     const mine = positives.filter((l) => l.frameId === frame.id);
     const labelled = new Set(mine.map((l) => l.predictionId));
@@ -144,9 +144,12 @@ export async function createSnapshot(
   const parent: CocoDataset | null = opts.parentKey && (await store.exists(opts.parentKey)) ? JSON.parse((await store.get(opts.parentKey)).toString()) : null;
   const leftOut = opts.reviewerQuality?.minAccuracy ? await reviewersBelow(db, opts.reviewerQuality) : [];
   const excluded = new Set(leftOut.map((r) => r.reviewerId));
+  // What goes with a left-out reviewer: their answers in the queue (an import or an adjudication
+  // names a lead, who is never judged, and a merged consensus label names nobody).
+  const distrust = (l: { reviewerId: string | null; source: string }) => l.source === 'review' && l.reviewerId !== null && excluded.has(l.reviewerId);
   const all = await labelsWithFrames(db, { to: opts.asOf });
   // A frame whose newest label is an excluded reviewer's keeps the label before it, if any.
-  const rows = all.filter((r) => !(r.label.reviewerId && excluded.has(r.label.reviewerId)));
+  const rows = all.filter((r) => !distrust(r.label));
   // The production model's classes, in its order; without a production model, the classes the
   // labels (and the parent snapshot) name, sorted: never a list written into the code.
   const classNames =
@@ -161,7 +164,7 @@ export async function createSnapshot(
       as_of: opts.asOf.toISOString(),
       // Who was left out for low accuracy on gold tasks or low agreement in consensus, and how many
       // labels went with them.
-      reviewers_left_out: leftOut.map((r) => ({ ...r, labels: all.filter((x) => x.label.reviewerId === r.reviewerId).length })),
+      reviewers_left_out: leftOut.map((r) => ({ ...r, labels: all.filter((x) => x.label.reviewerId === r.reviewerId && distrust(x.label)).length })),
     },
     categories: classNames.map((name, i) => ({ id: i + 1, name })),
     images: [],
@@ -202,7 +205,9 @@ export async function createSnapshot(
       boxes,
     );
   }
-  await addObjectLabelledFrames(db, opts, newest, (img, boxes) => addImage({ ...img, split: splitOf(String(img.sequence_id)) }, boxes));
+  await addObjectLabelledFrames(db, { ...opts, excluded: [...excluded] }, newest, (img, boxes) =>
+    addImage({ ...img, split: splitOf(String(img.sequence_id)) }, boxes),
+  );
   if (parent) {
     const byName = new Map(parent.categories.map((c) => [c.id, c.name]));
     const anns = new Map<number, CocoAnnotation[]>();
@@ -216,7 +221,7 @@ export async function createSnapshot(
             await db
               .select({ id: labels.id })
               .from(labels)
-              .where(inArray(labels.reviewerId, [...excluded]))
+              .where(and(inArray(labels.reviewerId, [...excluded]), eq(labels.source, 'review')))
           ).map((r) => r.id),
         )
       : new Set<string>();

@@ -143,9 +143,10 @@ describe('createSnapshot and reviewer quality', () => {
       .insert(users)
       .values(['careful', 'careless', 'newcomer', 'contrary'].map((name) => ({ name, role: 'reviewer' as const, tokenHash: `hash-${name}` })))
       .returning();
+    const [lead] = await handle.db.insert(users).values({ name: 'lead', role: 'lead', tokenHash: 'hash-lead' }).returning();
     const rows = await handle.db
       .insert(frames)
-      .values(Array.from({ length: 5 }, (_, i) => testFrame('s1', i)))
+      .values(Array.from({ length: 7 }, (_, i) => testFrame('s1', i)))
       .returning();
     const box = (x: number) => [{ className: 'vehicle', x1: x, y1: 0.1, x2: x + 0.2, y2: 0.3 }];
     const label = (frameId: string, reviewerId: string, x: number, at: number) => ({
@@ -163,7 +164,36 @@ describe('createSnapshot and reviewer quality', () => {
       label(rows[2].id, careful.id, 0.1, 0),
       label(rows[3].id, newcomer.id, 0.1, 0), // too few gold answers to be judged
       label(rows[4].id, contrary.id, 0.1, 0), // rarely agrees with the others in consensus
+      // An import by a lead who also answered a few consensus tasks badly: leads are not judged,
+      // and an import is not a queue answer.
+      { ...label(rows[5].id, lead.id, 0.1, 0), source: 'import' as const },
     ]);
+    // Frame 6 is labelled only by an object the careless reviewer marked: it goes with them.
+    const marked = {
+      id: predictionId(rows[6].id, 'm1', 0),
+      frameId: rows[6].id,
+      modelVersion: 'm1',
+      rank: 0,
+      className: 'vehicle',
+      score: 0.9,
+      x1: 0.1,
+      y1: 0.1,
+      x2: 0.3,
+      y2: 0.3,
+    };
+    await handle.db.insert(predictions).values(marked);
+    await handle.db.insert(objectLabels).values({
+      predictionId: marked.id,
+      frameId: rows[6].id,
+      streamId: 's1',
+      className: 'vehicle',
+      status: 'confirmed',
+      polarity: 'positive',
+      provenance: 'review',
+      createdBy: careless.id,
+      decidedBy: careless.id,
+      decidedAt: new Date(Date.now() - 60_000),
+    });
     // Gold answers: careful 5 x 1.0, careless 5 x 0.2, newcomer 2 x 0.0.
     const answers = [...Array(5).fill([careful.id, 1]), ...Array(5).fill([careless.id, 0.2]), ...Array(2).fill([newcomer.id, 0])] as [string, number][];
     for (const [i, [reviewerId, score]] of answers.entries()) {
@@ -192,7 +222,9 @@ describe('createSnapshot and reviewer quality', () => {
       });
     }
     // Consensus answers: contrary agrees 0.3 with the merged labels, careful 1.0.
-    for (const [i, [reviewerId, agreement]] of ([...Array(3).fill([contrary.id, 0.3]), ...Array(3).fill([careful.id, 1])] as [string, number][]).entries()) {
+    for (const [i, [reviewerId, agreement]] of (
+      [...Array(3).fill([contrary.id, 0.3]), ...Array(3).fill([careful.id, 1]), ...Array(3).fill([lead.id, 0.2])] as [string, number][]
+    ).entries()) {
       const [task] = await handle.db
         .insert(reviewTasks)
         .values({
@@ -219,7 +251,7 @@ describe('createSnapshot and reviewer quality', () => {
 
     await createSnapshot(handle.db, store, { ...base, id: 'judged', reviewerQuality: { minAccuracy: 0.7, minAnswers: 3 } });
     const judged = await read('judged');
-    expect(judged.images.map((im) => im.frame_id).sort()).toEqual([rows[0].id, rows[2].id, rows[3].id].sort());
+    expect(judged.images.map((im) => im.frame_id).sort()).toEqual([rows[0].id, rows[2].id, rows[3].id, rows[5].id].sort());
     // Frame 0 keeps the careful reviewer's label (x = 0.1 of 320 pixels = 32), not the newer careless one.
     const frame0 = judged.images.findIndex((im) => im.frame_id === rows[0].id) + 1;
     expect(judged.annotations.find((a) => a.image_id === frame0)!.bbox[0]).toBeCloseTo(32, 6);
@@ -253,7 +285,7 @@ describe('createSnapshot and reviewer quality', () => {
 
     // A floor of 0 keeps every label (each frame's newest).
     await createSnapshot(handle.db, store, { ...base, id: 'everyone', reviewerQuality: { minAccuracy: 0, minAnswers: 3 } });
-    expect((await read('everyone')).images).toHaveLength(5);
+    expect((await read('everyone')).images).toHaveLength(7);
     expect((await read('everyone')).info.reviewers_left_out).toEqual([]);
   });
 });
