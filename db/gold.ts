@@ -4,7 +4,7 @@
 // resumes them (CVAT's ground-truth jobs, Label Studio's pause on low accuracy).
 import { and, avg, count, desc, eq, exists, gt, isNotNull, isNull, ne, or, sql, type SQLWrapper } from 'drizzle-orm';
 import { scoreAgainstGold } from '../policies/gold-score.ts';
-import type { DbOrTx, Tx } from './client.ts';
+import type { Db, DbOrTx, Tx } from './client.ts';
 import { reviewerAgreement } from './consensus.ts';
 import { answerAsLabel } from './labels.ts';
 import { closeTasks } from './task-state.ts';
@@ -33,9 +33,15 @@ export class GoldError extends Error {
 
 /**
  * Marks a frame as gold: the label given (one of the frame's), or its newest, becomes the
- * reference answers are scored against.
+ * reference answers are scored against; marking it again with another label moves the reference
+ * of its gold tasks not yet answered too (a lead correcting a wrong gold label must not leave
+ * reviewers scored, and paused, against it).
  */
-export async function markGold(db: DbOrTx, frameId: string, markedBy: string, labelId?: string) {
+export async function markGold(db: Db, frameId: string, markedBy: string, labelId?: string) {
+  return db.transaction((tx) => markGoldIn(tx, frameId, markedBy, labelId));
+}
+
+async function markGoldIn(db: Tx, frameId: string, markedBy: string, labelId?: string) {
   const [label] = await db
     .select()
     .from(labels)
@@ -52,6 +58,10 @@ export async function markGold(db: DbOrTx, frameId: string, markedBy: string, la
     .values({ frameId, streamId: label.streamId, labelId: label.id, markedBy })
     .onConflictDoUpdate({ target: goldFrames.frameId, set: { labelId: label.id, markedBy } })
     .returning();
+  await db
+    .update(reviewTasks)
+    .set({ goldLabelId: label.id })
+    .where(and(eq(reviewTasks.frameId, frameId), isNotNull(reviewTasks.goldLabelId), ne(reviewTasks.status, 'done')));
   return row;
 }
 

@@ -180,9 +180,22 @@ describe('gold tasks', () => {
     expect(notPaused.status).toBe(409);
     expect((await reviewers()).find((r) => r.name === 'reviewer2')).toMatchObject({ answers: 3, accuracy: 1 });
 
-    // Unmarking a frame closes its gold tasks not yet answered.
+    // A lead correcting the gold label (marking the frame again with another of its labels) moves
+    // the reference of its gold tasks not yet answered, so nobody is scored against the old one.
+    const [corrected] = await handle.db
+      .insert(labels)
+      .values({ frameId: again.body.frame.id, streamId: STREAM, decision: 'correct', boxes: [], source: 'import' })
+      .returning();
+    const remarked = await p.app.request(`/v1/frames/${again.body.frame.id}/gold`, {
+      method: 'PUT',
+      headers: lead(),
+      body: JSON.stringify({ labelId: corrected.id }),
+    });
+    expect(remarked.status).toBe(200);
     const held = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.id, again.body.task.id));
-    expect(held[0].status).toBe('leased');
+    expect(held[0]).toMatchObject({ status: 'leased', goldLabelId: corrected.id });
+
+    // Unmarking a frame closes its gold tasks not yet answered.
     expect((await p.app.request(`/v1/frames/${again.body.frame.id}/gold`, { method: 'DELETE', headers: lead() })).status).toBe(204);
     const [closed] = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.id, again.body.task.id));
     expect(closed.status).toBe('done');
