@@ -56,6 +56,10 @@ export async function importedLabelExists(db: DbOrTx, importKey: string): Promis
  * Run it in the transaction that stores the frame, so the loop never sees the frame unlabelled.
  */
 export async function insertImportedLabel(tx: Tx, l: { frameId: string; streamId: string; boxes: LabelBox[]; importedBy: string }): Promise<boolean> {
+  // Holds the frame against a scoring batch storing its tasks at the same time (it share-locks
+  // the frames it routes): one of the two sees the other's rows (READ COMMITTED sees neither's
+  // uncommitted ones). `no key update` leaves the batch's foreign-key locks alone.
+  await tx.select({ id: frames.id }).from(frames).where(eq(frames.id, l.frameId)).for('no key update');
   const rows = await tx
     .insert(labels)
     .values({

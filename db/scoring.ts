@@ -163,10 +163,11 @@ export async function routingInputs(
         where ${driftBoosts.streamId} = ${q.streamId} and ${driftBoosts.expiresAt} > ${ts(q.at)}) as boosted,
       (select count(*) from ${reviewTasks} where ${reviewTasks.streamId} = ${q.streamId} and ${reviewTasks.createdAt} >= ${ts(dayStart)}
         and ${reviewTasks.goldLabelId} is null) as routed_today,
-      -- frames that came with a label (an import) are never routed, so they do not set the pace
+      -- frames that came with a label (an import) are never routed, so they do not set the pace;
+      -- frames reviewers labelled since do (the pace must not fall as the queue is worked)
       (select count(*) from ${frames}
         where ${frames.streamId} = ${q.streamId} and ${frames.ingestedAt} > ${ts(hourBefore)} and ${frames.ingestedAt} <= ${ts(q.anchor)}
-        and not exists (select 1 from ${labels} where ${labels.frameId} = ${frames.id})) as last_hour,
+        and not exists (select 1 from ${labels} where ${labels.frameId} = ${frames.id} and ${labels.source} = 'import')) as last_hour,
       (select coalesce(json_agg(v), '[]'::json) from (
         select ${frameScores.selectionValue} as v from ${frameScores}
         where ${frameScores.streamId} = ${q.streamId} and ${frameScores.selectionValue} is not null
@@ -270,6 +271,12 @@ export async function persistScoredBatch(
       .where(and(eq(streams.id, args.streamId), eq(streams.scoredThroughSeq, args.fromSeq)))
       .returning({ id: streams.id });
     if (moved.length === 0) throw new CursorMovedError(args.streamId);
+    // The frames this batch routes are share-locked (in id order) against an import labelling
+    // one of them at the same time (insertImportedLabel holds its frame): an import that holds
+    // it first commits before this batch reads labels, and one that comes later waits for the
+    // batch's tasks and closes them. Without it, neither saw the other's uncommitted rows.
+    const routedFrames = [...new Set(args.tasks.map((t) => t.frameId))].sort();
+    if (routedFrames.length) await tx.select({ id: frames.id }).from(frames).where(inArray(frames.id, routedFrames)).orderBy(frames.id).for('share');
 
     if (args.frames.length > 0) {
       await tx
@@ -332,17 +339,10 @@ export async function persistScoredBatch(
       tx,
     );
 
-    // Routing left out the frames labelled when it read its inputs; a label imported since (by
-    // frame id) committed before this transaction is caught here, so no task asks for it again.
+    // Routing left out the frames labelled when it read its inputs; a label imported since is
+    // caught here, so no task asks for it again.
     const labelled = args.tasks.length
-      ? new Set(
-          (
-            await tx
-              .selectDistinct({ frameId: labels.frameId })
-              .from(labels)
-              .where(inArray(labels.frameId, [...new Set(args.tasks.map((t) => t.frameId))]))
-          ).map((r) => r.frameId),
-        )
+      ? new Set((await tx.selectDistinct({ frameId: labels.frameId }).from(labels).where(inArray(labels.frameId, routedFrames))).map((r) => r.frameId))
       : new Set<string>();
     const tasks = args.tasks.filter((t) => !labelled.has(t.frameId));
     let tasksRouted = 0;

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { count, eq } from 'drizzle-orm';
 import type { DbHandle } from '../../db/client.ts';
 import { PgvectorIndex } from '../../db/pgvector-index.ts';
-import { driftBoosts, frames, frameScores, objectVectors, predictions, reviewTasks, streams } from '../../db/schema.ts';
+import { driftBoosts, frames, frameScores, labels, objectVectors, predictions, reviewTasks, streams } from '../../db/schema.ts';
 import { savePolicy } from '../../db/policies.ts';
 import { defaultSamplingPolicy, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 import { CursorMovedError, nextFrames, persistScoredBatch, routingInputs, streamCursor, type ScoredFrameRow } from '../../db/scoring.ts';
@@ -140,6 +140,83 @@ describe('persistScoredBatch', () => {
     expect(await handle.db.transaction((tx) => insertImportedLabel(tx, { frameId: rows[0].id, streamId: 's1', boxes: [], importedBy: lead }))).toBe(false);
   });
 
+  // PGlite runs one transaction at a time, so the race exists only on a server.
+  it.runIf(process.env.DATABASE_URL)(
+    'an import racing a scoring batch on the same frame leaves no open task for it, whichever holds the frame first (Postgres)',
+    async () => {
+      const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
+      const rows = await seedFrames(4);
+      const task = (f: (typeof rows)[number]) => ({
+        frameId: f.id,
+        cameraId: f.cameraId,
+        rank: 0,
+        className: 'vehicle',
+        score: 0.45,
+        reason: 'band' as const,
+        priority: 0,
+        reviewsNeeded: 1,
+        selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
+      });
+      const batch = (from: number, slice: typeof rows, index = vectorIndex) => ({
+        streamId: 's1',
+        modelVersion: 'm1',
+        policyVersion: 1,
+        fromSeq: from,
+        toSeq: slice.at(-1)!.seq,
+        frames: slice.map((f) => scored(f.id, f.cameraId, [0.45])),
+        tasks: slice.map(task),
+        vectorIndex: index,
+      });
+      const gate = () => {
+        let open!: () => void;
+        const opened = new Promise<void>((resolve) => (open = resolve));
+        return { open, opened };
+      };
+      const importInto = (frameId: string, held: Promise<void>, holding: () => void) =>
+        handle.db.transaction(async (tx) => {
+          const added = await insertImportedLabel(tx, { frameId, streamId: 's1', boxes: [], importedBy: lead });
+          holding();
+          await held;
+          return added;
+        });
+
+      // 1. The import holds frame 0 first (uncommitted) while the batch routing frames 0-1 stores.
+      const release = gate();
+      const locked = gate();
+      const importing = importInto(rows[0].id, release.opened, locked.open);
+      await locked.opened;
+      const persisting = persistScoredBatch(handle.db, batch(0, rows.slice(0, 2)));
+      await new Promise((r) => setTimeout(r, 300));
+      release.open();
+      expect(await importing).toBe(true);
+      expect((await persisting).tasksRouted).toBe(1);
+
+      // 2. The batch routing frames 2-3 holds them first (paused inside its transaction) while an
+      // import labels frame 2.
+      const paused = gate();
+      const resume = gate();
+      const slowIndex: PgvectorIndex = Object.assign(Object.create(vectorIndex) as PgvectorIndex, {
+        upsert: async (records: Parameters<PgvectorIndex['upsert']>[0], tx: Parameters<PgvectorIndex['upsert']>[1]) => {
+          paused.open();
+          await resume.opened;
+          return vectorIndex.upsert(records, tx);
+        },
+      });
+      const storing = persistScoredBatch(handle.db, batch(rows[1].seq, rows.slice(2), slowIndex));
+      await paused.opened;
+      const importing2 = importInto(rows[2].id, Promise.resolve(), () => {});
+      await new Promise((r) => setTimeout(r, 300));
+      resume.open();
+      expect(await importing2).toBe(true);
+
+      // The import waited for the batch's tasks and closed frame 2's.
+      expect((await storing).tasksRouted).toBe(2);
+      const tasks = await handle.db.select({ frameId: reviewTasks.frameId, status: reviewTasks.status }).from(reviewTasks);
+      const pending = tasks.filter((t) => t.status === 'pending').map((t) => t.frameId);
+      expect(pending.sort()).toEqual([rows[1].id, rows[3].id].sort());
+    },
+  );
+
   it('hands out frames oldest first and picks up a straggler that committed behind the cursor', async () => {
     const rows = await seedFrames(5);
     const first = await nextFrames(handle.db, 's1', 3);
@@ -205,6 +282,11 @@ describe('persistScoredBatch', () => {
     expect(got.policy).toEqual(defaultSamplingPolicy);
     expect(got.recentValues.sort()).toEqual([0.4, 0.5]);
     expect(got).toMatchObject({ routedToday: 1, framesLastHour: 3, boosted: new Set() });
+    // A frame a reviewer labelled still sets the pace; a frame that came with its label does not.
+    const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
+    await handle.db.insert(labels).values({ frameId: rows[0].id, streamId: 's1', decision: 'accept', boxes: [], source: 'review' });
+    await handle.db.transaction((tx) => insertImportedLabel(tx, { frameId: rows[2].id, streamId: 's1', boxes: [], importedBy: lead }));
+    expect((await inputs('s1', 'm1')).framesLastHour).toBe(2);
     // Another model's references and another stream's tasks are not compared against.
     expect((await inputs('s2', 'm2')).distances).toEqual(new Map([[NEW_FRAME, { queued: null, reference: null }]]));
     // A stored version with the band selection: no recent values are read; a boost shows.
