@@ -196,17 +196,25 @@ export function labelFormatRoutes(deps: ApiDeps) {
     const dryRun = q.dryRun === 'true';
     const refused: Refusal[] = [...plan.refused];
     const images: ImageStatus[] = [];
-    // Each image's frame (its id, or its bytes' hash) -> the image that named it first: two images
-    // of one request with the same pixels would give one frame two labels.
+    // Each image's frame -> the image that named it first: two images of one request for the same
+    // frame would give it two labels. A file names its frame by its bytes' hash and by the stored
+    // frame with those bytes; an image named by frame_id by that id.
     const namedBy = new Map<string, string>();
     for (const image of plan.images) {
       try {
-        const identity = 'frameId' in image.source ? image.source.frameId : sha256Hex(files.get(image.source.file)!);
-        const first = namedBy.get(identity);
+        let identities: string[];
+        if ('frameId' in image.source) identities = [`frame:${image.source.frameId}`];
+        else {
+          const hash = sha256Hex(files.get(image.source.file)!);
+          const stored = await findFrameByHash(deps.db, streamId, hash);
+          identities = [`bytes:${hash}`, ...(stored ? [`frame:${stored.id}`] : [])];
+        }
+        const first = identities.map((id) => namedBy.get(id)).find((name) => name !== undefined);
         if (first !== undefined) throw new IngestError(`the same image as ${first}, earlier in this import`, 400, 'duplicate');
-        images.push(await importImage(image, streamId, files, c.get('user').id, dryRun));
-        // Only an image that imported stands for its pixels: a refused one's twin may still import.
-        namedBy.set(identity, image.fileName);
+        const status = await importImage(image, streamId, files, c.get('user').id, dryRun);
+        images.push(status);
+        // Only an image that imported stands for its frame: a refused one's twin may still import.
+        for (const id of [...identities, ...(status.frameId ? [`frame:${status.frameId}`] : [])]) namedBy.set(id, image.fileName);
       } catch (err) {
         if (!(err instanceof IngestError)) throw err;
         refused.push({ entry: 'image', id: image.imageId, reason: `${image.fileName}: ${err.message}` });

@@ -161,8 +161,11 @@ describe('COCO import', () => {
       'stray.png': image(a.file_name),
       'twin.png': image(a.file_name),
     };
-    await importCoco(STREAMS.bad, form({ ...coco, images: [a], annotations: anns(a) }, { [a.file_name]: image(a.file_name) }));
+    const first = await importCoco(STREAMS.bad, form({ ...coco, images: [a], annotations: anns(a) }, { [a.file_name]: image(a.file_name) }));
     const before = await rowsOf(STREAMS.bad);
+    // a's stored frame named by frame_id, with other boxes: still a's frame, so a second label of it.
+    file.images.push({ ...a, id: 97, file_name: 'by-id.png', frame_id: first.body.images[0].frameId });
+    file.annotations.push(...anns(a).map((x, i) => ({ ...x, id: 2001 + i, image_id: 97, bbox: [x.bbox[0] + 2, x.bbox[1], x.bbox[2], x.bbox[3]] })));
 
     const { status, body } = await importCoco(STREAMS.bad, form(file, files));
     expect(status).toBe(201);
@@ -184,6 +187,7 @@ describe('COCO import', () => {
     expect(reasons('annotation', 1004)).toMatch(/image_id 777 is not an image of the file/);
     expect(reasons('image', 99)).toMatch(/width/);
     expect(reasons('image', 98)).toMatch(new RegExp(`the same image as ${a.file_name}, earlier in this import`));
+    expect(reasons('image', 97)).toMatch(new RegExp(`the same image as ${a.file_name}, earlier in this import`));
     expect(reasons('file', 'stray.png')).toMatch(/no image of the annotations names this file/);
     // Only the two good images are stored (one of them was there already).
     expect(await rowsOf(STREAMS.bad)).toEqual({ frames: before.frames + 1, labels: before.labels + 1 });
