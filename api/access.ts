@@ -85,6 +85,7 @@ export const ACCESS: Readonly<Record<string, readonly Role[]>> = {
   'PUT /v1/retrain/schedule': LEAD,
   'GET /v1/ops': LEAD,
   'GET /v1/reviewers': LEAD,
+  'GET /v1/metrics/reviewers': LEAD,
   'POST /v1/reviewers/{name}/resume': LEAD,
   'GET /v1/gold': LEAD,
   'PUT /v1/frames/{id}/gold': LEAD,

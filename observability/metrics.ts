@@ -5,6 +5,12 @@ import client from 'prom-client';
 import { config } from '../config.ts';
 
 export const registry = new client.Registry();
+/**
+ * Each reviewer's gold accuracy and consensus agreement: served to leads only
+ * (`GET /v1/metrics/reviewers`, with a token), never on the open /metrics. A reviewer watching
+ * their own series move after an answer would learn which frames are gold checks.
+ */
+export const reviewerRegistry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'dataengine_process_' });
 
 const stageBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -222,7 +228,7 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     name: 'dataengine_reviewer_gold_accuracy',
     help: "A reviewer's rolling accuracy on gold tasks (mean F1 at IoU 0.5 over the last GOLD_WINDOW answers); absent before the first answer",
     labelNames: ['reviewer'] as const,
-    registers: [registry],
+    registers: [reviewerRegistry],
     async collect() {
       this.reset();
       for (const r of (await reading()).reviewers) if (r.accuracy !== null) this.set({ reviewer: r.reviewer }, r.accuracy);
@@ -232,7 +238,7 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     name: 'dataengine_reviewer_gold_answers',
     help: 'Gold answers the rolling accuracy counts, per reviewer',
     labelNames: ['reviewer'] as const,
-    registers: [registry],
+    registers: [reviewerRegistry],
     async collect() {
       this.reset();
       for (const r of (await reading()).reviewers) this.set({ reviewer: r.reviewer }, r.answers);
@@ -242,7 +248,7 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     name: 'dataengine_reviewer_consensus_agreement',
     help: "A reviewer's mean agreement (F1) with the merged label of the consensus tasks they answered; absent before the first",
     labelNames: ['reviewer'] as const,
-    registers: [registry],
+    registers: [reviewerRegistry],
     async collect() {
       this.reset();
       for (const r of (await reading()).reviewers) if (r.agreement !== null) this.set({ reviewer: r.reviewer }, r.agreement);
@@ -252,7 +258,7 @@ export function registerDatabaseGauges(read: () => Promise<QueueReading>): void 
     name: 'dataengine_reviewer_paused',
     help: '1 while a reviewer is paused from the queue for low gold accuracy',
     labelNames: ['reviewer'] as const,
-    registers: [registry],
+    registers: [reviewerRegistry],
     async collect() {
       this.reset();
       for (const r of (await reading()).reviewers) this.set({ reviewer: r.reviewer }, r.paused ? 1 : 0);

@@ -89,11 +89,16 @@ async function main() {
   // 3. Prometheus with the project's scrape config and alert rules, when it is installed.
   let prometheusUrl = 'not installed (apt-get install prometheus)';
   if (onPath('prometheus')) {
+    // The config and rules are copied beside the lead token the reviewer-metrics job reads
+    // (credentials_file is relative to the config), so no token is written into the project.
+    const promConfig = path.join(dataDir, 'prometheus-config');
+    fs.cpSync(path.join(repoRoot, 'dashboards', 'prometheus'), promConfig, { recursive: true });
+    fs.writeFileSync(path.join(promConfig, 'reviewer-metrics.token'), demo.tokens.lead, { mode: 0o600 });
     const prom = superviseChild(
       'prometheus',
       'prometheus',
       [
-        `--config.file=${path.join(repoRoot, 'dashboards', 'prometheus', 'prometheus.yml')}`,
+        `--config.file=${path.join(promConfig, 'prometheus.yml')}`,
         `--storage.tsdb.path=${path.join(dataDir, 'prometheus')}`,
         '--web.listen-address=127.0.0.1:9090',
         '--log.level=error',

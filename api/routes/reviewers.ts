@@ -8,6 +8,7 @@ import { audit } from '../../db/audit.ts';
 import { getFrame } from '../../db/frames.ts';
 import { adjudicate, ConsensusError, listConsensus } from '../../db/consensus.ts';
 import { GoldError, listGold, markGold, resumeReviewer, reviewerStandings, unmarkGold } from '../../db/gold.ts';
+import { reviewerRegistry } from '../../observability/metrics.ts';
 import type { ApiDeps, AppEnv } from '../env.ts';
 import { defineOperation, handle } from '../operation.ts';
 import { ProblemError, UUID } from '../problem.ts';
@@ -122,6 +123,13 @@ export const reviewerOperations = {
     },
     problems: [409],
   }),
+  metrics: defineOperation({
+    method: 'get',
+    path: '/v1/metrics/reviewers',
+    summary:
+      "Prometheus metrics of each reviewer's gold accuracy and consensus agreement: for leads (scrape it with a lead's token); the open /metrics leaves them out, since a reviewer could read which frames are gold from them",
+    responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } },
+  }),
   unmarkGold: defineOperation({
     method: 'delete',
     path: '/v1/frames/{id}/gold',
@@ -165,6 +173,8 @@ export function reviewerRoutes(deps: ApiDeps) {
     await audit(deps.db, c.get('user').name, 'reviewer.resume', reviewer.name);
     return c.json({ reviewer });
   });
+
+  handle(app, reviewerOperations.metrics, async (c) => c.text(await reviewerRegistry.metrics(), 200, { 'Content-Type': reviewerRegistry.contentType }));
 
   handle(app, reviewerOperations.gold, async (c, { query }) => c.json({ gold: await listGold(deps.db, query.streamId) }));
 

@@ -153,8 +153,11 @@ describe('gold tasks', () => {
     expect(refused.body).toMatchObject({ code: 'reviewer_paused', detail: expect.stringMatching(/until a lead resumes you/) });
     expect((await claim(p.tokens.reviewer2)).status).toBe(200);
 
-    // Operators see it in /metrics.
-    const metrics = await (await p.app.request('/metrics')).text();
+    // Leads and their Prometheus (with a lead's token) see it in the reviewer metrics; the open
+    // /metrics and a reviewer's token do not, or a reviewer could watch which answers were gold.
+    expect((await p.app.request('/v1/metrics/reviewers', { headers: auth(p.tokens.reviewer) })).status).toBe(403);
+    expect(await (await p.app.request('/metrics')).text()).not.toMatch(/dataengine_reviewer_/);
+    const metrics = await (await p.app.request('/v1/metrics/reviewers', { headers: auth(p.tokens.lead) })).text();
     expect(metrics).toMatch(/dataengine_reviewer_gold_accuracy\{reviewer="reviewer2"\} 1/);
     expect(metrics).toMatch(/dataengine_reviewer_gold_accuracy\{reviewer="reviewer"\} 0/);
     expect(metrics).toMatch(/dataengine_reviewer_paused\{reviewer="reviewer"\} 1/);

@@ -149,9 +149,22 @@ describe('dashboards against a real Prometheus', () => {
     await new Promise((r) => server.once('listening', r));
     const appPort = (server.address() as net.AddressInfo).port;
     const promPort = await freePort();
+    // The reviewer series are scraped as dashboards/prometheus/prometheus.yml does: with a lead's
+    // token from a file beside the config.
+    fs.writeFileSync(path.join(tmp, 'reviewer-metrics.token'), p.tokens.lead);
     fs.writeFileSync(
       path.join(tmp, 'prometheus.yml'),
-      `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: dataengine\n    static_configs: [{ targets: ['127.0.0.1:${appPort}'] }]\n`,
+      [
+        'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+        'scrape_configs:',
+        '  - job_name: dataengine',
+        `    static_configs: [{ targets: ['127.0.0.1:${appPort}'] }]`,
+        '  - job_name: dataengine-reviewers',
+        '    metrics_path: /v1/metrics/reviewers',
+        '    authorization: { credentials_file: reviewer-metrics.token }',
+        `    static_configs: [{ targets: ['127.0.0.1:${appPort}'] }]`,
+        '',
+      ].join('\n'),
     );
     prometheus = spawn(
       'prometheus',
