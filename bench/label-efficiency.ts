@@ -212,6 +212,26 @@ export async function scoreAll(detector: DetectorSession, root: string, images: 
 /** The picks plus `replayRatio` earlier labelled frames per pick, at least `replayMin` (the base
  * training set, read from `../base`), as one COCO file relative to the stream folder: the same
  * rule as the retraining snapshot's. */
+/**
+ * Writes a training set to `file`, fine-tunes the base detector (`baseCheckpoint`) on it for at
+ * least `minFramePasses` frame passes (6 epochs or more), and returns its mAP@0.5 on the
+ * evaluation sets `evalArg` names (`shift=...,clear=...`).
+ */
+export function fineTuneAndScore(
+  set: Coco,
+  file: string,
+  imageRoot: string,
+  baseCheckpoint: string,
+  minFramePasses: number,
+  seed: number,
+  evalArg: string,
+): { shift: number; clear: number } {
+  fs.writeFileSync(file, JSON.stringify(set));
+  const epochs = Math.max(6, Math.ceil(minFramePasses / set.images.length));
+  const args = ['--dataset', file, '--image-root', imageRoot, '--parent-checkpoint', baseCheckpoint, '--epochs', String(epochs), '--seed', String(seed)];
+  return JSON.parse(trainer(['fine-tune-eval', ...args, '--eval', evalArg])).map50;
+}
+
 export function trainingSet(coco: Coco, ids: number[], base: Coco, replayRatio: number, replayMin: number) {
   const chosen = new Set(ids);
   const images = coco.images.filter((im) => chosen.has(im.id));
@@ -332,30 +352,12 @@ export async function benchLabelEfficiency(opts: LabelEfficiencyOptions, results
             const ids = pick(policy, stream, scored, references, budget, seed);
             const file = path.join(dir, `${policy}-${budget}.json`);
             const set = trainingSet(coco, ids, baseSet, opts.replayRatio, opts.replayMin);
-            fs.writeFileSync(file, JSON.stringify(set));
-            const epochs = Math.max(6, Math.ceil(opts.minFramePasses / set.images.length));
-            const r = JSON.parse(
-              trainer([
-                'fine-tune-eval',
-                '--dataset',
-                file,
-                '--image-root',
-                dir,
-                '--parent-checkpoint',
-                path.join(work, 'base-model', 'checkpoint.pt'),
-                '--epochs',
-                String(epochs),
-                '--seed',
-                String(seed),
-                '--eval',
-                evalArg,
-              ]),
-            );
+            const map50 = fineTuneAndScore(set, file, dir, path.join(work, 'base-model', 'checkpoint.pt'), opts.minFramePasses, seed, evalArg);
             const shiftShare = ids.filter((id) => isShifted.get(id)).length / ids.length;
-            points.push({ scenario, policy, seed, budget, labels: ids.length, shiftShare, shift: r.map50.shift, clear: r.map50.clear });
+            points.push({ scenario, policy, seed, budget, labels: ids.length, shiftShare, shift: map50.shift, clear: map50.clear });
             save();
             console.error(
-              `label efficiency: ${scenario} seed ${seed} ${policy} ${ids.length} labels (${(shiftShare * 100).toFixed(0)}% shifted) -> mAP@0.5 shift ${r.map50.shift.toFixed(3)} clear ${r.map50.clear.toFixed(3)}`,
+              `label efficiency: ${scenario} seed ${seed} ${policy} ${ids.length} labels (${(shiftShare * 100).toFixed(0)}% shifted) -> mAP@0.5 shift ${map50.shift.toFixed(3)} clear ${map50.clear.toFixed(3)}`,
             );
           }
         }

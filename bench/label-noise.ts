@@ -20,7 +20,17 @@ import { DetectorSession } from '../models/sessions.ts';
 import { mergeAnswers } from '../policies/consensus.ts';
 import { scoreAgainstGold } from '../policies/gold-score.ts';
 import { mulberry32 } from '../test/helpers/random.ts';
-import { defaultLabelEfficiency, generate, pick, scoreAll, streamDataset, trainBaseDetector, trainer, trainingSet, type Coco } from './label-efficiency.ts';
+import {
+  defaultLabelEfficiency,
+  fineTuneAndScore,
+  generate,
+  pick,
+  scoreAll,
+  streamDataset,
+  trainBaseDetector,
+  trainingSet,
+  type Coco,
+} from './label-efficiency.ts';
 import { table } from './stats.ts';
 
 export interface LabelNoiseOptions {
@@ -181,32 +191,14 @@ export async function benchLabelNoise(opts: LabelNoiseOptions, resultsDir: strin
         const labelled = relabelled(coco, ids, plan.labelOf);
         const file = path.join(dir, `${arms.length}.json`);
         const set = trainingSet(labelled.coco, labelled.ids, baseSet, le.replayRatio, le.replayMin);
-        fs.writeFileSync(file, JSON.stringify(set));
-        const epochs = Math.max(6, Math.ceil(le.minFramePasses / set.images.length));
-        const r = JSON.parse(
-          trainer([
-            'fine-tune-eval',
-            '--dataset',
-            file,
-            '--image-root',
-            dir,
-            '--parent-checkpoint',
-            path.join(work, 'base-model', 'checkpoint.pt'),
-            '--epochs',
-            String(epochs),
-            '--seed',
-            String(seed),
-            '--eval',
-            evalArg,
-          ]),
-        );
+        const map50 = fineTuneAndScore(set, file, dir, path.join(work, 'base-model', 'checkpoint.pt'), le.minFramePasses, seed, evalArg);
         const point = {
           arm: plan.arm,
           seed,
           frames: labelled.ids.length,
           answers: ids.length * plan.answersPerFrame + plan.extra,
-          shift: r.map50.shift as number,
-          clear: r.map50.clear as number,
+          shift: map50.shift,
+          clear: map50.clear,
         };
         arms.push(point);
         save();

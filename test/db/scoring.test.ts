@@ -45,6 +45,19 @@ const scored = (frameId: string, cameraId: string, scores: number[]): ScoredFram
   detections: scores.map((score, rank) => ({ rank, className: 'vehicle', score, x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.3, embedding: unit(rank + 1, 64) })),
 });
 
+/** A band task for a frame's first detection. */
+const bandTask = (f: { id: string; cameraId: string }) => ({
+  frameId: f.id,
+  cameraId: f.cameraId,
+  rank: 0,
+  className: 'vehicle',
+  score: 0.45,
+  reason: 'band' as const,
+  priority: 0,
+  reviewsNeeded: 1,
+  selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
+});
+
 const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores | typeof objectVectors) =>
   (await handle.db.select({ n: count() }).from(table))[0].n;
 
@@ -100,17 +113,6 @@ describe('persistScoredBatch', () => {
   it('names the frames of a batch that already have a label (an imported one), and closes their pending tasks', async () => {
     const rows = await seedFrames(3);
     const batch = rows.map((f) => scored(f.id, f.cameraId, [0.45]));
-    const task = (f: (typeof rows)[number]) => ({
-      frameId: f.id,
-      cameraId: f.cameraId,
-      rank: 0,
-      className: 'vehicle',
-      score: 0.45,
-      reason: 'band' as const,
-      priority: 0,
-      reviewsNeeded: 1,
-      selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
-    });
     await persistScoredBatch(handle.db, {
       streamId: 's1',
       modelVersion: 'm1',
@@ -118,7 +120,7 @@ describe('persistScoredBatch', () => {
       fromSeq: 0,
       toSeq: rows[2].seq,
       frames: batch,
-      tasks: rows.map(task),
+      tasks: rows.map(bandTask),
       vectorIndex,
     });
     const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
@@ -146,17 +148,6 @@ describe('persistScoredBatch', () => {
     async () => {
       const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
       const rows = await seedFrames(4);
-      const task = (f: (typeof rows)[number]) => ({
-        frameId: f.id,
-        cameraId: f.cameraId,
-        rank: 0,
-        className: 'vehicle',
-        score: 0.45,
-        reason: 'band' as const,
-        priority: 0,
-        reviewsNeeded: 1,
-        selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
-      });
       const batch = (from: number, slice: typeof rows, index = vectorIndex) => ({
         streamId: 's1',
         modelVersion: 'm1',
@@ -164,7 +155,7 @@ describe('persistScoredBatch', () => {
         fromSeq: from,
         toSeq: slice.at(-1)!.seq,
         frames: slice.map((f) => scored(f.id, f.cameraId, [0.45])),
-        tasks: slice.map(task),
+        tasks: slice.map(bandTask),
         vectorIndex: index,
       });
       const gate = () => {
