@@ -96,7 +96,7 @@ export interface StreamFrame {
   time: number;
 }
 
-export function trainer(args: string[]): string {
+function trainer(args: string[]): string {
   return execFileSync(requireTool(trainerPython), ['-m', 'dataengine_trainer', ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
