@@ -283,12 +283,21 @@ export function createScoringActivities(deps: ScoringDeps) {
     const pacing = policy.selection === 'ranked' ? batchPacing(anchor, framesLastHour, budgetRemaining, recentValues, policy.pacingWarmup) : undefined;
     // A frame that already has a label (an imported dataset's) is scored, and its embeddings serve
     // drift and search, but it takes no share of the budget and nobody is asked to label it again.
-    const { tasks, selections } = routeBatch(
-      labelled.size ? frames.filter((f) => !labelled.has(f.frameId)) : frames,
-      { policy, budgetRemaining, isBoosted: (cameraId) => boosted.has(null) || boosted.has(cameraId), distances, pacing },
-      policyVersion,
-    );
-    for (const f of frames) f.selection = selections.get(f.frameId);
+    // Its selection scores are still worked out (with no budget, so nothing routes): a gold task
+    // made of it shows them as a routed task does.
+    const context = { policy, budgetRemaining, isBoosted: (cameraId: string) => boosted.has(null) || boosted.has(cameraId), distances, pacing };
+    const { tasks, selections } = routeBatch(labelled.size ? frames.filter((f) => !labelled.has(f.frameId)) : frames, context, policyVersion);
+    const labelledSelections = labelled.size
+      ? routeBatch(
+          frames.filter((f) => labelled.has(f.frameId)),
+          { ...context, budgetRemaining: 0 },
+          policyVersion,
+        ).selections
+      : new Map();
+    for (const f of frames) {
+      f.labelled = labelled.has(f.frameId);
+      f.selection = selections.get(f.frameId) ?? labelledSelections.get(f.frameId);
+    }
     const routeMs = performance.now() - t1;
 
     const t2 = performance.now();

@@ -96,8 +96,8 @@ const goldKeySql = (frameId: SQLWrapper, userId: string) => sql`'gold:' || ${fra
 /**
  * Leases the reviewer a gold task, if a gold frame is left that they have not been given and never
  * labelled or answered in consensus: a copy of the task that labelled the frame (its reason,
- * prediction and scores), or, for an imported label, a whole-frame random-sample task (which has
- * no selection scores to copy). Null when there is none.
+ * prediction and scores), or, for an imported label, a whole-frame random-sample task with the
+ * selection scores the loop gave the frame. Null when there is none.
  */
 export async function claimGoldTask(db: DbOrTx, args: { userId: string; streamId?: string; leaseSeconds: number }): Promise<TaskRow | null> {
   const [pick] = await db
@@ -163,7 +163,7 @@ async function taskShape(db: DbOrTx, label: LabelRow) {
     };
   }
   const [scored] = await db
-    .select({ modelVersion: frameScores.modelVersion, cameraId: frameScores.cameraId })
+    .select({ modelVersion: frameScores.modelVersion, cameraId: frameScores.cameraId, selection: frameScores.selection })
     .from(frameScores)
     .where(eq(frameScores.frameId, label.frameId))
     .orderBy(desc(frameScores.scoredAt))
@@ -182,7 +182,8 @@ async function taskShape(db: DbOrTx, label: LabelRow) {
     score: null,
     reason: 'random' as const,
     policyVersion: policy?.version ?? 1,
-    selection: null,
+    // The scores the loop gave the frame when it scored it (as a random sample carries them).
+    selection: scored.selection,
     // As the loop gives random samples: below the stream's base priority.
     priority: (policy ? policyOrDefault(label.streamId, policy.version, policy.policy).priority : 0) - 1,
   };

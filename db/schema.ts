@@ -130,6 +130,10 @@ export const frameScores = pgTable(
     // The ranked selection's value of the frame (uncertainty x novelty); the paced threshold is a
     // quantile of the stream's recent values. Null for frames scored before the selection existed.
     selectionValue: doublePrecision('selection_value'),
+    // The scores the selection gave the frame. A frame that came labelled (an import) is not
+    // routed and its value stays out of the pacing, but its scores are kept: a gold task made of
+    // it shows them like any routed task, so a reviewer cannot tell it apart.
+    selection: jsonb('selection').$type<FrameSelection>(),
     scoredAt: timestamp('scored_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex('frame_scores_pk').on(t.frameId, t.modelVersion), index('frame_scores_stream_scored_idx').on(t.streamId, t.scoredAt)],

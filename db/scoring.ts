@@ -214,6 +214,9 @@ export interface ScoredFrameRow {
   detections: ScoredDetection[];
   /** What the selection made of the frame (its value feeds the paced threshold). */
   selection?: FrameSelection;
+  /** The frame came with a label: scored and its selection kept, but never routed, and its value
+   * does not feed the paced threshold. */
+  labelled?: boolean;
 }
 
 export interface FrameFailure {
@@ -289,7 +292,8 @@ export async function persistScoredBatch(
             cameraId: f.cameraId,
             numDetections: f.detections.length,
             embedding: f.embedding,
-            selectionValue: f.selection?.value ?? null,
+            selectionValue: f.labelled ? null : (f.selection?.value ?? null),
+            selection: f.selection ?? null,
           })),
         )
         .onConflictDoNothing();

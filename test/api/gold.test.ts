@@ -124,6 +124,16 @@ describe('gold tasks', () => {
           'streamId',
         ].sort(),
       );
+      // Its frame came labelled (an import), so no task ever routed it; it still carries the
+      // scores the loop gave the frame, as a routed random sample does.
+      expect(careful.body.task.reason).toBe('random');
+      expect(careful.body.task.selection).toEqual({
+        uncertainty: expect.any(Number),
+        novelty: expect.any(Number),
+        value: expect.any(Number),
+        threshold: expect.toBeOneOf([expect.any(Number), null]),
+        targetRate: expect.toBeOneOf([expect.any(Number), null]),
+      });
       seen.careful.add(careful.body.frame.id);
       expect((await submit(p.tokens.reviewer2, careful.body.task.id, goldBoxes.get(careful.body.frame.id)!)).status).toBe(201);
 

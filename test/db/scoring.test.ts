@@ -208,6 +208,32 @@ describe('persistScoredBatch', () => {
     },
   );
 
+  it("keeps a labelled frame's selection scores but leaves its value out of the pacing", async () => {
+    const rows = await seedFrames(2);
+    const selection = (value: number) => ({ uncertainty: 1, novelty: value, value, threshold: 0.2, targetRate: 0.1 });
+    await persistScoredBatch(handle.db, {
+      streamId: 's1',
+      modelVersion: 'm1',
+      policyVersion: 1,
+      fromSeq: 0,
+      toSeq: rows[1].seq,
+      frames: [
+        { ...scored(rows[0].id, rows[0].cameraId, [0.9]), selection: selection(0.3) },
+        { ...scored(rows[1].id, rows[1].cameraId, [0.9]), selection: selection(0.7), labelled: true },
+      ],
+      tasks: [],
+      vectorIndex,
+    });
+    const stored = await handle.db
+      .select({ frameId: frameScores.frameId, value: frameScores.selectionValue, selection: frameScores.selection })
+      .from(frameScores)
+      .orderBy(frameScores.selectionValue);
+    expect(stored.find((r) => r.frameId === rows[1].id)).toEqual({ frameId: rows[1].id, value: null, selection: selection(0.7) });
+    expect(stored.find((r) => r.frameId === rows[0].id)).toEqual({ frameId: rows[0].id, value: 0.3, selection: selection(0.3) });
+    const at = new Date();
+    expect((await routingInputs(handle.db, { streamId: 's1', modelVersion: 'm1', policyVersion: 1, at, anchor: at, batch: [] })).recentValues).toEqual([0.3]);
+  });
+
   it('hands out frames oldest first and picks up a straggler that committed behind the cursor', async () => {
     const rows = await seedFrames(5);
     const first = await nextFrames(handle.db, 's1', 3);

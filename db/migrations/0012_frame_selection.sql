@@ -1,0 +1,1 @@
+ALTER TABLE "frame_scores" ADD COLUMN "selection" jsonb;
