@@ -200,7 +200,9 @@ async function killMidActivity(p: TestPlatform, workflowId: string, worker: Chil
   throw new Error('no kill landed while an activity ran');
 }
 
-describe('fault injection', () => {
+// Each fault waits out a real timeout (a killed attempt's 30 s heartbeat, a restarted server or
+// database) and allows 120 s for the loop to recover: more than the suite's 60 s default per test.
+describe('fault injection', { timeout: 240_000 }, () => {
   it('(a) a scoring worker killed with SIGKILL mid-stream: another finishes, every frame scored once', async () => {
     const db: TestDb = await createTestDb(process.env.DATABASE_URL ?? pg.url);
     const streamId = `kill-worker-${Math.random().toString(36).slice(2, 8)}`;
