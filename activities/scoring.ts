@@ -286,14 +286,16 @@ export function createScoringActivities(deps: ScoringDeps) {
     // Its selection scores are still worked out (with no budget, so nothing routes): a gold task
     // made of it shows them as a routed task does.
     const context = { policy, budgetRemaining, isBoosted: (cameraId: string) => boosted.has(null) || boosted.has(cameraId), distances, pacing };
-    const { tasks, selections } = routeBatch(labelled.size ? frames.filter((f) => !labelled.has(f.frameId)) : frames, context, policyVersion);
-    const labelledSelections = labelled.size
-      ? routeBatch(
-          frames.filter((f) => labelled.has(f.frameId)),
-          { ...context, budgetRemaining: 0 },
-          policyVersion,
-        ).selections
-      : new Map();
+    const { tasks, selections } = routeBatch(
+      frames.filter((f) => !labelled.has(f.frameId)),
+      context,
+      policyVersion,
+    );
+    const labelledSelections = routeBatch(
+      frames.filter((f) => labelled.has(f.frameId)),
+      { ...context, budgetRemaining: 0 },
+      policyVersion,
+    ).selections;
     for (const f of frames) {
       f.labelled = labelled.has(f.frameId);
       f.selection = selections.get(f.frameId) ?? labelledSelections.get(f.frameId);

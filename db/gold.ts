@@ -38,31 +38,29 @@ export class GoldError extends Error {
  * reviewers scored, and paused, against it).
  */
 export async function markGold(db: Db, frameId: string, markedBy: string, labelId?: string) {
-  return db.transaction((tx) => markGoldIn(tx, frameId, markedBy, labelId));
-}
-
-async function markGoldIn(db: Tx, frameId: string, markedBy: string, labelId?: string) {
-  const [label] = await db
-    .select()
-    .from(labels)
-    .where(and(eq(labels.frameId, frameId), labelId ? eq(labels.id, labelId) : undefined))
-    .orderBy(desc(labels.createdAt))
-    .limit(1);
-  if (!label) {
-    throw labelId
-      ? new GoldError(`label ${labelId} is not a label of frame ${frameId}`, 'not_found')
-      : new GoldError(`frame ${frameId} has no label; label it (review or import) before marking it gold`, 'unlabelled');
-  }
-  const [row] = await db
-    .insert(goldFrames)
-    .values({ frameId, streamId: label.streamId, labelId: label.id, markedBy })
-    .onConflictDoUpdate({ target: goldFrames.frameId, set: { labelId: label.id, markedBy } })
-    .returning();
-  await db
-    .update(reviewTasks)
-    .set({ goldLabelId: label.id })
-    .where(and(eq(reviewTasks.frameId, frameId), isNotNull(reviewTasks.goldLabelId), ne(reviewTasks.status, 'done')));
-  return row;
+  return db.transaction(async (tx) => {
+    const [label] = await tx
+      .select()
+      .from(labels)
+      .where(and(eq(labels.frameId, frameId), labelId ? eq(labels.id, labelId) : undefined))
+      .orderBy(desc(labels.createdAt))
+      .limit(1);
+    if (!label) {
+      throw labelId
+        ? new GoldError(`label ${labelId} is not a label of frame ${frameId}`, 'not_found')
+        : new GoldError(`frame ${frameId} has no label; label it (review or import) before marking it gold`, 'unlabelled');
+    }
+    const [row] = await tx
+      .insert(goldFrames)
+      .values({ frameId, streamId: label.streamId, labelId: label.id, markedBy })
+      .onConflictDoUpdate({ target: goldFrames.frameId, set: { labelId: label.id, markedBy } })
+      .returning();
+    await tx
+      .update(reviewTasks)
+      .set({ goldLabelId: label.id })
+      .where(and(eq(reviewTasks.frameId, frameId), isNotNull(reviewTasks.goldLabelId), ne(reviewTasks.status, 'done')));
+    return row;
+  });
 }
 
 /** Stops using a frame as gold; gold tasks of it not yet answered close (answers given stay counted). */

@@ -58,6 +58,25 @@ const bandTask = (f: { id: string; cameraId: string }) => ({
   selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
 });
 
+type PersistArgs = Parameters<typeof persistScoredBatch>[1];
+/** A batch of stream s1 under model m1 and policy 1, from `fromSeq` to `toSeq`. */
+const persistArgs = (
+  fromSeq: number,
+  toSeq: number,
+  frames: ScoredFrameRow[],
+  tasks: PersistArgs['tasks'] = [],
+  index: PersistArgs['vectorIndex'] = vectorIndex,
+): PersistArgs => ({
+  streamId: 's1',
+  modelVersion: 'm1',
+  policyVersion: 1,
+  fromSeq,
+  toSeq,
+  frames,
+  tasks,
+  vectorIndex: index,
+});
+
 const total = async (table: typeof predictions | typeof reviewTasks | typeof frameScores | typeof objectVectors) =>
   (await handle.db.select({ n: count() }).from(table))[0].n;
 
@@ -113,16 +132,7 @@ describe('persistScoredBatch', () => {
   it('names the frames of a batch that already have a label (an imported one), and closes their pending tasks', async () => {
     const rows = await seedFrames(3);
     const batch = rows.map((f) => scored(f.id, f.cameraId, [0.45]));
-    await persistScoredBatch(handle.db, {
-      streamId: 's1',
-      modelVersion: 'm1',
-      policyVersion: 1,
-      fromSeq: 0,
-      toSeq: rows[2].seq,
-      frames: batch,
-      tasks: rows.map(bandTask),
-      vectorIndex,
-    });
+    await persistScoredBatch(handle.db, persistArgs(0, rows[2].seq, batch, rows.map(bandTask)));
     const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
     const imported = await handle.db.transaction((tx) => insertImportedLabel(tx, { frameId: rows[0].id, streamId: 's1', boxes: [], importedBy: lead }));
     expect(imported).toBe(true);
@@ -148,16 +158,14 @@ describe('persistScoredBatch', () => {
     async () => {
       const lead = (await createUser(handle.db, { name: 'lead', role: 'lead' })).user.id;
       const rows = await seedFrames(4);
-      const batch = (from: number, slice: typeof rows, index = vectorIndex) => ({
-        streamId: 's1',
-        modelVersion: 'm1',
-        policyVersion: 1,
-        fromSeq: from,
-        toSeq: slice.at(-1)!.seq,
-        frames: slice.map((f) => scored(f.id, f.cameraId, [0.45])),
-        tasks: slice.map(bandTask),
-        vectorIndex: index,
-      });
+      const batch = (from: number, slice: typeof rows, index = vectorIndex) =>
+        persistArgs(
+          from,
+          slice.at(-1)!.seq,
+          slice.map((f) => scored(f.id, f.cameraId, [0.45])),
+          slice.map(bandTask),
+          index,
+        );
       const gate = () => {
         let open!: () => void;
         const opened = new Promise<void>((resolve) => (open = resolve));
@@ -211,19 +219,13 @@ describe('persistScoredBatch', () => {
   it("keeps a labelled frame's selection scores but leaves its value out of the pacing", async () => {
     const rows = await seedFrames(2);
     const selection = (value: number) => ({ uncertainty: 1, novelty: value, value, threshold: 0.2, targetRate: 0.1 });
-    await persistScoredBatch(handle.db, {
-      streamId: 's1',
-      modelVersion: 'm1',
-      policyVersion: 1,
-      fromSeq: 0,
-      toSeq: rows[1].seq,
-      frames: [
+    await persistScoredBatch(
+      handle.db,
+      persistArgs(0, rows[1].seq, [
         { ...scored(rows[0].id, rows[0].cameraId, [0.9]), selection: selection(0.3) },
         { ...scored(rows[1].id, rows[1].cameraId, [0.9]), selection: selection(0.7), labelled: true },
-      ],
-      tasks: [],
-      vectorIndex,
-    });
+      ]),
+    );
     const stored = await handle.db
       .select({ frameId: frameScores.frameId, value: frameScores.selectionValue, selection: frameScores.selection })
       .from(frameScores)
