@@ -137,6 +137,7 @@ export function createDriftActivities(deps: DriftDeps) {
         correction: settings.correction,
         minEffect: settings.minEffect,
         classifierMinAuc: settings.classifierMinAuc,
+        noveltyMinShare: settings.noveltyMinShare,
       };
 
       const test = async (
@@ -181,7 +182,13 @@ export function createDriftActivities(deps: DriftDeps) {
           segmentType,
           segmentKey: segment,
           modelVersion,
-          report: { ...report, reference: against.name, confirmation },
+          // The novel frames by id, so a lead can open them (the report counts positions in the window).
+          report: {
+            ...report,
+            reference: against.name,
+            confirmation,
+            novelFrameIds: current.frameIds ? report.novelty.novelIndices.map((i) => current.frameIds![i]) : [],
+          },
         });
         driftStatistic.set({ segment_type: segmentType, segment }, report.maxStatistic);
         driftPValue.set({ segment_type: segmentType, segment }, report.minAdjustedP);

@@ -8,6 +8,8 @@ import { audit } from './audit.ts';
 import { deployments, driftBoosts, driftReports, driftSettings, frameScores, modelReferences, predictions, retrainRuns, retrainTriggers } from './schema.ts';
 
 export interface EmbeddingWindow {
+  /** The frames, where the window is made of stored frames (a model's held-out reference is not). */
+  frameIds?: string[];
   embeddings: number[][];
   scores: number[];
   detections: number[];
@@ -30,7 +32,7 @@ async function withScores(db: DbOrTx, rows: { frameId: string; embedding: number
       );
     for (const p of preds) scores.push(p.score);
   }
-  return { embeddings: rows.map((r) => r.embedding), scores, detections: rows.map((r) => r.numDetections) };
+  return { frameIds: rows.map((r) => r.frameId), embeddings: rows.map((r) => r.embedding), scores, detections: rows.map((r) => r.numDetections) };
 }
 
 type WindowScope = { modelVersion: string; streamId?: string; cameraId?: string };
@@ -208,7 +210,8 @@ export interface StoredReportInput {
   segmentType: 'global' | 'stream' | 'camera';
   segmentKey: string;
   modelVersion: string;
-  report: DriftReport & { reference: string; confirmation: DriftConfirmation };
+  /** novelFrameIds: the novelty test's novel frames of the current window, farthest first. */
+  report: DriftReport & { reference: string; confirmation: DriftConfirmation; novelFrameIds: string[] };
 }
 
 /** Where a segment stands against the confirmation rule (k drifted checks out of the last n). */

@@ -1,16 +1,20 @@
-// A drift report: two families of tests on the embeddings under one error budget (alpha split
-// between them, Bonferroni), plus KS tests on the confidence scores and detections per frame.
+// A drift report: three families of tests on the embeddings under one error budget (alpha split
+// among them, Bonferroni), plus KS tests on the confidence scores and detections per frame.
 //   KS on PCA   PCA fitted on the reference and current embeddings together, a KS test per
 //               component between the two windows, corrected for testing many components;
 //   classifier  a classifier two-sample test on the whole embedding (drift/classifier-test.ts),
 //               for what the top components miss (a shift along a low-variance direction, a
-//               change of spread).
+//               change of spread);
+//   novelty     more frames unlike every reference frame than chance allows
+//               (drift/novelty-test.ts): a new kind of scene in a few percent of the window,
+//               too few frames to move a distribution.
 // A finding counts as drift only when it is significant after correction AND reaches its minimum
-// effect size (a KS statistic, an AUC): with large windows every tiny shift becomes
-// significant, and an alert nobody can act on is noise.
+// effect size (a KS statistic, an AUC, a share of novel frames): with large windows every tiny
+// shift becomes significant, and an alert nobody can act on is noise.
 import { classifierTest, type ClassifierFeature } from './classifier-test.ts';
 import { correct, type Correction } from './corrections.ts';
 import { ks2samp } from './ks.ts';
+import { noveltyTest } from './novelty-test.ts';
 import { fitPca, projectPca } from './pca.ts';
 
 export interface DriftSettings {
@@ -21,12 +25,35 @@ export interface DriftSettings {
   minEffect: number;
   /** Smallest held-out AUC of the classifier test that counts as drift (0.5: no difference). */
   classifierMinAuc: number;
+  /** Smallest share of novel frames, beyond the share chance gives, that counts as drift. */
+  noveltyMinShare: number;
 }
 
-const defaultDriftSettings: DriftSettings = { alpha: 0.05, components: 8, correction: 'bonferroni', minEffect: 0.1, classifierMinAuc: 0.55 };
+const defaultDriftSettings: DriftSettings = {
+  alpha: 0.05,
+  components: 8,
+  correction: 'bonferroni',
+  minEffect: 0.1,
+  classifierMinAuc: 0.55,
+  noveltyMinShare: 0.02,
+};
 
 /** Families of tests on the embeddings that share alpha (Bonferroni across them). */
-const FAMILIES = 2;
+const FAMILIES = 3;
+
+interface NoveltyResult {
+  /** Current frames farther from every reference frame than all but 1% of reference frames are from each other. */
+  novel: number;
+  /** Their share of the window beyond what chance gives. */
+  excessShare: number;
+  pvalue: number;
+  /** Corrected for the three families. */
+  adjustedP: number;
+  significant: boolean;
+  drifted: boolean;
+  /** Positions in the current window of the novel frames, farthest first (at most 20). */
+  novelIndices: number[];
+}
 
 interface ClassifierResult {
   auc: number;
@@ -65,6 +92,7 @@ export interface DriftReport {
   windowSize: number;
   components: ComponentResult[];
   classifier: ClassifierResult;
+  novelty: NoveltyResult;
   maxStatistic: number;
   minAdjustedP: number;
   confidence: SignalResult | null;
@@ -129,20 +157,36 @@ export function driftReport(input: DriftInput, settings: DriftSettings = default
     significant: classifierAdjustedP < settings.alpha,
     drifted: classifierAdjustedP < settings.alpha && c2st.auc >= settings.classifierMinAuc,
   };
+  const novel = noveltyTest(input.reference, input.current);
+  const noveltyAdjustedP = Math.min(1, novel.pvalue * FAMILIES);
+  const novelty: NoveltyResult = {
+    novel: novel.novel,
+    excessShare: novel.excessShare,
+    pvalue: novel.pvalue,
+    adjustedP: noveltyAdjustedP,
+    significant: noveltyAdjustedP < settings.alpha,
+    drifted: noveltyAdjustedP < settings.alpha && novel.excessShare >= settings.noveltyMinShare,
+    novelIndices: novel.novelIndices.slice(0, 20),
+  };
   const drifted = components.filter((c) => c.drifted);
   const significantOnly = components.filter((c) => c.significant && !c.drifted);
   const maxStatistic = Math.max(...components.map((c) => c.statistic));
-  const minAdjustedP = Math.min(...components.map((c) => c.adjustedP), classifierAdjustedP);
+  const minAdjustedP = Math.min(...components.map((c) => c.adjustedP), classifierAdjustedP, noveltyAdjustedP);
   const leanedOn = classifier.topFeatures.map((f) => `dim ${f.dimension} ${f.kind}`).join(', ');
+  const share = (x: number) => `${(100 * x).toFixed(1)}%`;
   const findings = [
     drifted.length ? `${drifted.length} of ${components.length} components shifted (largest CDF gap ${maxStatistic.toFixed(3)})` : '',
     classifier.drifted ? `a classifier tells the windows apart (held-out AUC ${classifier.auc.toFixed(3)}), leaning on ${leanedOn}` : '',
+    novelty.drifted
+      ? `${novelty.novel} of ${input.current.length} frames are unlike every reference frame (${share(novelty.excessShare)} of the window more than chance)`
+      : '',
   ].filter(Boolean);
+  const measures = `largest CDF gap ${maxStatistic.toFixed(3)}, classifier AUC ${classifier.auc.toFixed(3)}, novel frames ${share(Math.max(0, novelty.excessShare))} over chance`;
   const summary = findings.length
     ? `drift: ${findings.join('; ')}; corrected p ${minAdjustedP.toExponential(2)}`
-    : significantOnly.length || classifier.significant
-      ? `no drift: differences are significant but below the minimum effect (largest CDF gap ${maxStatistic.toFixed(3)} < ${settings.minEffect}, classifier AUC ${classifier.auc.toFixed(3)} < ${settings.classifierMinAuc})`
-      : `no drift: largest CDF gap ${maxStatistic.toFixed(3)}, classifier AUC ${classifier.auc.toFixed(3)}, smallest corrected p ${minAdjustedP.toFixed(3)}`;
+    : significantOnly.length || classifier.significant || novelty.significant
+      ? `no drift: differences are significant but below the minimum effects (${measures}; minimums ${settings.minEffect}, ${settings.classifierMinAuc}, ${share(settings.noveltyMinShare)})`
+      : `no drift: ${measures}, smallest corrected p ${minAdjustedP.toFixed(3)}`;
   return {
     drift: findings.length > 0,
     summary,
@@ -151,6 +195,7 @@ export function driftReport(input: DriftInput, settings: DriftSettings = default
     windowSize: input.current.length,
     components,
     classifier,
+    novelty,
     maxStatistic,
     minAdjustedP,
     confidence: signal(input.referenceScores, input.currentScores, settings),

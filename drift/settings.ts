@@ -15,6 +15,8 @@ export const driftSettingsSchema = z
     minEffect: z.number().min(0).max(1).default(0.1),
     /** Smallest held-out AUC of the classifier test (whole embedding) that counts as drift. */
     classifierMinAuc: z.number().min(0.5).max(1).default(0.55),
+    /** Smallest share of the window, beyond chance, of frames unlike every reference frame that counts as drift. */
+    noveltyMinShare: z.number().min(0).max(1).default(0.02),
     /** Frames in the current window (the latest scored). */
     windowSize: z.number().int().min(20).max(20_000).default(200),
     /** Take every n-th of the latest frames: consecutive frames of a camera are nearly the same
