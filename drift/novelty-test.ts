@@ -3,12 +3,17 @@
 // what a fleet most needs to notice, and it moves a window's distribution too little for KS or a
 // classifier's AUC (a perfectly separated 5% cluster lifts the AUC to 0.525 at most).
 //
-// A frame's novelty is its distance to the nearest reference frame; a reference frame's is its
-// distance to the nearest other one. Under no drift the scores of a calibration sample of the
-// reference and of the current frames are exchangeable (conformal prediction), so the number of
-// current frames above the k-th largest calibration score follows a negative hypergeometric law
-// whatever the embedding looks like. A current frame sees one candidate more than a reference
-// frame (its nearest neighbour is never itself), which only makes the test conservative.
+// Split conformal prediction: the reference's first half is the neighbourhood, its second half
+// the calibration. A frame's novelty is its distance to the nearest frame of the first half, for
+// calibration and current frames alike. Under no drift their scores are exchangeable, so the
+// number of current frames above the k-th largest calibration score follows a negative
+// hypergeometric law whatever the embedding looks like.
+//
+// Why halves in order and not each reference frame against all the others (leave one out): a
+// reference read from a stream holds consecutive frames of a camera, nearly the same picture;
+// each would find its twin, the threshold would shrink to the twins' distance, and every current
+// frame would look novel. The second half of a time-ordered reference meets the first as a later
+// window does.
 //
 // Written by hand: a few loops over Float64Arrays; the nearest-neighbour libraries on npm build
 // indexes for repeated queries, and one check asks each frame once.
@@ -16,7 +21,7 @@
 export interface NoveltyTestOptions {
   /** Calibration quantile: a frame is novel when farther than all but this share of reference frames are. */
   quantile?: number;
-  /** Reference frames whose leave-one-out scores calibrate the threshold (a seeded sample; bounds the work). */
+  /** Calibration frames at most (evenly spaced over the reference's second half; bounds the work). */
   maxCalibration?: number;
 }
 
@@ -41,8 +46,8 @@ function squaredNorms(rows: ArrayLike<number>[]): Float64Array {
   });
 }
 
-/** Distance from each query row to its nearest reference row, skipping `self[q]` (a reference index) if given. */
-function nearestDistances(queries: ArrayLike<number>[], reference: ArrayLike<number>[], refNorms: Float64Array, self?: number[]): Float64Array {
+/** Distance from each query row to its nearest reference row. */
+function nearestDistances(queries: ArrayLike<number>[], reference: ArrayLike<number>[], refNorms: Float64Array): Float64Array {
   const out = new Float64Array(queries.length);
   const d = reference[0].length;
   queries.forEach((q, qi) => {
@@ -50,7 +55,6 @@ function nearestDistances(queries: ArrayLike<number>[], reference: ArrayLike<num
     for (let j = 0; j < d; j++) qq += q[j] * q[j];
     let best = Infinity;
     for (let r = 0; r < reference.length; r++) {
-      if (self && self[qi] === r) continue;
       const row = reference[r];
       let dot = 0;
       for (let j = 0; j < d; j++) dot += q[j] * row[j];
@@ -96,35 +100,17 @@ function lgamma(z: number): number {
   return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
-/** Deterministic sample of `m` of `n` indices (a fixed-seed shuffle): the same windows give the same report. */
-function calibrationSample(n: number, m: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  if (m >= n) return idx;
-  let seed = 0x9e3779b9;
-  const rand = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < m; i++) {
-    const j = i + Math.floor(rand() * (n - i));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx.slice(0, m);
-}
-
 export function noveltyTest(reference: ArrayLike<number>[], current: ArrayLike<number>[], opts: NoveltyTestOptions = {}): NoveltyTestResult {
   const { quantile = 0.01, maxCalibration = 1000 } = opts;
-  const refNorms = squaredNorms(reference);
-  const calibration = calibrationSample(reference.length, maxCalibration);
-  const calScores = nearestDistances(
-    calibration.map((i) => reference[i]),
-    reference,
-    refNorms,
-    calibration,
-  );
-  const curScores = nearestDistances(current, reference, refNorms);
+  if (reference.length < 2) throw new Error('the novelty test needs at least 2 reference rows');
+  const middle = Math.floor(reference.length / 2);
+  const neighbourhood = reference.slice(0, middle);
+  const second = reference.slice(middle);
+  const step = Math.max(1, second.length / maxCalibration);
+  const calibration = Array.from({ length: Math.min(second.length, maxCalibration) }, (_, i) => second[Math.floor(i * step)]);
+  const norms = squaredNorms(neighbourhood);
+  const calScores = nearestDistances(calibration, neighbourhood, norms);
+  const curScores = nearestDistances(current, neighbourhood, norms);
   const n = calScores.length;
   const m = curScores.length;
   // The k-th largest calibration score: at least one, so a small reference still has a threshold.

@@ -42,7 +42,7 @@ const defaultDriftSettings: DriftSettings = {
 const FAMILIES = 3;
 
 interface NoveltyResult {
-  /** Current frames farther from every reference frame than all but 1% of reference frames are from each other. */
+  /** Current frames farther from the reference's first half than all but 1% of its second half's frames are. */
   novel: number;
   /** Their share of the window beyond what chance gives. */
   excessShare: number;

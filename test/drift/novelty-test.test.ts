@@ -42,6 +42,16 @@ describe('novelty test', () => {
     expect(flagged).toBeLessThan(6);
   });
 
+  it('is not fooled by a reference read from a stream, where consecutive frames are nearly the same picture', () => {
+    // Each scene three times in a row, barely moved: against the other reference frames every
+    // frame would find its twin, and every fresh frame would look novel.
+    const g = gaussian(mulberry32(9));
+    const reference = frames(150, 10).flatMap((f) => [0, 1, 2].map(() => f.map((x, j) => x + g() * 0.01 * scale[j])));
+    let flagged = 0;
+    for (let t = 0; t < 20; t++) if (noveltyTest(reference, frames(200, 20 + t)).pvalue < 0.05) flagged++;
+    expect(flagged).toBeLessThan(4);
+  });
+
   it('flags a new kind of scene in 5% of the window, names those frames, and the other families miss it', () => {
     const reference = frames(400, 1);
     // 190 ordinary frames, then 10 from far off the reference's support.
