@@ -347,6 +347,8 @@ export async function streamDriftSeries(db: DbOrTx, streamId: string, limit: num
       statistic: driftReports.maxStatistic,
       drift: driftReports.drift,
       summary: sql<string>`${driftReports.report}->>'summary'`,
+      // Reports stored before the novelty test have none.
+      novelFrameIds: sql<string[]>`coalesce(${driftReports.report}->'novelFrameIds', '[]'::jsonb)`,
     })
     .from(driftReports)
     .where(and(eq(driftReports.segmentType, 'stream'), eq(driftReports.segmentKey, streamId)))

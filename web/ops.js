@@ -2,7 +2,7 @@
 // (uPlot charts), queue depth, model version, the last drift decision, the latest retraining
 // outcome, and the newest video ingests with their progress. Reads /v1/ops and /v1/videos,
 // i.e. the platform's own data; refreshes every 15 s.
-import { api, escapeHtml, renderSignIn, signedInUser } from './api.js';
+import { api, escapeHtml, imageUrl, renderSignIn, signedInUser } from './api.js';
 
 const root = document.getElementById('root');
 const who = document.getElementById('who');
@@ -28,6 +28,15 @@ function chart(el, title, xs, series, opts = {}) {
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 /** Frames routed today by reason, the share of scored frames, and the budget used. */
+/** The last check's novel frames (unlike every reference frame), the first few as thumbnails. */
+function novelFrames(ids) {
+  if (!ids?.length) return '';
+  return `<div class="novel-frames" title="frames unlike every reference frame, farthest first">${ids
+    .slice(0, 6)
+    .map((id) => `<img data-frame="${escapeHtml(id)}" alt="novel frame ${escapeHtml(id)}" width="80">`)
+    .join('')}</div>`;
+}
+
 function selectionLine(sel) {
   const reasons = Object.entries(sel.byReason)
     .map(([reason, n]) => `${escapeHtml(reason)} ${n.frames}`)
@@ -70,11 +79,12 @@ async function render() {
         (s, i) => `<section class="card" data-stream="${escapeHtml(s.id)}"><h2>${escapeHtml(s.id)}</h2>
       <dl class="kv"><dt>model</dt><dd>${escapeHtml(s.modelVersion ?? '—')}${s.modelPrecision === 'int8' ? ' (INT8)' : ''}</dd><dt>open tasks</dt><dd>${s.openTasks}</dd><dt>frames</dt><dd>${s.frames}</dd>
       <dt>selection today</dt><dd>${selectionLine(s.selection)}</dd>
-      <dt>last drift check</dt><dd>${s.lastDrift ? `${s.lastDrift.drift ? '<b style="color:var(--bad)">drift</b>' : 'no drift'} · ${escapeHtml(new Date(s.lastDrift.at).toLocaleTimeString())}<br>${escapeHtml(s.lastDrift.summary ?? '')}` : '—'}</dd></dl>
+      <dt>last drift check</dt><dd>${s.lastDrift ? `${s.lastDrift.drift ? '<b style="color:var(--bad)">drift</b>' : 'no drift'} · ${escapeHtml(new Date(s.lastDrift.at).toLocaleTimeString())}<br>${escapeHtml(s.lastDrift.summary ?? '')}${novelFrames(s.lastDrift.novelFrameIds)}` : '—'}</dd></dl>
       <div class="chart" id="fps-${i}"></div><div class="chart" id="drift-${i}"></div></section>`,
       )
       .join('')}
   </div>`;
+  for (const img of root.querySelectorAll('img[data-frame]')) imageUrl(`/v1/frames/${img.dataset.frame}/image`).then((url) => (img.src = url));
   ops.streams.forEach((s, i) => {
     const fps = s.framesPerMinute;
     chart(

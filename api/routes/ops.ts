@@ -33,7 +33,14 @@ export const opsOperations = {
               modelPrecision: z.enum(['fp32', 'int8']).nullable().describe("the encoding of that version loops run under this deployment's DETECTOR_PRECISION"),
               framesPerMinute: z.array(z.object({ at: z.string(), frames: z.number().int() })),
               drift: z.array(z.object({ at: z.date(), p: z.number(), statistic: z.number(), drift: z.boolean() })),
-              lastDrift: z.object({ at: z.date(), drift: z.boolean(), summary: z.string().nullable() }).nullable(),
+              lastDrift: z
+                .object({
+                  at: z.date(),
+                  drift: z.boolean(),
+                  summary: z.string().nullable(),
+                  novelFrameIds: z.array(z.string()).describe('frames of the window unlike every reference frame, farthest first'),
+                })
+                .nullable(),
               selection: z
                 .object({
                   mode: z.enum(['ranked', 'band']),
@@ -90,7 +97,7 @@ export function opsRoutes(deps: ApiDeps) {
           framesPerMinute: perMinute.filter((r) => r.streamId === s.id).map((r) => ({ at: r.minute.toISOString(), frames: r.frames })),
           drift: drift.reverse().map((d) => ({ at: d.at, p: d.p, statistic: d.statistic, drift: d.drift })),
           selection: { mode: policy?.selection ?? 'ranked', dailyBudget: policy?.dailyBudget ?? null, ...today },
-          lastDrift: drift.length ? { at: drift[drift.length - 1].at, drift: drift[drift.length - 1].drift, summary: drift[drift.length - 1].summary } : null,
+          lastDrift: drift.length ? (({ at, drift, summary, novelFrameIds }) => ({ at, drift, summary, novelFrameIds }))(drift[drift.length - 1]) : null,
         };
       }),
     );

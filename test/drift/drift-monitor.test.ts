@@ -262,6 +262,20 @@ describe('driftMonitor', () => {
     const one = await (await p.app.request(`/v1/drift/reports/${camB.id}`, { headers: auth(p.tokens.lead) })).json();
     expect(one.report.drift).toBe(true);
     expect(one.report.report.components[0]).toMatchObject({ component: 1, drifted: expect.any(Boolean), adjustedP: expect.any(Number) });
+    // The novelty test names the frames unlike anything before: cam-b's frames after its change.
+    const changed = await handle.db
+      .select({ id: frames.id, hash: frames.contentHash })
+      .from(frames)
+      .where(and(eq(frames.streamId, 'cams'), eq(frames.cameraId, 'cam-b')));
+    const afterChange = new Set(changed.filter((f) => Number(f.hash.split('-').pop()) >= 120).map((f) => f.id));
+    expect(one.report.report.novelty.drifted).toBe(true);
+    expect(one.report.report.novelFrameIds.length).toBeGreaterThan(5);
+    expect(one.report.report.novelFrameIds.every((id: string) => afterChange.has(id))).toBe(true);
+    // ...and the operations page shows the stream's latest ones.
+    const ops = await (await p.app.request('/v1/ops', { headers: auth(p.tokens.lead) })).json();
+    const cams = ops.streams.find((s: { id: string }) => s.id === 'cams');
+    expect(cams.lastDrift.novelFrameIds.length).toBeGreaterThan(0);
+    expect(cams.lastDrift.novelFrameIds.every((id: string) => afterChange.has(id))).toBe(true);
     const bad = await p.app.request('/v1/streams/cams/drift-settings', {
       method: 'PUT',
       headers: auth(p.tokens.lead, { 'Content-Type': 'application/json' }),
@@ -286,6 +300,5 @@ describe('driftMonitor', () => {
         })
       ).status,
     ).toBe(403);
-    void and;
   });
 });
