@@ -187,7 +187,7 @@ function fitLogistic(x: Float64Array, width: number, rows: number[], target: Uin
 
 export function classifierTest(reference: ArrayLike<number>[], current: ArrayLike<number>[], opts: ClassifierTestOptions = {}): ClassifierTestResult {
   const { l2 = 0.01, iterations = 150, topFeatures = 3 } = opts;
-  if (reference.length < 4 || current.length < 4) throw new Error('the classifier test needs at least 4 rows in each window (two per half)');
+  if (reference.length < 2 || current.length < 2) throw new Error('the classifier test needs at least 2 rows in each window (one per half)');
   const rows = [...reference, ...current];
   const n = rows.length;
   const { x, width } = features(rows);
