@@ -49,6 +49,8 @@ const envSchema = z
     // Box assist keeps recently asked-about frames (reviewers ask about the same frame repeatedly):
     // at most this many bytes per API process; frames of up to 1/16 of it are kept decoded.
     BOX_ASSIST_CACHE_BYTES: int(64 * 1024 * 1024),
+    // Regions asked while the box model runs go together in its next run, at most this many.
+    BOX_ASSIST_MAX_BATCH: int(32),
     // COCO import (POST /v1/streams/:id/imports/coco): the largest request (annotations and image
     // files together) and the most images one request may carry; the CLI splits a bigger dataset
     // into requests under both.

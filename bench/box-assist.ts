@@ -41,8 +41,8 @@ export async function benchBoxAssist(handle: DbHandle, frameBytes: Buffer, bareP
     })
     .returning();
   const { token } = await createUser(handle.db, { name: `box-bench-${Date.now()}`, role: 'reviewer' });
-  const models = new ModelCache(store, { intraOpThreads: 1, minScore: 0.1 });
   const config = loadConfig({ ...process.env, STORE_DIR: storeDir });
+  const models = new ModelCache(store, { intraOpThreads: 1, minScore: 0.1, boxMaxBatch: config.BOX_ASSIST_MAX_BATCH });
   const app = createApp({ db: handle.db, store, config, loopControl: noLoops, models, vectorIndex: openVectorIndex(handle.db, config) });
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));

@@ -24,6 +24,8 @@ interface Entry<S extends AnySession> {
 export interface ModelCacheOptions extends SessionOptions {
   /** Versions kept loaded per kind (the newest used). */
   maxVersions?: number;
+  /** Box assist regions at most in one run of the box model (default 32). */
+  boxMaxBatch?: number;
   /** Threads running detectors (default 1: each runs onnxruntime with `intraOpThreads`). */
   inferenceThreads?: number;
   /** The file a version is served from (its model, or a variant such as INT8) and the sha256 it
@@ -57,7 +59,9 @@ export class ModelCache implements DetectorProvider {
         if (artifact && sha256Hex(bytes) !== artifact.sha256) {
           throw new Error(`the stored ${kind} model ${version} (${artifact.key}) does not match the sha256 it was registered with; refusing to load it`);
         }
-        return kind === 'detection' ? ThreadedDetector.load(this.inferenceThreads(), version, bytes) : BoxModelSession.load(bytes, this.opts);
+        return kind === 'detection'
+          ? ThreadedDetector.load(this.inferenceThreads(), version, bytes)
+          : BoxModelSession.load(bytes, { intraOpThreads: this.opts.intraOpThreads, maxBatch: this.opts.boxMaxBatch });
       })();
       e = { session, inFlight: 0, evicted: false, lastUsed: Date.now() };
       map.set(version, e);

@@ -73,6 +73,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const models = new ModelCache(store, {
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
       inferenceThreads: config.ORT_INFERENCE_THREADS,
+      boxMaxBatch: config.BOX_ASSIST_MAX_BATCH,
       minScore: config.PREDICTION_MIN_SCORE,
       registeredArtifact: registeredArtifacts(handle.db, config.DETECTOR_PRECISION),
     });

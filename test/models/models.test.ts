@@ -17,7 +17,7 @@ import { ModelCache } from '../../models/model-cache.ts';
 import { decodeRgb, letterboxInto, roiFromEncoded, roiFromImage } from '../../models/preprocess.ts';
 import { registeredArtifacts, registerModel, registerVariant, rollback, RegistryError, setProduction } from '../../models/registry.ts';
 import { deploymentHistory, getModel, productionModel } from '../../db/models.ts';
-import { DetectorSession, UndecodableFramesError } from '../../models/sessions.ts';
+import { BoxModelSession, DetectorSession, UndecodableFramesError } from '../../models/sessions.ts';
 import { ModelContractError } from '../../models/contract.ts';
 import { trainerPython } from '../../scripts/tools.ts';
 import { LocalBlobStore, sha256Hex } from '../../storage/blob-store.ts';
@@ -103,6 +103,49 @@ describe('detector session', () => {
     }
     expect(Object.keys(timings).sort()).toEqual(['decode', 'inference', 'postprocess', 'preprocess']);
     await session.release();
+  });
+});
+
+describe('box model session', () => {
+  it('runs regions asked together as one batch, each answered as if asked alone', async () => {
+    const box = await BoxModelSession.load(tiny('box.onnx'), { intraOpThreads: 1, maxBatch: 8 });
+    const frame = fs.readFileSync(sampleFrames()[0].file);
+    const regions = Array.from({ length: 20 }, (_, i) => ({ x1: 10 + 7 * i, y1: 20 + 3 * i, x2: 60 + 7 * i, y2: 70 + 5 * i }));
+    const alone: Awaited<ReturnType<BoxModelSession['refine']>>[] = [];
+    for (const r of regions) alone.push(await box.refine(frame, r));
+    const runs: number[] = [];
+    const runRaw = box.runRaw.bind(box);
+    box.runRaw = (input, n) => {
+      runs.push(n);
+      return runRaw(input, n);
+    };
+    const together = await Promise.all(regions.map((r) => box.refine(frame, r)));
+    // Regions cropped while a run was in flight went into the next one, never more than maxBatch.
+    expect(runs.reduce((a, n) => a + n, 0)).toBe(20);
+    expect(runs.length).toBeLessThan(20);
+    expect(Math.max(...runs)).toBeLessThanOrEqual(8);
+    together.forEach((t, i) => {
+      expect(t.score).toBeCloseTo(alone[i].score, 5);
+      for (const k of ['x1', 'y1', 'x2', 'y2'] as const) expect(t.box[k]).toBeCloseTo(alone[i].box[k], 3);
+    });
+    await box.release();
+  });
+
+  it('refuses a box model whose graph takes one region only', async () => {
+    const fixed = path.join(tmp, 'box-fixed.onnx');
+    const source = path.join(tmp, 'box-source.onnx');
+    fs.writeFileSync(source, tiny('box.onnx'));
+    execFileSync(trainerPython, [
+      '-c',
+      `import onnx, sys
+m = onnx.load(sys.argv[1])
+for v in list(m.graph.input) + list(m.graph.output):
+    v.type.tensor_type.shape.dim[0].dim_value = 1
+onnx.save(m, sys.argv[2])`,
+      source,
+      fixed,
+    ]);
+    await expect(BoxModelSession.load(fs.readFileSync(fixed), { intraOpThreads: 1 })).rejects.toThrow(/for any N/);
   });
 });
 
