@@ -225,9 +225,14 @@ export class BoxModelSession {
   private constructor(
     readonly meta: BoxMetadata,
     private readonly session: ort.InferenceSession,
-    maxBatch: number,
+    private readonly maxBatch: number,
   ) {
     this.batcher = new RegionBatcher((input, n) => this.runRaw(input, n), 3 * meta.roiSize * meta.roiSize, maxBatch);
+  }
+
+  private async runOne(roi: Float32Array): Promise<{ box: Float32Array; score: number }> {
+    const out = await this.runRaw(roi, 1);
+    return { box: out.box.data as Float32Array, score: (out.score.data as Float32Array)[0] };
   }
 
   /** `maxBatch`: regions at most in one run of the model (BOX_ASSIST_MAX_BATCH). */
@@ -265,7 +270,8 @@ export class BoxModelSession {
     const t0 = performance.now();
     const roi = frame instanceof Uint8Array ? await roiFromEncoded(frame, region, this.meta.roiSize) : roiFromImage(frame, region, this.meta.roiSize);
     const t1 = performance.now();
-    const out = await this.batcher.refine(roi.tensor);
+    // maxBatch 1: every region its own run, runs side by side (no batching).
+    const out = this.maxBatch > 1 ? await this.batcher.refine(roi.tensor) : await this.runOne(roi.tensor);
     const t2 = performance.now();
     const b = out.box;
     const { x0, y0, side } = roi.geometry;

@@ -129,6 +129,18 @@ describe('box model session', () => {
       for (const k of ['x1', 'y1', 'x2', 'y2'] as const) expect(t.box[k]).toBeCloseTo(alone[i].box[k], 3);
     });
     await box.release();
+    // BOX_ASSIST_MAX_BATCH=1: every region its own run.
+    const single = await BoxModelSession.load(tiny('box.onnx'), { intraOpThreads: 1, maxBatch: 1 });
+    const singleRuns: number[] = [];
+    const singleRunRaw = single.runRaw.bind(single);
+    single.runRaw = (input, n) => {
+      singleRuns.push(n);
+      return singleRunRaw(input, n);
+    };
+    const each = await Promise.all(regions.map((r) => single.refine(frame, r)));
+    expect(singleRuns).toEqual(regions.map(() => 1));
+    each.forEach((t, i) => expect(t.score).toBeCloseTo(alone[i].score, 5));
+    await single.release();
   });
 
   it('refuses a box model whose graph takes one region only', async () => {
