@@ -19,14 +19,14 @@
 // indexes for repeated queries, and one check asks each frame once.
 
 export interface NoveltyTestOptions {
-  /** Calibration quantile: a frame is novel when farther than all but this share of reference frames are. */
+  /** A frame is novel when farther than all but this share of the calibration frames (the reference's second half) are. */
   quantile?: number;
   /** Calibration frames at most (evenly spaced over the reference's second half; bounds the work). */
   maxCalibration?: number;
 }
 
 export interface NoveltyTestResult {
-  /** Current frames farther from the reference than the threshold. */
+  /** Current frames farther from the reference's first half than the threshold. */
   novel: number;
   /** Their share of the window, less the share expected by chance (k / (calibration + 1)). */
   excessShare: number;
