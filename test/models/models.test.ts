@@ -107,18 +107,24 @@ describe('detector session', () => {
 });
 
 describe('box model session', () => {
-  it('runs regions asked together as one batch, each answered as if asked alone', async () => {
-    const box = await BoxModelSession.load(tiny('box.onnx'), { intraOpThreads: 1, maxBatch: 8 });
-    const frame = fs.readFileSync(sampleFrames()[0].file);
-    const regions = Array.from({ length: 20 }, (_, i) => ({ x1: 10 + 7 * i, y1: 20 + 3 * i, x2: 60 + 7 * i, y2: 70 + 5 * i }));
-    const alone: Awaited<ReturnType<BoxModelSession['refine']>>[] = [];
-    for (const r of regions) alone.push(await box.refine(frame, r));
+  /** The number of regions of each run of the model from now on. */
+  const recordRuns = (box: BoxModelSession) => {
     const runs: number[] = [];
     const runRaw = box.runRaw.bind(box);
     box.runRaw = (input, n) => {
       runs.push(n);
       return runRaw(input, n);
     };
+    return runs;
+  };
+
+  it('runs regions asked together as one batch, each answered as if asked alone', async () => {
+    const box = await BoxModelSession.load(tiny('box.onnx'), { intraOpThreads: 1, maxBatch: 8 });
+    const frame = fs.readFileSync(sampleFrames()[0].file);
+    const regions = Array.from({ length: 20 }, (_, i) => ({ x1: 10 + 7 * i, y1: 20 + 3 * i, x2: 60 + 7 * i, y2: 70 + 5 * i }));
+    const alone: Awaited<ReturnType<BoxModelSession['refine']>>[] = [];
+    for (const r of regions) alone.push(await box.refine(frame, r));
+    const runs = recordRuns(box);
     const together = await Promise.all(regions.map((r) => box.refine(frame, r)));
     // Regions cropped while a run was in flight went into the next one, never more than maxBatch.
     expect(runs.reduce((a, n) => a + n, 0)).toBe(20);
@@ -131,12 +137,7 @@ describe('box model session', () => {
     await box.release();
     // BOX_ASSIST_MAX_BATCH=1: every region its own run.
     const single = await BoxModelSession.load(tiny('box.onnx'), { intraOpThreads: 1, maxBatch: 1 });
-    const singleRuns: number[] = [];
-    const singleRunRaw = single.runRaw.bind(single);
-    single.runRaw = (input, n) => {
-      singleRuns.push(n);
-      return singleRunRaw(input, n);
-    };
+    const singleRuns = recordRuns(single);
     const each = await Promise.all(regions.map((r) => single.refine(frame, r)));
     expect(singleRuns).toEqual(regions.map(() => 1));
     each.forEach((t, i) => expect(t.score).toBeCloseTo(alone[i].score, 5));
