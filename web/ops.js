@@ -27,7 +27,6 @@ function chart(el, title, xs, series, opts = {}) {
 }
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
-/** Frames routed today by reason, the share of scored frames, and the budget used. */
 /** The last check's novel frames (unlike every reference frame), the first few as thumbnails. */
 function novelFrames(ids) {
   if (!ids?.length) return '';
@@ -37,6 +36,22 @@ function novelFrames(ids) {
     .join('')}</div>`;
 }
 
+// Thumbnails by frame id, kept across the 15 s refreshes (a frame's pixels never change); the
+// blob URLs are released when the set of shown frames is replaced.
+let thumbnails = new Map();
+function showThumbnails() {
+  const shown = new Map();
+  for (const img of root.querySelectorAll('img[data-frame]')) {
+    const id = img.dataset.frame;
+    const url = thumbnails.get(id) ?? shown.get(id) ?? imageUrl(`/v1/frames/${id}/image`);
+    shown.set(id, url);
+    url.then((u) => (img.src = u)).catch(() => {});
+  }
+  for (const [id, url] of thumbnails) if (!shown.has(id)) url.then((u) => URL.revokeObjectURL(u)).catch(() => {});
+  thumbnails = shown;
+}
+
+/** Frames routed today by reason, the share of scored frames, and the budget used. */
 function selectionLine(sel) {
   const reasons = Object.entries(sel.byReason)
     .map(([reason, n]) => `${escapeHtml(reason)} ${n.frames}`)
@@ -84,7 +99,7 @@ async function render() {
       )
       .join('')}
   </div>`;
-  for (const img of root.querySelectorAll('img[data-frame]')) imageUrl(`/v1/frames/${img.dataset.frame}/image`).then((url) => (img.src = url));
+  showThumbnails();
   ops.streams.forEach((s, i) => {
     const fps = s.framesPerMinute;
     chart(

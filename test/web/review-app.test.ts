@@ -290,8 +290,8 @@ describe('review app', () => {
         maxStatistic: 0.1 * (i + 1),
         minAdjustedP: p,
         windowSize: 200,
-        // The page reads only the summary of a report.
-        report: { summary: p < 0.05 ? 'drift: 2 of 8 components shifted' : 'no drift' } as never,
+        // The page reads the summary of a report and the frames the novelty test named.
+        report: { summary: p < 0.05 ? 'drift: 2 of 8 components shifted' : 'no drift', novelFrameIds: p < 0.05 ? [frameRow.frameId] : [] } as never,
         createdAt: new Date(Date.now() - (3 - i) * 60_000),
       });
     }
@@ -333,6 +333,9 @@ describe('review app', () => {
     await card.waitFor();
     await expect.poll(() => card.locator('.uplot canvas').count()).toBe(2);
     expect(await card.textContent()).toContain('drift: 2 of 8 components shifted');
+    // The novel frame of the last check, as a thumbnail loaded with the lead's token.
+    const thumb = card.locator(`.novel-frames img[data-frame="${frameRow.frameId}"]`);
+    await expect.poll(() => thumb.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(0);
     expect(await card.textContent()).toContain('tiny-detection');
     // Today's selection: frames routed by reason against the daily budget (default 500 tasks).
     expect(await card.textContent()).toMatch(/ranked: \d+ of \d+ frames routed \([\d.]+%\)/);
