@@ -148,7 +148,7 @@ export function createDriftActivities(deps: DriftDeps) {
       ): Promise<SegmentOutcome | null> => {
         if (current.embeddings.length < MIN_WINDOW || against.window.embeddings.length < MIN_WINDOW) return null;
         const ref = against.window;
-        const report: DriftReport = driftReport(
+        const report: DriftReport = await driftReport(
           {
             reference: ref.embeddings,
             current: current.embeddings,

@@ -12,7 +12,7 @@ import { fitPca, projectPca } from '../drift/pca.ts';
 import { DetectorSession } from '../models/sessions.ts';
 import { trainerPython } from '../scripts/tools.ts';
 import { mulberry32 as rng } from '../test/helpers/random.ts';
-import { table } from './stats.ts';
+import { summarize, table } from './stats.ts';
 
 function sample<T>(pool: T[], n: number, rand: () => number): T[] {
   const a = [...pool];
@@ -78,13 +78,13 @@ export async function benchDrift() {
   const trials = Number(process.env.DRIFT_TRIALS ?? 100);
   const rows: (string | number)[][] = [];
   // One row of the power table: drift flagged per window size, and at window 200 which family fired.
-  const powerRow = (name: string, make: (w: number) => { reference: number[][]; current: number[][] }) => {
+  const powerRow = async (name: string, make: (w: number) => { reference: number[][]; current: number[][] }) => {
     const row: (string | number)[] = [name];
     const fired = { ks: 0, classifier: 0, novelty: 0 };
     for (const w of [50, 200, 1000]) {
       let flagged = 0;
       for (let t = 0; t < trials; t++) {
-        const r = driftReport(make(w));
+        const r = await driftReport(make(w));
         if (r.drift) flagged++;
         if (w === 200) {
           if (r.components.some((c) => c.drifted)) fired.ks++;
@@ -100,19 +100,19 @@ export async function benchDrift() {
   const reference = ref.embeddings;
   const embeddingsOf = (frames: { embedding: number[] }[]) => frames.map((f) => f.embedding);
   // The cleanest null: reference and window drawn from one pool, so nothing but chance differs.
-  powerRow('no shift, reference and window from one pool (false alarms)', (w) => {
+  await powerRow('no shift, reference and window from one pool (false alarms)', (w) => {
     const drawn = embeddingsOf(sample(pools.clear, 200 + w, rand));
     return { reference: drawn.slice(0, 200), current: drawn.slice(200) };
   });
   for (const scenario of Object.keys(pools)) {
-    powerRow(scenario === 'clear' ? 'no shift, the seed reference (false alarms)' : scenario, (w) => ({
+    await powerRow(scenario === 'clear' ? 'no shift, the seed reference (false alarms)' : scenario, (w) => ({
       reference,
       current: embeddingsOf(sample(pools[scenario], w, rand)),
     }));
   }
   // Shifts outside the top components, made from the clear pool along the reference's own
   // low-variance principal axes (components 21 and 22 of 128: KS on the top 8 cannot see them).
-  const axes = fitPca(ref.embeddings, { components: 22 });
+  const axes = await fitPca(ref.embeddings, { components: 22 });
   const [va, vb] = [axes.components[20], axes.components[21]];
   const clear = pools.clear.map((f) => f.embedding);
   const along = (e: number[], v: Float64Array) => e.reduce((acc, x, j) => acc + (x - axes.mean[j]) * v[j], 0);
@@ -141,7 +141,7 @@ export async function benchDrift() {
       },
     ],
   ];
-  for (const [name, make] of synthetic) powerRow(name, (w) => ({ reference, current: make(rand, w) }));
+  for (const [name, make] of synthetic) await powerRow(name, (w) => ({ reference, current: make(rand, w) }));
   table(
     `Drift flagged (fraction of ${trials} trials; reference: the seed model's 200 held-out frames of its training cameras unless said; alpha 0.05 shared by three families: KS on 8 components (Bonferroni, min effect 0.1), the classifier test (min AUC 0.55) and the novelty test (min excess share 0.02))`,
     ['scenario', 'window 50', 'window 200', 'window 1000', 'window 200: KS / classifier / novelty fired'],
@@ -152,7 +152,7 @@ export async function benchDrift() {
   const stream = [...sample(pools.clear, 400, rand), ...sample(pools.night, 400, rand)];
   let flaggedAt = -1;
   for (let end = 450; end <= stream.length; end += 50) {
-    const r = driftReport({ reference: ref.embeddings, current: stream.slice(end - 200, end).map((f) => f.embedding) });
+    const r = await driftReport({ reference: ref.embeddings, current: stream.slice(end - 200, end).map((f) => f.embedding) });
     if (r.drift) {
       flaggedAt = end - 400;
       break;
@@ -177,14 +177,28 @@ export async function benchDrift() {
     });
   const X = make(50_000, 0);
   const W = make(5_000, 0.3);
-  let t = performance.now();
-  const pca = fitPca(X, { components: 8 });
-  const fitMs = performance.now() - t;
-  t = performance.now();
-  const pr = projectPca(pca, X);
-  const pw = projectPca(pca, W);
-  const ps = pr.map((c, k) => ks2samp(c, pw[k]).pvalue);
-  const testMs = performance.now() - t;
+  // Both sides: one warm-up run (JIT, onnxruntime sessions; BLAS threads), then the median of
+  // RUNS, so one slow run on a shared machine does not decide the ratio.
+  const RUNS = 5;
+  const medianMs = async (step: () => unknown) => {
+    await step();
+    const ms: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const t = performance.now();
+      await step();
+      ms.push(performance.now() - t);
+    }
+    return summarize(ms).p50;
+  };
+  const pca = await fitPca(X, { components: 8 });
+  const fitMs = await medianMs(() => fitPca(X, { components: 8 }));
+  const projectAndTest = async () => {
+    const pr = await projectPca(pca, X);
+    const pw = await projectPca(pca, W);
+    return pr.map((c, k) => ks2samp(c, pw[k]).pvalue);
+  };
+  const ps = await projectAndTest();
+  const testMs = await medianMs(projectAndTest);
   const file = path.join(tmp, 'x.bin');
   const buf = new Float64Array(55_000 * 256);
   X.forEach((r, i) => buf.set(r, i * 256));
@@ -194,20 +208,33 @@ export async function benchDrift() {
     execFileSync(trainerPython, [
       '-c',
       `
-import json, time, numpy as np
+import json, statistics, time, numpy as np
 from sklearn.decomposition import PCA
 from scipy.stats import ks_2samp
 a = np.fromfile(${JSON.stringify(file)}, dtype=np.float64).reshape(55000, 256)
 X, W = a[:50000], a[50000:]
-t = time.perf_counter(); PCA(n_components=8, svd_solver='full').fit(X); fit_full = time.perf_counter() - t
-t = time.perf_counter(); p = PCA(n_components=8).fit(X); fit = time.perf_counter() - t
-t = time.perf_counter(); px, pw = p.transform(X), p.transform(W); ps = [ks_2samp(px[:, k], pw[:, k]).pvalue for k in range(8)]; test = time.perf_counter() - t
-print(json.dumps({"fit_ms": fit * 1000, "fit_full_ms": fit_full * 1000, "solver": p._fit_svd_solver, "test_ms": test * 1000, "p": ps}))
+def median_ms(step):
+    step()
+    runs = []
+    for _ in range(${RUNS}):
+        t = time.perf_counter(); step(); runs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(runs)
+p = PCA(n_components=8).fit(X)
+def test():
+    px, pw = p.transform(X), p.transform(W)
+    return [ks_2samp(px[:, k], pw[:, k]).pvalue for k in range(8)]
+print(json.dumps({
+    "fit_full_ms": median_ms(lambda: PCA(n_components=8, svd_solver='full').fit(X)),
+    "fit_ms": median_ms(lambda: PCA(n_components=8).fit(X)),
+    "solver": p._fit_svd_solver,
+    "test_ms": median_ms(test),
+    "p": test(),
+}))
 `,
     ]).toString(),
   );
   table(
-    'PCA fit on 50,000 x 256, KS test of a 5,000 window (8 components), ms',
+    'PCA fit on 50,000 x 256, KS test of a 5,000 window (8 components), median of 5 runs after a warm-up, ms',
     ['step', 'dataengine (TypeScript)', 'scikit-learn / scipy', 'ratio'],
     [
       ["PCA fit (scikit-learn's svd_solver='full')", fitMs, py.fit_full_ms, fitMs / py.fit_full_ms],

@@ -122,16 +122,16 @@ function signal(ref: number[] | undefined, cur: number[] | undefined, s: DriftSe
   };
 }
 
-export function driftReport(input: DriftInput, settings: DriftSettings = defaultDriftSettings): DriftReport {
+export async function driftReport(input: DriftInput, settings: DriftSettings = defaultDriftSettings): Promise<DriftReport> {
   if (input.reference.length < 3) throw new Error('the reference window needs at least 3 embeddings');
   if (input.current.length < 3) throw new Error('the current window needs at least 3 embeddings');
   // Fitted on both windows: fitted on the reference alone, the top components follow that
   // sample's own noise, and any other sample of the same distribution looks narrower along them
   // (on synthetic 128-d embeddings, 58% false alarms at 300 vs 120 frames; 7% fitted on both).
   // Pooling treats the two windows alike, so under no drift the KS tests keep their level.
-  const pca = fitPca([...input.reference, ...input.current], { components: settings.components });
-  const ref = projectPca(pca, input.reference);
-  const cur = projectPca(pca, input.current);
+  const pca = await fitPca([...input.reference, ...input.current], { components: settings.components });
+  const ref = await projectPca(pca, input.reference);
+  const cur = await projectPca(pca, input.current);
   const tests = ref.map((r, k) => ks2samp(r, cur[k]));
   const adjusted = correct(
     tests.map((t) => t.pvalue),

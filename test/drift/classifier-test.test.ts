@@ -39,12 +39,12 @@ describe('classifier two-sample test', () => {
   };
   const reference = window(2000, 1);
 
-  it('keeps its level: over 30 windows of an unchanged stream, the report raises at most the rate alpha allows', () => {
+  it('keeps its level: over 30 windows of an unchanged stream, the report raises at most the rate alpha allows', async () => {
     let alarms = 0;
     let belowFivePercent = 0;
     for (let t = 0; t < 30; t++) {
       const current = window(200, 100 + t);
-      const report = driftReport({ reference: reference.slice(0, 400), current });
+      const report = await driftReport({ reference: reference.slice(0, 400), current });
       if (report.drift) alarms++;
       if (report.classifier.pvalue < 0.05) belowFivePercent++;
     }
@@ -62,9 +62,9 @@ describe('classifier two-sample test', () => {
     expect(below).toBeLessThan(17);
   });
 
-  it('flags a one-standard-deviation mean shift along a low-variance dimension that KS on PCA misses, and names it', () => {
+  it('flags a one-standard-deviation mean shift along a low-variance dimension that KS on PCA misses, and names it', async () => {
     const current = window(300, 7, (v) => (v[40] += scale[40]));
-    const report = driftReport({ reference, current });
+    const report = await driftReport({ reference, current });
     expect(report.components.some((c) => c.drifted)).toBe(false);
     expect(report.classifier.drifted).toBe(true);
     expect(report.drift).toBe(true);
@@ -72,12 +72,12 @@ describe('classifier two-sample test', () => {
     expect(report.summary).toMatch(/a classifier tells the windows apart .* leaning on dim 40 mean/);
   });
 
-  it('flags a doubled variance along a low-variance dimension as a change of spread', () => {
+  it('flags a doubled variance along a low-variance dimension as a change of spread', async () => {
     const current = window(300, 8, (v) => (v[40] *= Math.SQRT2));
     const result = classifierTest(reference, current);
     // Significant after the three families' correction.
     expect(result.pvalue).toBeLessThan(0.05 / 3);
     expect(result.topFeatures[0]).toMatchObject({ dimension: 40, kind: 'spread' });
-    expect(driftReport({ reference, current }).components.some((c) => c.drifted)).toBe(false);
+    expect((await driftReport({ reference, current })).components.some((c) => c.drifted)).toBe(false);
   });
 });

@@ -29,13 +29,13 @@ describe('novelty test', () => {
     return Array.from({ length: n }, () => scale.map((s, j) => g() * s + (j === 0 ? offset : 0)));
   };
 
-  it('keeps its level: over 200 windows of an unchanged stream, p < 0.05 about 5% of the time or less', () => {
+  it('keeps its level: over 200 windows of an unchanged stream, p < 0.05 about 5% of the time or less', async () => {
     let below = 0;
     let flagged = 0;
     for (let t = 0; t < 200; t++) {
       const r = noveltyTest(frames(200, 1000 + t), frames(100, 5000 + t));
       if (r.pvalue < 0.05) below++;
-      if (driftReport({ reference: frames(200, 1000 + t), current: frames(100, 5000 + t) }).novelty.drifted) flagged++;
+      if ((await driftReport({ reference: frames(200, 1000 + t), current: frames(100, 5000 + t) })).novelty.drifted) flagged++;
     }
     // Binomial(200, 0.05): 10 expected, 17 or more has probability below 0.02.
     expect(below).toBeLessThan(17);
@@ -52,14 +52,14 @@ describe('novelty test', () => {
     expect(flagged).toBeLessThan(4);
   });
 
-  it('flags a new kind of scene in 5% of the window, names those frames, and the other families miss it', () => {
+  it('flags a new kind of scene in 5% of the window, names those frames, and the other families miss it', async () => {
     const reference = frames(400, 1);
     // 190 ordinary frames, then 10 from far off the reference's support.
     const current = [...frames(190, 2), ...frames(10, 3, 8)];
     const result = noveltyTest(reference, current);
     expect(result.pvalue).toBeLessThan(0.005);
     expect([...result.novelIndices].slice(0, 10).sort((a, b) => a - b)).toEqual(Array.from({ length: 10 }, (_, i) => 190 + i));
-    const report = driftReport({ reference, current });
+    const report = await driftReport({ reference, current });
     expect(report.novelty.drifted).toBe(true);
     expect(report.components.some((c) => c.drifted)).toBe(false);
     expect(report.classifier.drifted).toBe(false);

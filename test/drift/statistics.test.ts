@@ -24,21 +24,22 @@ describe('two-sample KS test', () => {
 });
 
 describe('PCA', () => {
-  it('explains variance as scikit-learn does', () => {
+  it('explains variance as scikit-learn does', async () => {
     const { X, components, explained_variance, explained_variance_ratio } = fixture.pca;
-    const model = fitPca(X, { components });
+    const model = await fitPca(X, { components });
     model.explainedVariance.forEach((v, i) => expect(rel(v, explained_variance[i])).toBeLessThan(1e-6));
     model.explainedVarianceRatio.forEach((v, i) => expect(rel(v, explained_variance_ratio[i])).toBeLessThan(1e-6));
-    expect(fitPca(X, { varianceTarget: explained_variance_ratio[0] + explained_variance_ratio[1] - 1e-9 }).components).toHaveLength(2);
+    expect((await fitPca(X, { varianceTarget: explained_variance_ratio[0] + explained_variance_ratio[1] - 1e-9 })).components).toHaveLength(2);
   });
 
-  it('projects rows onto unit axes whose scores have the explained variance, at sizes the fast paths pad', () => {
-    // 13 dimensions (not a multiple of the 4 x 4 tiles), 9 components (one past a pass of 8),
-    // 301 rows (a partial block): each projected column has the variance the fit reported.
+  it('projects rows onto unit axes whose scores have the explained variance, at sizes the fast paths split', async () => {
+    // 9 components (one past the projection's pass of 8), 8,199 rows (two of the cross-product's
+    // runs of 4,096 and a partial third), a mean 3 times the spread: each projected column has
+    // the variance the fit reported.
     const rand = mulberry32(5);
-    const rows = Array.from({ length: 301 }, () => Array.from({ length: 13 }, (_, j) => (rand() - 0.5) * (j + 1) + 3));
-    const model = fitPca(rows, { components: 9 });
-    const scores = projectPca(model, rows);
+    const rows = Array.from({ length: 8199 }, () => Array.from({ length: 13 }, (_, j) => (rand() - 0.5) * (j + 1) + 3));
+    const model = await fitPca(rows, { components: 9 });
+    const scores = await projectPca(model, rows);
     expect(scores).toHaveLength(9);
     scores.forEach((column, k) => {
       const naive = rows.map((r) => r.reduce((s, x, j) => s + (x - model.mean[j]) * model.components[k][j], 0));
@@ -74,21 +75,21 @@ describe('drift report', () => {
     });
   }
 
-  it('flags a large shift, not an unchanged window, and not a tiny shift in a huge window', () => {
+  it('flags a large shift, not an unchanged window, and not a tiny shift in a huge window', async () => {
     const reference = window(2000, 1);
-    const shifted = driftReport({ reference, current: window(200, 2, 4) });
+    const shifted = await driftReport({ reference, current: window(200, 2, 4) });
     expect(shifted.drift).toBe(true);
     expect(shifted.components.some((c) => c.drifted)).toBe(true);
-    expect(driftReport({ reference, current: window(200, 3) }).drift).toBe(false);
-    const tiny = driftReport({ reference: window(9000, 4), current: window(9000, 5, 1.2) });
+    expect((await driftReport({ reference, current: window(200, 3) })).drift).toBe(false);
+    const tiny = await driftReport({ reference: window(9000, 4), current: window(9000, 5, 1.2) });
     expect(tiny.components.some((c) => c.significant)).toBe(true);
     expect(tiny.drift).toBe(false);
     expect(tiny.summary).toContain('below the minimum effect');
   });
 
-  it('tests confidences and detections per frame in the same report', () => {
+  it('tests confidences and detections per frame in the same report', async () => {
     const reference = window(300, 6);
-    const report = driftReport({
+    const report = await driftReport({
       reference,
       current: window(100, 7),
       referenceScores: Array.from({ length: 500 }, (_, i) => 0.9 - (i % 10) / 100),

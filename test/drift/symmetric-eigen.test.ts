@@ -1,0 +1,82 @@
+// The partial symmetric eigensolver on matrices built from a known spectrum (A = Q diag Q' with
+// Q a product of random reflections): eigenvalues, residuals and orthogonality, including the
+// repeated and nearly repeated eigenvalues a covariance's noise floor produces.
+import { describe, expect, it } from 'vitest';
+import { symmetricEigen } from '../../drift/symmetric-eigen.ts';
+import { gaussian, mulberry32 } from '../helpers/random.ts';
+
+/** Row-major Q diag(values) Q' and Q's columns, Q the product of `n` random reflections. */
+function withSpectrum(values: number[], seed: number): { matrix: Float64Array; axes: Float64Array[] } {
+  const n = values.length;
+  const g = gaussian(mulberry32(seed));
+  const axes = Array.from({ length: n }, (_, i) => Float64Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
+  for (let r = 0; r < n; r++) {
+    const v = Float64Array.from({ length: n }, g);
+    const vv = v.reduce((s, x) => s + x * x, 0);
+    for (const q of axes) {
+      const f = (2 * q.reduce((s, x, j) => s + x * v[j], 0)) / vv;
+      for (let j = 0; j < n; j++) q[j] -= f * v[j];
+    }
+  }
+  const matrix = new Float64Array(n * n);
+  axes.forEach((q, k) => {
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) matrix[i * n + j] += values[k] * q[i] * q[j];
+  });
+  return { matrix, axes };
+}
+
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+
+function expectEigenpairs(matrix: Float64Array, n: number, values: ArrayLike<number>, vectors: Float64Array[]) {
+  const scale = Math.max(...Array.from(values, Math.abs), 1e-300);
+  vectors.forEach((x, k) => {
+    expect(Math.abs(dot(x, x) - 1)).toBeLessThan(1e-12);
+    for (let i = 0; i < n; i++) expect(Math.abs(dot(matrix.subarray(i * n, i * n + n), x) - values[k] * x[i]) / scale).toBeLessThan(1e-12);
+    for (let j = 0; j < k; j++) expect(Math.abs(dot(x, vectors[j]))).toBeLessThan(1e-12);
+  });
+}
+
+describe('symmetricEigen', () => {
+  it('finds every eigenvalue, largest first, and the axes of distinct ones', () => {
+    const spectrum = Array.from({ length: 40 }, (_, i) => 100 / (i + 1) - 1);
+    const { matrix, axes } = withSpectrum(spectrum, 1);
+    const eigen = symmetricEigen(matrix, 40);
+    eigen.values.forEach((v, i) => expect(Math.abs(v - spectrum[i]) / 100).toBeLessThan(1e-13));
+    const vectors = eigen.vectors(8);
+    expect(vectors).toHaveLength(8);
+    expectEigenpairs(matrix, 40, eigen.values, vectors);
+    vectors.forEach((x, k) => expect(Math.abs(Math.abs(dot(x, axes[k])) - 1)).toBeLessThan(1e-12));
+  });
+
+  it('keeps the vectors of repeated and nearly repeated eigenvalues orthogonal', () => {
+    // A noise floor: three spikes over 57 eigenvalues equal to 1 or within 1e-9 of each other.
+    const spectrum = [50, 20, 20, ...Array.from({ length: 57 }, (_, i) => (i < 30 ? 1 : 1 - (i - 30) * 1e-11))];
+    const { matrix } = withSpectrum(spectrum, 2);
+    const eigen = symmetricEigen(matrix, 60);
+    eigen.values.forEach((v, i) => expect(Math.abs(v - spectrum[i]) / 50).toBeLessThan(1e-13));
+    expectEigenpairs(matrix, 60, eigen.values, eigen.vectors(60));
+  });
+
+  it('handles a rank-deficient matrix, an already diagonal one and the smallest sizes', () => {
+    const low = withSpectrum([9, 4, 0, 0, 0, 0, 0], 3);
+    const e = symmetricEigen(low.matrix, 7);
+    expect(Math.abs(e.values[2])).toBeLessThan(1e-14 * 9);
+    expectEigenpairs(low.matrix, 7, e.values, e.vectors(7));
+    const diagonal = Float64Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? i % 3 : 0));
+    const d = symmetricEigen(diagonal, 4);
+    expectEigenpairs(diagonal, 4, d.values, d.vectors(4));
+    expect(symmetricEigen(Float64Array.of(-2), 1).vectors(1)).toEqual([Float64Array.of(1)]);
+    const two = Float64Array.of(2, 1, 1, 2);
+    const t = symmetricEigen(two, 2);
+    expect(Array.from(t.values)).toEqual([3, 1]);
+    expectEigenpairs(two, 2, t.values, t.vectors(2));
+  });
+
+  it('refuses a matrix whose size does not match', () => {
+    expect(() => symmetricEigen(new Float64Array(5), 2)).toThrow(/expected 4 entries, got 5/);
+  });
+});
