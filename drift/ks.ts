@@ -7,6 +7,8 @@
 // drift monitor's p-values must agree with the reference implementation ML leads know
 // (drift/fixtures holds scipy's answers; test/drift/ks.test.ts compares to 1e-6).
 
+import { sortedFloat64 } from './radix-sort.ts';
+
 const MAX_AUTO_N = 10_000;
 
 export interface KsResult {
@@ -22,8 +24,8 @@ function gcd(a: number, b: number): number {
 
 /** Largest distance between the two empirical CDFs. */
 function ksStatistic(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const x = Float64Array.from(a).sort();
-  const y = Float64Array.from(b).sort();
+  const x = sortedFloat64(a);
+  const y = sortedFloat64(b);
   const n1 = x.length;
   const n2 = y.length;
   let i = 0;

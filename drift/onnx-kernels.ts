@@ -5,8 +5,9 @@
 // numeric engine, so this costs no new native dependency.
 import protobuf from 'protobufjs';
 import * as ort from 'onnxruntime-node';
+import type { RowMatrix } from './row-matrix.ts';
 
-/** Rows sent to onnxruntime per run: 4,096 x 256 float64 is 8 MB, filled while the previous runs. */
+/** Rows per onnxruntime run: bounds the copies its graphs make (4,096 x 256 float64 is 8 MB). */
 const CHUNK_ROWS = 4096;
 
 // onnx.proto's enum values used below.
@@ -123,29 +124,20 @@ function sessionFor(key: string, model: () => Uint8Array): Promise<ort.Inference
 }
 
 /**
- * Runs `session` over the rows in chunks of CHUNK_ROWS (input `x`), with `fixed` inputs the same
- * for every chunk, and hands each chunk's outputs to `take` in order. Two buffers are taken in
- * turn: one is read by the run in flight while the other fills.
+ * Runs `session` over the matrix in chunks of CHUNK_ROWS rows (input `x`, a view: nothing is
+ * copied), with `fixed` inputs the same for every chunk, and hands each chunk's outputs to
+ * `take` in order.
  */
 async function overChunks(
   session: ort.InferenceSession,
-  rows: ArrayLike<number>[],
+  x: RowMatrix,
   fixed: Record<string, ort.Tensor>,
   take: (outputs: ort.InferenceSession.ReturnType, start: number) => void,
 ): Promise<void> {
-  const d = rows[0].length;
-  const buffers = [0, 1].map(() => new Float64Array(Math.min(CHUNK_ROWS, rows.length) * d));
-  const fill = (start: number) => {
-    const m = Math.min(CHUNK_ROWS, rows.length - start);
-    const chunk = buffers[(start / CHUNK_ROWS) % 2].subarray(0, m * d);
-    for (let i = 0; i < m; i++) chunk.set(rows[start + i], i * d);
-    return new ort.Tensor('float64', chunk, [m, d]);
-  };
-  let next = fill(0);
-  for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
-    const running = session.run({ x: next, ...fixed });
-    if (start + CHUNK_ROWS < rows.length) next = fill(start + CHUNK_ROWS);
-    take(await running, start);
+  for (let start = 0; start < x.rows; start += CHUNK_ROWS) {
+    const m = Math.min(CHUNK_ROWS, x.rows - start);
+    const chunk = new ort.Tensor('float64', x.data.subarray(start * x.cols, (start + m) * x.cols), [m, x.cols]);
+    take(await session.run({ x: chunk, ...fixed }), start);
   }
 }
 
@@ -154,14 +146,14 @@ async function overChunks(
  * solver computes it: centring would cost a pass over the rows in JavaScript, and in float64
  * the subtraction of n mean mean' loses only digits a mean 1e4 times the spread would cost.
  */
-export async function crossProductAndSums(rows: ArrayLike<number>[]): Promise<{ gram: Float64Array; sums: Float64Array }> {
-  const d = rows[0].length;
+export async function crossProductAndSums(x: RowMatrix): Promise<{ gram: Float64Array; sums: Float64Array }> {
+  const d = x.cols;
   const gram = new Float64Array(d * d);
   const sums = new Float64Array(d);
   const session = await sessionFor(`cross-product ${d}`, () => crossProductModel(d));
   const halves = columnHalves(d);
   const offsets = halves.map((_, i) => halves.slice(0, i).reduce((a, b) => a + b, 0));
-  await overChunks(session, rows, {}, (out) => {
+  await overChunks(session, x, {}, (out) => {
     halves.forEach((rowsOf, i) =>
       halves.forEach((colsOf, j) => {
         if (j < i) return;
@@ -181,15 +173,16 @@ export async function crossProductAndSums(rows: ArrayLike<number>[]): Promise<{ 
 }
 
 /** (X - mean) projected on each axis: one column of scores per axis. */
-export async function projectRows(rows: ArrayLike<number>[], mean: Float64Array, axes: Float64Array[]): Promise<Float64Array[]> {
+export async function projectRows(x: RowMatrix, mean: Float64Array, axes: Float64Array[]): Promise<Float64Array[]> {
   const d = mean.length;
   const k = axes.length;
-  const columns = axes.map(() => new Float64Array(rows.length));
-  if (rows.length === 0 || k === 0) return columns;
+  if (x.cols !== d) throw new Error(`rows have ${x.cols} values, the axes ${d}`);
+  const columns = axes.map(() => new Float64Array(x.rows));
+  if (x.rows === 0 || k === 0) return columns;
   const axesMatrix = new Float64Array(d * k);
   axes.forEach((axis, c) => axis.forEach((v, j) => (axesMatrix[j * k + c] = v)));
   const fixed = { mean: new ort.Tensor('float64', mean, [d]), axes: new ort.Tensor('float64', axesMatrix, [d, k]) };
-  await overChunks(await sessionFor('projection', projectionModel), rows, fixed, (out, start) => {
+  await overChunks(await sessionFor('projection', projectionModel), x, fixed, (out, start) => {
     const scores = out.scores.data as Float64Array;
     const m = scores.length / k;
     for (let i = 0; i < m; i++) for (let c = 0; c < k; c++) columns[c][start + i] = scores[i * k + c];

@@ -2,6 +2,7 @@
 // explained variance with n - 1), through the symmetric eigendecomposition of the covariance:
 // a D x D problem however many frames the window holds.
 import { crossProductAndSums, projectRows } from './onnx-kernels.ts';
+import type { RowMatrix } from './row-matrix.ts';
 import { symmetricEigen } from './symmetric-eigen.ts';
 
 export interface PcaModel {
@@ -17,11 +18,11 @@ export interface PcaModel {
  * (X'X - n mean mean') / (n - 1) as scikit-learn's covariance solver forms it, then every
  * eigenvalue and the eigenvectors of the chosen components only (`symmetric-eigen.ts`).
  */
-export async function fitPca(rows: ArrayLike<number>[], opts: { components?: number; varianceTarget?: number } = {}): Promise<PcaModel> {
-  const n = rows.length;
+export async function fitPca(x: RowMatrix, opts: { components?: number; varianceTarget?: number } = {}): Promise<PcaModel> {
+  const n = x.rows;
   if (n < 2) throw new Error('PCA needs at least two reference rows');
-  const d = rows[0].length;
-  const { gram, sums } = await crossProductAndSums(rows);
+  const d = x.cols;
+  const { gram, sums } = await crossProductAndSums(x);
   const mean = sums.map((s) => s / n);
   const covariance = new Float64Array(d * d);
   for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) covariance[a * d + b] = (gram[a * d + b] - n * mean[a] * mean[b]) / (n - 1);
@@ -44,6 +45,6 @@ export async function fitPca(rows: ArrayLike<number>[], opts: { components?: num
 }
 
 /** Projects rows onto the model's components: one column of scores per component. */
-export function projectPca(model: PcaModel, rows: ArrayLike<number>[]): Promise<Float64Array[]> {
-  return projectRows(rows, model.mean, model.components);
+export function projectPca(model: PcaModel, x: RowMatrix): Promise<Float64Array[]> {
+  return projectRows(x, model.mean, model.components);
 }

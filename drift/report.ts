@@ -16,6 +16,7 @@ import { correct, type Correction } from './corrections.ts';
 import { ks2samp } from './ks.ts';
 import { noveltyTest } from './novelty-test.ts';
 import { fitPca, projectPca } from './pca.ts';
+import { rowMatrix } from './row-matrix.ts';
 
 export interface DriftSettings {
   alpha: number;
@@ -129,9 +130,12 @@ export async function driftReport(input: DriftInput, settings: DriftSettings = d
   // sample's own noise, and any other sample of the same distribution looks narrower along them
   // (on synthetic 128-d embeddings, 58% false alarms at 300 vs 120 frames; 7% fitted on both).
   // Pooling treats the two windows alike, so under no drift the KS tests keep their level.
-  const pca = await fitPca([...input.reference, ...input.current], { components: settings.components });
-  const ref = await projectPca(pca, input.reference);
-  const cur = await projectPca(pca, input.current);
+  const pooled = rowMatrix([...input.reference, ...input.current]);
+  const pca = await fitPca(pooled, { components: settings.components });
+  const nRef = input.reference.length;
+  const scores = await projectPca(pca, pooled);
+  const ref = scores.map((column) => column.subarray(0, nRef));
+  const cur = scores.map((column) => column.subarray(nRef));
   const tests = ref.map((r, k) => ks2samp(r, cur[k]));
   const adjusted = correct(
     tests.map((t) => t.pvalue),

@@ -7,6 +7,7 @@ import { benjaminiHochberg, bonferroni } from '../../drift/corrections.ts';
 import { ks2samp } from '../../drift/ks.ts';
 import { fitPca, projectPca } from '../../drift/pca.ts';
 import { driftReport } from '../../drift/report.ts';
+import { rowMatrix } from '../../drift/row-matrix.ts';
 import { gaussian, mulberry32 } from '../helpers/random.ts';
 
 const fixture = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../drift/fixtures/scipy-reference.json'), 'utf8'));
@@ -26,10 +27,10 @@ describe('two-sample KS test', () => {
 describe('PCA', () => {
   it('explains variance as scikit-learn does', async () => {
     const { X, components, explained_variance, explained_variance_ratio } = fixture.pca;
-    const model = await fitPca(X, { components });
+    const model = await fitPca(rowMatrix(X), { components });
     model.explainedVariance.forEach((v, i) => expect(rel(v, explained_variance[i])).toBeLessThan(1e-6));
     model.explainedVarianceRatio.forEach((v, i) => expect(rel(v, explained_variance_ratio[i])).toBeLessThan(1e-6));
-    expect((await fitPca(X, { varianceTarget: explained_variance_ratio[0] + explained_variance_ratio[1] - 1e-9 })).components).toHaveLength(2);
+    expect((await fitPca(rowMatrix(X), { varianceTarget: explained_variance_ratio[0] + explained_variance_ratio[1] - 1e-9 })).components).toHaveLength(2);
   });
 
   it('projects rows onto unit axes whose scores have the explained variance, at sizes the fast paths split', async () => {
@@ -38,8 +39,8 @@ describe('PCA', () => {
     // the variance the fit reported.
     const rand = mulberry32(5);
     const rows = Array.from({ length: 8199 }, () => Array.from({ length: 13 }, (_, j) => (rand() - 0.5) * (j + 1) + 3));
-    const model = await fitPca(rows, { components: 9 });
-    const scores = await projectPca(model, rows);
+    const model = await fitPca(rowMatrix(rows), { components: 9 });
+    const scores = await projectPca(model, rowMatrix(rows));
     expect(scores).toHaveLength(9);
     scores.forEach((column, k) => {
       const naive = rows.map((r) => r.reduce((s, x, j) => s + (x - model.mean[j]) * model.components[k][j], 0));
