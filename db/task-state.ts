@@ -10,10 +10,13 @@ export const routedTasks = isNull(reviewTasks.goldLabelId);
 /** Open tasks: pending, or leased with a lease that ran out (on the database's clock). */
 export const claimable = or(eq(reviewTasks.status, 'pending'), and(eq(reviewTasks.status, 'leased'), sql`${reviewTasks.leaseExpiresAt} < now()`))!;
 
-/** Closes tasks (by id, or any condition): done now, no lease; `extra` sets more columns. */
+/** What closing a task sets: done now, no lease. */
+export const closedTask = { status: 'done' as const, completedAt: sql`now()`, leaseExpiresAt: null };
+
+/** Closes tasks (by id, or any condition); `extra` sets more columns. */
 export async function closeTasks(db: DbOrTx, which: string | SQL, extra: { adjudication?: 'needed' | null } = {}): Promise<void> {
   await db
     .update(reviewTasks)
-    .set({ status: 'done', completedAt: sql`now()`, leaseExpiresAt: null, ...extra })
+    .set({ ...closedTask, ...extra })
     .where(typeof which === 'string' ? eq(reviewTasks.id, which) : which);
 }

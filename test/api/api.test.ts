@@ -264,6 +264,39 @@ describe('review queue', () => {
       await submitDecision(handle.db, { taskId: task.id, userId: rows[0].reviewerId!, decision: 'accept' }, goldSettings(config)).then((r) => r.replayed),
     ).toBe(true);
   });
+
+  it('stores a correction of a held task with its boxes and closes the task; a retry replays it, a lapsed lease is refused', async () => {
+    // The one-statement answer (db/queue.ts answerOwnLease): what it stores must be what the
+    // transaction stores, and whatever it does not take must still be refused for its reason.
+    // The test before left a labelled task and an open one: closed, so these claims see only the new ones.
+    await handle.db.update(reviewTasks).set({ status: 'done' }).where(eq(reviewTasks.modelVersion, 'q'));
+    await seedTasks(2);
+    const claimOne = async (token: string) =>
+      (await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: json(token), body: JSON.stringify({ streamId: STREAM }) })).json()).task;
+    const boxes = [{ className: 'vehicle', x1: 0.2, y1: 0.2, x2: 0.4, y2: 0.5 }];
+    const correct = (taskId: string, token: string) =>
+      p.app.request(`/v1/tasks/${taskId}/submit`, { method: 'POST', headers: json(token), body: JSON.stringify({ decision: 'correct', boxes }) });
+    const first = await claimOne(p.tokens.reviewer);
+    expect((await correct(first.id, p.tokens.reviewer)).status).toBe(201);
+    const [label] = await handle.db.select().from(labels).where(eq(labels.taskId, first.id));
+    const [task] = await handle.db.select().from(reviewTasks).where(eq(reviewTasks.id, first.id));
+    expect(label).toMatchObject({ decision: 'correct', source: 'review', frameId: task.frameId, predictionId: task.predictionId, modelVersion: 'q' });
+    expect(label.boxes).toEqual(boxes);
+    expect(task).toMatchObject({ status: 'done', leaseExpiresAt: null });
+    expect(task.completedAt).not.toBeNull();
+    expect((await correct(first.id, p.tokens.reviewer)).status).toBe(200);
+    expect(await handle.db.select().from(labels).where(eq(labels.taskId, first.id))).toHaveLength(1);
+
+    const second = await claimOne(p.tokens.reviewer);
+    expect(second.id).not.toBe(first.id);
+    expect((await correct(second.id, p.tokens.reviewer2)).status).toBe(409);
+    await handle.db
+      .update(reviewTasks)
+      .set({ leaseExpiresAt: new Date(Date.now() - 1000) })
+      .where(eq(reviewTasks.id, second.id));
+    expect((await correct(second.id, p.tokens.reviewer)).status).toBe(410);
+    expect(await handle.db.select().from(labels).where(eq(labels.taskId, second.id))).toHaveLength(0);
+  });
 });
 
 describe('box assist', () => {
