@@ -13,7 +13,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { getVideo, insertSegments, markSegmentDone, setVideoStatus, videoSegmentsOf, type NewVideoSegment } from '../db/videos.ts';
 import { ffmpegPath, FfmpegError, run } from '../ingest/ffmpeg.ts';
 import { storeExtractedFrames, type IngestDeps } from '../ingest/ingest-frame.ts';
-import { scanPackets, type VideoProbe } from '../ingest/video-probe.ts';
+import { scanPackets, type PacketScan, type VideoProbe } from '../ingest/video-probe.ts';
 import { selectExpression, type Sampling } from '../ingest/video-sampling.ts';
 
 /** What ingesting a frame needs: a video's frames pass the checks uploads pass, and wake the loop. */
@@ -93,19 +93,37 @@ export function createVideoActivities(deps: VideoActivityDeps) {
           await Promise.all(copied.map((p) => fs.rm(p.file)));
           return segment(source, dir, input.segmentSeconds, true).catch((err) => failFor(err, 're-encoding to split'));
         });
+        const keyOf = (index: number) => `${video.storageKey.replace(/\.\w+$/, '')}/segments/${String(index).padStart(5, '0')}.mkv`;
+        // Each segment's packets are counted (ffprobe, mostly process start-up) and the segment
+        // stored, as many side by side as the machine has cores: one after another, this was
+        // most of the split's time.
+        const scans: PacketScan[] = new Array(parts.length);
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: Math.min(os.availableParallelism(), parts.length) }, async () => {
+            while (next < parts.length) {
+              const index = next++;
+              try {
+                scans[index] = await scanPackets(parts[index].file).catch((err) => failFor(err, `reading segment ${index}`));
+                await deps.store.putFile(keyOf(index), parts[index].file);
+              } catch (err) {
+                next = parts.length; // the others stop after the segment in hand
+                throw err;
+              }
+              heartbeat({ phase: 'storing segments', index });
+            }
+          }),
+        );
         const out: NewVideoSegment[] = [];
         let clockOrigin: number | null = null;
         let frameOffset = 0;
         let previousFrameSeconds: number | null = null;
         for (const [index, part] of parts.entries()) {
-          const packets = await scanPackets(part.file).catch((err) => failFor(err, `reading segment ${index}`));
-          const key = `${video.storageKey.replace(/\.\w+$/, '')}/segments/${String(index).padStart(5, '0')}.mkv`;
-          await deps.store.putFile(key, part.file);
-          out.push({ videoId: video.id, index, storageKey: key, startSeconds: part.start, endSeconds: part.end, frameOffset, previousFrameSeconds });
+          const packets = scans[index];
+          out.push({ videoId: video.id, index, storageKey: keyOf(index), startSeconds: part.start, endSeconds: part.end, frameOffset, previousFrameSeconds });
           frameOffset += packets.frames;
           if (packets.firstFrameSeconds !== null) clockOrigin = Math.min(clockOrigin ?? Infinity, packets.firstFrameSeconds);
           if (packets.lastFrameSeconds !== null) previousFrameSeconds = Math.max(previousFrameSeconds ?? -Infinity, packets.lastFrameSeconds);
-          heartbeat({ phase: 'storing segments', index });
         }
         return { rows: out, clockOrigin };
       });

@@ -74,10 +74,11 @@ async function submit(deps: SubmitVideoDeps, input: SubmitVideoInput): Promise<{
   }
   if (!(await getStream(deps.db, input.streamId))) throw new IngestError(`stream ${JSON.stringify(input.streamId)} does not exist`, 404, 'unknown_stream');
   const { size } = await fs.stat(input.file);
-  const probe = await inspectVideo(input.file, size, videoLimits(deps.config), input.sampling, input.mediaType);
+  // The hash is read while ffprobe checks the file: both read the whole file, and a refused
+  // video wastes only the hashing.
+  const [probe, hash] = await Promise.all([inspectVideo(input.file, size, videoLimits(deps.config), input.sampling, input.mediaType), hashFile(input.file)]);
   const startedAt = input.startedAt instanceof Date ? input.startedAt : new Date(input.startedAt.endedAt.getTime() - Math.round(probe.durationSeconds * 1000));
   if (Number.isNaN(startedAt.getTime())) throw new IngestError('startedAt must be an ISO 8601 time', 400, 'started_at');
-  const hash = await hashFile(input.file);
   const existing = await findVideoByHash(deps.db, input.streamId, hash);
   if (existing) {
     // Started again in case the process stopped between the row and the workflow; an already
