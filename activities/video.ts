@@ -99,21 +99,25 @@ export function createVideoActivities(deps: VideoActivityDeps) {
         // most of the split's time.
         const scans: PacketScan[] = new Array(parts.length);
         let next = 0;
-        await Promise.all(
+        // Every worker is awaited, failed or not, before the temporary folder goes: a failure
+        // stops the others after the segment in hand, and the first failure is the activity's.
+        const workers = await Promise.allSettled(
           Array.from({ length: Math.min(os.availableParallelism(), parts.length) }, async () => {
             while (next < parts.length) {
               const index = next++;
               try {
-                scans[index] = await scanPackets(parts[index].file).catch((err) => failFor(err, `reading segment ${index}`));
+                scans[index] = await scanPackets(parts[index].file, cancellation()).catch((err) => failFor(err, `reading segment ${index}`));
                 await deps.store.putFile(keyOf(index), parts[index].file);
               } catch (err) {
-                next = parts.length; // the others stop after the segment in hand
+                next = parts.length;
                 throw err;
               }
               heartbeat({ phase: 'storing segments', index });
             }
           }),
         );
+        const failed = workers.find((w) => w.status === 'rejected');
+        if (failed) throw failed.reason;
         const out: NewVideoSegment[] = [];
         let clockOrigin: number | null = null;
         let frameOffset = 0;

@@ -46,14 +46,16 @@ export async function claimNext(
 ): Promise<{ task: TaskRow; expired: boolean } | null> {
   // Leasing first: most claims come from reviewers who hold no lease, and the lease statement
   // refuses while they hold one, so a usual claim is one round trip. Only when it leases
-  // nothing is the reviewer's own lease looked up.
+  // nothing is the reviewer's own lease looked up. (Two claims by one reviewer at the same
+  // instant can each lease a task, as they could before: neither sees the other's uncommitted lease.)
   if (!args.offerGold) {
     const leased = await leaseOpenTask(db, args, 'any');
     if (leased) return leased;
   }
   const [own] = await db.select().from(reviewTasks).where(runningLeaseOf(reviewTasks, args.userId)).limit(1);
   if (own) return { task: own, expired: false };
-  if (!args.offerGold) return null;
+  // The lease that stopped the first statement ran out or was answered in between: try once more.
+  if (!args.offerGold) return leaseOpenTask(db, args, 'any');
   // A gold task the reviewer skipped or let lapse first, then a new one.
   const gold = (await leaseOpenTask(db, args, 'own gold')) ?? (await claimGoldTask(db, args));
   if (gold) return 'task' in gold ? gold : { task: gold, expired: false };
@@ -212,7 +214,7 @@ export async function submitDecision(
  * not. Five round trips (begin, lock, insert, close, commit) become one: on Postgres with 64
  * reviewers the client's share of each round trip was what limited claim+submit per second.
  */
-async function answerOwnLease(db: Db, args: { taskId: string; userId: string; decision: Decision; boxes?: LabelBox[] }): Promise<LabelRow | null> {
+export async function answerOwnLease(db: Db, args: { taskId: string; userId: string; decision: Decision; boxes?: LabelBox[] }): Promise<LabelRow | null> {
   if (args.boxes === undefined && args.decision === 'accept') return null;
   const boxes = args.boxes ?? [];
   if (args.decision === 'reject' && boxes.length > 0) return null;

@@ -1,7 +1,7 @@
 // The two steps of a drift check that scale with the window, X'X (PCA fit) and X W (projection
-// onto the components), run by onnxruntime: its multi-threaded matrix products in float64, off
-// the event loop. Hand-written JavaScript ran about 3.5 GFLOP/s on one thread: 900 ms for X'X
-// of 50,000 x 256, seven times scikit-learn's whole fit. onnxruntime is already the platform's
+// onto the components), run by onnxruntime: its multi-threaded matrix products in float64.
+// Hand-written JavaScript ran about 3.5 GFLOP/s on one thread: 900 ms for X'X of 50,000 x 256,
+// seven times scikit-learn's whole fit. onnxruntime is already the platform's
 // numeric engine, so this costs no new native dependency.
 import protobuf from 'protobufjs';
 import * as ort from 'onnxruntime-node';
@@ -110,15 +110,22 @@ const projectionModel = () =>
     { scores: ['n', 'k'] },
   );
 
-// Keyed by model and embedding width: a process sees one or two widths, so the map stays small.
+// Keyed by model (the cross-product's also by embedding width): a process sees one or two
+// widths, so the map stays small.
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
-/** One session per model and process, made on first use; onnxruntime sizes its threads to the cores. */
+/**
+ * One session per model and process, made on first use; onnxruntime sizes its threads to the
+ * cores. Its threads do not spin after a run (as the detector's do not, models/sessions.ts):
+ * they would hold cores the worker's other activities need. A failed creation is forgotten, so
+ * the next check tries again.
+ */
 function sessionFor(key: string, model: () => Uint8Array): Promise<ort.InferenceSession> {
   let session = sessions.get(key);
   if (!session) {
-    session = ort.InferenceSession.create(model());
+    session = ort.InferenceSession.create(model(), { interOpNumThreads: 1, extra: { session: { intra_op: { allow_spinning: '0' } } } });
     sessions.set(key, session);
+    session.catch(() => sessions.delete(key));
   }
   return session;
 }

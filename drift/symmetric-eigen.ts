@@ -25,8 +25,8 @@ interface Tridiagonal {
 }
 
 /** Q'AQ = T by n - 2 Householder reflections (Golub and Van Loan, algorithm 8.3.1); reads A's upper triangle. */
-function tridiagonalise(matrix: Float64Array, n: number): Tridiagonal {
-  const a = Float64Array.from(matrix);
+function tridiagonalise(matrix: Float64Array, n: number, scale: number): Tridiagonal {
+  const a = Float64Array.from(matrix, (v) => v / scale);
   const diagonal = new Float64Array(n);
   const offDiagonal = new Float64Array(n);
   const reflectors: Tridiagonal['reflectors'] = [];
@@ -250,7 +250,15 @@ function tridiagonalEigenvectors(t: Tridiagonal, values: Float64Array, k: number
  */
 export function symmetricEigen(matrix: Float64Array, n: number): SymmetricEigen {
   if (matrix.length !== n * n) throw new Error(`symmetricEigen: expected ${n * n} entries, got ${matrix.length}`);
-  const t = tridiagonalise(matrix, n);
+  // Worked on A / max|A|: inverse iteration divides by about eps ||T||, which overflows or
+  // underflows for entries far from 1 (a zero matrix: every vector is an eigenvector).
+  let scale = 0;
+  for (let i = 0; i < matrix.length; i++) scale = Math.max(scale, Math.abs(matrix[i]));
+  if (scale === 0) {
+    const unit = (j: number) => Float64Array.from({ length: n }, (_, i) => (i === j ? 1 : 0));
+    return { values: new Float64Array(n), vectors: (k) => Array.from({ length: Math.min(k, n) }, (_, j) => unit(j)) };
+  }
+  const t = tridiagonalise(matrix, n, scale);
   const values = tridiagonalEigenvalues(t.diagonal, t.offDiagonal).sort().reverse();
   const vectors = (k: number) => {
     const xs = tridiagonalEigenvectors(t, values, Math.min(k, n));
@@ -267,5 +275,5 @@ export function symmetricEigen(matrix: Float64Array, n: number): SymmetricEigen 
     }
     return xs;
   };
-  return { values, vectors };
+  return { values: values.map((v) => v * scale), vectors };
 }

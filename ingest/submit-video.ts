@@ -53,9 +53,9 @@ const videoLimits = (c: VideoConfig): VideoLimits => ({
   codecs: c.VIDEO_CODECS,
 });
 
-async function hashFile(file: string): Promise<string> {
+async function hashFile(file: string, signal: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(file, { signal })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
@@ -74,9 +74,15 @@ async function submit(deps: SubmitVideoDeps, input: SubmitVideoInput): Promise<{
   }
   if (!(await getStream(deps.db, input.streamId))) throw new IngestError(`stream ${JSON.stringify(input.streamId)} does not exist`, 404, 'unknown_stream');
   const { size } = await fs.stat(input.file);
-  // The hash is read while ffprobe checks the file: both read the whole file, and a refused
-  // video wastes only the hashing.
-  const [probe, hash] = await Promise.all([inspectVideo(input.file, size, videoLimits(deps.config), input.sampling, input.mediaType), hashFile(input.file)]);
+  // The hash is read while ffprobe checks the file (both read all of it); a refusal stops it.
+  const hashing = new AbortController();
+  const hashed = hashFile(input.file, hashing.signal);
+  hashed.catch(() => {}); // awaited below, or abandoned by a refusal
+  const probe = await inspectVideo(input.file, size, videoLimits(deps.config), input.sampling, input.mediaType).catch((err: unknown) => {
+    hashing.abort();
+    throw err;
+  });
+  const hash = await hashed;
   const startedAt = input.startedAt instanceof Date ? input.startedAt : new Date(input.startedAt.endedAt.getTime() - Math.round(probe.durationSeconds * 1000));
   if (Number.isNaN(startedAt.getTime())) throw new IngestError('startedAt must be an ISO 8601 time', 400, 'started_at');
   const existing = await findVideoByHash(deps.db, input.streamId, hash);

@@ -1,6 +1,7 @@
 // The HTTP API as clients use it: auth and roles, validation that names the field and stores
 // nothing, ingestion refusals, the review queue's leases under concurrency, and the OpenAPI
 // document covering every route.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { Hono } from 'hono';
 import { checkResponsesAgainstDocument } from '../helpers/contract.ts';
 import type { DbHandle } from '../../db/client.ts';
 import { config, goldSettings } from '../../config.ts';
-import { submitDecision } from '../../db/queue.ts';
+import { answerOwnLease, submitDecision } from '../../db/queue.ts';
 import { frames, labels, predictions, reviewTasks, samplingPolicies } from '../../db/schema.ts';
 import { scanDirectory } from '../../ingest/directory-source.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -270,7 +271,7 @@ describe('review queue', () => {
     // transaction stores, and whatever it does not take must still be refused for its reason.
     // The test before left a labelled task and an open one: closed, so these claims see only the new ones.
     await handle.db.update(reviewTasks).set({ status: 'done' }).where(eq(reviewTasks.modelVersion, 'q'));
-    await seedTasks(2);
+    await seedTasks(3);
     const claimOne = async (token: string) =>
       (await (await p.app.request('/v1/tasks/claim', { method: 'POST', headers: json(token), body: JSON.stringify({ streamId: STREAM }) })).json()).task;
     const boxes = [{ className: 'vehicle', x1: 0.2, y1: 0.2, x2: 0.4, y2: 0.5 }];
@@ -296,6 +297,15 @@ describe('review queue', () => {
       .where(eq(reviewTasks.id, second.id));
     expect((await correct(second.id, p.tokens.reviewer)).status).toBe(410);
     expect(await handle.db.select().from(labels).where(eq(labels.taskId, second.id))).toHaveLength(0);
+
+    // The one statement itself takes a held task (the transaction would store the same label, so
+    // the replies above cannot tell which path ran) and nothing else.
+    const third = await claimOne(p.tokens.reviewer);
+    const reviewerId = label.reviewerId!;
+    const answer = { taskId: third.id, userId: reviewerId, decision: 'correct' as const, boxes };
+    expect(await answerOwnLease(handle.db, { ...answer, userId: randomUUID() })).toBeNull(); // not the holder
+    expect(await answerOwnLease(handle.db, answer)).toMatchObject({ taskId: third.id, reviewerId, decision: 'correct', boxes });
+    expect(await answerOwnLease(handle.db, answer)).toBeNull(); // done: a retry is the transaction's to replay
   });
 });
 

@@ -34,9 +34,8 @@ describe('PCA', () => {
   });
 
   it('projects rows onto unit axes whose scores have the explained variance, at sizes the fast paths split', async () => {
-    // 9 components (one past the projection's pass of 8), 8,199 rows (two of the cross-product's
-    // runs of 4,096 and a partial third), a mean 3 times the spread: each projected column has
-    // the variance the fit reported.
+    // 9 components, 8,199 rows (two of onnxruntime's runs of 4,096 rows and a partial third),
+    // a mean 3 times the spread: each projected column has the variance the fit reported.
     const rand = mulberry32(5);
     const rows = Array.from({ length: 8199 }, () => Array.from({ length: 13 }, (_, j) => (rand() - 0.5) * (j + 1) + 3));
     const model = await fitPca(rowMatrix(rows), { components: 9 });

@@ -76,6 +76,19 @@ describe('symmetricEigen', () => {
     expectEigenpairs(two, 2, t.values, t.vectors(2));
   });
 
+  it('gives finite unit vectors for a zero matrix and for entries far from 1 (identical frames, tiny or huge spreads)', () => {
+    const zero = symmetricEigen(new Float64Array(9), 3);
+    expect(Array.from(zero.values)).toEqual([0, 0, 0]);
+    expectEigenpairs(new Float64Array(9), 3, zero.values, zero.vectors(3));
+    for (const scale of [1e-200, 1e200]) {
+      const spectrum = [5, 3, 3, 1, 0].map((v) => v * scale);
+      const { matrix } = withSpectrum(spectrum, 4);
+      const e = symmetricEigen(matrix, 5);
+      e.values.forEach((v, i) => expect(Math.abs(v - spectrum[i]) / (5 * scale)).toBeLessThan(1e-13));
+      expectEigenpairs(matrix, 5, e.values, e.vectors(5));
+    }
+  });
+
   it('refuses a matrix whose size does not match', () => {
     expect(() => symmetricEigen(new Float64Array(5), 2)).toThrow(/expected 4 entries, got 5/);
   });
