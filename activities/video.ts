@@ -29,6 +29,11 @@ const heartbeat = (details: unknown) => Context.current().heartbeat(details);
 // Frames stored per round of statements (one lookup, one insert) and per heartbeat.
 const STORE_BATCH = 32;
 const cancellation = () => Context.current().cancellationSignal;
+const exists = (file: string) =>
+  fs.access(file).then(
+    () => true,
+    () => false,
+  );
 
 async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -152,50 +157,93 @@ export function createVideoActivities(deps: VideoActivityDeps) {
       return withTempDir('video-frames-', async (dir) => {
         const times: number[] = [];
         const signal = cancellation();
-        await deps.store.withLocalFile(seg.storageKey, (source) =>
-          run(
-            ffmpegPath,
-            [
-              ...['-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin'],
-              // Keyframes only: the decoder skips every other frame instead of decoding and dropping it.
-              ...(sampling.mode === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
-              // -copyts: presentation times stay on the video's clock, which the sampling rules use.
-              ...['-copyts', '-i', source, '-map', '0:v:0'],
-              ...['-vf', `select='${expr}',showinfo=checksum=0`, '-fps_mode', 'passthrough', '-q:v', '2', '-f', 'image2', path.join(dir, '%08d.jpg')],
-            ],
-            {
-              signal,
-              // Decoder complaints at a segment's first frames (open GOPs) are not a failed video:
-              // the packets were all read at upload; only a failed run is.
-              tolerateErrors: true,
-              onStderrLine: (line) => {
-                const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+)/.exec(line) : null;
-                if (m) {
-                  times.push(Number(m[1]));
-                  heartbeat({ phase: 'decoding', frames: times.length });
-                }
+        // Frames with the same pixels (a still scene) are one frame of the stream: count ids.
+        const frameIds = new Set<string>();
+        let decoding = true;
+        let wake: (() => void) | null = null;
+        const notify = () => {
+          wake?.();
+          wake = null;
+        };
+        const fileOf = (k: number) => path.join(dir, `${String(k + 1).padStart(8, '0')}.jpg`);
+        const storeFrames = async (from: number, to: number) => {
+          const frames = await Promise.all(
+            times.slice(from, to).map(async (t, j) => ({
+              bytes: await fs.readFile(fileOf(from + j)),
+              capturedAt: new Date(video.startedAt.getTime() + Math.round((t - origin) * 1000)),
+            })),
+          );
+          for (const id of await storeExtractedFrames(deps, { streamId: video.streamId, cameraId: video.cameraId, frames })) frameIds.add(id);
+          heartbeat({ phase: 'storing', frames: to });
+        };
+        // Frames are stored while ffmpeg decodes the rest, a batch at a time: stored only after
+        // the decode, the segment's frames waited for its last one, and with one segment at a time
+        // the decoder sat idle while they were stored. With -atomic_writing a frame's file
+        // appears whole, and the muxer writes them in order, so once a batch's last file exists
+        // the whole batch is readable.
+        const storer = async () => {
+          let stored = 0;
+          for (;;) {
+            signal.throwIfAborted();
+            const end = stored + STORE_BATCH;
+            if (decoding && times.length >= end && (await exists(fileOf(end - 1)))) {
+              await storeFrames(stored, end);
+              stored = end;
+            } else if (decoding) {
+              await new Promise<void>((resolve) => (wake = resolve));
+            } else {
+              return stored;
+            }
+          }
+        };
+        const decode = deps.store
+          .withLocalFile(seg.storageKey, (source) =>
+            run(
+              ffmpegPath,
+              [
+                ...['-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin'],
+                // Keyframes only: the decoder skips every other frame instead of decoding and dropping it.
+                ...(sampling.mode === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
+                // -copyts: presentation times stay on the video's clock, which the sampling rules use.
+                ...['-copyts', '-i', source, '-map', '0:v:0'],
+                ...['-vf', `select='${expr}',showinfo=checksum=0`, '-fps_mode', 'passthrough', '-q:v', '2'],
+                ...['-f', 'image2', '-atomic_writing', '1', path.join(dir, '%08d.jpg')],
+              ],
+              {
+                signal,
+                // Decoder complaints at a segment's first frames (open GOPs) are not a failed video:
+                // the packets were all read at upload; only a failed run is.
+                tolerateErrors: true,
+                onStderrLine: (line) => {
+                  const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+)/.exec(line) : null;
+                  if (m) {
+                    times.push(Number(m[1]));
+                    heartbeat({ phase: 'decoding', frames: times.length });
+                    notify();
+                  }
+                },
               },
-            },
-          ).catch((err) => failFor(err, `decoding segment ${seg.index}`)),
-        );
-        const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort();
+            ),
+          )
+          .catch((err) => failFor(err, `decoding segment ${seg.index}`))
+          .finally(() => {
+            decoding = false;
+            notify();
+          });
+        // Both are awaited before the folder goes. A failed decode stores no more frames; those
+        // already stored stay, as after a crash, and a retry finds them by their hash.
+        const [decoded, storing] = await Promise.allSettled([decode, storer()]);
+        if (decoded.status === 'rejected') throw decoded.reason;
+        if (storing.status === 'rejected') throw storing.reason;
+        const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg'));
         if (files.length !== times.length) {
           throw ApplicationFailure.nonRetryable(`segment ${seg.index}: ffmpeg wrote ${files.length} frames but reported ${times.length}`, 'VideoUnreadable');
         }
-        // Frames with the same pixels (a still scene) are one frame of the stream: count ids.
-        const frameIds = new Set<string>();
-        for (let start = 0; start < files.length; start += STORE_BATCH) {
+        for (let start = storing.value; start < times.length; start += STORE_BATCH) {
           signal.throwIfAborted();
-          const batch = await Promise.all(
-            files.slice(start, start + STORE_BATCH).map(async (name, j) => ({
-              bytes: await fs.readFile(path.join(dir, name)),
-              capturedAt: new Date(video.startedAt.getTime() + Math.round((times[start + j] - origin) * 1000)),
-            })),
-          );
-          for (const id of await storeExtractedFrames(deps, { streamId: video.streamId, cameraId: video.cameraId, frames: batch })) frameIds.add(id);
-          heartbeat({ phase: 'storing', frames: start + batch.length });
+          await storeFrames(start, Math.min(start + STORE_BATCH, times.length));
         }
-        await markSegmentDone(deps.db, video.id, seg.index, files.length, frameIds.size);
+        await markSegmentDone(deps.db, video.id, seg.index, times.length, frameIds.size);
         // The first result wins: a retry after a crash past this point reads it back.
         const done = (await videoSegmentsOf(deps.db, input.videoId)).find((s) => s.index === input.index)!;
         return { index: seg.index, framesSampled: done.framesSampled ?? 0, framesStored: done.framesStored ?? 0 };
