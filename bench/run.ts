@@ -103,6 +103,7 @@ if (want('labels') && only.includes('summarise')) {
     seeds: listArg('seeds')?.map(Number) ?? opts.seeds,
     budgets: listArg('budgets')?.map(Number) ?? opts.budgets,
     policies: (listArg('policies') as typeof opts.policies | undefined) ?? opts.policies,
+    minFramePasses: Number(listArg('passes')?.[0] ?? opts.minFramePasses),
   };
   await benchLabelEfficiency(narrowed, resultsDir, quick ? 'label-efficiency-quick.json' : 'label-efficiency.json');
 }
