@@ -159,7 +159,7 @@ async function leaseOpenTask(
   args: { userId: string; streamId?: string; leaseSeconds: number },
   which: 'any' | 'own gold',
 ): Promise<{ task: TaskRow; expired: boolean } | null> {
-  const [claimed] = await leaseStatement(db, which, args.streamId !== undefined).execute({
+  const [claimed] = await leaseStatement(db, which, Boolean(args.streamId)).execute({
     userId: args.userId,
     leaseSeconds: args.leaseSeconds,
     streamId: args.streamId,
