@@ -29,7 +29,8 @@ interface LoadResult {
 
 /** autocannon's command line (JSON out) in a child process: POSTs `body` for `seconds`. */
 async function loadFromOwnProcess(url: string, connections: number, seconds: number, headers: Record<string, string>, body: string): Promise<LoadResult> {
-  const cli = createRequire(import.meta.url).resolve('autocannon');
+  const require = createRequire(import.meta.url);
+  const cli = require.resolve('autocannon');
   const args = [cli, '--json', '-m', 'POST', '-c', String(connections), '-d', String(seconds), '-b', body];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   const { stdout } = await promisify(execFile)(process.execPath, [...args, url], { maxBuffer: 16 << 20 });
