@@ -156,7 +156,9 @@ export function createVideoActivities(deps: VideoActivityDeps) {
       });
       return withTempDir('video-frames-', async (dir) => {
         const times: number[] = [];
-        const signal = cancellation();
+        // A failed store stops the decoder too, instead of letting it finish a segment no one stores.
+        const storeFailed = new AbortController();
+        const signal = AbortSignal.any([cancellation(), storeFailed.signal]);
         // Frames with the same pixels (a still scene) are one frame of the stream: count ids.
         const frameIds = new Set<string>();
         let decoding = true;
@@ -231,11 +233,20 @@ export function createVideoActivities(deps: VideoActivityDeps) {
             notify();
           });
         // Both are awaited before the folder goes. A failed decode stores no more frames; those
-        // already stored stay, as after a crash, and a retry finds them by their hash.
-        const [decoded, storing] = await Promise.allSettled([decode, storer()]);
-        if (decoded.status === 'rejected') throw decoded.reason;
+        // already stored stay, as after a crash, and a retry finds them by their hash. A failed
+        // store's error is the activity's (the decode it stopped fails only for that reason).
+        const [decoded, storing] = await Promise.allSettled([
+          decode,
+          storer().catch((err: unknown) => {
+            storeFailed.abort();
+            throw err;
+          }),
+        ]);
         if (storing.status === 'rejected') throw storing.reason;
+        if (decoded.status === 'rejected') throw decoded.reason;
         const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg'));
+        // ffmpeg logs each frame before it encodes it, so the counts agree unless ffmpeg broke; the
+        // frames stored while it decoded then stay, like a failed segment's.
         if (files.length !== times.length) {
           throw ApplicationFailure.nonRetryable(`segment ${seg.index}: ffmpeg wrote ${files.length} frames but reported ${times.length}`, 'VideoUnreadable');
         }

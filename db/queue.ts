@@ -81,11 +81,14 @@ function runningLeaseOf(tasks: typeof reviewTasks | typeof heldTasks, userId: st
 /** The same table under another name, for the "holds no lease" test inside the lease statement. */
 const heldTasks = alias(reviewTasks, 'held');
 
-// The statements every claim and answer runs, built once per database handle and prepared under
-// a name, so Postgres plans each once per connection. Planning was most of their cost to the
-// server (EXPLAIN ANALYZE on a 3,000-task stream: the lease statement planned in 0.40 ms and ran
-// in 0.06, the one-statement answer 0.14 and 0.04), and building them was much of the API
-// process's (drizzle assembles the SQL text on every call).
+// The statements every claim and answer runs, built once per top-level database handle (never a
+// transaction's: the statement would keep its connection) and prepared under a name, so each
+// connection parses them once and drizzle assembles their SQL once. The own-lease lookup and the
+// answer then run on Postgres's generic plan; the lease statement keeps getting a custom plan
+// each time (drizzle binds its LIMIT, and the generic plan's estimate without it loses). Measured
+// with the old and new code in turn on one machine, this took 64 reviewers from 270-283 to
+// 398-788 claim+submit/s (bench/results/queue.md). The status constants are literals, not bound
+// parameters, so a generic plan can still prove the partial indexes' predicates.
 const preparedStatements = new WeakMap<Db, Map<string, unknown>>();
 function preparedOnce<T>(db: Db, name: string, prepare: (name: string) => T): T {
   let ofDb = preparedStatements.get(db);

@@ -79,7 +79,8 @@ export async function videoIngest(input: VideoIngestInput): Promise<VideoIngestP
       : err instanceof ApplicationFailure || err instanceof Error
         ? ((err.cause as Error | undefined)?.message ?? err.message)
         : String(err);
-    // Frames of finished segments stay; the row says how far it got and why it stopped.
+    // Frames of finished segments stay, and those a failed segment stored before it failed
+    // (frames are stored while a segment decodes); the row says how far it got and why it stopped.
     await CancellationScope.nonCancellable(() => finishVideo({ videoId: input.videoId, status: progress.phase as 'failed' | 'cancelled', error }));
     show();
     throw err;
