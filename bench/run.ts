@@ -105,6 +105,7 @@ if (want('labels') && only.includes('summarise')) {
     policies: (listArg('policies') as typeof opts.policies | undefined) ?? opts.policies,
     minFramePasses: Number(listArg('passes')?.[0] ?? opts.minFramePasses),
   };
+  if (!(narrowed.minFramePasses > 0)) throw new Error(`passes= must be a positive number of frame passes, got ${listArg('passes')?.[0]}`);
   await benchLabelEfficiency(narrowed, resultsDir, quick ? 'label-efficiency-quick.json' : 'label-efficiency.json');
 }
 // `noise`: noisy reviewers against consensus and the gold filter (`noise quick`: one seed).
