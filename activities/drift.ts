@@ -138,6 +138,7 @@ export function createDriftActivities(deps: DriftDeps) {
         minEffect: settings.minEffect,
         classifierMinAuc: settings.classifierMinAuc,
         noveltyMinShare: settings.noveltyMinShare,
+        spreadMinRatio: settings.spreadMinRatio,
       };
 
       const test = async (

@@ -67,7 +67,7 @@ export const driftOperations = {
     method: 'put',
     path: '/v1/streams/{id}/drift-settings',
     summary:
-      'Set alpha, components, correction, minimum effects (KS, classifier AUC), window, interval, boost duration, labels a drift-started retraining waits for, or pin a reference window',
+      'Set alpha, components, correction, minimum effects (KS, classifier AUC, novel share, variance ratio), window, interval, boost duration, labels a drift-started retraining waits for, or pin a reference window',
     params: streamId,
     body: driftSettingsSchema,
     bodyName: 'invalid drift settings',

@@ -135,6 +135,7 @@ describe('hostile input', () => {
         'windowStride',
       ],
       ['alpha 0', put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ alpha: 0 })), 400, 'alpha'],
+      ['variance ratio below 1', put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ spreadMinRatio: 0.5 })), 400, 'spreadMinRatio'],
       [
         'pinned reference backwards',
         put(`/v1/streams/${STREAM}/drift-settings`, JSON.stringify({ pinnedReference: { from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' } })),
