@@ -21,7 +21,7 @@ import { ks2samp } from './ks.ts';
 import { noveltyTest } from './novelty-test.ts';
 import { fitPca, projectPca } from './pca.ts';
 import { rowMatrix } from './row-matrix.ts';
-import { spreadTest, type SpreadAxis } from './spread-test.ts';
+import { spreadTest, type SpreadBlock } from './spread-test.ts';
 
 export interface DriftSettings {
   alpha: number;
@@ -92,8 +92,8 @@ interface SpreadResult {
   adjustedP: number;
   significant: boolean;
   drifted: boolean;
-  /** The axes whose spread changed most (p-values adjusted for every axis tested). */
-  axes: SpreadAxis[];
+  /** The axes or pairs of axes whose spread changed most (p-values adjusted for every block tested). */
+  blocks: SpreadBlock[];
 }
 
 interface ComponentResult {
@@ -203,18 +203,18 @@ export async function driftReport(input: DriftInput, settings: DriftSettings = d
     drifted: noveltyAdjustedP < settings.alpha && novel.excessShare >= settings.noveltyMinShare,
     novelIndices: novel.novelIndices.slice(0, 20),
   };
-  const spreadRaw = spreadTest(ref, cur, pca.explainedVariance);
+  const spreadRaw = await spreadTest(ref, cur, pca.explainedVariance);
   const spreadAdjustedP = corrected(spreadRaw.pvalue, 'spread');
-  const bigEnough = (a: SpreadAxis) => Math.max(a.varianceRatio, 1 / a.varianceRatio) >= settings.spreadMinRatio;
-  const spreadAxes = spreadRaw.axes.map((a) => ({ ...a, adjustedP: corrected(a.adjustedP, 'spread') }));
-  const spreadDrifted = spreadAxes.filter((a) => a.adjustedP < settings.alpha && bigEnough(a));
+  const bigEnough = (a: SpreadBlock) => Math.max(a.varianceRatio, 1 / a.varianceRatio) >= settings.spreadMinRatio;
+  const spreadBlocks = spreadRaw.blocks.map((a) => ({ ...a, adjustedP: corrected(a.adjustedP, 'spread') }));
+  const spreadDrifted = spreadBlocks.filter((a) => a.adjustedP < settings.alpha && bigEnough(a));
   const spread: SpreadResult = {
     tested: spreadRaw.tested,
     pvalue: spreadRaw.pvalue,
     adjustedP: spreadAdjustedP,
     significant: spreadAdjustedP < settings.alpha,
     drifted: spreadDrifted.length > 0,
-    axes: spreadAxes,
+    blocks: spreadBlocks,
   };
   const drifted = components.filter((c) => c.drifted);
   const significantOnly = components.filter((c) => c.significant && !c.drifted);
@@ -229,11 +229,17 @@ export async function driftReport(input: DriftInput, settings: DriftSettings = d
       ? `${novelty.novel} of ${input.current.length} frames are unlike every reference frame (${share(novelty.excessShare)} of the window more than chance)`
       : '',
     spread.drifted
-      ? `the spread changed along ${spreadDrifted.map((a) => `pooled axis ${a.component} (variance x${a.varianceRatio.toPrecision(2)})`).join(', ')}`
+      ? `the spread changed along ${spreadDrifted
+          .slice(0, 3)
+          .map(
+            (a) =>
+              `${a.components.length > 1 ? 'a direction in the plane of pooled axes' : 'pooled axis'} ${a.components.join(' and ')} (variance x${a.varianceRatio.toPrecision(2)})`,
+          )
+          .join(', ')}`
       : '',
   ].filter(Boolean);
-  const largestSpread = spread.axes.length ? spread.axes[0].varianceRatio : 1;
-  const measures = `largest CDF gap ${maxStatistic.toFixed(3)}, classifier AUC ${classifier.auc.toFixed(3)}, novel frames ${share(Math.max(0, novelty.excessShare))} over chance, variance x${largestSpread.toPrecision(2)} along the most changed axis`;
+  const largestSpread = spread.blocks.length ? spread.blocks[0].varianceRatio : 1;
+  const measures = `largest CDF gap ${maxStatistic.toFixed(3)}, classifier AUC ${classifier.auc.toFixed(3)}, novel frames ${share(Math.max(0, novelty.excessShare))} over chance, variance x${largestSpread.toPrecision(2)} along the most changed direction`;
   const summary = findings.length
     ? `drift: ${findings.join('; ')}; corrected p ${minAdjustedP.toExponential(2)}`
     : significantOnly.length || classifier.significant || novelty.significant || spread.significant
