@@ -145,8 +145,8 @@ export async function benchDrift() {
   ];
   for (const [name, make] of synthetic) await powerRow(name, (w) => ({ reference, current: make(rand, w) }));
   // The most a test could do on the variance shift at window 200: one test along the very axis
-  // changed, known in advance (log ratio of mean squares about the pooled mean, standard error
-  // from the pooled kurtosis, as the spread test computes per axis), at the spread family's share
+  // changed, known in advance (log ratio of mean squares about the pooled mean, its standard
+  // error from the pooled kurtosis: a z test that needs no relabelling), at the spread family's share
   // of alpha (0.05 / 6, two-sided: |z| > 2.638). The axis is the reference's own 21st, chosen by
   // its 200 frames' own noise, so they spread more along it than the pool does, and a window's
   // doubled variance is less than double the reference's: the ratio is reported too.

@@ -33,9 +33,8 @@ export interface DriftSettings {
   classifierMinAuc: number;
   /** Smallest share of novel frames, beyond the share chance gives, that counts as drift. */
   noveltyMinShare: number;
-  /** Smallest change of variance along a pooled axis that counts as drift (1.3: 30% more, or a
-   * quarter less). A pooled axis sees a diluted change: a doubling along a direction no single
-   * axis matches shows as 1.5-1.7 on the axis nearest to it. */
+  /** Smallest change of variance that counts as drift, along the most changed direction of a
+   * pooled axis or a plane of two (1.3: 30% more, or a quarter less). */
   spreadMinRatio: number;
 }
 
@@ -161,6 +160,13 @@ export async function driftReport(input: DriftInput, settings: DriftSettings = d
   // (on synthetic 128-d embeddings, 58% false alarms at 300 vs 120 frames; 7% fitted on both).
   // Pooling treats the two windows alike, so under no drift the KS tests keep their level.
   const pooled = rowMatrix([...input.reference, ...input.current]);
+  // A NaN would make every PCA score NaN, and the tests' answers meaningless (KS on NaN never ends).
+  const bad = pooled.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    const row = Math.floor(bad / pooled.cols);
+    const [window, index] = row < input.reference.length ? ['reference', row] : ['current', row - input.reference.length];
+    throw new Error(`the ${window} window's embedding ${index} holds a non-finite value (${pooled.data[bad]}) at dimension ${bad % pooled.cols}`);
+  }
   // Every axis: KS tests the top ones, the spread test all of them.
   const pca = await fitPca(pooled);
   const nRef = input.reference.length;

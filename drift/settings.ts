@@ -17,9 +17,8 @@ export const driftSettingsSchema = z
     classifierMinAuc: z.number().min(0.5).max(1).default(0.55),
     /** Smallest share of the window, beyond chance, of frames unlike every reference frame that counts as drift. */
     noveltyMinShare: z.number().min(0).max(1).default(0.02),
-    /** Smallest change of variance along a principal axis of both windows that counts as drift
-     * (1.3: 30% more, or a quarter less; a doubling along a direction no axis matches shows as
-     * 1.5-1.7 on the nearest axis). */
+    /** Smallest change of variance that counts as drift, along the most changed direction of a
+     * principal axis of both windows or a plane of two (1.3: 30% more, or a quarter less). */
     spreadMinRatio: z.number().min(1).max(100).default(1.3),
     /** Frames in the current window (the latest scored). */
     windowSize: z.number().int().min(20).max(20_000).default(200),
