@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifierTest, mannWhitneyGreater } from '../../drift/classifier-test.ts';
 import { driftReport } from '../../drift/report.ts';
-import { gaussian, mulberry32 } from '../helpers/random.ts';
+import { gaussian, mulberry32, scaledGaussianRows } from '../helpers/random.ts';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
@@ -29,14 +29,7 @@ describe('classifier two-sample test', () => {
   // dimensions carry almost nothing, so the top principal components never look at them.
   const d = 48;
   const scale = Array.from({ length: d }, (_, j) => Math.exp(-j / 6));
-  const window = (n: number, seed: number, change: (v: number[]) => void = () => {}) => {
-    const g = gaussian(mulberry32(seed));
-    return Array.from({ length: n }, () => {
-      const v = scale.map((s) => g() * s);
-      change(v);
-      return v;
-    });
-  };
+  const window = (n: number, seed: number, change?: (v: number[]) => void) => scaledGaussianRows(scale, n, seed, change);
   const reference = window(2000, 1);
 
   it('keeps its level: over 30 windows of an unchanged stream, the report raises at most the rate alpha allows', async () => {

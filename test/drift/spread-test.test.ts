@@ -6,20 +6,13 @@ import { fitPca, projectPca } from '../../drift/pca.ts';
 import { driftReport } from '../../drift/report.ts';
 import { rowMatrix } from '../../drift/row-matrix.ts';
 import { spreadTest } from '../../drift/spread-test.ts';
-import { gaussian, mulberry32 } from '../helpers/random.ts';
+import { gaussian, mulberry32, scaledGaussianRows } from '../helpers/random.ts';
 
 // Embeddings whose variance decays along the dimensions to a floor, as a detector's do: the
 // low-variance dimensions have nearly equal variances.
 const d = 48;
 const scale = Array.from({ length: d }, (_, j) => Math.exp(-j / 6) + 0.05);
-const window = (n: number, seed: number, change: (v: number[]) => void = () => {}) => {
-  const g = gaussian(mulberry32(seed));
-  return Array.from({ length: n }, () => {
-    const v = scale.map((s) => g() * s);
-    change(v);
-    return v;
-  });
-};
+const window = (n: number, seed: number, change?: (v: number[]) => void) => scaledGaussianRows(scale, n, seed, change);
 
 /** The spread test as the report runs it: on the scores of the PCA fitted on both windows. */
 async function pooledSpread(reference: number[][], current: number[][], permutations = 199) {
