@@ -80,7 +80,7 @@ function evenlySpaced(column: ArrayLike<number>, max: number): ArrayLike<number>
  * windows' 2 x 2 covariances C and R. A reference without spread in some direction gives
  * infinity, a window without spread 0.
  */
-export function planeRatio(c11: number, c22: number, c12: number, r11: number, r22: number, r12: number): number {
+function planeRatio(c11: number, c22: number, c12: number, r11: number, r22: number, r12: number): number {
   const a = r11 * r22 - r12 * r12;
   if (!(a > 1e-12 * r11 * r22)) return c11 + c22 > 0 ? Infinity : 1;
   const b = c11 * r22 + c22 * r11 - 2 * c12 * r12;
