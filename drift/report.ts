@@ -9,12 +9,12 @@
 //   novelty     more frames unlike every reference frame than chance allows
 //               (drift/novelty-test.ts): a new kind of scene in a few percent of the window,
 //               too few frames to move a distribution;
-//   spread      a change of variance along any of the pooled principal axes
+//   spread      a change of variance along a pooled principal axis or in the plane of two
 //               (drift/spread-test.ts): a low-variance direction that widens, two dimensions
 //               that start to move together.
 // A finding counts as drift only when it is significant after correction AND reaches its minimum
-// effect size (a KS statistic, an AUC, a share of novel frames, a variance ratio): with large windows every tiny
-// shift becomes significant, and an alert nobody can act on is noise.
+// effect size (a KS statistic, an AUC, a share of novel frames, a variance ratio): with large
+// windows every tiny shift becomes significant, and an alert nobody can act on is noise.
 import { classifierTest, type ClassifierFeature } from './classifier-test.ts';
 import { correct, type Correction } from './corrections.ts';
 import { ks2samp } from './ks.ts';
