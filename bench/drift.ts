@@ -121,10 +121,11 @@ export async function benchDrift() {
   const sd = (v: Float64Array) => Math.sqrt(clear.reduce((acc, e) => acc + along(e, v) ** 2, 0) / (clear.length - 1));
   const [sa, sb] = [sd(va), sd(vb)];
   const moved = (e: number[], v: Float64Array, by: number) => e.map((x, j) => x + by * v[j]);
+  // Variance doubled: the coordinate along the axis scaled by sqrt(2) about the mean.
+  const doubledVariance = (r: () => number, w: number) => sample(clear, w, r).map((e) => moved(e, va, (Math.SQRT2 - 1) * along(e, va)));
   const synthetic: [string, (rand: () => number, w: number) => number[][]][] = [
     ['mean +1 sd along a low-variance axis', (r, w) => sample(clear, w, r).map((e) => moved(e, va, sa))],
-    // Variance doubled: the coordinate along the axis scaled by sqrt(2) about the mean.
-    ['variance x2 along a low-variance axis', (r, w) => sample(clear, w, r).map((e) => moved(e, va, (Math.SQRT2 - 1) * along(e, va)))],
+    ['variance x2 along a low-variance axis', doubledVariance],
     // Two uncorrelated low-variance coordinates made correlated (0.8), each keeping its variance.
     [
       'correlation 0 -> 0.8 between two low-variance axes',
@@ -153,7 +154,7 @@ export async function benchDrift() {
   const oracle = { ratios: [] as number[], found: 0 };
   const refAlong = reference.map((e) => along(e, va));
   for (let t = 0; t < trials; t++) {
-    const cur = synthetic[1][1](rand, 200).map((e) => along(e, va));
+    const cur = doubledVariance(rand, 200).map((e) => along(e, va));
     const all = [...refAlong, ...cur];
     const mu = all.reduce((a, x) => a + x, 0) / all.length;
     const meanSquare = (xs: number[]) => xs.reduce((a, x) => a + (x - mu) ** 2, 0) / xs.length;
@@ -192,18 +193,23 @@ export async function benchDrift() {
     ],
   );
 
-  // One check's time: the whole report (all four families) on windows of 1,000 x 128, which must
-  // finish well inside the check interval (5 minutes by default).
-  const checkMs = async (input: { reference: number[][]; current: number[][] }) => {
-    await driftReport(input);
+  // Timings here and in Python: one warm-up run (JIT, onnxruntime sessions; BLAS threads), then
+  // the median of RUNS, so one slow run on a shared machine does not decide a figure.
+  const RUNS = 5;
+  const medianMs = async (step: () => unknown) => {
+    await step();
     const ms: number[] = [];
-    for (let r = 0; r < 5; r++) {
+    for (let r = 0; r < RUNS; r++) {
       const t = performance.now();
-      await driftReport(input);
+      await step();
       ms.push(performance.now() - t);
     }
     return summarize(ms).p50;
   };
+
+  // One check's time: the whole report (all four families) on windows of 1,000 x 128, which must
+  // finish well inside the check interval (5 minutes by default).
+  const checkMs = (input: { reference: number[][]; current: number[][] }) => medianMs(() => driftReport(input));
   const clearRows = embeddingsOf(pools.clear);
   table(
     'One drift check (all four families), median of 5 runs after a warm-up, ms',
@@ -229,19 +235,6 @@ export async function benchDrift() {
   const X = rowMatrix(rowsX);
   const copyMs = performance.now() - t;
   const W = rowMatrix(rowsW);
-  // Both sides: one warm-up run (JIT, onnxruntime sessions; BLAS threads), then the median of
-  // RUNS, so one slow run on a shared machine does not decide the ratio.
-  const RUNS = 5;
-  const medianMs = async (step: () => unknown) => {
-    await step();
-    const ms: number[] = [];
-    for (let r = 0; r < RUNS; r++) {
-      const t = performance.now();
-      await step();
-      ms.push(performance.now() - t);
-    }
-    return summarize(ms).p50;
-  };
   const pca = await fitPca(X, { components: 8 });
   const fitMs = await medianMs(() => fitPca(X, { components: 8 }));
   const projectAndTest = async () => {
