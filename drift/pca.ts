@@ -26,7 +26,7 @@ export async function fitPca(x: RowMatrix, opts: { components?: number; variance
   const mean = sums.map((s) => s / n);
   const covariance = new Float64Array(d * d);
   for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) covariance[a * d + b] = (gram[a * d + b] - n * mean[a] * mean[b]) / (n - 1);
-  const eigen = symmetricEigen(covariance, d);
+  const eigen = await symmetricEigen(covariance, d);
   const values = eigen.values.map((v) => Math.max(v, 0));
   const total = values.reduce((s, v) => s + v, 0);
   let k = Math.min(opts.components ?? d, d, n - 1);
