@@ -326,7 +326,7 @@ export async function symmetricEigen(matrix: Float64Array, n: number): Promise<S
   // Worked on A / max|A|: inverse iteration divides by about eps ||T||, which overflows or
   // underflows for entries far from 1 (a zero matrix: every vector is an eigenvector).
   let scale = 0;
-  for (let i = 0; i < matrix.length; i++) scale = Math.max(scale, Math.abs(matrix[i]));
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) scale = Math.max(scale, Math.abs(matrix[i * n + j]));
   if (scale === 0) {
     const unit = (j: number) => Float64Array.from({ length: n }, (_, i) => (i === j ? 1 : 0));
     return { values: new Float64Array(n), vectors: (k) => Array.from({ length: Math.min(k, n) }, (_, j) => unit(j)) };
