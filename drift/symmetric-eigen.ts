@@ -54,7 +54,7 @@ async function tridiagonalise(matrix: Float64Array, n: number, scale: number): P
   const u = new Float64Array(n);
   for (let k0 = 0; k0 < n - 2; k0 += PANEL) {
     const b = Math.min(PANEL, n - 2 - k0);
-    // Row t of V and W: step k0 + t's v and w by the matrix's coordinates (0 up to k0 + t).
+    // Row t of V and W: step k0 + t's v and w by the matrix's coordinates (zero at 0..k0 + t).
     const V = new Float64Array(b * n);
     const W = new Float64Array(b * n);
     for (let t = 0; t < b; t++) {
@@ -68,15 +68,18 @@ async function tridiagonalise(matrix: Float64Array, n: number, scale: number): P
         for (let j = k; j < n; j++) a[row + j] -= vk * W[s * n + j] + wk * V[s * n + j];
       }
       diagonal[k] = a[row + k];
-      let normSq = 0;
-      for (let j = k + 1; j < n; j++) normSq += a[row + j] * a[row + j];
       const x0 = a[row + k + 1];
-      if (normSq - x0 * x0 <= 0) {
+      // The tail below the subdiagonal summed on its own, as LAPACK's dlarfg does: from the
+      // whole norm less x0^2, a tail under 1e-8 |x0| cancels to 0 and would be thrown away.
+      let tailSq = 0;
+      for (let j = k + 2; j < n; j++) tailSq += a[row + j] * a[row + j];
+      if (tailSq === 0) {
         // Already tridiagonal in this column: the identity (its rows of V and W stay 0).
         offDiagonal[k] = x0;
         reflectors.push({ v: new Float64Array(m), beta: 0 });
         continue;
       }
+      const normSq = x0 * x0 + tailSq;
       const alpha = x0 > 0 ? -Math.sqrt(normSq) : Math.sqrt(normSq);
       const v = a.slice(row + k + 1, row + n);
       v[0] = x0 - alpha;

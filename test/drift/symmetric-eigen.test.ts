@@ -96,6 +96,24 @@ describe('symmetricEigen', async () => {
     }
   });
 
+  it('keeps entries far smaller than the subdiagonal, which a norm less x0^2 would cancel', async () => {
+    // Tridiagonal but for two entries about 1e-9 of the subdiagonal: dropping them moves the
+    // eigenpairs by about that much, far beyond the residuals asked for.
+    const n = 20;
+    const matrix = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      matrix[i * n + i] = i + 1;
+      if (i + 1 < n) matrix[i * n + i + 1] = matrix[(i + 1) * n + i] = 0.5;
+    }
+    for (const [i, j, x] of [
+      [0, 2, 1e-9],
+      [5, 9, 3e-9],
+    ])
+      matrix[i * n + j] = matrix[j * n + i] = x;
+    const eigen = await symmetricEigen(matrix, n);
+    expectEigenpairs(matrix, n, eigen.values, eigen.vectors(n));
+  });
+
   it('handles a rank-deficient matrix, an already diagonal one and the smallest sizes', async () => {
     const low = withSpectrum([9, 4, 0, 0, 0, 0, 0], 3);
     const e = await symmetricEigen(low.matrix, 7);
