@@ -173,7 +173,8 @@ function platformPicks(
       picked.push(Number(frameId));
       pickedEmbeddings.push(batch.find((f) => f.frameId === frameId)!.embedding);
     }
-    for (const f of batch) history.push(selections.get(f.frameId)!.value);
+    // As the scoring activity stores them: a near-duplicate is no candidate, so no part of the bar.
+    for (const s of selections.values()) if (!s.nearDuplicate) history.push(s.value);
   }
   return picked;
 }

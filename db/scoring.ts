@@ -292,7 +292,7 @@ export async function persistScoredBatch(
             cameraId: f.cameraId,
             numDetections: f.detections.length,
             embedding: f.embedding,
-            selectionValue: f.labelled ? null : (f.selection?.value ?? null),
+            selectionValue: f.labelled || f.selection?.nearDuplicate ? null : (f.selection?.value ?? null),
             selection: f.selection ?? null,
           })),
         )

@@ -21,7 +21,8 @@ export const samplingPolicySchema = z
     /** Which uncertain frames a person sees: `ranked` (the most uncertain and novel, paced so the
      * daily budget lasts the day) or `band` (every one, in arrival order, until the budget is spent). */
     selection: z.enum(['ranked', 'band']).default('ranked'),
-    /** ranked: the threshold is the quantile of this many recent frames' values that the budget allows. */
+    /** ranked: the threshold is the quantile of this many recent frames' values that the budget allows
+     * (near-duplicates of queued frames are no candidates and are left out). */
     pacingWindow: z.number().int().min(50).max(100_000).default(2000),
     /** ranked: until this many frames have values, uncertain frames are sampled at the budget's rate. */
     pacingWarmup: z.number().int().min(1).max(100_000).default(100),

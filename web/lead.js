@@ -26,7 +26,13 @@ const FIELDS = [
     nullable: true,
     help: 'tasks this stream may send to people per UTC day',
   },
-  { field: 'pacingWindow', label: 'pacing window', type: 'number', step: '1', help: 'ranked: the bar is set among this many recent frames' },
+  {
+    field: 'pacingWindow',
+    label: 'pacing window',
+    type: 'number',
+    step: '1',
+    help: 'ranked: the bar is set among this many recent frames (near-duplicates left out)',
+  },
   {
     field: 'pacingWarmup',
     label: 'pacing warm-up',

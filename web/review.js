@@ -136,7 +136,7 @@ function render() {
         <dt>camera</dt><dd>${escapeHtml(frame.cameraId)}</dd>
         <dt>captured</dt><dd>${escapeHtml(new Date(frame.capturedAt).toLocaleString())}</dd>
         <dt>routed by</dt><dd>${escapeHtml(task.reason)} · policy v${task.policyVersion} · band ${band}</dd>
-        ${task.selection ? `<dt>why this frame</dt><dd class="selection">uncertainty ${task.selection.uncertainty.toFixed(2)} × novelty ${task.selection.novelty.toFixed(3)} = ${task.selection.value.toFixed(4)}${task.selection.threshold === null ? ' (sampled while the stream warms up)' : ` ≥ bar ${task.selection.threshold.toFixed(4)}`}</dd>` : ''}
+        ${task.selection ? `<dt>why this frame</dt><dd class="selection">${task.reason === 'novel' ? 'drawn uncertainty' : 'uncertainty'} ${task.selection.uncertainty.toFixed(2)} × novelty ${task.selection.novelty.toFixed(3)} = ${task.selection.value.toFixed(4)}${task.selection.threshold === null ? ' (sampled while the stream warms up)' : ` ≥ bar ${task.selection.threshold.toFixed(4)}`}</dd>` : ''}
         <dt>under review</dt><dd>${task.className ? `${escapeHtml(task.className)} ${(task.score ?? 0).toFixed(2)}` : task.reason === 'novel' ? 'whole frame (unlike anything the model knows)' : 'whole frame (random sample)'}</dd>
         <dt>model</dt><dd>${escapeHtml(task.modelVersion)}</dd>
       </dl>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { binaryEntropy, routeBatch as route, type RoutableFrame, type RoutingContext } from '../../policies/route.ts';
+import { binaryEntropy, cosineDistance, routeBatch as route, stableUniform, type RoutableFrame, type RoutingContext } from '../../policies/route.ts';
 import { pacedThreshold, targetRate } from '../../policies/pacing.ts';
 import { defaultSamplingPolicy, samplingPolicySchema } from '../../policies/sampling-policy.ts';
 
@@ -123,7 +123,7 @@ describe('ranked selection', () => {
     ]);
     const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.1, targetRate: 0.05 } }), 1);
     expect(tasks.map((t) => t.frameId)).toEqual(['f1']);
-    expect(tasks[0].selection).toEqual({ uncertainty: 1, novelty: 0.4, value: 0.4, threshold: 0.1, targetRate: 0.05 });
+    expect(tasks[0].selection).toEqual({ uncertainty: 1, novelty: 0.4, value: 0.4, threshold: 0.1, targetRate: 0.05, nearDuplicate: false });
     expect(selections.get('f2')!.value).toBeLessThan(0.1);
     expect(selections.get('f3')!.value).toBe(0);
     // The band selection sends both uncertain frames, whatever their novelty.
@@ -142,19 +142,40 @@ describe('ranked selection', () => {
       ['n2', { queued: null, reference: 0.01 }],
       ['n3', { queued: null, reference: 0.03 }],
     ]);
-    const pacing = { threshold: 0.2, targetRate: 0.05 };
+    // Its uncertainty is a per-frame draw of up to one bit, the same on every retry.
+    const drawn = stableUniform('n1', 'novel:1');
+    const pacing = { threshold: (drawn * 0.4) / 2, targetRate: 0.05 };
     const { tasks, selections } = route(frames, ctx({ policy: ranked, distances, pacing }), 1);
     expect(tasks.map((t) => [t.frameId, t.reason, t.rank])).toEqual([['n1', 'novel', null]]);
-    expect(tasks[0].selection).toMatchObject({ uncertainty: 1, novelty: 0.4, value: 0.4 });
+    expect(tasks[0].selection).toMatchObject({ uncertainty: drawn, novelty: 0.4, value: drawn * 0.4 });
     expect(selections.get('n3')!.value).toBe(0);
     // Night frames queued already do not make the next one less of a blind spot, even when the
     // model's embedding puts them within the near-duplicate distance.
     const queuedNight = new Map([['n1', { queued: 0.0001, reference: 0.4 }]]);
     expect(route([frames[0]], ctx({ policy: ranked, distances: queuedNight, pacing }), 1).tasks.map((t) => t.reason)).toEqual(['novel']);
     // Below the bar, or under the band selection, or with the setting off: not sent.
-    expect(route(frames, ctx({ policy: ranked, distances, pacing: { threshold: 0.5, targetRate: 0.05 } }), 1).tasks).toEqual([]);
+    expect(route(frames, ctx({ policy: ranked, distances, pacing: { threshold: drawn * 0.4 + 1e-9, targetRate: 0.05 } }), 1).tasks).toEqual([]);
     expect(route(frames, ctx({ policy: { ...ranked, selection: 'band' }, distances, pacing }), 1).tasks).toEqual([]);
     expect(route(frames, ctx({ policy: { ...ranked, novelFrameDistance: 0 }, distances, pacing }), 1).tasks).toEqual([]);
+  });
+
+  it('spreads novel picks over the scenes a blind model cannot tell apart, as random sampling would', () => {
+    // 100 dark scenes of 4 frames: each scene a hair farther from the references than the last
+    // (as a day model sees night), its frames closer still. The bar lets a quarter of the values
+    // through. With one bit each, the bar would take the 25 farthest scenes whole.
+    const frames = Array.from({ length: 400 }, (_, i) => frame(`s${Math.floor(i / 4)}-${i % 4}`, [], 'c', scattered(i)));
+    const distances = new Map(frames.map((f, i) => [f.frameId, { queued: null, reference: 0.33 + Math.floor(i / 4) * 0.0005 + (i % 4) * 0.00001 }]));
+    const values = [...route(frames, ctx({ policy: ranked, distances }), 1).selections.values()].map((s) => s.value).sort((a, b) => b - a);
+    const pacing = { threshold: values[99], targetRate: 0.25 };
+    const run = () => route(frames, ctx({ policy: ranked, distances, pacing }), 1).tasks;
+    const picks = run();
+    const scenes = new Set(picks.map((t) => t.frameId.split('-')[0]));
+    expect(picks).toHaveLength(100);
+    // Drawing 100 of 400 frames at random touches ~68 of 100 scenes.
+    expect(scenes.size).toBeGreaterThan(55);
+    // The nearer half of the scenes still gets a fair share of the picks.
+    expect(picks.filter((t) => Number(t.frameId.slice(1).split('-')[0]) < 50).length).toBeGreaterThan(30);
+    expect(run()).toEqual(picks);
   });
 
   it('measures novelty against what the model learned from, not against frames queued today', () => {
@@ -172,7 +193,11 @@ describe('ranked selection', () => {
     // A near-duplicate of a queued frame is still skipped, and with no references the frame is
     // compared with what was queued.
     const copy = new Map([['cam2', { queued: 0.0005, reference: 0.05 }]]);
-    expect(route([frames[0]], ctx({ policy: ranked, distances: copy, pacing: { threshold: 0.03, targetRate: 0.05 } }), 1).tasks).toEqual([]);
+    const copied = route([frames[0]], ctx({ policy: ranked, distances: copy, pacing: { threshold: 0.03, targetRate: 0.05 } }), 1);
+    expect(copied.tasks).toEqual([]);
+    // It is flagged, so its value is left out of the values the bar is paced on.
+    expect(copied.selections.get('cam2')!.nearDuplicate).toBe(true);
+    expect(selections.get('cam2')!.nearDuplicate).toBe(false);
     const noRefs = new Map([['cam2', { queued: 0.3, reference: null }]]);
     expect(route([frames[0]], ctx({ policy: ranked, distances: noRefs }), 1).selections.get('cam2')!.novelty).toBe(0.3);
   });
@@ -205,6 +230,51 @@ describe('ranked selection', () => {
 });
 
 describe('budget pacing', () => {
+  it('spends a daily budget across the day when the bar is paced on candidates only, near-duplicates left out', () => {
+    // A day of 2,000 frames with a budget of 40 (2%). Every tenth frame is a copy of one scene the
+    // model is unsure of, valued above everything else; once one is queued the rest are
+    // near-duplicates. The others are uncertain frames of varied value.
+    const policy = samplingPolicySchema.parse({ randomRate: 0, dailyBudget: 40 });
+    const copy = Array.from({ length: 16 }, (_, k) => (k === 0 ? 1 : 0));
+    const unit = (i: number, k: number) => Math.abs((Math.sin((i + 1) * k * 12.9898) * 43758.5453) % 1);
+    const frames = Array.from({ length: 2000 }, (_, i) =>
+      i % 10 === 0 ? frame(`f${i}`, [['vehicle', 0.45]], 'c', copy) : frame(`f${i}`, [['vehicle', 0.3 + 0.3 * unit(i, 1)]], 'c', scattered(i)),
+    );
+    const reference = (i: number) => (i % 10 === 0 ? 0.5 : 0.01 + 0.04 * unit(i, 2));
+    const day = (paceOn: (s: { nearDuplicate: boolean }) => boolean) => {
+      const picked: number[] = [];
+      const queued: number[][] = [];
+      const history: number[] = [];
+      for (let i = 0; i < frames.length; i += 16) {
+        const batch = frames.slice(i, i + 16);
+        const distances = new Map(
+          batch.map((f, k) => [
+            f.frameId,
+            { queued: queued.length ? Math.min(...queued.map((e) => cosineDistance(e, f.embedding))) : null, reference: reference(i + k) },
+          ]),
+        );
+        const rate = targetRate(40 - picked.length, frames.length - i);
+        const pacing = { threshold: pacedThreshold(history.slice(-policy.pacingWindow), rate, policy.pacingWarmup), targetRate: rate };
+        const { tasks, selections } = route(batch, ctx({ policy, budgetRemaining: 40 - picked.length, distances, pacing }), 1);
+        for (const t of tasks) {
+          picked.push(Number(t.frameId.slice(1)));
+          queued.push(batch.find((f) => f.frameId === t.frameId)!.embedding as number[]);
+        }
+        for (const s of selections.values()) if (paceOn(s)) history.push(s.value);
+      }
+      return picked;
+    };
+    // As the scoring activity stores values: near-duplicates are no part of the bar.
+    const candidates = day((s) => !s.nearDuplicate);
+    expect(candidates).toHaveLength(40);
+    // Paced on every frame, the bar sits among the copies' values, which nothing but the first
+    // copy can pass, and the budget waits for the end of the day.
+    const every = day(() => true);
+    const beforeEvening = (picks: number[]) => picks.filter((i) => i < 1600).length;
+    expect(beforeEvening(candidates)).toBeGreaterThan(16);
+    expect(beforeEvening(candidates)).toBeGreaterThan(2 * beforeEvening(every));
+  });
+
   it('spreads the budget left over the frames still expected today', () => {
     expect(targetRate(null, 1000)).toBe(1);
     expect(targetRate(50, 1000)).toBe(0.05);
