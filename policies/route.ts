@@ -10,11 +10,11 @@
 //           novelty (cosine distance of its embedding to the nearest of the deployed model's
 //           reference frames, i.e. how unlike what the model learned from it is); it is routed
 //           when the value reaches a threshold paced so the day's budget lasts the day
-//           (policies/pacing.ts). Near-duplicates of frames already queued or labelled are
-//           skipped. A frame with no uncertain detection but at least novelFrameDistance from
-//           the references counts as up to one bit uncertain (a per-frame draw) and, if routed,
-//           is reviewed as a whole frame ('novel'). Random whole-frame samples get at most randomBudgetShare of the
-//           budget.
+//           (policies/pacing.ts) on the values of candidate frames. Near-duplicates of frames
+//           already queued or labelled are no candidates. A frame with no uncertain detection
+//           but at least novelFrameDistance from the references counts as up to one bit
+//           uncertain (a per-frame draw) and, if routed, is reviewed as a whole frame ('novel').
+//           Random whole-frame samples get at most randomBudgetShare of the budget.
 import { createHash } from 'node:crypto';
 import { bandFor, type SamplingPolicy } from './sampling-policy.ts';
 
