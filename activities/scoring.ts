@@ -286,7 +286,7 @@ export function createScoringActivities(deps: ScoringDeps) {
     // Its selection scores are still worked out (with no budget, so nothing routes): a gold task
     // made of it shows them as a routed task does.
     const context = { policy, budgetRemaining, isBoosted: (cameraId: string) => boosted.has(null) || boosted.has(cameraId), distances, pacing };
-    const { tasks, selections } = routeBatch(
+    const { tasks, selections, nearDuplicates } = routeBatch(
       frames.filter((f) => !labelled.has(f.frameId)),
       context,
       policyVersion,
@@ -298,6 +298,7 @@ export function createScoringActivities(deps: ScoringDeps) {
     ).selections;
     for (const f of frames) {
       f.labelled = labelled.has(f.frameId);
+      f.nearDuplicate = nearDuplicates.has(f.frameId);
       f.selection = selections.get(f.frameId) ?? labelledSelections.get(f.frameId);
     }
     const routeMs = performance.now() - t1;

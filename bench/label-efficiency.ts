@@ -168,13 +168,17 @@ function platformPicks(
     const distances = new Map(batch.map((f) => [f.frameId, { queued: nearest(f.embedding, pickedEmbeddings), reference: nearest(f.embedding, references) }]));
     const rate = targetRate(budget - picked.length, stream.length - i);
     const pacing = { threshold: pacedThreshold(history.slice(-policy.pacingWindow), rate, policy.pacingWarmup), targetRate: rate };
-    const { tasks, selections } = routeBatch(batch, { policy, budgetRemaining: budget - picked.length, isBoosted: () => false, distances, pacing }, 1);
+    const { tasks, selections, nearDuplicates } = routeBatch(
+      batch,
+      { policy, budgetRemaining: budget - picked.length, isBoosted: () => false, distances, pacing },
+      1,
+    );
     for (const frameId of new Set(tasks.map((t) => t.frameId))) {
       picked.push(Number(frameId));
       pickedEmbeddings.push(batch.find((f) => f.frameId === frameId)!.embedding);
     }
     // As the scoring activity stores them: a near-duplicate is no candidate, so no part of the bar.
-    for (const s of selections.values()) if (!s.nearDuplicate) history.push(s.value);
+    for (const [frameId, s] of selections) if (!nearDuplicates.has(frameId)) history.push(s.value);
   }
   return picked;
 }

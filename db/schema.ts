@@ -128,7 +128,8 @@ export const frameScores = pgTable(
     numDetections: integer('num_detections').notNull(),
     embedding: vector('embedding', { dimensions: EMBEDDING_DIM }).notNull(),
     // The ranked selection's value of the frame (uncertainty x novelty); the paced threshold is a
-    // quantile of the stream's recent values. Null for frames scored before the selection existed.
+    // quantile of the stream's recent values. Null for frames scored before the selection existed,
+    // and for frames that were no candidates (labelled ones, near-duplicates of queued ones).
     selectionValue: doublePrecision('selection_value'),
     // The scores the selection gave the frame. A frame that came labelled (an import) is not
     // routed and its value stays out of the pacing, but its scores are kept: a gold task made of

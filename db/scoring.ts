@@ -97,8 +97,9 @@ export interface RoutingInputs {
   routedToday: number;
   /** Frames the stream received in the hour before `anchor`: its rate, for pacing the budget. */
   framesLastHour: number;
-  /** The ranked selection's values of the stream's most recently scored frames (the policy's
-   * pacing window of them; none under the band selection). */
+  /** The ranked selection's values of the stream's most recently scored candidate frames (the
+   * policy's pacing window of them; none under the band selection). Labelled frames and
+   * near-duplicates of queued ones were no candidates and have no value stored. */
   recentValues: number[];
   /** Frames of the batch that already have a label (an imported dataset's): nobody is asked again. */
   labelled: Set<string>;
@@ -171,7 +172,8 @@ export async function routingInputs(
       (select coalesce(json_agg(v), '[]'::json) from (
         select ${frameScores.selectionValue} as v from ${frameScores}
         where ${frameScores.streamId} = ${q.streamId} and ${frameScores.selectionValue} is not null
-        order by ${frameScores.scoredAt} desc
+        -- a batch's rows share one scored_at: the frame id settles which of them the window keeps
+        order by ${frameScores.scoredAt} desc, ${frameScores.frameId}
         -- the policy's pacing window under the ranked selection; none under the band selection
         limit (select case when coalesce(policy->>'selection', ${defaultSamplingPolicy.selection}) = 'ranked'
           then coalesce((policy->>'pacingWindow')::int, ${defaultSamplingPolicy.pacingWindow}) else 0 end
@@ -217,6 +219,9 @@ export interface ScoredFrameRow {
   /** The frame came with a label: scored and its selection kept, but never routed, and its value
    * does not feed the paced threshold. */
   labelled?: boolean;
+  /** Within the near-duplicate distance of a queued frame: no candidate, so its value does not
+   * feed the paced threshold either (its selection scores are kept). */
+  nearDuplicate?: boolean;
 }
 
 export interface FrameFailure {
@@ -292,7 +297,7 @@ export async function persistScoredBatch(
             cameraId: f.cameraId,
             numDetections: f.detections.length,
             embedding: f.embedding,
-            selectionValue: f.labelled || f.selection?.nearDuplicate ? null : (f.selection?.value ?? null),
+            selectionValue: f.labelled || f.nearDuplicate ? null : (f.selection?.value ?? null),
             selection: f.selection ?? null,
           })),
         )

@@ -49,9 +49,6 @@ export interface FrameSelection {
   threshold: number | null;
   /** Share of frames the budget allows from here to the end of the day. */
   targetRate: number | null;
-  /** Within the near-duplicate distance of a frame queued or labelled: not a candidate, so its
-   * value is left out of the values the bar is paced on. */
-  nearDuplicate: boolean;
 }
 
 export interface RoutingContext {
@@ -82,8 +79,13 @@ export interface TaskCandidate {
 
 export interface RoutingResult {
   tasks: TaskCandidate[];
-  /** Every frame's selection scores (routed or not): the pacing threshold is learned from them. */
+  /** Every frame's selection scores (routed or not): the pacing threshold is learned from the
+   * values of the candidates among them. */
   selections: Map<string, FrameSelection>;
+  /** Frames within the near-duplicate distance of a queued or labelled one: no candidates, so
+   * their values are left out of the values the bar is paced on (a bar set among values the
+   * filter refuses anyway sits too high, and the budget waits for the evening). */
+  nearDuplicates: Set<string>;
 }
 
 /** Binary entropy in bits: 1 at p = 0.5, 0 at p = 0 or 1. */
@@ -118,6 +120,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
   const { policy } = ctx;
   const tasks: TaskCandidate[] = [];
   const selections = new Map<string, FrameSelection>();
+  const nearDuplicates = new Set<string>();
   let budget = ctx.budgetRemaining ?? Number.POSITIVE_INFINITY;
   // Frames routed from this batch: later frames of the batch compare against them too.
   const routedHere: ArrayLike<number>[] = [];
@@ -178,9 +181,9 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
       value: uncertainty * novelty,
       threshold: ctx.pacing?.threshold ?? null,
       targetRate: ctx.pacing?.targetRate ?? null,
-      nearDuplicate,
     };
     selections.set(frame.frameId, selection);
+    if (nearDuplicate) nearDuplicates.add(frame.frameId);
     if (budget <= 0 || nearDuplicate) continue;
 
     const chosen =
@@ -232,7 +235,7 @@ export function routeBatch(frames: RoutableFrame[], ctx: RoutingContext, policyV
     }
     if (tasks.at(-1)?.frameId === frame.frameId) routedHere.push(frame.embedding);
   }
-  return { tasks, selections };
+  return { tasks, selections, nearDuplicates };
 }
 
 /** Reviewers a frame's tasks need: the policy's consensus share of frames goes to several,

@@ -117,6 +117,16 @@ function renderLease() {
   if (left === 0) setStatus('Your lease expired; press n to claim again.', 'bad');
 }
 
+/** The scores that routed the task. A random sample was drawn whatever its value, so it shows
+ * no bar; a novel frame's uncertainty is a draw (its model sees nothing in it to be unsure of). */
+function whyThisFrame(task) {
+  const s = task.selection;
+  const value = `${task.reason === 'novel' ? 'drawn uncertainty' : 'uncertainty'} ${s.uncertainty.toFixed(2)} × novelty ${s.novelty.toFixed(3)} = ${s.value.toFixed(4)}`;
+  if (task.reason === 'random') return `random sample (value ${s.value.toFixed(4)})`;
+  if (s.threshold === null) return `${value} (sampled while the stream warms up)`;
+  return `${value} ≥ bar ${s.threshold.toFixed(4)}`;
+}
+
 function render() {
   const { task, frame, boxes, selected, classes } = state;
   const band = task.band ? `[${task.band.low}, ${task.band.high})` : '—';
@@ -136,7 +146,7 @@ function render() {
         <dt>camera</dt><dd>${escapeHtml(frame.cameraId)}</dd>
         <dt>captured</dt><dd>${escapeHtml(new Date(frame.capturedAt).toLocaleString())}</dd>
         <dt>routed by</dt><dd>${escapeHtml(task.reason)} · policy v${task.policyVersion} · band ${band}</dd>
-        ${task.selection ? `<dt>why this frame</dt><dd class="selection">${task.reason === 'novel' ? 'drawn uncertainty' : 'uncertainty'} ${task.selection.uncertainty.toFixed(2)} × novelty ${task.selection.novelty.toFixed(3)} = ${task.selection.value.toFixed(4)}${task.selection.threshold === null ? ' (sampled while the stream warms up)' : ` ≥ bar ${task.selection.threshold.toFixed(4)}`}</dd>` : ''}
+        ${task.selection ? `<dt>why this frame</dt><dd class="selection">${whyThisFrame(task)}</dd>` : ''}
         <dt>under review</dt><dd>${task.className ? `${escapeHtml(task.className)} ${(task.score ?? 0).toFixed(2)}` : task.reason === 'novel' ? 'whole frame (unlike anything the model knows)' : 'whole frame (random sample)'}</dd>
         <dt>model</dt><dd>${escapeHtml(task.modelVersion)}</dd>
       </dl>

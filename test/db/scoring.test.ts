@@ -55,7 +55,7 @@ const bandTask = (f: { id: string; cameraId: string }) => ({
   reason: 'band' as const,
   priority: 0,
   reviewsNeeded: 1,
-  selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null, nearDuplicate: false },
+  selection: { uncertainty: 0.9, novelty: 0.2, value: 0.18, threshold: null, targetRate: null },
 });
 
 type PersistArgs = Parameters<typeof persistScoredBatch>[1];
@@ -84,7 +84,7 @@ describe('persistScoredBatch', () => {
   it('stores a batch once: a replay of the same batch adds no prediction, embedding, object vector or task', async () => {
     const rows = await seedFrames(4);
     const batch = rows.map((f) => scored(f.id, f.cameraId, [0.9, 0.45]));
-    const selection = { uncertainty: 0.99, novelty: 0.2, value: 0.198, threshold: 0.1, targetRate: 0.05, nearDuplicate: false };
+    const selection = { uncertainty: 0.99, novelty: 0.2, value: 0.198, threshold: 0.1, targetRate: 0.05 };
     const tasks = rows.map((f) => ({
       frameId: f.id,
       cameraId: f.cameraId,
@@ -218,14 +218,14 @@ describe('persistScoredBatch', () => {
 
   it('keeps the selection scores of a labelled frame and of a near-duplicate but leaves their values out of the pacing', async () => {
     const rows = await seedFrames(3);
-    const selection = (value: number, nearDuplicate = false) => ({ uncertainty: 1, novelty: value, value, threshold: 0.2, targetRate: 0.1, nearDuplicate });
+    const selection = (value: number) => ({ uncertainty: 1, novelty: value, value, threshold: 0.2, targetRate: 0.1 });
     await persistScoredBatch(
       handle.db,
       persistArgs(0, rows[2].seq, [
         { ...scored(rows[0].id, rows[0].cameraId, [0.9]), selection: selection(0.3) },
         { ...scored(rows[1].id, rows[1].cameraId, [0.9]), selection: selection(0.7), labelled: true },
         // No candidate (a copy of a queued frame): a bar paced on it would sit above what can be routed.
-        { ...scored(rows[2].id, rows[2].cameraId, [0.9]), selection: selection(0.9, true) },
+        { ...scored(rows[2].id, rows[2].cameraId, [0.9]), selection: selection(0.9), nearDuplicate: true },
       ]),
     );
     const stored = await handle.db
@@ -234,7 +234,7 @@ describe('persistScoredBatch', () => {
       .orderBy(frameScores.selectionValue);
     expect(stored.find((r) => r.frameId === rows[1].id)).toEqual({ frameId: rows[1].id, value: null, selection: selection(0.7) });
     expect(stored.find((r) => r.frameId === rows[0].id)).toEqual({ frameId: rows[0].id, value: 0.3, selection: selection(0.3) });
-    expect(stored.find((r) => r.frameId === rows[2].id)).toEqual({ frameId: rows[2].id, value: null, selection: selection(0.9, true) });
+    expect(stored.find((r) => r.frameId === rows[2].id)).toEqual({ frameId: rows[2].id, value: null, selection: selection(0.9) });
     const at = new Date();
     expect((await routingInputs(handle.db, { streamId: 's1', modelVersion: 'm1', policyVersion: 1, at, anchor: at, batch: [] })).recentValues).toEqual([0.3]);
   });
@@ -268,7 +268,7 @@ describe('persistScoredBatch', () => {
     const batch = [rows[0], rows[1]].map((f, i) => ({
       ...scored(f.id, f.cameraId, [0.45]),
       embedding: vec(10 + i),
-      selection: { uncertainty: 1, novelty: 0.5, value: 0.5 - i / 10, threshold: null, targetRate: 1, nearDuplicate: false },
+      selection: { uncertainty: 1, novelty: 0.5, value: 0.5 - i / 10, threshold: null, targetRate: 1 },
     }));
     const selection = batch[0].selection;
     await persistScoredBatch(handle.db, {

@@ -76,7 +76,7 @@ beforeAll(async () => {
     score: 0.45,
     reason: 'band',
     policyVersion: 1,
-    selection: { uncertainty: 0.993, novelty: 0.0213, value: 0.02115, threshold: 0.015, targetRate: 0.02, nearDuplicate: false },
+    selection: { uncertainty: 0.993, novelty: 0.0213, value: 0.02115, threshold: 0.015, targetRate: 0.02 },
   });
   server = serve({ fetch: p.app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
