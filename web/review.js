@@ -121,8 +121,8 @@ function renderLease() {
  * no bar; a novel frame's uncertainty is a draw (its model sees nothing in it to be unsure of). */
 function whyThisFrame(task) {
   const s = task.selection;
-  const value = `${task.reason === 'novel' ? 'drawn uncertainty' : 'uncertainty'} ${s.uncertainty.toFixed(2)} × novelty ${s.novelty.toFixed(3)} = ${s.value.toFixed(4)}`;
   if (task.reason === 'random') return `random sample (value ${s.value.toFixed(4)})`;
+  const value = `${task.reason === 'novel' ? 'drawn uncertainty' : 'uncertainty'} ${s.uncertainty.toFixed(2)} × novelty ${s.novelty.toFixed(3)} = ${s.value.toFixed(4)}`;
   if (s.threshold === null) return `${value} (sampled while the stream warms up)`;
   return `${value} ≥ bar ${s.threshold.toFixed(4)}`;
 }
