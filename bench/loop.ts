@@ -20,9 +20,13 @@ import { registry } from '../observability/metrics.ts';
 import { LocalBlobStore } from '../storage/blob-store.ts';
 import { startWorkers } from '../workers/start-workers.ts';
 import { driftWorkflowId, streamWorkflowId } from '../workflows/shared.ts';
+import { ownCpu, postgresCpu, temporalCpu } from './cpu.ts';
 import { table } from './stats.ts';
 
-export async function benchLoop(handle: DbHandle, database: string, temporalAddress: string, frames: Buffer[], bareFps16: number, decodeRunFps16: number) {
+/** `baseline`: the detector bench's figures at batch 16 (frames/s bare and with decoding, and the CPU per frame of the latter). */
+export async function benchLoop(handle: DbHandle, database: string, temporalAddress: string, frames: Buffer[], baseline: Record<string, number>) {
+  const bareFps16 = baseline.batch16Bare;
+  const decodeRunFps16 = baseline.batch16DecodeRun;
   // Ids of their own, so a run on a Postgres that ran the bench before starts clean.
   const id = `bench-${Date.now().toString(36)}`;
   // Stage timings are read back from the metrics registry, which an earlier run filled too.
@@ -65,6 +69,7 @@ export async function benchLoop(handle: DbHandle, database: string, temporalAddr
   const ingestMs = performance.now() - started;
   // The loop starts once every frame is in, so its rate is the loop's own, not ingestion's.
   const loopStarted = performance.now();
+  const cpuBefore = { own: ownCpu(), postgres: postgresCpu(), temporal: temporalCpu() };
   await loop.ensureLoop(id);
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
@@ -78,6 +83,14 @@ export async function benchLoop(handle: DbHandle, database: string, temporalAddr
   }
   const totalMs = performance.now() - loopStarted;
   const fps = unique / (totalMs / 1000);
+  // CPU per frame: this process (main thread, inference thread, onnxruntime, libvips; PGlite
+  // too), the Postgres server when there is one, and the Temporal server.
+  const cpuMs = {
+    own: ((ownCpu() - cpuBefore.own) * 1000) / unique,
+    postgres: ((postgresCpu() - cpuBefore.postgres) * 1000) / unique,
+    temporal: ((temporalCpu() - cpuBefore.temporal) * 1000) / unique,
+  };
+  const machineCpuMs = cpuMs.own + cpuMs.postgres + cpuMs.temporal;
   const [{ n: tasks }] = await handle.db.select({ n: count() }).from(reviewTasks).where(eq(reviewTasks.streamId, id));
   const status = await loop.status(id);
   const desc = await client.workflow.getHandle(streamWorkflowId(id)).describe();
@@ -103,6 +116,14 @@ export async function benchLoop(handle: DbHandle, database: string, temporalAddr
       // The issue's baseline: decoding the same frames plus bare session.run, in one process.
       ['decode + bare session.run frames/s at batch 16', decodeRunFps16],
       ['ratio loop / (decode + bare)', fps / decodeRunFps16],
+      // Where the cores went: the loop is CPU-bound when the cores are busy throughout, and then
+      // its rate can reach the baseline's only as far as the baseline's CPU per frame is of its own.
+      ['CPU ms per frame: this process (inference, decoding, routing, storing)', cpuMs.own],
+      ['CPU ms per frame: Postgres server', cpuMs.postgres],
+      ['CPU ms per frame: Temporal server', cpuMs.temporal],
+      [`cores kept busy during the loop (of ${os.cpus().length})`, (machineCpuMs * unique) / totalMs],
+      ['CPU ms per frame: decode + bare session.run', baseline.batch16DecodeRunCpuMs],
+      ['ratio CPU per frame (decode + bare) / loop', baseline.batch16DecodeRunCpuMs / machineCpuMs],
       ['ingestion frames/s (HTTP-less, one client, full decode check)', unique / (ingestMs / 1000)],
       ['tasks routed', tasks],
       ['batches', status!.totals.batches],

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { repoRoot } from '../config.ts';
 import { decodeRgb, letterboxInto } from '../models/preprocess.ts';
 import { BoxModelSession, DetectorSession } from '../models/sessions.ts';
+import { ownCpu } from './cpu.ts';
 import { summarize, table } from './stats.ts';
 
 export async function benchModels(frames: Buffer[]) {
@@ -18,7 +19,7 @@ export async function benchModels(frames: Buffer[]) {
     const input = new Float32Array(batch * 3 * S * S);
     const decoded = await Promise.all(images.map((b) => decodeRgb(b)));
     decoded.forEach((img, i) => letterboxInto(img, S, input, i * 3 * S * S));
-    const reps = Math.max(3, Math.round(64 / batch));
+    const reps = Math.max(8, Math.round(128 / batch));
     await det.detect(images);
     await det.runRaw(input, batch);
     let t = performance.now();
@@ -26,11 +27,14 @@ export async function benchModels(frames: Buffer[]) {
     const bare = (reps * batch) / ((performance.now() - t) / 1000);
     // The work no loop can avoid: decoding the frames, then bare session.run on them.
     t = performance.now();
+    const cpu = ownCpu();
     for (let r = 0; r < reps; r++) {
       await Promise.all(images.map((b) => decodeRgb(b)));
       await det.runRaw(input, batch);
     }
     const decodeRun = (reps * batch) / ((performance.now() - t) / 1000);
+    // Its CPU per frame, every thread counted: the cores the loop's baseline keeps busy.
+    results[`batch${batch}DecodeRunCpuMs`] = ((ownCpu() - cpu) * 1000) / (reps * batch);
     t = performance.now();
     for (let r = 0; r < reps; r++) await det.detect(images);
     const wrapped = (reps * batch) / ((performance.now() - t) / 1000);

@@ -59,11 +59,11 @@ if (!address && (want('loop') || want('retrain') || want('video') || want('scale
 if (want('loop')) {
   // Decoding plus bare inference at batch 16 is the loop's baseline.
   const pglite = await openDb({});
-  await benchLoop(pglite, 'PGlite', address!, frames, m.detector.batch16Bare, m.detector.batch16DecodeRun);
+  await benchLoop(pglite, 'PGlite', address!, frames, m.detector);
   await pglite.close();
   if (process.env.DATABASE_URL) {
     const pg = await openDb({ databaseUrl: process.env.DATABASE_URL });
-    await benchLoop(pg, 'Postgres', address!, frames, m.detector.batch16Bare, m.detector.batch16DecodeRun);
+    await benchLoop(pg, 'Postgres', address!, frames, m.detector);
     await pg.close();
   }
 }

@@ -18,6 +18,7 @@ import { LocalBlobStore } from '../storage/blob-store.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { startOwnPostgres } from '../test/helpers/postgres.ts';
 import { driftWorkflowId, streamWorkflowId } from '../workflows/shared.ts';
+import { cpuSeconds, postgresCpu, temporalCpu } from './cpu.ts';
 import { table } from './stats.ts';
 import { freePort } from '../test/helpers/ports.ts';
 
@@ -30,36 +31,6 @@ function peakRssMiB(pid: number): number {
 }
 // Three full batches of 16 per stream: no batch waits BATCH_MAX_WAIT_MS for stragglers.
 const FRAMES_PER_STREAM = 48;
-const TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
-
-/** CPU seconds a process has used (its threads and waited-for children included). */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the command name.
-    return fields.slice(11, 15).reduce((s, v) => s + Number(v), 0) / TICKS;
-  } catch {
-    return 0; // the process has ended
-  }
-}
-
-/** CPU seconds of every process whose command line matches (the database's, the Temporal server's). */
-function cpuOf(match: (cmdline: string, comm: string) => boolean): number {
-  let total = 0;
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      const comm = fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-      if (match(cmdline, comm)) total += cpuSeconds(Number(entry));
-    } catch {
-      // gone between the listing and the read
-    }
-  }
-  return total;
-}
-const postgresCpu = () => cpuOf((_c, comm) => comm === 'postgres');
-const temporalCpu = () => cpuOf((c) => c.includes('temporal') && c.includes('start-dev'));
 
 async function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
   const port = await freePort();
