@@ -26,6 +26,10 @@ export interface SegmentResult {
 }
 
 const heartbeat = (details: unknown) => Context.current().heartbeat(details);
+// A decode reports progress at most this often: a heartbeat per frame (30 a second per segment)
+// went through the SDK's native bridge each time and took a tenth of the Node process's time
+// while every frame of a 720p video was extracted. The heartbeat timeout is 10 s.
+const DECODE_HEARTBEAT_MS = 500;
 // Frames stored per round of statements (one lookup, one insert) and per heartbeat.
 const STORE_BATCH = 32;
 const cancellation = () => Context.current().cancellationSignal;
@@ -155,7 +159,8 @@ export function createVideoActivities(deps: VideoActivityDeps) {
         videoStartSeconds: origin,
       });
       return withTempDir('video-frames-', async (dir) => {
-        const times: number[] = [];
+        // Each frame ffmpeg kept: its presentation time and size, as its showinfo line says.
+        const kept: { seconds: number; width: number; height: number }[] = [];
         // A failed store stops the decoder too, instead of letting it finish a segment no one stores.
         const storeFailed = new AbortController();
         const signal = AbortSignal.any([cancellation(), storeFailed.signal]);
@@ -167,12 +172,21 @@ export function createVideoActivities(deps: VideoActivityDeps) {
           wake?.();
           wake = null;
         };
+        let lastBeat = 0;
+        const beat = (details: unknown) => {
+          const now = Date.now();
+          if (now - lastBeat < DECODE_HEARTBEAT_MS) return;
+          lastBeat = now;
+          heartbeat(details);
+        };
         const fileOf = (k: number) => path.join(dir, `${String(k + 1).padStart(8, '0')}.jpg`);
         const storeFrames = async (from: number, to: number) => {
           const frames = await Promise.all(
-            times.slice(from, to).map(async (t, j) => ({
+            kept.slice(from, to).map(async (k, j) => ({
               bytes: await fs.readFile(fileOf(from + j)),
-              capturedAt: new Date(video.startedAt.getTime() + Math.round((t - origin) * 1000)),
+              capturedAt: new Date(video.startedAt.getTime() + Math.round((k.seconds - origin) * 1000)),
+              width: k.width,
+              height: k.height,
             })),
           );
           for (const id of await storeExtractedFrames(deps, { streamId: video.streamId, cameraId: video.cameraId, frames })) frameIds.add(id);
@@ -188,7 +202,7 @@ export function createVideoActivities(deps: VideoActivityDeps) {
           for (;;) {
             signal.throwIfAborted();
             const end = stored + STORE_BATCH;
-            if (decoding && times.length >= end && (await exists(fileOf(end - 1)))) {
+            if (decoding && kept.length >= end && (await exists(fileOf(end - 1)))) {
               await storeFrames(stored, end);
               stored = end;
             } else if (decoding) {
@@ -217,10 +231,10 @@ export function createVideoActivities(deps: VideoActivityDeps) {
                 // the packets were all read at upload; only a failed run is.
                 tolerateErrors: true,
                 onStderrLine: (line) => {
-                  const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+)/.exec(line) : null;
+                  const m = line.includes('Parsed_showinfo') ? /\bpts_time:\s*(-?[\d.]+).*\bs:(\d+)x(\d+)/.exec(line) : null;
                   if (m) {
-                    times.push(Number(m[1]));
-                    heartbeat({ phase: 'decoding', frames: times.length });
+                    kept.push({ seconds: Number(m[1]), width: Number(m[2]), height: Number(m[3]) });
+                    beat({ phase: 'decoding', frames: kept.length });
                     notify();
                   }
                 },
@@ -247,14 +261,14 @@ export function createVideoActivities(deps: VideoActivityDeps) {
         const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg'));
         // ffmpeg logs each frame before it encodes it, so the counts agree unless ffmpeg broke; the
         // frames stored while it decoded then stay, like a failed segment's.
-        if (files.length !== times.length) {
-          throw ApplicationFailure.nonRetryable(`segment ${seg.index}: ffmpeg wrote ${files.length} frames but reported ${times.length}`, 'VideoUnreadable');
+        if (files.length !== kept.length) {
+          throw ApplicationFailure.nonRetryable(`segment ${seg.index}: ffmpeg wrote ${files.length} frames but reported ${kept.length}`, 'VideoUnreadable');
         }
-        for (let start = storing.value; start < times.length; start += STORE_BATCH) {
+        for (let start = storing.value; start < kept.length; start += STORE_BATCH) {
           signal.throwIfAborted();
-          await storeFrames(start, Math.min(start + STORE_BATCH, times.length));
+          await storeFrames(start, Math.min(start + STORE_BATCH, kept.length));
         }
-        await markSegmentDone(deps.db, video.id, seg.index, times.length, frameIds.size);
+        await markSegmentDone(deps.db, video.id, seg.index, kept.length, frameIds.size);
         // The first result wins: a retry after a crash past this point reads it back.
         const done = (await videoSegmentsOf(deps.db, input.videoId)).find((s) => s.index === input.index)!;
         return { index: seg.index, framesSampled: done.framesSampled ?? 0, framesStored: done.framesStored ?? 0 };

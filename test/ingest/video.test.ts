@@ -8,6 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { asc, count, eq, inArray } from 'drizzle-orm';
+import sharp from 'sharp';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../config.ts';
@@ -100,8 +101,15 @@ describe('video ingest', () => {
     // The same progress in the workflow, as the Temporal UI and a query see it.
     const handle = p.deps.temporal!.workflow.getHandle(videoWorkflowId(v.id));
     expect(await handle.query(videoProgressQuery)).toMatchObject({ phase: 'done', segmentsDone: 3, segmentsTotal: 3, framesSampled: 25 });
+    // Each frame's size is the one ffmpeg reported for it, which its JPEG header agrees with.
+    const rows = await db.db
+      .select({ id: frames.id, width: frames.width, height: frames.height, key: frames.storageKey })
+      .from(frames)
+      .where(eq(frames.streamId, 'cam-a'));
+    expect(new Set(rows.map((r) => `${r.width}x${r.height}`))).toEqual(new Set(['160x120']));
+    expect(await sharp(await p.deps.store.get(rows[0].key)).metadata()).toMatchObject({ width: 160, height: 120 });
     // The frames are the stream's like any other: the loop scores them.
-    const ids = (await db.db.select({ id: frames.id }).from(frames).where(eq(frames.streamId, 'cam-a'))).map((r) => r.id);
+    const ids = rows.map((r) => r.id);
     await eventually(
       async () => (await db.db.select({ n: count() }).from(frameScores).where(inArray(frameScores.frameId, ids)))[0].n === 25,
       60_000,
